@@ -1,0 +1,169 @@
+"""The train use case: scan a face folder, build pairs, train, save a model version."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from storage.files import atomic_folder, write_json_atomic
+from storage.workspace import Workspace, check_model_name
+from verifier.images import DEFAULT_MAX_PIXELS, Dataset, scan_dataset
+from verifier.pairs import PairSet, make_pairs
+
+from .progress import bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``verifier train`` accepts; defaults are the tutorial's."""
+
+    data: Path
+    backbone: str = "vgg19"
+    weights: str = "imagenet"
+    fine_tune: float = 0.10
+    image_size: int | None = None
+    embedding_dim: int = 64
+    margin: float = 1.0
+    epochs: int = 20
+    batch_size: int = 32
+    seed: int = 0
+    protocol: str = "seed"
+    patience: int | None = None
+    name: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class TrainResult:
+    name: str
+    path: Path
+    dataset: Dataset
+    pairs: PairSet
+    history: dict
+    seconds: dict = field(default_factory=dict)
+    trainable_layers: int = 0
+    backbone_layers: int = 0
+
+
+def _default_name(backbone: str) -> str:
+    return f"{backbone}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
+          echo: Callable[[str], None] = print) -> TrainResult:
+    """Train a Siamese branch on ``opts.data`` and save it as a model version.
+
+    Nothing is written to the workspace until training has finished: an
+    interruption leaves no half-written version.
+    """
+    import keras
+
+    from verifier.backbones import get_spec
+    from verifier.images import load_batch
+    from verifier.network import build_branch
+    from verifier.trainer import FastTrainer, compute_features
+
+    spec = get_spec(opts.backbone)
+    size = opts.image_size or spec.default_size
+    name = check_model_name(opts.name or _default_name(opts.backbone))
+    if ws.model_dir(name).exists():
+        from storage.errors import WorkspaceError
+        raise WorkspaceError(f"model version {name!r} already exists in {ws.root}; "
+                             "choose another --name")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
+    echo(dataset.summary())
+    for s in dataset.skipped:
+        echo(f"  skipped {s.path}: {s.reason}{' (' + s.detail + ')' if s.detail else ''}")
+    pairs = make_pairs([p.identity for p in dataset.photos], opts.protocol, opts.seed)
+    for split, c in pairs.counts().items():
+        echo(f"  {split:<10} {c['pairs']:>7} pairs ({c['positive']} same, {c['negative']} different)")
+    timings["scan"] = time.perf_counter() - t0
+
+    keras.utils.set_random_seed(opts.seed)
+    branch = build_branch(opts.backbone, weights=opts.weights, image_size=size,
+                          embedding_dim=opts.embedding_dim, fine_tune=opts.fine_tune)
+    echo(f"{opts.backbone}: {branch.trainable_layers} of {branch.backbone_layers} backbone layers "
+         f"trainable (from {branch.cut_layer}); input {size}x{size}")
+
+    # Feature rows: only photos used by training or validation pairs.
+    used = np.unique(np.concatenate([pairs.train.photos(), pairs.validation.photos()]))
+    rows = np.full(len(dataset.photos), -1, dtype=np.int64)
+    rows[used] = np.arange(len(used))
+    paths = [dataset.photos[i].path for i in used]
+    t1 = time.perf_counter()
+    with bar(len(used), "frozen features", quiet=quiet) as progress:
+        features = compute_features(
+            lambda x: branch.frozen(x, training=False), lambda idx: load_batch([paths[i] for i in idx], size),
+            len(used), cache_dir=ws.cache_dir, progress=progress.update)
+    timings["features"] = time.perf_counter() - t1
+
+    trainer = FastTrainer(branch.head, margin=opts.margin)
+
+    def report(epoch: int, history) -> None:
+        line = f"epoch {epoch + 1}/{opts.epochs}  loss {history.loss[-1]:.4f}"
+        if history.val_loss:
+            line += f"  val_loss {history.val_loss[-1]:.4f}"
+        if history.val_auc and history.val_auc[-1] is not None:
+            line += f"  val_auc {history.val_auc[-1]:.3f}"
+        echo(line)
+
+    t2 = time.perf_counter()
+    history = trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
+                          batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
+                          on_epoch=report)
+    timings["train"] = time.perf_counter() - t2
+
+    config = {
+        "name": name, "created": datetime.now(timezone.utc).isoformat(),
+        "backbone": opts.backbone, "weights": opts.weights, "preprocessing": spec.preprocessing,
+        "image_size": size, "embedding_dim": opts.embedding_dim, "margin": opts.margin,
+        "fine_tune": opts.fine_tune, "trainable_layers": branch.trainable_layers,
+        "cut_layer": branch.cut_layer, "epochs": opts.epochs, "batch_size": opts.batch_size,
+        "protocol": opts.protocol, "seed": opts.seed, "patience": opts.patience,
+        "data_root": str(Path(opts.data).resolve()), "detector": "none",
+        "pair_counts": pairs.counts(), "keras_version": keras.__version__,
+    }
+    photos = [{"path": str(p.path.relative_to(dataset.root)), "identity": p.identity,
+               "sha256": p.sha256} for p in dataset.photos]
+    with atomic_folder(ws.model_dir(name)) as tmp:
+        branch.model.save(tmp / "branch.keras")
+        np.savez_compressed(tmp / "pairs.npz", **pairs.to_arrays())
+        write_json_atomic(tmp / "photos.json", photos)
+        write_json_atomic(tmp / "history.json", {**history.as_dict(), "seconds": timings})
+        write_json_atomic(tmp / "config.json", config)
+    timings["total"] = time.perf_counter() - t0
+    echo(f"saved model version {name} to {ws.model_dir(name)}")
+    return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
+                       branch.trainable_layers, branch.backbone_layers)
+
+
+def load_model_config(ws: Workspace, name: str | None = None) -> dict:
+    """The saved config of a model version (the latest when ``name`` is None)."""
+    resolved = ws.resolve_model(name)
+    return json.loads((ws.model_dir(resolved) / "config.json").read_text("utf-8"))
+
+
+def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
+    """The pair splits and photo list saved with a model version."""
+    folder = ws.model_dir(name)
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    with np.load(folder / "pairs.npz") as arrays:
+        pairs = PairSet.from_arrays(config["protocol"], config["seed"], dict(arrays))
+    photos = json.loads((folder / "photos.json").read_text("utf-8"))
+    return pairs, photos
+
+
+def options_dict(opts: TrainOptions) -> dict:
+    out = asdict(opts)
+    out["data"] = str(opts.data)
+    return out

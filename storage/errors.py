@@ -1,0 +1,14 @@
+"""Named exceptions of the storage layer."""
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of storage errors; messages say what to do next."""
+
+
+class WorkspaceError(StorageError):
+    """The workspace folder cannot be used."""
+
+
+class ModelNotFound(StorageError):
+    """No such model version in the workspace."""

@@ -1,0 +1,115 @@
+"""The workspace: one folder with the database, model versions, indexes and reports.
+
+Chosen by ``--home`` or ``VERIFIER_HOME``; the default is
+``$XDG_DATA_HOME/siamese-verifier`` (``~/.local/share/siamese-verifier``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFound, WorkspaceError
+from .files import remove_stale_temporaries
+
+ENV_HOME = "VERIFIER_HOME"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def default_home() -> Path:
+    """``$VERIFIER_HOME``, else ``$XDG_DATA_HOME/siamese-verifier``."""
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "siamese-verifier"
+
+
+def check_model_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise WorkspaceError(f"invalid model name {name!r}: use letters, digits, '.', '_' "
+                             "and '-' (at most 100 characters, not starting with '.' or '-')")
+    return name
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths inside one workspace folder; creating it is idempotent."""
+
+    root: Path
+
+    @classmethod
+    def open(cls, home: Path | str | None = None) -> "Workspace":
+        root = Path(home).expanduser() if home else default_home()
+        try:
+            for sub in ("models", "indexes", "reports", "cache"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot use {root} as the workspace ({exc.strerror}); "
+                                 f"pass --home or set {ENV_HOME} to a writable folder") from None
+        ws = cls(root.resolve())
+        remove_stale_temporaries(ws.models_dir)
+        return ws
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / "verifier.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.database_path}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def locks_dir(self) -> Path:
+        path = self.root / "locks"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def model_dir(self, name: str) -> Path:
+        return self.models_dir / check_model_name(name)
+
+    def model_names(self) -> list[str]:
+        """Complete model versions, oldest first (by the time recorded at training)."""
+        found = []
+        for entry in self.models_dir.iterdir():
+            config = entry / "config.json"
+            if entry.name.startswith(".") or not config.is_file():
+                continue
+            try:
+                created = json.loads(config.read_text("utf-8")).get("created", "")
+            except (OSError, ValueError):
+                continue
+            found.append((created, entry.name))
+        return [name for _, name in sorted(found)]
+
+    def resolve_model(self, name: str | None = None) -> str:
+        """``name`` if that version exists, else the most recent one."""
+        names = self.model_names()
+        if name:
+            if name not in names:
+                known = ", ".join(names) or "none yet"
+                raise ModelNotFound(f"no model version {name!r} in {self.root} (known: {known}); "
+                                    "train one with `verifier train --data DIR`")
+            return name
+        if not names:
+            raise ModelNotFound(f"no trained model in {self.root}; run `verifier train --data DIR` "
+                                "first (or pass --home to the workspace that has one)")
+        return names[-1]

@@ -1,0 +1,231 @@
+"""Reading photos and scanning ``ROOT/<identity>/<image>`` face datasets.
+
+Decoding is done with Pillow; every photo is returned as an RGB ``uint8`` array with
+its EXIF orientation applied, whatever its mode on disk (grayscale, palette, RGBA,
+16-bit, CMYK). A file that cannot be used is described by an :class:`ImageError`
+and, during a scan, recorded and skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DatasetError, ImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Largest accepted photo, in pixels (width x height); larger files are skipped."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One usable photo of a dataset."""
+
+    path: Path
+    identity: str
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of a dataset that could not be used, with the reason."""
+
+    path: Path
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Dataset:
+    """The result of :func:`scan_dataset`: usable photos (sorted), skipped files."""
+
+    root: Path
+    photos: list[Photo] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({p.identity for p in self.photos})
+
+    @property
+    def singletons(self) -> list[str]:
+        """Identities with a single usable photo: they only yield negative pairs."""
+        counts: dict[str, int] = {}
+        for p in self.photos:
+            counts[p.identity] = counts.get(p.identity, 0) + 1
+        return sorted(k for k, v in counts.items() if v == 1)
+
+    def summary(self) -> str:
+        text = (
+            f"{len(self.photos)} photos of {len(self.identities)} identities in {self.root}"
+        )
+        if self.skipped:
+            text += f", {len(self.skipped)} files skipped"
+        if self.singletons:
+            text += (
+                f"; {len(self.singletons)} identities have a single photo and only "
+                f"yield negative pairs: {', '.join(self.singletons)}"
+            )
+        return text
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = float(arr.max()) if arr.size else 0.0
+        # 16-bit and 32-bit integer images: scale the stored range down to 8 bits.
+        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    elif mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(arr.astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def decode_image(data: bytes, *, name: object = "<bytes>",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes into an ``(H, W, 3)`` RGB ``uint8`` array.
+
+    EXIF orientation is applied; for an animated GIF the first frame is used.
+    Raises :class:`ImageError` with reason ``empty``, ``too_large``, ``truncated``
+    or ``not_an_image``.
+    """
+    if not data:
+        raise ImageError(name, "empty", "the file has zero bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(name, "too_large",
+                                 f"{w}x{h} pixels is over the limit of {max_pixels}")
+            img.seek(0)
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(name, "too_large", str(exc)) from None
+    except UnidentifiedImageError:
+        raise ImageError(name, "not_an_image", "Pillow cannot identify the format") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        text = str(exc)
+        reason = "truncated" if "truncat" in text.lower() or "end of" in text.lower() else "corrupt"
+        raise ImageError(name, reason, text) from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception as exc:  # a broken EXIF block must not lose the photo
+        log.debug("ignoring unreadable EXIF in %s: %s", name, exc)
+    return np.asarray(_to_rgb(img), dtype=np.uint8)
+
+
+def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read and decode one photo file (see :func:`decode_image`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+    return decode_image(data, name=path, max_pixels=max_pixels)
+
+
+def read_image_stream(stream: BinaryIO, *, name: str = "-",
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a photo from a binary stream (``-`` on the command line: stdin)."""
+    return decode_image(stream.read(), name=name, max_pixels=max_pixels)
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize an RGB array to ``size x size`` (bilinear), returning ``uint8``."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+
+
+def is_image_file(path: Path) -> bool:
+    return (not path.name.startswith(".") and path.is_file()
+            and path.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def probe(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, int, int]:
+    """Check that a file decodes; return its SHA-256, width and height.
+
+    Raises :class:`ImageError` (see :func:`decode_image`).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+    array = decode_image(data, name=path, max_pixels=max_pixels)
+    return sha256_bytes(data), int(array.shape[1]), int(array.shape[0])
+
+
+def iter_image_files(root: Path) -> Iterable[tuple[str, Path]]:
+    """Yield ``(identity, path)`` for every candidate image under ``root/<identity>/``.
+
+    Hidden files and folders and other extensions are ignored; order is sorted.
+    """
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        identity = unicodedata.normalize("NFC", folder.name)
+        for path in sorted(folder.iterdir()):
+            if is_image_file(path):
+                yield identity, path
+
+
+def scan_dataset(root: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
+    """Scan ``ROOT/<identity>/<image>``: decode every photo once, skip the bad ones.
+
+    Raises :class:`DatasetError` when the folder does not exist or holds no usable
+    photo; a bad file is never fatal, it is listed in ``Dataset.skipped``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder; pass a folder laid out as "
+                           "ROOT/<person>/<photo>.jpg")
+    dataset = Dataset(root=root)
+    for identity, path in iter_image_files(root):
+        try:
+            digest, width, height = probe(path, max_pixels=max_pixels)
+        except ImageError as exc:
+            log.warning("skipping %s", exc)
+            dataset.skipped.append(Skipped(path, exc.reason, exc.detail))
+            continue
+        dataset.photos.append(Photo(path, identity, digest, width, height))
+    if not dataset.photos:
+        raise DatasetError(f"no usable photo under {root}; expected ROOT/<person>/<photo>"
+                           f" with extensions {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    return dataset
+
+
+def load_batch(paths: Sequence[Path], size: int, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Load and resize photos into one ``(N, size, size, 3)`` ``uint8`` array."""
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        out[i] = resize(load_image(path, max_pixels=max_pixels), size)
+    return out

@@ -1,0 +1,46 @@
+"""Serializable Keras layers of this project (input preprocessing)."""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Per-backbone input conventions; every branch takes RGB pixels in [0, 255].
+PREPROCESSING = ("caffe", "tf", "torch", "unit", "raw", "dlib")
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+_DLIB_RGB_MEAN = (122.782, 117.001, 104.298)
+
+
+@keras.saving.register_keras_serializable(package="verifier")
+class Preprocess(keras.layers.Layer):
+    """Map RGB pixels in [0, 255] to what a backbone was trained on.
+
+    ``caffe``: BGR minus the ImageNet mean (VGG, ResNet50); ``tf``: [-1, 1]
+    (MobileNetV2); ``torch``: ImageNet mean/std; ``unit``: [0, 1] (the tutorial and
+    ``tiny``); ``raw``: unchanged (EfficientNet rescales inside); ``dlib``: dlib's
+    ``(pixel - mean) / 256``.
+    """
+
+    def __init__(self, mode: str = "unit", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING:
+            raise ValueError(f"unknown preprocessing {mode!r}")
+        self.mode = mode
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.convert_to_tensor(_CAFFE_BGR_MEAN)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            return (x / 255.0 - ops.convert_to_tensor(_TORCH_MEAN)) / ops.convert_to_tensor(_TORCH_STD)
+        if self.mode == "unit":
+            return x / 255.0
+        if self.mode == "dlib":
+            return (x - ops.convert_to_tensor(_DLIB_RGB_MEAN)) / 256.0
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode}
