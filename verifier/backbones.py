@@ -48,7 +48,11 @@ def get_spec(name: str) -> BackboneSpec:
 
 def keras_cache_dir() -> Path:
     """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        from keras.src.backend.config import keras_home  # what get_file really uses
+        home = keras_home()
+    except ImportError:  # pragma: no cover - other Keras layouts
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "models"
 
 

@@ -1,0 +1,111 @@
+import http.server
+import json
+import threading
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import main
+
+
+def invoke(home, *args):
+    return CliRunner().invoke(main, ["--home", str(home), "-q", *args], catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for name, command in main.commands.items():
+        assert command.help and len(command.help) > 40, name
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, name
+
+
+def test_train_saves_a_complete_model_version(tmp_path, synthetic_faces):
+    home = tmp_path / "home"
+    r = invoke(home, "train", "--data", str(synthetic_faces), "--backbone", "tiny",
+               "--weights", "none", "--image-size", "32", "--epochs", "2", "--name", "t1",
+               "--protocol", "image-disjoint")
+    assert r.exit_code == 0, r.output
+    assert "epoch 2/2" in r.output and "val_loss" in r.output
+    assert "36 photos of 6 identities" in r.output
+    folder = home / "models" / "t1"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["backbone"] == "tiny" and config["protocol"] == "image-disjoint"
+    assert config["image_size"] == 32 and config["preprocessing"] == "unit"
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["loss"]) == 2
+    pairs = np.load(folder / "pairs.npz")
+    assert len(pairs["test_first"]) == config["pair_counts"]["test"]["pairs"]
+    photos = json.loads((folder / "photos.json").read_text())
+    assert len(photos) == 36
+
+    import keras
+
+    import verifier.layers  # noqa: F401  (registers the custom layer)
+    model = keras.models.load_model(folder / "branch.keras")
+    assert model.output.shape[-1] == 64
+    # the same name twice is refused, not overwritten
+    r = CliRunner().invoke(main, ["--home", str(home), "-q", "train", "--data", str(synthetic_faces),
+                                  "--backbone", "tiny", "--weights", "none", "--name", "t1"])
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+def test_train_json_output(tmp_path, synthetic_faces):
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "-q", "train", "--data",
+                                  str(synthetic_faces), "--backbone", "tiny", "--weights", "none",
+                                  "--image-size", "32", "--epochs", "1", "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["pair_counts"]["train"]["pairs"] > 0 and len(doc["history"]["loss"]) == 1
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path, synthetic_faces):
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "train", "--data",
+                                  str(synthetic_faces), "--backbone", "tiny",
+                                  "--weights", str(tmp_path / "nope.h5")])
+    assert r.exit_code == 1 and "does not exist" in r.output and "Traceback" not in r.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "train", "--data", str(empty)])
+    assert r.exit_code == 1 and "no usable photo" in r.output
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_imagenet_download_failure_names_file_cache_and_alternative(tmp_path, monkeypatch,
+                                                                    synthetic_faces):
+    """Keras' download is pointed at a local server that answers 404."""
+    import keras.src.applications.vgg19 as vgg19_module
+    import keras.src.backend.config as keras_config
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(vgg19_module, "WEIGHTS_PATH_NO_TOP",
+                            f"http://127.0.0.1:{server.server_address[1]}/vgg19_notop.h5")
+        monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras"))
+        r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "train", "--data",
+                                      str(synthetic_faces), "--image-size", "32"])
+    finally:
+        server.shutdown()
+    assert r.exit_code == 1
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in r.output
+    assert str(tmp_path / "keras" / "models") in r.output
+    assert "--weights PATH" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.integration
+def test_train_on_seed_faces(tmp_path, seed_faces):
+    r = invoke(tmp_path / "home", "train", "--data", str(seed_faces), "--backbone", "tiny",
+               "--weights", "none", "--epochs", "2", "--name", "seed")
+    assert r.exit_code == 0, r.output
+    assert "128 photos of 16 identities" in r.output
+    assert "5689 pairs" in r.output and "1625 pairs" in r.output and "814 pairs" in r.output
+    assert (tmp_path / "home" / "models" / "seed" / "branch.keras").is_file()
