@@ -39,14 +39,30 @@ def friendly(func: Callable) -> Callable:
 
 
 class Context:
-    def __init__(self, home: Path | None, quiet: bool) -> None:
+    def __init__(self, home: Path | None, quiet: bool, db_url: str | None = None) -> None:
         self.home = home
         self.quiet = quiet
+        self.db_url = db_url
+        self._ws = None
+        self._db = None
 
     def workspace(self):
         from storage.workspace import Workspace
 
-        return Workspace.open(self.home)
+        if self._ws is None:
+            self._ws = Workspace.open(self.home)
+        return self._ws
+
+    def database(self):
+        from storage.database import open_database
+
+        if self._db is None:
+            self._db = open_database(self.db_url or self.workspace().database_url)
+        return self._db
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -56,11 +72,15 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.option("--home", type=click.Path(path_type=Path), envvar="VERIFIER_HOME",
               help="Workspace folder (database, models, indexes, reports). "
                    "Default: $VERIFIER_HOME or ~/.local/share/siamese-verifier.")
+@click.option("--db-url", envvar="VERIFIER_DB_URL",
+              help="SQLAlchemy database URL [default: SQLite file in the workspace]; "
+                   "e.g. postgresql://user@host/db for shared or large galleries.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="siamese-verifier")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None, quiet: bool, verbose: int) -> None:
+def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
+         verbose: int) -> None:
     """siamese-verifier: train a Siamese face network, embed a gallery, evaluate, query.
 
     \b
@@ -69,43 +89,58 @@ def main(ctx: click.Context, home: Path | None, quiet: bool, verbose: int) -> No
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = Context(home, quiet)
+    ctx.obj = Context(home, quiet, db_url)
+
+
+TRAIN_OPTIONS = [
+    click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+                 help="Folder laid out as DATA/<person>/<photo>."),
+    click.option("--backbone", default="vgg19", show_default=True,
+                 type=click.Choice(["vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny"]),
+                 help="Feature extractor shared by both branches."),
+    click.option("--weights", default="imagenet", show_default=True,
+                 help="imagenet (Keras download and cache), none (random), or PATH to a weights file."),
+    click.option("--fine-tune", default=0.10, show_default=True, type=click.FloatRange(0, 1),
+                 help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
+    click.option("--image-size", type=click.IntRange(32, 1024),
+                 help="Input side in pixels [default: 224; 64 for tiny; the tutorial used 244]."),
+    click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096)),
+    click.option("--margin", default=1.0, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True), help="Contrastive loss margin."),
+    click.option("--epochs", default=20, show_default=True, type=click.IntRange(1)),
+    click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
+                 help="Photos per training step; every training pair among them is used."),
+    click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random draw."),
+    click.option("--protocol", default="seed", show_default=True,
+                 type=click.Choice(["seed", "image-disjoint", "identity-disjoint"]),
+                 help="How pairs are formed and split 70/20/10 into train/validation/test."),
+    click.option("--patience", type=click.IntRange(1),
+                 help="Stop when validation loss has not improved for this many epochs [default: off]."),
+    click.option("--name", help="Name of the model version [default: BACKBONE-DATE-TIME]."),
+    click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1),
+                 help="Photos larger than this (width x height) are skipped."),
+]
+
+
+def train_options(func: Callable) -> Callable:
+    for option in reversed(TRAIN_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _train_opts(kwargs: dict):
+    from .train import TrainOptions
+
+    return TrainOptions(**{k: kwargs.pop(k) for k in list(kwargs)
+                           if k in TrainOptions.__dataclass_fields__})
 
 
 @main.command()
-@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Folder laid out as DATA/<person>/<photo>.")
-@click.option("--backbone", default="vgg19", show_default=True,
-              type=click.Choice(["vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny"]),
-              help="Feature extractor shared by both branches.")
-@click.option("--weights", default="imagenet", show_default=True,
-              help="imagenet (Keras download and cache), none (random), or PATH to a weights file.")
-@click.option("--fine-tune", default=0.10, show_default=True, type=click.FloatRange(0, 1),
-              help="Fraction of backbone layers left trainable (the rest is frozen and cached).")
-@click.option("--image-size", type=click.IntRange(32, 1024),
-              help="Input side in pixels [default: 224; 64 for tiny; the tutorial used 244].")
-@click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096))
-@click.option("--margin", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Contrastive loss margin.")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(2),
-              help="Photos per training step; every training pair among them is used.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random draw.")
-@click.option("--protocol", default="seed", show_default=True,
-              type=click.Choice(["seed", "image-disjoint", "identity-disjoint"]),
-              help="How pairs are formed and split 70/20/10 into train/validation/test.")
-@click.option("--patience", type=click.IntRange(1),
-              help="Stop when validation loss has not improved for this many epochs [default: off].")
-@click.option("--name", help="Name of the model version [default: BACKBONE-DATE-TIME].")
-@click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1),
-              help="Photos larger than this (width x height) are skipped.")
+@train_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 @friendly
-def train(ctx: Context, data: Path, backbone: str, weights: str, fine_tune: float,
-          image_size: int | None, embedding_dim: int, margin: float, epochs: int,
-          batch_size: int, seed: int, protocol: str, patience: int | None, name: str | None,
-          max_pixels: int, as_json: bool) -> None:
+def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
     """Train a Siamese network on a folder of face photos and save a model version.
 
     The frozen part of the backbone runs once per photo; only the trainable tail
@@ -116,18 +151,263 @@ def train(ctx: Context, data: Path, backbone: str, weights: str, fine_tune: floa
     Example:
       verifier train --data ./faces --backbone mobilenet_v2 --epochs 10
     """
-    from .train import TrainOptions, train as run_train
+    from .train import train as run_train
 
-    opts = TrainOptions(data=data, backbone=backbone, weights=weights, fine_tune=fine_tune,
-                        image_size=image_size, embedding_dim=embedding_dim, margin=margin,
-                        epochs=epochs, batch_size=batch_size, seed=seed, protocol=protocol,
-                        patience=patience, name=name, max_pixels=max_pixels)
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
-    result = run_train(ctx.workspace(), opts, quiet=ctx.quiet, echo=echo)
+    result = run_train(ctx.workspace(), _train_opts(kwargs), quiet=ctx.quiet, echo=echo,
+                       database=ctx.database())
     if as_json:
-        click.echo(json.dumps({"name": result.name, "path": str(result.path),
-                               "pair_counts": result.pairs.counts(), "history": result.history,
-                               "seconds": result.seconds}, indent=2))
+        emit_json({"name": result.name, "path": str(result.path),
+                   "pair_counts": result.pairs.counts(), "history": result.history,
+                   "seconds": result.seconds})
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Gallery folder laid out as DATA/<person>/<photo>.")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--prune", is_flag=True, help="Remove photos that are gone from the folder.")
+@click.option("--wait", is_flag=True, help="Wait for another running embed instead of failing.")
+@click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
+                                      "[default: Flat, exact].")
+@click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+@friendly
+def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool, wait: bool,
+          index_factory: str | None, max_pixels: int, as_json: bool) -> None:
+    """Embed every photo of a gallery folder into the model's FAISS index.
+
+    Content-addressed: unchanged photos cost no model call, moved ones only have
+    their path updated, changed ones are embedded again. Bad files are recorded
+    and skipped. Safe to interrupt and run again.
+
+    \b
+    Example:
+      verifier embed --data ./faces --model vgg19-20260101-120000
+    """
+    from .embed import embed_gallery
+
+    summary = embed_gallery(ctx.workspace(), ctx.database(), data, model=model,
+                            batch_size=batch_size, prune=prune, wait=wait,
+                            index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet)
+    if as_json:
+        emit_json(summary.as_dict())
+    else:
+        for line in summary.lines():
+            click.echo(line)
+
+
+@main.command(name="gallery")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def gallery_cmd(ctx: Context, as_json: bool) -> None:
+    """List the gallery: identities with photo counts, models with embedded counts.
+
+    \b
+    Example:
+      verifier gallery --json
+    """
+    from storage.gallery import identity_counts, model_counts
+
+    with ctx.database()() as session:
+        people, models = identity_counts(session), model_counts(session)
+    if as_json:
+        emit_json({"identities": [{"name": n, "photos": c} for n, c in people],
+                   "models": [{"name": n, "backbone": b, "embeddings": c, "threshold": t}
+                              for n, b, c, t in models]})
+        return
+    click.echo(f"{len(people)} identities, {sum(c for _, c in people)} photos")
+    for name, count in people:
+        click.echo(f"  {name:<32} {count:>6}")
+    click.echo(f"{len(models)} models")
+    for name, backbone, count, threshold in models:
+        t = f"threshold {threshold:.4f}" if threshold is not None else "not calibrated"
+        click.echo(f"  {name:<32} {backbone:<16} {count:>6} embedded  {t}")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Rebuild indexes from the stored vectors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+@friendly
+def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
+    """Check that database, index files and photos on disk agree.
+
+    Exits 0 when all agree, 1 with each problem listed otherwise. --repair rebuilds
+    every mismatched index from the vectors stored in the database.
+
+    \b
+    Example:
+      verifier doctor --repair
+    """
+    from .doctor import check_workspace
+
+    report = check_workspace(ctx.workspace(), ctx.database(), repair=repair)
+    if as_json:
+        emit_json({"healthy": report.healthy, "problems": report.problems,
+                   "repaired": report.repaired, "checked": report.checked})
+    else:
+        for line in report.repaired:
+            click.echo(f"repaired: {line}")
+        for line in report.problems:
+            click.echo(f"problem: {line}")
+        if report.healthy:
+            click.echo(f"ok: {report.checked['models']} models, {report.checked['photos']} photos; "
+                       "database, indexes and files agree")
+    if not report.healthy:
+        sys.exit(1)
+
+
+def _metric_table(ev) -> list[str]:
+    keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    lines = [f"model {ev.model}, {ev.split} split: {ev.metrics['pairs']} pairs "
+             f"({ev.metrics['positives']} same person); evaluation run {ev.run_id}",
+             f"{'':<20}{'threshold ' + format(ev.threshold, '.4f'):>18}{'tutorial 0.5':>16}"]
+    lines += [f"{k:<20}{f(ev.metrics[k]):>18}{f(ev.tutorial[k]):>16}" for k in keys]
+    c, t = ev.metrics["confusion"], ev.tutorial["confusion"]
+    lines.append(f"{'TP/FP/TN/FN':<20}{'%d/%d/%d/%d' % (c['tp'], c['fp'], c['tn'], c['fn']):>18}"
+                 f"{'%d/%d/%d/%d' % (t['tp'], t['fp'], t['tn'], t['fn']):>16}")
+    lines.append(f"threshold rule: {ev.threshold_rule}")
+    for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3"):
+        lines.append(f"{k:<20}{f(ev.metrics[k]):>18}")
+    if ev.folds:
+        lines.append(f"{str(ev.folds['folds']) + '-fold accuracy':<20}"
+                     f"{ev.folds['mean']:>12.4f} +- {ev.folds['std']:.4f}")
+    return lines
+
+
+@main.command()
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "validation", "test"]), help="Which saved pairs to score.")
+@click.option("--threshold", type=float, help="Use this distance threshold instead of calibrating.")
+@click.option("--target-far", type=click.FloatRange(0, 1),
+              help="Calibrate the loosest threshold whose false-accept rate on validation is at most this.")
+@click.option("--folds", type=click.IntRange(2), help="Also report k-fold accuracy (LFW style), e.g. 10.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON document.")
+@pass_ctx
+@friendly
+def evaluate(ctx: Context, model: str | None, split: str, threshold: float | None,
+             target_far: float | None, folds: int | None, as_json: bool) -> None:
+    """Score every pair of a saved split by embedding distance and report metrics.
+
+    The threshold is calibrated on the validation split (best accuracy, or
+    --target-far) and stored with the model; the tutorial's fixed 0.5 is shown
+    beside it. Each run is stored with its per-pair distances for `verifier report`.
+
+    \b
+    Example:
+      verifier evaluate --folds 10 --target-far 0.01
+    """
+    from .evaluate import evaluate as run_evaluate
+
+    ev = run_evaluate(ctx.workspace(), ctx.database(), model=model, split=split,
+                      threshold=threshold, target_far=target_far, folds=folds, quiet=ctx.quiet)
+    if as_json:
+        emit_json(ev.as_dict())
+    else:
+        for line in _metric_table(ev):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("run", required=False, type=int)
+@click.option("--format", "fmt", default="html", show_default=True,
+              type=click.Choice(["html", "csv", "json"]))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file [default: HOME/reports/run<RUN>.<format>].")
+@pass_ctx
+@friendly
+def report(ctx: Context, run: int | None, fmt: str, out: Path | None) -> None:
+    """Export a pair accuracy report of an evaluation run (default: the latest).
+
+    CSV: one row per pair. JSON: the run's configuration and metrics. HTML: one
+    self-contained file with ROC and DET curves, distance histograms, the
+    confusion matrix, a per-identity table and the worst errors as photo pairs.
+
+    \b
+    Example:
+      verifier report --format html --out report.html
+    """
+    from .evaluate import latest_run
+    from .report import write_report
+
+    if out is None:
+        with ctx.database()() as session:
+            run = latest_run(session, run).id
+        out = ctx.workspace().reports_dir / f"run{run}.{fmt}"
+    path = write_report(ctx.database(), out, fmt, run)
+    click.echo(f"report written to {path}")
+
+
+@main.command()
+@train_options
+@click.option("--target-far", type=click.FloatRange(0, 1),
+              help="Calibrate for this false-accept rate instead of best accuracy.")
+@click.option("--format", "fmt", default="html", show_default=True,
+              type=click.Choice(["html", "csv", "json"]), help="Report format.")
+@pass_ctx
+@friendly
+def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) -> None:
+    """Train, embed the gallery, evaluate the test pairs and write a report.
+
+    Takes every option of `verifier train`. Prints the evaluation table and where
+    the report is.
+
+    \b
+    Example:
+      verifier pipeline --data ../shared/data/seed-faces --backbone tiny --weights none
+    """
+    from .pipeline import run_pipeline
+
+    result = run_pipeline(ctx.workspace(), ctx.database(), _train_opts(kwargs),
+                          report_format=fmt, target_far=target_far, quiet=ctx.quiet,
+                          echo=click.echo)
+    for line in _metric_table(result.evaluation):
+        click.echo(line)
+    click.echo(f"report: {result.report}")
+
+
+@main.group()
+def datasets() -> None:
+    """Public datasets this project knows how to download.
+
+    \b
+    Example:
+      verifier datasets fetch seed-faces --to ./seed-faces
+    """
+
+
+@datasets.command()
+@click.argument("name", type=click.Choice(["seed-faces"]))
+@click.option("--to", "dest", type=click.Path(path_type=Path, file_okay=False),
+              help="Destination folder [default: HOME/datasets/NAME].")
+@click.option("--url", "base_url", help="Base URL to download from [default: the pinned origin].")
+@pass_ctx
+@friendly
+def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> None:
+    """Download the tutorial's 128 photos (pinned commit), checking each SHA-256.
+
+    Files already present and correct are kept; an interrupted transfer resumes.
+    Offline, it fails with a message on how to pass a local folder instead.
+
+    \b
+    Example:
+      verifier datasets fetch seed-faces --to ./seed-faces
+    """
+    from .datasets import SEED_FACES_URL, fetch_seed_faces
+
+    dest = dest or ctx.workspace().root / "datasets" / name
+    summary = fetch_seed_faces(dest, base_url=base_url or SEED_FACES_URL, quiet=ctx.quiet)
+    click.echo(f"{name}: {len(summary.downloaded)} downloaded ({summary.resumed} resumed), "
+               f"{summary.present} already present, in {summary.folder}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,7 +33,7 @@ class TrainOptions:
     embedding_dim: int = 64
     margin: float = 1.0
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = 64
     seed: int = 0
     protocol: str = "seed"
     patience: int | None = None
@@ -58,7 +58,7 @@ def _default_name(backbone: str) -> str:
 
 
 def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
-          echo: Callable[[str], None] = print) -> TrainResult:
+          echo: Callable[[str], None] = print, database=None) -> TrainResult:
     """Train a Siamese branch on ``opts.data`` and save it as a model version.
 
     Nothing is written to the workspace until training has finished: an
@@ -141,16 +141,15 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         write_json_atomic(tmp / "photos.json", photos)
         write_json_atomic(tmp / "history.json", {**history.as_dict(), "seconds": timings})
         write_json_atomic(tmp / "config.json", config)
+    if database is not None:
+        from storage.gallery import ensure_model
+
+        with database.begin() as session:
+            ensure_model(session, name, config, ws.model_dir(name))
     timings["total"] = time.perf_counter() - t0
     echo(f"saved model version {name} to {ws.model_dir(name)}")
     return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
                        branch.trainable_layers, branch.backbone_layers)
-
-
-def load_model_config(ws: Workspace, name: str | None = None) -> dict:
-    """The saved config of a model version (the latest when ``name`` is None)."""
-    resolved = ws.resolve_model(name)
-    return json.loads((ws.model_dir(resolved) / "config.json").read_text("utf-8"))
 
 
 def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:

@@ -12,3 +12,15 @@ class WorkspaceError(StorageError):
 
 class ModelNotFound(StorageError):
     """No such model version in the workspace."""
+
+
+class DatabaseError(StorageError):
+    """The database cannot be opened or used."""
+
+
+class IndexMismatch(StorageError):
+    """An index file, its sidecar and the database disagree."""
+
+
+class WorkspaceBusy(StorageError):
+    """Another job holds the workspace lock."""

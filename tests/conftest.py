@@ -4,44 +4,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from verifier.synthetic import pattern_image, write_identity_set  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SEED_FACES = SHARED_DATA / "seed-faces"
 DLIB_REFERENCE = SHARED_DATA / "dlib-reference"
-
-
-def pattern_image(identity: int, rng: np.random.Generator, size: int = 64,
-                  noise: float = 20.0) -> np.ndarray:
-    """An RGB image whose identity is a visible pattern: a colour and a bar
-    orientation fixed per identity, jittered position, plus pixel noise."""
-    ident_rng = np.random.default_rng(1000 + identity)
-    colour = ident_rng.uniform(40, 215, size=3)
-    period = int(ident_rng.integers(6, 16))
-    vertical = identity % 2 == 0
-    yy, xx = np.mgrid[0:size, 0:size]
-    phase = int(rng.integers(0, period))
-    coord = xx if vertical else yy
-    stripes = ((coord + phase) // (period // 2)) % 2
-    img = np.where(stripes[..., None] == 1, colour, 255 - colour)
-    img = img + rng.normal(0, noise, size=img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def write_identity_set(root: Path, identities: int = 6, per_identity: int = 6, seed: int = 0,
-                       size: int = 64) -> Path:
-    """Write ``root/person_XX/img_YY.png`` synthetic photos; returns ``root``."""
-    rng = np.random.default_rng(seed)
-    for i in range(identities):
-        folder = root / f"person_{i:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for j in range(per_identity):
-            Image.fromarray(pattern_image(i, rng, size)).save(folder / f"img_{j:02d}.png")
-    return root
 
 
 @pytest.fixture
@@ -61,3 +32,64 @@ def seed_faces() -> Path:
     if not SEED_FACES.is_dir():
         pytest.skip(f"{SEED_FACES} is absent")
     return SEED_FACES
+
+
+POSTGRES_URL = os.environ.get("VERIFIER_TEST_POSTGRES_URL",
+                              "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in tmp_path, and PostgreSQL where reachable."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    import sqlalchemy
+
+    from storage.schema import Base
+
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    yield POSTGRES_URL
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """A workspace holding one tiny model version named ``tiny``, trained once."""
+    from jobs.train import TrainOptions, train
+    from storage.workspace import Workspace
+
+    base = tmp_path_factory.mktemp("trained")
+    data = write_identity_set(base / "faces", identities=4, per_identity=4, size=32)
+    ws = Workspace.open(base / "home")
+    train(ws, TrainOptions(data=data, backbone="tiny", weights="none", image_size=32,
+                           epochs=1, name="tiny", embedding_dim=8), quiet=True, echo=lambda s: None)
+    return base / "home"
+
+
+@pytest.fixture
+def home_with_model(trained_home: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the trained workspace (model folder only)."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home / "models", home / "models")
+    return home

@@ -44,3 +44,23 @@ class Preprocess(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="verifier")
+class PadAdd(keras.layers.Layer):
+    """dlib's ``add_prev``: add two tensors, zero-padding the smaller one at the end of
+    each axis (extra channels, extra bottom rows and right columns)."""
+
+    def call(self, inputs):
+        a, b = inputs
+        shape = [max(int(x), int(y)) for x, y in zip(a.shape[1:], b.shape[1:])]
+
+        def pad(t):
+            amounts = [[0, 0]] + [[0, s - int(d)] for s, d in zip(shape, t.shape[1:])]
+            return ops.pad(t, amounts) if any(p[1] for p in amounts) else t
+
+        return pad(a) + pad(b)
+
+    def compute_output_shape(self, input_shapes):
+        a, b = input_shapes
+        return (a[0],) + tuple(max(x, y) for x, y in zip(a[1:], b[1:]))

@@ -21,8 +21,8 @@ from .pairs import Pairs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 32
-"""Photos per training step (two groups of 16; every pair between them is used)."""
+DEFAULT_BATCH_SIZE = 64
+"""Photos per training step (two groups of 32; every pair among them is used)."""
 DEFAULT_EPOCHS = 20
 MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
 """Cached features larger than this go to a memory-mapped file on disk."""

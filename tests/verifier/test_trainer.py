@@ -79,7 +79,7 @@ def test_tiny_backbone_learns_synthetic_identities():
     """Validation ROC AUC rises from about chance to above 0.9."""
     import keras
 
-    from tests.conftest import pattern_image
+    from verifier.synthetic import pattern_image
     from verifier.network import build_branch
 
     rng = np.random.default_rng(0)

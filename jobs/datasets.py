@@ -1,0 +1,106 @@
+"""Downloading the tutorial's 128 seed photos from their public origin, pinned to
+one commit, each file checked against its SHA-256; broken transfers resume."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from storage.errors import StorageError
+
+from .progress import bar
+
+log = logging.getLogger(__name__)
+
+SEED_FACES_COMMIT = "a93b13837b2170de4197da4beb3412116073d75c"
+SEED_FACES_URL = ("https://raw.githubusercontent.com/doleron/siamese-network-tutorial/"
+                  f"{SEED_FACES_COMMIT}/custom_face_database/")
+DATASETS = ("seed-faces",)
+
+
+class DownloadError(StorageError):
+    """A dataset could not be downloaded or did not match its checksums."""
+
+
+@dataclass
+class FetchSummary:
+    folder: Path
+    downloaded: list[str] = field(default_factory=list)
+    present: int = 0
+    resumed: int = 0
+
+
+def manifest() -> list[tuple[str, str]]:
+    """``(sha256, relative path)`` of every seed photo."""
+    text = resources.files("jobs").joinpath("data/seed-faces.sha256").read_text("utf-8")
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            digest, path = line.split(maxsplit=1)
+            out.append((digest, path.lstrip("*").strip().removeprefix("./")))
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(url: str, part: Path, timeout: float) -> bool:
+    """Download ``url`` into ``part``, resuming from its current size. Returns
+    whether it resumed."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        resumed = have > 0 and response.status == 206
+        with open(part, "ab" if resumed else "wb") as handle:
+            while True:
+                chunk = response.read(1 << 16)
+                if not chunk:
+                    break
+                handle.write(chunk)
+    return resumed
+
+
+def fetch_seed_faces(dest: Path, *, base_url: str = SEED_FACES_URL, timeout: float = 30.0,
+                     quiet: bool = False) -> FetchSummary:
+    """Download the seed photos into ``dest`` (files already there and correct are
+    kept). Raises :class:`DownloadError` when offline or on a checksum mismatch."""
+    dest = Path(dest)
+    summary = FetchSummary(dest)
+    files = manifest()
+    with bar(len(files), "seed-faces", unit="file", quiet=quiet) as progress:
+        for digest, rel in files:
+            target = dest / rel
+            progress.update(1)
+            if target.is_file() and _sha256(target) == digest:
+                summary.present += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(target.name + ".part")
+            url = base_url + urllib.parse.quote(rel)
+            try:
+                summary.resumed += _download(url, part, timeout)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise DownloadError(
+                    f"could not download {url} ({reason}). If this machine is offline, copy the "
+                    f"photos from another machine and pass their folder instead, e.g. "
+                    f"`verifier pipeline --data ../shared/data/seed-faces`; running this "
+                    f"command again resumes where it stopped") from None
+            if _sha256(part) != digest:
+                part.unlink()
+                raise DownloadError(f"{rel} does not match its published SHA-256 (corrupted in "
+                                    "transit or changed upstream); it was deleted, run again")
+            os.replace(part, target)
+            summary.downloaded.append(rel)
+    return summary

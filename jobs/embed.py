@@ -1,0 +1,271 @@
+"""The embed use case: bring a gallery folder's photos into the database and index.
+
+Content-addressed: a file is identified by the SHA-256 of its bytes. Unchanged files
+cost one hash and no model call; a moved or renamed file only has its path
+updated; a changed file is embedded again; files gone from the folder are reported
+(and deleted with ``prune``). Embeddings are committed batch by batch, and the
+index is rebuilt from the database at the end, so a run killed at any moment is
+completed by the next one.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import gallery
+from storage.errors import IndexMismatch
+from storage.index import DEFAULT_FACTORY, build_index, load_index, read_sidecar, save_index
+from storage.lock import job_lock
+from storage.schema import Embedding, Image
+from storage.workspace import Workspace
+from verifier.errors import ImageError
+from verifier.images import DEFAULT_MAX_PIXELS, iter_image_files, probe, sha256_bytes
+
+from .models import LoadedModel, load_model, read_config
+from .progress import bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedSummary:
+    model: str
+    added: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    missing: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+    model_calls: int = 0
+    index_rebuilt: bool = False
+    gallery_size: int = 0
+    seconds: float = 0.0
+    run_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def lines(self) -> list[str]:
+        out = [f"model {self.model}: {self.added} added, {self.unchanged} unchanged, "
+               f"{self.updated} updated, {self.moved} moved, {self.removed} removed, "
+               f"{len(self.skipped)} skipped; gallery holds {self.gallery_size} embeddings "
+               f"({self.seconds:.1f} s, {self.model_calls} model calls)"]
+        if self.missing:
+            out.append(f"{self.missing} photos are gone from the folder but kept; "
+                       "pass --prune to remove them")
+        out += [f"  skipped {path}: {reason}" for path, reason in sorted(self.skipped.items())]
+        return out
+
+
+def index_path(ws: Workspace, model: str) -> Path:
+    return ws.indexes_dir / f"{model}.faiss"
+
+
+def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: bool,
+                 max_pixels: int) -> None:
+    """Bring the images table in line with the folder (no model involved)."""
+    prefix = str(root) + "/"
+    known = {row.path: row for row in session.scalars(
+        select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
+    seen: set[str] = set()
+    by_sha: dict[str, list[Image]] = {}
+    for row in known.values():
+        by_sha.setdefault(row.sha256, []).append(row)
+    new_files: list[tuple[str, Path, str, bytes]] = []
+    for identity, path in iter_image_files(root):
+        key = str(path)
+        seen.add(key)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            summary.skipped[key] = "unreadable"
+            log.warning("cannot read %s: %s", path, exc)
+            continue
+        digest = sha256_bytes(data)
+        row = known.get(key)
+        if row is not None and row.sha256 == digest:
+            if row.status == "skipped":
+                summary.skipped[key] = row.reason or "skipped"
+            else:
+                row.status = "ok" if row.status == "missing" else row.status
+            continue
+        new_files.append((identity, path, digest, data))
+    gone = {p: r for p, r in known.items() if p not in seen}
+    for identity, path, digest, data in new_files:
+        key = str(path)
+        ident = gallery.identity_id(session, identity)
+        try:
+            width, height = _dimensions(data, path, max_pixels)
+            status, reason = "ok", None
+        except ImageError as exc:
+            width = height = None
+            status, reason = "skipped", exc.reason
+            summary.skipped[key] = exc.reason
+        row = known.get(key)
+        if row is not None:  # same path, new bytes: embed again
+            gallery.delete_embeddings_of(session, [row.id])
+            row.sha256, row.width, row.height = digest, width, height
+            row.status, row.reason, row.identity_id = status, reason, ident
+            summary.updated += status == "ok"
+            continue
+        moved = next((r for r in by_sha.get(digest, []) if r.path in gone), None)
+        if moved is not None:  # same bytes under a new name: keep its embeddings
+            del gone[moved.path]
+            moved.path, moved.identity_id, moved.status = key, ident, status
+            summary.moved += 1
+            continue
+        session.add(Image(path=key, sha256=digest, identity_id=ident, width=width,
+                          height=height, status=status, reason=reason))
+    for path, row in gone.items():
+        if prune:
+            session.delete(row)
+            summary.removed += 1
+        else:
+            row.status = "missing"
+            summary.missing += 1
+    session.flush()
+
+
+def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
+    from verifier.images import decode_image
+
+    array = decode_image(data, name=path, max_pixels=max_pixels)
+    return int(array.shape[1]), int(array.shape[0])
+
+
+def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator[tuple[list, np.ndarray]]:
+    """Yield ``(batch, pixels)``, decoding the next batch while the model runs."""
+    batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load, batches[0]) if batches else None
+        for i, batch in enumerate(batches):
+            pixels = future.result()
+            if i + 1 < len(batches):
+                future = pool.submit(load, batches[i + 1])
+            yield batch, pixels
+
+
+def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
+                  model: str | None = None, batch_size: int = 32, prune: bool = False,
+                  wait: bool = False, index_factory: str | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
+                  loaded: LoadedModel | None = None) -> EmbedSummary:
+    """Embed every usable photo of ``data`` with a model version (default: latest)."""
+    root = Path(data).resolve()
+    name = loaded.name if loaded else ws.resolve_model(model)
+    t0 = time.perf_counter()
+    with job_lock(ws.locks_dir / "gallery.lock", wait=wait, what="embed"):
+        summary = EmbedSummary(model=name)
+        config = loaded.config if loaded else read_config(ws, name)
+        with factory.begin() as session:
+            model_row = gallery.ensure_model(session, name, config, ws.model_dir(name))
+            model_id = model_row.id
+            run_id = gallery.start_run(session, "embed", {
+                "data": str(root), "prune": prune, "batch_size": batch_size,
+                "index_factory": index_factory}, model_id).id
+        summary.run_id = run_id
+        try:
+            with factory.begin() as session:
+                _sync_folder(session, root, summary, prune, max_pixels)
+                todo = session.execute(
+                    select(Image.id, Image.path).where(
+                        Image.path.startswith(str(root) + "/", autoescape=True),
+                        Image.status == "ok",
+                        ~select(Embedding.id).where(Embedding.image_id == Image.id,
+                                                    Embedding.model_id == model_id).exists())
+                    .order_by(Image.path)).all()
+                ok_total = session.scalar(select(func.count(Image.id)).where(
+                    Image.path.startswith(str(root) + "/", autoescape=True), Image.status == "ok"))
+            summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
+            if todo:
+                loaded = loaded or load_model(ws, name)
+                calls_before = loaded.calls
+                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, max_pixels, quiet)
+                summary.model_calls = loaded.calls - calls_before
+            summary.index_rebuilt = sync_index(ws, factory, name, model_id, index_factory)
+            with factory.begin() as session:
+                summary.gallery_size = len(gallery.model_ids(session, model_id))
+                summary.seconds = time.perf_counter() - t0
+                gallery.finish_run(session, run_id, "ok", _counts(summary))
+        except BaseException as exc:
+            with factory.begin() as session:
+                gallery.finish_run(session, run_id, "failed", _counts(summary),
+                                   f"{type(exc).__name__}: {exc}")
+            raise
+    return summary
+
+
+def _counts(summary: EmbedSummary) -> dict:
+    return {k: v for k, v in summary.as_dict().items() if isinstance(v, (int, float))
+            and not isinstance(v, bool)} | {"skipped": len(summary.skipped)}
+
+
+def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: int,
+                todo: list, batch_size: int, summary: EmbedSummary, max_pixels: int,
+                quiet: bool) -> None:
+    def load(batch):
+        good, pixels = [], []
+        for image_id, path in batch:
+            try:
+                pixels.append(loaded.load(Path(path), max_pixels))
+                good.append((image_id, path, None))
+            except ImageError as exc:
+                good.append((image_id, path, exc.reason))
+        return good, (np.stack(pixels) if pixels else None)
+
+    with bar(len(todo), "embedding", quiet=quiet) as progress:
+        for _, (rows, pixels) in _prefetch(todo, load, batch_size):
+            vectors = loaded.embed(pixels) if pixels is not None else np.zeros((0, 0))
+            with factory.begin() as session:  # one transaction per batch
+                v = iter(vectors)
+                for image_id, path, reason in rows:
+                    if reason is not None:
+                        row = session.get(Image, image_id)
+                        row.status, row.reason = "skipped", reason
+                        summary.skipped[path] = reason
+                        continue
+                    session.add(Embedding(image_id=image_id, model_id=model_id,
+                                          vector=gallery.vector_to_bytes(next(v))))
+                    summary.added += 1
+            progress.update(len(rows))
+    summary.added -= summary.updated
+
+
+def sync_index(ws: Workspace, factory: sessionmaker[Session], name: str, model_id: int,
+               index_factory: str | None = None, force: bool = False) -> bool:
+    """Rebuild the model's index from the database unless it already matches.
+    Returns whether it was rebuilt."""
+    path = index_path(ws, name)
+    with factory() as session:
+        ids = gallery.model_ids(session, model_id)
+    current = None
+    try:
+        current = read_sidecar(path)
+    except IndexMismatch:
+        pass
+    wanted = index_factory or (current.factory if current else DEFAULT_FACTORY)
+    if not force and current is not None and current.factory == wanted:
+        try:
+            load_index(path, model=name, ids=ids)
+            return False
+        except IndexMismatch:
+            pass
+    with factory() as session:
+        ids, vectors = gallery.model_vectors(session, model_id)
+    if not len(ids):
+        vectors = np.zeros((0, _model_dimension(ws, name)), np.float32)
+    save_index(path, build_index(vectors, ids, wanted), name, wanted)
+    return True
+
+
+def _model_dimension(ws: Workspace, name: str) -> int:
+    return int(read_config(ws, name).get("embedding_dim") or 128)

@@ -1,0 +1,67 @@
+"""Loading a saved model version and turning photos into embeddings with it."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from storage.workspace import Workspace
+from verifier.images import DEFAULT_MAX_PIXELS, load_image, resize
+
+
+@dataclass
+class LoadedModel:
+    """A model version ready to embed photos with its own preprocessing."""
+
+    name: str
+    path: Path
+    config: dict
+    branch: Any
+    calls: int = 0  # number of model invocations, for tests and benchmarks
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.branch.output.shape[-1])
+
+    def pixels(self, image: np.ndarray) -> np.ndarray:
+        """The branch input for one decoded RGB photo."""
+        return resize(image, self.image_size)
+
+    def load(self, path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        return self.pixels(load_image(path, max_pixels=max_pixels))
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """Embeddings of a batch of branch inputs, ``(N, dimension)`` float32."""
+        self.calls += 1
+        return np.asarray(self.branch.predict_on_batch(np.asarray(pixels, dtype=np.float32)),
+                          dtype=np.float32)
+
+    def embed_paths(self, paths: Sequence[Path], batch_size: int = 32) -> np.ndarray:
+        out = [self.embed(np.stack([self.load(p) for p in paths[i:i + batch_size]]))
+               for i in range(0, len(paths), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.dimension), np.float32)
+
+
+def read_config(ws: Workspace, name: str) -> dict:
+    """The config saved with model version ``name``."""
+    return json.loads((ws.model_dir(name) / "config.json").read_text("utf-8"))
+
+
+def load_model(ws: Workspace, name: str | None = None) -> LoadedModel:
+    """Load model version ``name`` (default: the most recent one)."""
+    import keras
+
+    import verifier.layers  # noqa: F401  (registers the preprocessing layer)
+
+    resolved = ws.resolve_model(name)
+    folder = ws.model_dir(resolved)
+    config = read_config(ws, resolved)
+    branch = keras.models.load_model(folder / "branch.keras", compile=False)
+    return LoadedModel(resolved, folder, config, branch)

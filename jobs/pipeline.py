@@ -1,0 +1,41 @@
+"""The main job: train -> embed -> evaluate -> report, with sensible defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.workspace import Workspace
+
+from .embed import EmbedSummary, embed_gallery
+from .evaluate import Evaluation, evaluate
+from .models import load_model
+from .report import write_report
+from .train import TrainOptions, TrainResult, train
+
+
+@dataclass
+class PipelineResult:
+    train: TrainResult
+    embed: EmbedSummary
+    evaluation: Evaluation
+    report: Path
+
+
+def run_pipeline(ws: Workspace, factory: sessionmaker[Session], opts: TrainOptions, *,
+                 report_format: str = "html", report_path: Path | None = None,
+                 target_far: float | None = None, quiet: bool = False,
+                 echo: Callable[[str], None] = print) -> PipelineResult:
+    """Train on ``opts.data``, embed it as the gallery, evaluate the test split with a
+    threshold calibrated on validation, and write a report into the workspace."""
+    trained = train(ws, opts, quiet=quiet, echo=echo, database=factory)
+    loaded = load_model(ws, trained.name)
+    summary = embed_gallery(ws, factory, opts.data, loaded=loaded, quiet=quiet)
+    for line in summary.lines():
+        echo(line)
+    result = evaluate(ws, factory, loaded=loaded, target_far=target_far, quiet=quiet)
+    out = report_path or ws.reports_dir / f"{trained.name}-run{result.run_id}.{report_format}"
+    write_report(factory, out, report_format, result.run_id)
+    return PipelineResult(trained, summary, result, out)

@@ -1,0 +1,213 @@
+"""Pair accuracy reports of an evaluation run: CSV (one row per pair), JSON
+(configuration and metrics), HTML (one self-contained file with figures)."""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from storage.files import write_text_atomic
+from storage.schema import Identity, Image, Model, PairScore
+from verifier import plots
+from verifier.images import load_image
+
+from .evaluate import latest_run
+
+FORMATS = ("html", "csv", "json")
+
+
+@dataclass
+class ScoredPairs:
+    run: dict
+    model: dict
+    path_a: list[str]
+    path_b: list[str]
+    identity_a: list[str]
+    identity_b: list[str]
+    labels: np.ndarray
+    distances: np.ndarray
+
+    @property
+    def threshold(self) -> float:
+        return float(self.run["params"]["threshold"])
+
+    @property
+    def decisions(self) -> np.ndarray:
+        return self.distances <= self.threshold
+
+
+def load_scored(factory: sessionmaker[Session], run_id: int | None = None) -> ScoredPairs:
+    with factory() as session:
+        run = latest_run(session, run_id)
+        model = session.get(Model, run.model_id)
+        a, b = aliased(Image), aliased(Image)
+        ia, ib = aliased(Identity), aliased(Identity)
+        rows = session.execute(
+            select(a.path, b.path, ia.name, ib.name, PairScore.label, PairScore.distance)
+            .join(a, PairScore.first_image_id == a.id).join(b, PairScore.second_image_id == b.id)
+            .join(ia, a.identity_id == ia.id).join(ib, b.identity_id == ib.id)
+            .where(PairScore.run_id == run.id).order_by(PairScore.id)).all()
+        run_doc = {"id": run.id, "params": run.params, "counts": run.counts,
+                   "started": str(run.started), "ended": str(run.ended)}
+        model_doc = {"name": model.name, "backbone": model.backbone, "config": model.config}
+    cols = list(zip(*rows)) if rows else [[]] * 6
+    return ScoredPairs(run_doc, model_doc, list(cols[0]), list(cols[1]), list(cols[2]),
+                       list(cols[3]), np.array(cols[4], dtype=np.int8),
+                       np.array(cols[5], dtype=np.float64))
+
+
+def write_csv(scored: ScoredPairs, out: Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
+                "decision", "correct"])
+    for i, dec in enumerate(scored.decisions):
+        w.writerow([scored.path_a[i], scored.path_b[i], scored.identity_a[i], scored.identity_b[i],
+                    int(scored.labels[i]), f"{scored.distances[i]:.6f}",
+                    "same" if dec else "different", int(bool(dec) == bool(scored.labels[i]))])
+    write_text_atomic(out, buf.getvalue())
+
+
+def report_json(scored: ScoredPairs) -> dict:
+    return {"run": scored.run, "model": scored.model}
+
+
+def per_identity(scored: ScoredPairs) -> list[dict]:
+    """Accuracy, false accepts and false rejects of the pairs each identity is in."""
+    out = []
+    correct = scored.decisions == scored.labels.astype(bool)
+    names = sorted(set(scored.identity_a) | set(scored.identity_b))
+    ia, ib = np.array(scored.identity_a), np.array(scored.identity_b)
+    for name in names:
+        m = (ia == name) | (ib == name)
+        y, dec = scored.labels[m].astype(bool), scored.decisions[m]
+        out.append({"identity": name, "pairs": int(m.sum()), "same": int(y.sum()),
+                    "accuracy": float(correct[m].mean()),
+                    "false_accepts": int((dec & ~y).sum()), "false_rejects": int((~dec & y).sum())})
+    return out
+
+
+def _img_tag(png: bytes, alt: str, width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return (f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode()}">')
+
+
+def _thumb(path: str, size: int = 112) -> str:
+    from PIL import Image as PILImage
+
+    try:
+        img = PILImage.fromarray(load_image(path))
+        img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return _img_tag(buf.getvalue(), Path(path).name)
+    except Exception:
+        return f'<div class="missing">{html.escape(Path(path).name)}<br>(unreadable)</div>'
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def write_html(scored: ScoredPairs, out: Path) -> None:
+    d, y, t = scored.distances, scored.labels, scored.threshold
+    counts = scored.run["counts"]
+    m, tut = counts["metrics"], counts["tutorial"]
+    c = m["confusion"]
+    keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
+    rows = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td><td>{_fmt(tut[k])}</td></tr>" for k in keys)
+    free = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td></tr>"
+                   for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "pairs", "positives"))
+    folds = counts.get("folds")
+    if folds:
+        free += f"<tr><td>{folds['folds']}-fold accuracy</td><td>{folds['mean']:.4f} &plusmn; {folds['std']:.4f}</td></tr>"
+    ident = "".join(
+        f"<tr><td>{html.escape(r['identity'])}</td><td>{r['pairs']}</td><td>{r['same']}</td>"
+        f"<td>{r['accuracy']:.3f}</td><td>{r['false_accepts']}</td><td>{r['false_rejects']}</td></tr>"
+        for r in per_identity(scored))
+
+    def worst(mask: np.ndarray, reverse: bool) -> str:
+        idx = np.flatnonzero(mask)
+        idx = idx[np.argsort(d[idx])]
+        idx = idx[::-1][:10] if reverse else idx[:10]
+        if not len(idx):
+            return "<p>None.</p>"
+        return "".join(
+            f'<div class="pair">{_thumb(scored.path_a[i])}{_thumb(scored.path_b[i])}'
+            f'<div>{html.escape(scored.identity_a[i])} / {html.escape(scored.identity_b[i])}'
+            f'<br>distance {d[i]:.4f}</div></div>' for i in idx)
+
+    dec = scored.decisions
+    yb = y.astype(bool)
+    cfg = scored.model["config"]
+    params = scored.run["params"]
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Verification report: {html.escape(scored.model['name'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+.figs img {{ margin: 0 1em 1em 0; }}
+.pair {{ display: inline-block; margin: 0 1em 1em 0; text-align: center; font-size: 0.85em; }}
+.pair img {{ margin: 2px; }}
+.missing {{ display: inline-block; width: 112px; height: 112px; background: #eee; font-size: 0.7em; }}
+.note {{ color: #555; font-size: 0.9em; }}
+</style></head><body>
+<h1>Verification report</h1>
+<p>Model <b>{html.escape(scored.model['name'])}</b> ({html.escape(scored.model['backbone'])},
+input {cfg.get('image_size')} px, embedding {cfg.get('embedding_dim')}, protocol
+{html.escape(str(cfg.get('protocol')))}, seed {cfg.get('seed')}), evaluation run {scored.run['id']}
+on the <b>{html.escape(params['split'])}</b> split: {len(d)} pairs, {int(yb.sum())} same-person.
+Threshold <b>{t:.4f}</b> ({html.escape(params['threshold_rule'])}; a pair is decided "same" when its
+distance is at most the threshold).</p>
+<h2>Metrics</h2>
+<table><tr><th>at threshold</th><th>{t:.4f}</th><th>tutorial's 0.5</th></tr>{rows}</table>
+<table><tr><th>threshold-free</th><th></th></tr>{free}</table>
+<p class="note">Answering "different" for every pair would score accuracy
+{(~yb).mean():.4f} here.</p>
+<h2>Figures</h2>
+<div class="figs">
+{_img_tag(plots.roc_png(d, y, t), "ROC curve")}
+{_img_tag(plots.det_png(d, y), "DET curve")}
+{_img_tag(plots.histogram_png(d, y, t), "distance histograms")}
+{_img_tag(plots.confusion_png(c['tp'], c['fp'], c['tn'], c['fn']), "confusion matrix")}
+</div>
+<h2>Per identity</h2>
+<table><tr><th>identity</th><th>pairs</th><th>same</th><th>accuracy</th><th>false accepts</th>
+<th>false rejects</th></tr>{ident}</table>
+<h2>Worst false accepts (different people, closest)</h2>{worst(dec & ~yb, reverse=False)}
+<h2>Worst false rejects (same person, farthest)</h2>{worst(~dec & yb, reverse=True)}
+</body></html>
+"""
+    write_text_atomic(out, page)
+
+
+def write_report(factory: sessionmaker[Session], out: Path, fmt: str = "html",
+                 run_id: int | None = None) -> Path:
+    """Write the report of run ``run_id`` (default: latest evaluation) to ``out``."""
+    scored = load_scored(factory, run_id)
+    out = Path(out)
+    if fmt == "csv":
+        write_csv(scored, out)
+    elif fmt == "json":
+        write_text_atomic(out, json.dumps(report_json(scored), indent=2, default=str) + "\n")
+    elif fmt == "html":
+        write_html(scored, out)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return out

@@ -1,0 +1,121 @@
+"""Queries and updates of the gallery tables, one unit of work per call site."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .errors import ModelNotFound
+from .schema import Embedding, Identity, Image, JobRun, Model, utcnow
+
+
+def identity_id(session: Session, name: str) -> int:
+    """The id of identity ``name``, created when new."""
+    found = session.scalar(select(Identity.id).where(Identity.name == name))
+    if found is not None:
+        return found
+    row = Identity(name=name)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def ensure_model(session: Session, name: str, config: dict, artifact: Path) -> Model:
+    """The row of model version ``name``, registered from its config when new."""
+    row = session.scalar(select(Model).where(Model.name == name))
+    if row is None:
+        row = Model(name=name, backbone=config.get("backbone", "?"), config=config,
+                    artifact=str(artifact))
+        session.add(row)
+        session.flush()
+    return row
+
+
+def get_model(session: Session, name: str) -> Model:
+    row = session.scalar(select(Model).where(Model.name == name))
+    if row is None:
+        raise ModelNotFound(f"model {name!r} is not registered in the database; "
+                            "run `verifier embed --data DIR` with it first")
+    return row
+
+
+def model_vectors(session: Session, model_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, vectors)`` of every stored embedding of a model, sorted by id."""
+    rows = session.execute(select(Embedding.id, Embedding.vector)
+                           .where(Embedding.model_id == model_id).order_by(Embedding.id)).all()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    return ids, vectors
+
+
+def model_ids(session: Session, model_id: int) -> np.ndarray:
+    ids = session.scalars(select(Embedding.id).where(Embedding.model_id == model_id)).all()
+    return np.asarray(sorted(ids), dtype=np.int64)
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+@dataclass(frozen=True)
+class GalleryPhoto:
+    """A stored photo with its identity, as later jobs read it."""
+
+    image_id: int
+    path: str
+    sha256: str
+    identity: str
+
+
+def embedded_photos(session: Session, model_id: int) -> dict[int, GalleryPhoto]:
+    """Embedding id -> photo, for a model."""
+    rows = session.execute(
+        select(Embedding.id, Image.id, Image.path, Image.sha256, Identity.name)
+        .join(Image, Embedding.image_id == Image.id)
+        .join(Identity, Image.identity_id == Identity.id)
+        .where(Embedding.model_id == model_id)).all()
+    return {r[0]: GalleryPhoto(r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def delete_embeddings_of(session: Session, image_ids: list[int]) -> int:
+    if not image_ids:
+        return 0
+    result = session.execute(delete(Embedding).where(Embedding.image_id.in_(image_ids)))
+    return int(result.rowcount or 0)
+
+
+def identity_counts(session: Session) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(Identity.name, func.count(Image.id))
+        .join(Image, Image.identity_id == Identity.id)
+        .where(Image.status == "ok").group_by(Identity.name).order_by(Identity.name)).all()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def model_counts(session: Session) -> list[tuple[str, str, int, float | None]]:
+    rows = session.execute(
+        select(Model.name, Model.backbone, func.count(Embedding.id), Model.threshold)
+        .outerjoin(Embedding, Embedding.model_id == Model.id)
+        .group_by(Model.id).order_by(Model.created)).all()
+    return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+
+def start_run(session: Session, kind: str, params: dict, model_id: int | None = None) -> JobRun:
+    run = JobRun(kind=kind, params=params, model_id=model_id, status="running")
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(session: Session, run_id: int, status: str, counts: dict | None = None,
+               error: str | None = None) -> None:
+    run = session.get(JobRun, run_id)
+    run.status = status
+    run.ended = utcnow()
+    run.counts = counts or {}
+    run.error = error

@@ -1,0 +1,177 @@
+"""FAISS index files: one per model version, an ID map whose ids are embedding row ids.
+
+Every index file travels with a JSON sidecar (dimension, metric, model, count, the
+file's SHA-256 and a checksum of its ids). Both are written atomically, the index
+first, so a crash between the two leaves a sidecar that no longer matches and is
+refused on load. Distances returned are euclidean (not squared).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexMismatch, StorageError
+from .files import write_bytes_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FACTORY = "Flat"
+REPAIR_HINT = "run `verifier doctor --repair` to rebuild it from the stored vectors"
+
+
+class IndexBuildError(StorageError):
+    """An index of the requested type cannot be built (bad factory string, too few vectors)."""
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """The sidecar of an index file."""
+
+    model: str
+    dimension: int
+    count: int
+    factory: str
+    ids_sha256: str
+    file_sha256: str = ""
+    metric: str = "l2"
+
+
+def ids_checksum(ids: np.ndarray) -> str:
+    return hashlib.sha256(np.sort(np.asarray(ids, dtype=np.int64)).tobytes()).hexdigest()
+
+
+def is_exact(factory: str) -> bool:
+    return factory.replace(" ", "") in ("Flat", "IDMap,Flat", "IDMap2,Flat")
+
+
+def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FACTORY):
+    """An ``IndexIDMap2`` over ``faiss.index_factory(d, factory)``, trained on
+    ``vectors`` when the type needs it, holding ``vectors`` under ``ids``."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if vectors.ndim != 2:
+        raise IndexBuildError("vectors must be a 2-D array")
+    d = vectors.shape[1]
+    try:
+        base = faiss.index_factory(d, factory, faiss.METRIC_L2)
+    except RuntimeError as exc:
+        raise IndexBuildError(f"FAISS does not understand --index-factory {factory!r}: "
+                              f"{str(exc).splitlines()[-1]}") from None
+    if not base.is_trained:
+        ivf = faiss.try_extract_index_ivf(base)
+        need = ivf.nlist if ivf is not None else 1
+        if len(vectors) < need:
+            raise IndexBuildError(f"--index-factory {factory!r} must be trained on at least "
+                                  f"{need} vectors, the gallery has {len(vectors)}; use Flat or "
+                                  "HNSW32 for small galleries")
+        base.train(vectors)
+    ivf = faiss.try_extract_index_ivf(base)
+    if ivf is not None:
+        ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, 16))
+        ivf.make_direct_map()  # reconstruct() for exact re-ranking
+    index = faiss.IndexIDMap2(base)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def save_index(path: Path, index, model: str, factory: str) -> IndexInfo:
+    """Write ``path`` and ``path.json`` atomically; return the sidecar."""
+    import faiss
+
+    data = faiss.serialize_index(index).tobytes()
+    ids = faiss.vector_to_array(index.id_map) if index.ntotal else np.zeros(0, np.int64)
+    info = IndexInfo(model=model, dimension=int(index.d), count=int(index.ntotal),
+                     factory=factory, ids_sha256=ids_checksum(ids),
+                     file_sha256=hashlib.sha256(data).hexdigest())
+    write_bytes_atomic(path, data)
+    write_json_atomic(sidecar_path(path), asdict(info))
+    return info
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: Path) -> IndexInfo:
+    side = sidecar_path(path)
+    try:
+        raw = json.loads(side.read_text("utf-8"))
+        return IndexInfo(**raw)
+    except FileNotFoundError:
+        raise IndexMismatch(f"index sidecar {side} is missing; {REPAIR_HINT}") from None
+    except (ValueError, TypeError) as exc:
+        raise IndexMismatch(f"index sidecar {side} is corrupt ({exc}); {REPAIR_HINT}") from None
+
+
+def load_index(path: Path, *, model: str, dimension: int | None = None,
+               ids: np.ndarray | None = None):
+    """Load an index and check it against its sidecar and the expected model,
+    dimension and ids (from the database). Returns ``(index, info)``.
+
+    Raises :class:`IndexMismatch` naming ``verifier doctor --repair``.
+    """
+    import faiss
+
+    info = read_sidecar(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise IndexMismatch(f"index file {path} is missing; {REPAIR_HINT}") from None
+    if hashlib.sha256(data).hexdigest() != info.file_sha256:
+        raise IndexMismatch(f"index file {path} does not match its sidecar (truncated or "
+                            f"replaced); {REPAIR_HINT}")
+    if info.model != model:
+        raise IndexMismatch(f"index file {path} belongs to model {info.model!r}, not {model!r}; "
+                            f"{REPAIR_HINT}")
+    if dimension is not None and info.dimension != dimension:
+        raise IndexMismatch(f"index file {path} holds {info.dimension}-d vectors but model "
+                            f"{model!r} makes {dimension}-d ones; {REPAIR_HINT}")
+    if ids is not None and (len(ids) != info.count or ids_checksum(ids) != info.ids_sha256):
+        raise IndexMismatch(f"index file {path} holds {info.count} vectors but the database has "
+                            f"{len(ids)} for model {model!r} (or other ids); {REPAIR_HINT}")
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:
+        raise IndexMismatch(f"index file {path} cannot be read ({exc}); {REPAIR_HINT}") from None
+    if index.d != info.dimension or index.ntotal != info.count:
+        raise IndexMismatch(f"index file {path} disagrees with its sidecar; {REPAIR_HINT}")
+    return index, info
+
+
+def search(index, queries: np.ndarray, k: int, *, exact: bool = True,
+           rerank_factor: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(distances, ids)`` of the ``k`` nearest vectors, euclidean, nearest first.
+
+    Through an approximate index, ``rerank_factor * k`` candidates are fetched and
+    re-ranked by their exact distance. Missing neighbours have id -1, distance inf.
+    """
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    k = max(1, min(k, index.ntotal)) if index.ntotal else 1
+    if index.ntotal == 0:
+        n = len(queries)
+        return np.full((n, k), np.inf), np.full((n, k), -1, dtype=np.int64)
+    if exact:
+        sq, ids = index.search(queries, k)
+        return np.sqrt(np.maximum(sq, 0.0)), ids
+    cand_k = min(index.ntotal, k * rerank_factor)
+    _, cand = index.search(queries, cand_k)
+    out_d = np.full((len(queries), k), np.inf)
+    out_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, (q, ids) in enumerate(zip(queries, cand)):
+        ids = ids[ids >= 0]
+        if not len(ids):
+            continue
+        vecs = np.stack([index.reconstruct(int(i)) for i in ids])
+        d = np.sqrt(((vecs - q) ** 2).sum(axis=1))
+        order = np.argsort(d, kind="stable")[:k]
+        out_d[row, : len(order)] = d[order]
+        out_i[row, : len(order)] = ids[order]
+    return out_d, out_i

@@ -1,0 +1,113 @@
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jobs import datasets
+from jobs.cli import main
+from jobs.datasets import DownloadError, fetch_seed_faces
+
+
+class _Server:
+    """Serves ``files`` (path -> bytes) with Range support; can cut or corrupt."""
+
+    def __init__(self, files):
+        self.files = files
+        self.cut_once: set[str] = set()
+        self.corrupt: set[str] = set()
+        self.requests: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                rel = self.path.lstrip("/")
+                from urllib.parse import unquote
+                rel = unquote(rel)
+                outer.requests.append((rel, self.headers.get("Range")))
+                if rel not in outer.files:
+                    self.send_error(404)
+                    return
+                body = outer.files[rel]
+                if rel in outer.corrupt:
+                    body = b"X" + body[1:]
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                part = body[start:]
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                if rel in outer.cut_once:
+                    outer.cut_once.discard(rel)
+                    self.wfile.write(part[: len(part) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(part)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    files = {f"person_{i}/photo {j}.png": bytes([i, j]) * 5000 for i in range(2) for j in range(2)}
+    monkeypatch.setattr(datasets, "manifest", lambda: [(hashlib.sha256(b).hexdigest(), p)
+                                                       for p, b in files.items()])
+    srv = _Server(files)
+    yield srv
+    srv.httpd.shutdown()
+
+
+def test_fetch_downloads_and_skips_present(server, tmp_path):
+    s = fetch_seed_faces(tmp_path / "d", base_url=server.url, quiet=True)
+    assert len(s.downloaded) == 4
+    assert (tmp_path / "d" / "person_1" / "photo 1.png").read_bytes() == server.files["person_1/photo 1.png"]
+    again = fetch_seed_faces(tmp_path / "d", base_url=server.url, quiet=True)
+    assert again.present == 4 and not again.downloaded
+
+
+def test_interrupted_transfer_resumes(server, tmp_path):
+    server.cut_once.add("person_0/photo 1.png")
+    with pytest.raises(DownloadError, match="resumes"):
+        fetch_seed_faces(tmp_path / "d", base_url=server.url, quiet=True)
+    part = tmp_path / "d" / "person_0" / "photo 1.png.part"
+    assert part.exists() and 0 < part.stat().st_size < 10000
+    s = fetch_seed_faces(tmp_path / "d", base_url=server.url, quiet=True)
+    assert s.resumed == 1
+    assert ("person_0/photo 1.png", f"bytes={5000}-") in server.requests
+    assert (tmp_path / "d" / "person_0" / "photo 1.png").read_bytes() == server.files["person_0/photo 1.png"]
+
+
+def test_checksum_mismatch_is_refused(server, tmp_path):
+    server.corrupt.add("person_1/photo 0.png")
+    with pytest.raises(DownloadError, match="SHA-256"):
+        fetch_seed_faces(tmp_path / "d", base_url=server.url, quiet=True)
+    assert not (tmp_path / "d" / "person_1" / "photo 0.png").exists()
+    assert not list((tmp_path / "d").rglob("*.part"))
+
+
+def test_offline_message_names_local_folder(tmp_path):
+    r = CliRunner().invoke(main, ["--home", str(tmp_path), "datasets", "fetch", "seed-faces",
+                                  "--url", "http://127.0.0.1:9/", "--to", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "--data ../shared/data/seed-faces" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_manifest_matches_shared_checksums():
+    rows = datasets.manifest()
+    assert len(rows) == 128 and all(len(d) == 64 for d, _ in rows)
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "seed-faces.sha256"
+    if shared.exists():
+        assert len(shared.read_text().split()) == 256

@@ -1,0 +1,155 @@
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from jobs.cli import main
+from jobs.embed import embed_gallery, index_path
+from jobs.models import load_model
+from storage import gallery
+from storage.database import open_database
+from storage.errors import WorkspaceBusy
+from storage.index import load_index, sidecar_path
+from storage.lock import job_lock
+from storage.schema import Embedding, Image
+from storage.workspace import Workspace
+from verifier.synthetic import write_identity_set
+
+
+def _check_consistent(ws, factory, name="tiny"):
+    with factory() as s:
+        model = gallery.get_model(s, name)
+        ids = gallery.model_ids(s, model.id)
+        pairs = s.execute(select(Embedding.image_id, func.count()).group_by(Embedding.image_id)
+                          .having(func.count() > 1)).all()
+    assert not pairs, "duplicate embeddings"
+    index, info = load_index(index_path(ws, name), model=name, ids=ids)
+    return len(ids)
+
+
+def test_incremental_embedding(home_with_model, tmp_path, db_url):
+    ws = Workspace.open(home_with_model)
+    factory = open_database(db_url)
+    data = write_identity_set(tmp_path / "gallery", identities=3, per_identity=4, size=32)
+    loaded = load_model(ws, "tiny")
+
+    first = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    assert (first.added, first.unchanged, first.model_calls) == (12, 0, 1)
+    assert first.index_rebuilt and _check_consistent(ws, factory) == 12
+
+    again = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    assert (again.added, again.unchanged, again.model_calls) == (0, 12, 0)
+    assert not again.index_rebuilt
+
+    # change one file, move one (same bytes, other person), delete one, add a bad one
+    changed = data / "person_00" / "img_00.png"
+    PILImage.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
+    shutil.move(data / "person_01" / "img_00.png", data / "person_02" / "renamed.png")
+    (data / "person_02" / "img_03.png").unlink()
+    (data / "person_02" / "broken.jpg").write_bytes(b"not a jpeg")
+    with factory() as s:
+        moved_before = s.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
+                                .where(Image.path.endswith("person_01/img_00.png")))
+    third = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    assert (third.updated, third.moved, third.missing, third.model_calls) == (1, 1, 1, 1)
+    assert third.added == 0 and third.unchanged == 9
+    assert list(third.skipped.values()) == ["not_an_image"]
+    with factory() as s:
+        row = s.scalar(select(Image).where(Image.path.endswith("renamed.png")))
+        assert row.identity.name == "person_02"
+        moved_after = s.scalar(select(Embedding.vector).where(Embedding.image_id == row.id))
+        assert moved_after == moved_before  # not embedded again
+        assert s.scalar(select(Image.status).where(Image.path.endswith("broken.jpg"))) == "skipped"
+    assert _check_consistent(ws, factory) == 11  # the missing one is kept until --prune
+
+    pruned = embed_gallery(ws, factory, data, loaded=loaded, prune=True, quiet=True)
+    assert pruned.removed == 1 and pruned.model_calls == 0
+    assert _check_consistent(ws, factory) == 10
+    factory.kw["bind"].dispose()
+
+
+def test_second_embed_fails_at_once(home_with_model, tmp_path):
+    ws = Workspace.open(home_with_model)
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    with job_lock(ws.locks_dir / "gallery.lock"):
+        with pytest.raises(WorkspaceBusy, match="--wait"):
+            embed_gallery(ws, open_database(ws.database_url), data, model="tiny", quiet=True)
+        r = CliRunner().invoke(main, ["--home", str(home_with_model), "embed", "--data", str(data)])
+        assert r.exit_code == 1 and "another embed is running" in r.output
+
+
+def test_cli_embed_gallery_doctor(home_with_model, tmp_path):
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=3, size=32)
+    (data / "person_00" / "empty.png").write_bytes(b"")
+    home = str(home_with_model)
+    run = CliRunner().invoke
+    r = run(main, ["--home", home, "-q", "embed", "--data", str(data)])
+    assert r.exit_code == 0, r.output
+    assert "6 added" in r.output and "skipped" in r.output and "empty" in r.output
+    r = run(main, ["--home", home, "embed", "--data", str(data), "--json"])
+    doc = json.loads(r.output)
+    assert doc["model_calls"] == 0 and doc["unchanged"] == 6
+    r = run(main, ["--home", home, "gallery", "--json"])
+    doc = json.loads(r.output)
+    assert doc["identities"] == [{"name": "person_00", "photos": 3}, {"name": "person_01", "photos": 3}]
+    assert doc["models"][0]["embeddings"] == 6
+    r = run(main, ["--home", home, "gallery"])
+    assert "person_00" in r.output and "tiny" in r.output
+    r = run(main, ["--home", home, "doctor"])
+    assert r.exit_code == 0 and "agree" in r.output
+
+    ws = Workspace.open(home_with_model)
+    path = index_path(ws, "tiny")
+    good = path.read_bytes()
+    # corrupt sidecar, truncated file, index of another model: refused, then repaired
+    breakages = [lambda: sidecar_path(path).write_text("{"),
+                 lambda: path.write_bytes(good[:100]),
+                 lambda: sidecar_path(path).write_text(
+                     sidecar_path(path).read_text().replace('"tiny"', '"other"'))]
+    for breakage in breakages:
+        breakage()
+        r = run(main, ["--home", home, "doctor"])
+        assert r.exit_code == 1 and "doctor --repair" in r.output, r.output
+        r = run(main, ["--home", home, "doctor", "--repair"])
+        assert r.exit_code == 0 and "rebuilt the index of tiny" in r.output
+        r = run(main, ["--home", home, "doctor"])
+        assert r.exit_code == 0
+
+
+def test_sigkill_mid_run_then_rerun(home_with_model, tmp_path):
+    """Kill -9 while batches are being committed; the rerun completes the gallery."""
+    data = write_identity_set(tmp_path / "big", identities=20, per_identity=20, size=32)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "jobs.cli", "--home", str(home_with_model), "-q", "embed",
+           "--data", str(data), "--batch-size", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = home_with_model / "verifier.db"
+    count, deadline = 0, time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as con:
+                count = con.execute("select count(*) from embeddings").fetchone()[0]
+        except sqlite3.Error:
+            count = 0
+        if count >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 5 <= count < 400, "the kill did not land mid-run"
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    summary = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    assert summary.added == 400 - summary.unchanged and summary.unchanged >= 5
+    assert _check_consistent(ws, factory) == 400

@@ -1,0 +1,106 @@
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import main
+from jobs.evaluate import evaluate
+from jobs.report import write_report
+from storage import gallery
+from storage.database import open_database
+from storage.workspace import Workspace
+from verifier import metrics
+from verifier.synthetic import write_identity_set
+
+
+@pytest.fixture
+def pipeline_home(tmp_path):
+    """A workspace after `verifier pipeline` on a small synthetic set (CLI, end to end)."""
+    data = write_identity_set(tmp_path / "faces", identities=5, per_identity=5, size=32)
+    home = tmp_path / "home"
+    r = CliRunner().invoke(main, ["--home", str(home), "-q", "pipeline", "--data", str(data),
+                                  "--backbone", "tiny", "--weights", "none", "--image-size", "32",
+                                  "--epochs", "3", "--name", "m"])
+    assert r.exit_code == 0, r.output
+    assert "report:" in r.output and "roc_auc" in r.output and "tutorial 0.5" in r.output
+    report = re.search(r"report: (\S+)", r.output).group(1)
+    return home, data, report
+
+
+def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
+    home, data, report = pipeline_home
+    ws = Workspace.open(home)
+    factory = open_database(ws.database_url)
+    pairs = np.load(home / "models" / "m" / "pairs.npz")
+    photos = json.loads((home / "models" / "m" / "photos.json").read_text())
+    ev = evaluate(ws, factory, model="m", folds=3)
+    assert len(ev.distances) == len(pairs["test_first"])
+    assert np.array_equal(ev.labels, pairs["test_label"])
+    # distances equal those of the stored vectors, recomputed by hand
+    with factory() as s:
+        model_id = gallery.get_model(s, "m").id
+        _, vectors = gallery.model_vectors(s, model_id)
+        by_path = {p.path: v for p, v in zip(
+            [gallery.embedded_photos(s, model_id)[i] for i in gallery.model_ids(s, model_id)], vectors)}
+    root = data.resolve()
+    vec = np.stack([by_path[str(root / p["path"])] for p in photos])
+    ref = np.linalg.norm(vec[pairs["test_first"]] - vec[pairs["test_second"]], axis=1)
+    np.testing.assert_allclose(ev.distances, ref, rtol=1e-5)
+    # the threshold is the best-accuracy one on validation, stored with the model
+    vd = np.linalg.norm(vec[pairs["validation_first"]] - vec[pairs["validation_second"]], axis=1)
+    assert ev.threshold == pytest.approx(metrics.best_accuracy_threshold(vd, pairs["validation_label"]), rel=1e-5)
+    with factory() as s:
+        assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
+    assert ev.folds["folds"] == 3
+
+
+def test_target_far_and_given_threshold(pipeline_home):
+    home, _, _ = pipeline_home
+    ws = Workspace.open(home)
+    factory = open_database(ws.database_url)
+    ev = evaluate(ws, factory, target_far=0.05)
+    assert ev.validation["far"] <= 0.05 and ev.threshold_rule == "far<=0.05"
+    given = evaluate(ws, factory, threshold=0.123)
+    assert given.threshold == 0.123 and given.validation is None
+    with factory() as s:  # an explicit threshold does not overwrite the calibrated one
+        assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
+
+
+def test_reports(pipeline_home, tmp_path):
+    home, _, html_path = pipeline_home
+    ws = Workspace.open(home)
+    factory = open_database(ws.database_url)
+    pairs = np.load(home / "models" / "m" / "pairs.npz")
+    n = len(pairs["test_first"])
+    out = write_report(factory, tmp_path / "r.csv", "csv")
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == n
+    assert set(rows[0]) == {"photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
+                            "decision", "correct"}
+    assert all((r["label"] == "1") == (r["identity_a"] == r["identity_b"]) for r in rows)
+    doc = json.loads(write_report(factory, tmp_path / "r.json", "json").read_text())
+    assert doc["model"]["name"] == "m" and "roc_auc" in doc["run"]["counts"]["metrics"]
+    page = open(html_path, encoding="utf-8").read()
+    assert page.count("data:image/png;base64,") >= 4 + 0
+    for title in ("ROC curve", "DET curve", "distance histograms", "confusion matrix",
+                  "Per identity", "Worst false accepts", "Worst false rejects"):
+        assert title in page
+    # self-contained: no external resource is referenced
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    r = CliRunner().invoke(main, ["--home", str(home), "report", "--format", "csv"])
+    assert r.exit_code == 0 and "run" in r.output
+
+
+def test_evaluate_cli_json_and_errors(pipeline_home, tmp_path):
+    home, _, _ = pipeline_home
+    r = CliRunner().invoke(main, ["--home", str(home), "-q", "evaluate", "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert set(doc["metrics"]) >= {"accuracy", "roc_auc", "eer", "confusion"}
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "empty"), "evaluate"])
+    assert r.exit_code == 1 and "verifier train" in r.output
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "empty"), "report"])
+    assert r.exit_code == 1 and "no evaluation yet" in r.output
