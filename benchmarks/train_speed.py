@@ -37,6 +37,7 @@ from storage.workspace import Workspace  # noqa: E402
 
 def fast_run(data: Path, **kw) -> dict:
     with tempfile.TemporaryDirectory() as home:
+        kw.setdefault("detector", "none")  # the tutorial fed whole photos
         result = train(Workspace.open(home), TrainOptions(data=data, **kw), quiet=True,
                        echo=lambda s: None)
     return {"seconds": result.seconds, "history": result.history}
@@ -49,6 +50,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--per-pair-steps", type=int, default=3)
+    ap.add_argument("--quality-batch-size", type=int, default=16,
+                    help="photos per step of the fast trainer in the quality comparison")
+    ap.add_argument("--noise", type=float, default=400.0, help="pixel noise of the synthetic set")
+    ap.add_argument("--quality-epochs", type=int, default=10)
     ap.add_argument("--skip", nargs="*", default=[], choices=["tutorial", "frozen", "quality"])
     args = ap.parse_args()
 
@@ -85,11 +90,11 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             data = write_identity_set(Path(tmp) / "faces", identities=10, per_identity=8,
-                                      seed=0, size=32, noise=60.0)
+                                      seed=0, size=32, noise=args.noise)
             kw = dict(backbone="tiny", weights="none", fine_tune=0.5, image_size=32,
-                      epochs=10, seed=0, embedding_dim=16)
+                      epochs=args.quality_epochs, seed=0, embedding_dim=16)
             t = time.perf_counter()
-            fast = fast_run(data, batch_size=32, **kw)
+            fast = fast_run(data, batch_size=args.quality_batch_size, **kw)
             fast_s = time.perf_counter() - t
             t = time.perf_counter()
             ref = fit_per_pair(data, **kw)

@@ -96,14 +96,27 @@ TRAIN_OPTIONS = [
     click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
                  help="Folder laid out as DATA/<person>/<photo>."),
     click.option("--backbone", default="vgg19", show_default=True,
-                 type=click.Choice(["vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny"]),
+                 type=click.Choice(["vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny",
+                                    "dlib-resnet"]),
                  help="Feature extractor shared by both branches."),
-    click.option("--weights", default="imagenet", show_default=True,
-                 help="imagenet (Keras download and cache), none (random), or PATH to a weights file."),
+    click.option("--weights", default="default",
+                 help="imagenet (Keras download and cache), none (random), or PATH to a weights "
+                      "file [default: imagenet; dlib's own file for dlib-resnet; none for tiny]."),
+    click.option("--head", default="dense", show_default=True, type=click.Choice(["dense", "none"]),
+                 help="dense: pooling + Dense(--embedding-dim); none: the backbone's output is "
+                      "the embedding (dlib-resnet's descriptor, no training needed)."),
+    click.option("--detector", default="mtcnn", show_default=True, type=click.Choice(["mtcnn", "none"]),
+                 help="mtcnn: detect and align the most prominent face; none: the whole photo "
+                      "(the tutorial). Recorded in the model; every later command uses it."),
+    click.option("--face-padding", default=0.25, show_default=True, type=click.FloatRange(0, 2),
+                 help="Margin around the aligned face, as a fraction of the face template."),
+    click.option("--require-face", is_flag=True,
+                 help="Skip photos without a detected face instead of using the whole photo."),
     click.option("--fine-tune", default=0.10, show_default=True, type=click.FloatRange(0, 1),
                  help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
     click.option("--image-size", type=click.IntRange(32, 1024),
-                 help="Input side in pixels [default: 224; 64 for tiny; the tutorial used 244]."),
+                 help="Input side in pixels [default: 224; 64 for tiny; 150 for dlib-resnet; "
+                      "the tutorial used 244]."),
     click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096)),
     click.option("--margin", default=1.0, show_default=True,
                  type=click.FloatRange(min=0, min_open=True), help="Contrastive loss margin."),
@@ -373,6 +386,105 @@ def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) ->
     for line in _metric_table(result.evaluation):
         click.echo(line)
     click.echo(f"report: {result.report}")
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True)
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Identities to list.")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write one row per photo and rank to this CSV file.")
+@pass_ctx
+@friendly
+def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_json: bool,
+          csv_path: Path | None) -> None:
+    """Find the most similar people in the gallery for each photo.
+
+    PHOTOS are files, folders (every photo inside) or - for standard input. Each
+    identity is ranked by its closest gallery photo; a match passes when its
+    distance is within the model's calibrated threshold. When no identity passes,
+    the answer is "unknown" and the nearest ones are still listed. Exits 1 if any
+    photo could not be answered.
+
+    \b
+    Example:
+      verifier query new_photo.jpg -k 3
+      cat photo.jpg | verifier query - --json
+    """
+    from .query import query as run_query
+
+    results = run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
+                        stdin=click.get_binary_stream("stdin"))
+    if csv_path:
+        import csv
+        import io
+
+        from storage.files import write_text_atomic
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["photo", "rank", "identity", "distance", "gallery_photo", "passes", "unknown", "error"])
+        for r in results:
+            for m in r.matches or [None]:
+                w.writerow([r.photo, m.rank if m else "", m.identity if m else "",
+                            f"{m.distance:.6f}" if m else "", m.photo if m else "",
+                            "" if m is None or m.passes is None else int(m.passes), int(r.unknown),
+                            r.error or ""])
+        write_text_atomic(csv_path, buf.getvalue())
+    if as_json:
+        emit_json({"results": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            if r.error:
+                click.echo(f"{r.photo}: error: {r.error}", err=True)
+                continue
+            best = r.matches[0] if r.matches else None
+            verdict = "unknown" if r.unknown else best.identity
+            note = "" if best is None or best.passes is not None else \
+                " (model not calibrated: run `verifier evaluate`)"
+            click.echo(f"{r.photo}: {verdict}{note}")
+            click.echo(f"  {'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
+            for m in r.matches:
+                passes = "-" if m.passes is None else ("yes" if m.passes else "no")
+                click.echo(f"  {m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("photo_a")
+@click.argument("photo_b")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--threshold", type=float, help="Override the model's calibrated threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@pass_ctx
+def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshold: float | None,
+           as_json: bool) -> None:
+    """Decide whether two photos show the same person.
+
+    Prints the distance, the threshold and the decision. Exit status: 0 = same
+    person, 1 = different people, 2 = error (unreadable photo, no face, no model).
+    Either photo may be - for standard input.
+
+    \b
+    Example:
+      verifier verify a.jpg b.jpg && echo same
+    """
+    from .query import verify as run_verify
+
+    try:
+        v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
+                       threshold=threshold, stdin=click.get_binary_stream("stdin"))
+    except _library_errors() as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        emit_json(v.as_dict())
+    else:
+        click.echo(f"{'same' if v.same else 'different'}: distance {v.distance:.4f}, "
+                   f"threshold {v.threshold:.4f} (model {v.model})")
+    sys.exit(0 if v.same else 1)
 
 
 @main.group()

@@ -62,12 +62,17 @@ def _download(url: str, part: Path, timeout: float) -> bool:
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         resumed = have > 0 and response.status == 206
+        expected = response.headers.get("Content-Length")
+        received = 0
         with open(part, "ab" if resumed else "wb") as handle:
             while True:
                 chunk = response.read(1 << 16)
                 if not chunk:
                     break
                 handle.write(chunk)
+                received += len(chunk)
+    if expected is not None and received < int(expected):
+        raise OSError(f"connection closed after {received} of {expected} bytes")
     return resumed
 
 

@@ -26,7 +26,7 @@ from storage.index import DEFAULT_FACTORY, build_index, load_index, read_sidecar
 from storage.lock import job_lock
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
-from verifier.errors import ImageError
+from verifier.errors import ImageError, NoFaceFound
 from verifier.images import DEFAULT_MAX_PIXELS, iter_image_files, probe, sha256_bytes
 
 from .models import LoadedModel, load_model, read_config
@@ -45,6 +45,7 @@ class EmbedSummary:
     removed: int = 0
     missing: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+    flagged: dict[str, int] = field(default_factory=dict)  # no_face / several_faces -> count
     model_calls: int = 0
     index_rebuilt: bool = False
     gallery_size: int = 0
@@ -59,6 +60,10 @@ class EmbedSummary:
                f"{self.updated} updated, {self.moved} moved, {self.removed} removed, "
                f"{len(self.skipped)} skipped; gallery holds {self.gallery_size} embeddings "
                f"({self.seconds:.1f} s, {self.model_calls} model calls)"]
+        if self.flagged:
+            out.append("faces: " + ", ".join(f"{n} photos {k.replace('_', ' ')}"
+                                             for k, n in sorted(self.flagged.items()))
+                       + " (no face: the whole photo was used; several: the largest)")
         if self.missing:
             out.append(f"{self.missing} photos are gone from the folder but kept; "
                        "pass --prune to remove them")
@@ -189,7 +194,7 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
             if todo:
                 loaded = loaded or load_model(ws, name)
                 calls_before = loaded.calls
-                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, max_pixels, quiet)
+                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, quiet)
                 summary.model_calls = loaded.calls - calls_before
             summary.index_rebuilt = sync_index(ws, factory, name, model_id, index_factory)
             with factory.begin() as session:
@@ -210,29 +215,36 @@ def _counts(summary: EmbedSummary) -> dict:
 
 
 def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: int,
-                todo: list, batch_size: int, summary: EmbedSummary, max_pixels: int,
-                quiet: bool) -> None:
+                todo: list, batch_size: int, summary: EmbedSummary, quiet: bool) -> None:
     def load(batch):
-        good, pixels = [], []
+        rows, pixels = [], []
         for image_id, path in batch:
             try:
-                pixels.append(loaded.load(Path(path), max_pixels))
-                good.append((image_id, path, None))
+                prepared = loaded.preparer.prepare(Path(path))
             except ImageError as exc:
-                good.append((image_id, path, exc.reason))
-        return good, (np.stack(pixels) if pixels else None)
+                rows.append((image_id, path, exc.reason, None))
+                continue
+            except NoFaceFound:
+                rows.append((image_id, path, "no_face", None))
+                continue
+            pixels.append(prepared.pixels)
+            rows.append((image_id, path, None, prepared.status))
+        return rows, (np.stack(pixels) if pixels else None)
 
     with bar(len(todo), "embedding", quiet=quiet) as progress:
         for _, (rows, pixels) in _prefetch(todo, load, batch_size):
             vectors = loaded.embed(pixels) if pixels is not None else np.zeros((0, 0))
             with factory.begin() as session:  # one transaction per batch
                 v = iter(vectors)
-                for image_id, path, reason in rows:
+                for image_id, path, reason, face in rows:
+                    row = session.get(Image, image_id)
                     if reason is not None:
-                        row = session.get(Image, image_id)
                         row.status, row.reason = "skipped", reason
                         summary.skipped[path] = reason
                         continue
+                    if face in ("no_face", "several_faces"):
+                        row.flags = face
+                        summary.flagged[face] = summary.flagged.get(face, 0) + 1
                     session.add(Embedding(image_id=image_id, model_id=model_id,
                                           vector=gallery.vector_to_bytes(next(v))))
                     summary.added += 1

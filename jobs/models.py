@@ -9,7 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from storage.workspace import Workspace
-from verifier.images import DEFAULT_MAX_PIXELS, load_image, resize
+from verifier.images import DEFAULT_MAX_PIXELS
+
+from .preprocess import PhotoPreparer
 
 
 @dataclass
@@ -20,6 +22,7 @@ class LoadedModel:
     path: Path
     config: dict
     branch: Any
+    preparer: PhotoPreparer
     calls: int = 0  # number of model invocations, for tests and benchmarks
 
     @property
@@ -30,12 +33,10 @@ class LoadedModel:
     def dimension(self) -> int:
         return int(self.branch.output.shape[-1])
 
-    def pixels(self, image: np.ndarray) -> np.ndarray:
-        """The branch input for one decoded RGB photo."""
-        return resize(image, self.image_size)
-
     def load(self, path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-        return self.pixels(load_image(path, max_pixels=max_pixels))
+        """The branch input for one photo file (face detected and aligned when the
+        model was trained so)."""
+        return self.preparer.prepare(path).pixels
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         """Embeddings of a batch of branch inputs, ``(N, dimension)`` float32."""
@@ -64,4 +65,5 @@ def load_model(ws: Workspace, name: str | None = None) -> LoadedModel:
     folder = ws.model_dir(resolved)
     config = read_config(ws, resolved)
     branch = keras.models.load_model(folder / "branch.keras", compile=False)
-    return LoadedModel(resolved, folder, config, branch)
+    return LoadedModel(resolved, folder, config, branch,
+                       PhotoPreparer.for_config(config, ws.cache_dir / "faces"))

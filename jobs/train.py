@@ -11,11 +11,13 @@ from typing import Callable
 
 import numpy as np
 
+from storage.facecache import FaceCache
 from storage.files import atomic_folder, write_json_atomic
 from storage.workspace import Workspace, check_model_name
 from verifier.images import DEFAULT_MAX_PIXELS, Dataset, scan_dataset
 from verifier.pairs import PairSet, make_pairs
 
+from .preprocess import PhotoPreparer
 from .progress import bar
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,11 @@ class TrainOptions:
 
     data: Path
     backbone: str = "vgg19"
-    weights: str = "imagenet"
+    weights: str = "default"
+    head: str = "dense"
+    detector: str = "mtcnn"
+    face_padding: float = 0.25
+    require_face: bool = False
     fine_tune: float = 0.10
     image_size: int | None = None
     embedding_dim: int = 64
@@ -53,6 +59,31 @@ class TrainResult:
     backbone_layers: int = 0
 
 
+def _detect_all(dataset: Dataset, preparer: PhotoPreparer, quiet: bool,
+                echo: Callable[[str], None]) -> None:
+    """Detect faces once per photo (cached by content); with ``require_face`` the
+    photos without one leave the dataset, recorded as skipped."""
+    from verifier.errors import NoFaceFound
+    from verifier.images import Skipped
+
+    counts: dict[str, int] = {}
+    kept = []
+    with bar(len(dataset.photos), "detecting faces", quiet=quiet) as progress:
+        for photo in dataset.photos:
+            try:
+                status = preparer.prepare(photo.path).status
+            except NoFaceFound:
+                status = "no_face"
+                dataset.skipped.append(Skipped(photo.path, "no_face"))
+            else:
+                kept.append(photo)
+            counts[status] = counts.get(status, 0) + 1
+            progress.update(1)
+    dataset.photos = kept
+    echo(f"faces ({preparer.detector}): " + ", ".join(f"{v} {k.replace('_', ' ')}"
+                                                      for k, v in sorted(counts.items())))
+
+
 def _default_name(backbone: str) -> str:
     return f"{backbone}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -66,8 +97,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     """
     import keras
 
-    from verifier.backbones import get_spec
-    from verifier.images import load_batch
+    from verifier.backbones import default_weights, get_spec
     from verifier.network import build_branch
     from verifier.trainer import FastTrainer, compute_features
 
@@ -81,6 +111,12 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
+    preparer = PhotoPreparer(size, opts.detector, opts.face_padding,
+                             FaceCache(ws.cache_dir / "faces", opts.detector)
+                             if opts.detector != "none" else None,
+                             require_face=opts.require_face, max_pixels=opts.max_pixels)
+    if opts.detector != "none":
+        _detect_all(dataset, preparer, quiet, echo)
     echo(dataset.summary())
     for s in dataset.skipped:
         echo(f"  skipped {s.path}: {s.reason}{' (' + s.detail + ')' if s.detail else ''}")
@@ -90,8 +126,10 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     timings["scan"] = time.perf_counter() - t0
 
     keras.utils.set_random_seed(opts.seed)
-    branch = build_branch(opts.backbone, weights=opts.weights, image_size=size,
-                          embedding_dim=opts.embedding_dim, fine_tune=opts.fine_tune)
+    weights = default_weights(opts.backbone) if opts.weights == "default" else opts.weights
+    branch = build_branch(opts.backbone, weights=weights, image_size=size,
+                          embedding_dim=opts.embedding_dim, fine_tune=opts.fine_tune,
+                          head=opts.head, cache_dir=ws.cache_dir)
     echo(f"{opts.backbone}: {branch.trainable_layers} of {branch.backbone_layers} backbone layers "
          f"trainable (from {branch.cut_layer}); input {size}x{size}")
 
@@ -103,7 +141,8 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     t1 = time.perf_counter()
     with bar(len(used), "frozen features", quiet=quiet) as progress:
         features = compute_features(
-            lambda x: branch.frozen(x, training=False), lambda idx: load_batch([paths[i] for i in idx], size),
+            lambda x: branch.frozen(x, training=False),
+            lambda idx: np.stack([preparer.prepare(paths[i]).pixels for i in idx]),
             len(used), cache_dir=ws.cache_dir, progress=progress.update)
     timings["features"] = time.perf_counter() - t1
 
@@ -118,19 +157,31 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         echo(line)
 
     t2 = time.perf_counter()
-    history = trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
-                          batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
-                          on_epoch=report)
+    if branch.head.trainable_weights:
+        history = trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
+                              batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
+                              on_epoch=report)
+    else:  # --head none on a frozen backbone: the descriptor is the embedding
+        from verifier.trainer import History
+
+        history = History()
+        loss, auc = trainer.evaluate(features, rows, pairs.validation)
+        history.val_loss.append(loss)
+        history.val_auc.append(auc)
+        echo("nothing to train (--head none and --fine-tune 0): the backbone's output is the "
+             f"embedding; validation ROC AUC {auc if auc is None else round(auc, 4)}")
     timings["train"] = time.perf_counter() - t2
 
     config = {
         "name": name, "created": datetime.now(timezone.utc).isoformat(),
-        "backbone": opts.backbone, "weights": opts.weights, "preprocessing": spec.preprocessing,
-        "image_size": size, "embedding_dim": opts.embedding_dim, "margin": opts.margin,
+        "backbone": opts.backbone, "weights": weights, "preprocessing": spec.preprocessing,
+        "head": opts.head, "detector": opts.detector, "face_padding": opts.face_padding,
+        "require_face": opts.require_face,
+        "image_size": size, "embedding_dim": int(branch.model.output.shape[-1]), "margin": opts.margin,
         "fine_tune": opts.fine_tune, "trainable_layers": branch.trainable_layers,
         "cut_layer": branch.cut_layer, "epochs": opts.epochs, "batch_size": opts.batch_size,
         "protocol": opts.protocol, "seed": opts.seed, "patience": opts.patience,
-        "data_root": str(Path(opts.data).resolve()), "detector": "none",
+        "data_root": str(Path(opts.data).resolve()),
         "pair_counts": pairs.counts(), "keras_version": keras.__version__,
     }
     photos = [{"path": str(p.path.relative_to(dataset.root)), "identity": p.identity,

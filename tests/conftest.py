@@ -55,7 +55,8 @@ def _postgres_reachable() -> bool:
 def db_url(request, tmp_path: Path) -> str:
     """A fresh, empty database: SQLite in tmp_path, and PostgreSQL where reachable."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
     if not _postgres_reachable():
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     import sqlalchemy
@@ -80,7 +81,7 @@ def trained_home(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("trained")
     data = write_identity_set(base / "faces", identities=4, per_identity=4, size=32)
     ws = Workspace.open(base / "home")
-    train(ws, TrainOptions(data=data, backbone="tiny", weights="none", image_size=32,
+    train(ws, TrainOptions(data=data, backbone="tiny", weights="none", image_size=32, detector="none",
                            epochs=1, name="tiny", embedding_dim=8), quiet=True, echo=lambda s: None)
     return base / "home"
 

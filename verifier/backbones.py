@@ -35,7 +35,14 @@ BACKBONES: dict[str, BackboneSpec] = {
     "resnet50": BackboneSpec("resnet50", "caffe", "ResNet50",
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "tiny": BackboneSpec("tiny", "unit", default_size=64),
+    "dlib-resnet": BackboneSpec("dlib-resnet", "dlib", default_size=150),
 }
+
+
+def default_weights(name: str) -> str:
+    """What ``--weights`` means when not given: ImageNet for the Keras applications,
+    dlib's own file for ``dlib-resnet``, random for ``tiny``."""
+    return {"tiny": "none", "dlib-resnet": "dlib"}.get(name, "imagenet")
 
 
 def get_spec(name: str) -> BackboneSpec:
@@ -76,7 +83,8 @@ def _build_tiny(image_size: int):
     return keras.Model(inputs, x, name="tiny")
 
 
-def build_backbone(name: str, *, weights: str = "imagenet", image_size: int = 224):
+def build_backbone(name: str, *, weights: str = "default", image_size: int = 224,
+                   cache_dir: Path | None = None):
     """Build a backbone without its top, taking preprocessed ``image_size`` inputs.
 
     Raises :class:`WeightsDownloadError` when ImageNet weights cannot be fetched
@@ -86,7 +94,19 @@ def build_backbone(name: str, *, weights: str = "imagenet", image_size: int = 22
     import keras
 
     spec = get_spec(name)
-    source = (weights or "none").strip()
+    source = (weights or "default").strip()
+    if source == "default":
+        source = default_weights(name)
+    if name == "dlib-resnet":
+        from .dlib_resnet import CHIP_SIZE, build_dlib_resnet
+
+        if image_size != CHIP_SIZE:
+            raise BackboneError(f"dlib-resnet takes {CHIP_SIZE}x{CHIP_SIZE} face chips; "
+                                f"drop --image-size or pass {CHIP_SIZE}")
+        if source == "none":
+            raise BackboneError("dlib-resnet has no random initialisation here; use its own "
+                                "weights (the default) or --weights PATH to a dlib .dat file")
+        return build_dlib_resnet(None if source in ("dlib", "imagenet") else source, cache_dir)
     if name == "tiny":
         if source == "imagenet":
             raise BackboneError("the tiny backbone has no ImageNet weights; use --weights none or PATH")

@@ -229,13 +229,9 @@ def encode_float(value: float) -> bytes:
     """dlib's float encoding, exact for float32 values."""
     if value == 0:
         return encode_int(0) + encode_int(0)
-    mantissa, exponent = np.frexp(np.float64(value))
-    m = int(mantissa * (1 << 24))
-    e = int(exponent) - 24
-    while m and m % 2 == 0:
-        m //= 2
-        e += 1
-    return encode_int(m) + encode_int(e)
+    # a float32: its 24-bit mantissa as an integer, and the matching exponent
+    mantissa, exponent = np.frexp(np.float32(value))
+    return encode_int(int(mantissa * (1 << 24))) + encode_int(int(exponent) - 24)
 
 
 def encode_string(text: str) -> bytes:

@@ -172,10 +172,17 @@ def kfold_accuracy(distances: np.ndarray, labels: np.ndarray, folds: int = 10,
     d, y = _check(distances, labels)
     if folds < 2 or folds > len(d):
         raise MetricError(f"--folds must be between 2 and the number of pairs ({len(d)})")
-    order = np.random.default_rng(seed).permutation(len(d))
+    rng = np.random.default_rng(seed)
+    # stratified: each fold gets its share of same-person and different-person pairs
+    fold_of = np.empty(len(d), dtype=np.int64)
+    for cls in (True, False):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold_of[idx] = np.arange(len(idx)) % folds
+    order = np.arange(len(d))
     accs = []
-    for part in np.array_split(order, folds):
-        rest = np.setdiff1d(order, part)
+    for k in range(folds):
+        part = order[fold_of == k]
+        rest = order[fold_of != k]
         t = best_accuracy_threshold(d[rest], y[rest])
         accs.append(float(np.mean((d[part] <= t) == y[part])))
     return {"folds": folds, "mean": float(np.mean(accs)), "std": float(np.std(accs)),

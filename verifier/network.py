@@ -70,14 +70,18 @@ def _cut_index(backbone: keras.Model, wanted: int) -> int:
     return 1
 
 
-def build_branch(backbone: str = "vgg19", *, weights: str = "imagenet", image_size: int = 224,
+def build_branch(backbone: str = "vgg19", *, weights: str = "default", image_size: int = 224,
                  embedding_dim: int = DEFAULT_EMBEDDING_DIM,
-                 fine_tune: float = DEFAULT_FINE_TUNE, head: str = "dense") -> Branch:
-    """Build a branch whose first part is frozen and last part trainable."""
+                 fine_tune: float = DEFAULT_FINE_TUNE, head: str = "dense",
+                 cache_dir=None) -> Branch:
+    """Build a branch whose first part is frozen and last part trainable.
+
+    ``head="none"`` uses the backbone's own output (pooled if spatial) as the
+    embedding, with no Dense layer."""
     if head not in HEADS:
         raise BackboneError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     spec = get_spec(backbone)
-    base = build_backbone(backbone, weights=weights, image_size=image_size)
+    base = build_backbone(backbone, weights=weights, image_size=image_size, cache_dir=cache_dir)
     n_layers = len(base.layers)
     cut = _cut_index(base, trainable_layer_count(n_layers, fine_tune))
     for i, layer in enumerate(base.layers):

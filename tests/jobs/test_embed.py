@@ -71,11 +71,11 @@ def test_incremental_embedding(home_with_model, tmp_path, db_url):
         moved_after = s.scalar(select(Embedding.vector).where(Embedding.image_id == row.id))
         assert moved_after == moved_before  # not embedded again
         assert s.scalar(select(Image.status).where(Image.path.endswith("broken.jpg"))) == "skipped"
-    assert _check_consistent(ws, factory) == 11  # the missing one is kept until --prune
+    assert _check_consistent(ws, factory) == 12  # the missing one is kept until --prune
 
     pruned = embed_gallery(ws, factory, data, loaded=loaded, prune=True, quiet=True)
     assert pruned.removed == 1 and pruned.model_calls == 0
-    assert _check_consistent(ws, factory) == 10
+    assert _check_consistent(ws, factory) == 11
     factory.kw["bind"].dispose()
 
 

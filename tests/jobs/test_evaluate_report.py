@@ -22,7 +22,7 @@ def pipeline_home(tmp_path):
     data = write_identity_set(tmp_path / "faces", identities=5, per_identity=5, size=32)
     home = tmp_path / "home"
     r = CliRunner().invoke(main, ["--home", str(home), "-q", "pipeline", "--data", str(data),
-                                  "--backbone", "tiny", "--weights", "none", "--image-size", "32",
+                                  "--backbone", "tiny", "--detector", "none", "--weights", "none", "--image-size", "32",
                                   "--epochs", "3", "--name", "m"])
     assert r.exit_code == 0, r.output
     assert "report:" in r.output and "roc_auc" in r.output and "tutorial 0.5" in r.output

@@ -23,7 +23,7 @@ def test_every_command_has_help():
 
 def test_train_saves_a_complete_model_version(tmp_path, synthetic_faces):
     home = tmp_path / "home"
-    r = invoke(home, "train", "--data", str(synthetic_faces), "--backbone", "tiny",
+    r = invoke(home, "train", "--data", str(synthetic_faces), "--backbone", "tiny", "--detector", "none",
                "--weights", "none", "--image-size", "32", "--epochs", "2", "--name", "t1",
                "--protocol", "image-disjoint")
     assert r.exit_code == 0, r.output
@@ -47,13 +47,13 @@ def test_train_saves_a_complete_model_version(tmp_path, synthetic_faces):
     assert model.output.shape[-1] == 64
     # the same name twice is refused, not overwritten
     r = CliRunner().invoke(main, ["--home", str(home), "-q", "train", "--data", str(synthetic_faces),
-                                  "--backbone", "tiny", "--weights", "none", "--name", "t1"])
+                                  "--backbone", "tiny", "--detector", "none", "--weights", "none", "--name", "t1"])
     assert r.exit_code == 1 and "already exists" in r.output
 
 
 def test_train_json_output(tmp_path, synthetic_faces):
     r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "-q", "train", "--data",
-                                  str(synthetic_faces), "--backbone", "tiny", "--weights", "none",
+                                  str(synthetic_faces), "--backbone", "tiny", "--detector", "none", "--weights", "none",
                                   "--image-size", "32", "--epochs", "1", "--json"])
     assert r.exit_code == 0
     doc = json.loads(r.stdout)
@@ -62,7 +62,7 @@ def test_train_json_output(tmp_path, synthetic_faces):
 
 def test_user_mistakes_are_one_line_errors(tmp_path, synthetic_faces):
     r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "train", "--data",
-                                  str(synthetic_faces), "--backbone", "tiny",
+                                  str(synthetic_faces), "--backbone", "tiny", "--detector", "none",
                                   "--weights", str(tmp_path / "nope.h5")])
     assert r.exit_code == 1 and "does not exist" in r.output and "Traceback" not in r.output
     empty = tmp_path / "empty"
@@ -92,7 +92,8 @@ def test_imagenet_download_failure_names_file_cache_and_alternative(tmp_path, mo
                             f"http://127.0.0.1:{server.server_address[1]}/vgg19_notop.h5")
         monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras"))
         r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "train", "--data",
-                                      str(synthetic_faces), "--image-size", "32"])
+                                      str(synthetic_faces), "--image-size", "32",
+                                      "--detector", "none"])
     finally:
         server.shutdown()
     assert r.exit_code == 1
@@ -103,7 +104,7 @@ def test_imagenet_download_failure_names_file_cache_and_alternative(tmp_path, mo
 
 @pytest.mark.integration
 def test_train_on_seed_faces(tmp_path, seed_faces):
-    r = invoke(tmp_path / "home", "train", "--data", str(seed_faces), "--backbone", "tiny",
+    r = invoke(tmp_path / "home", "train", "--data", str(seed_faces), "--backbone", "tiny", "--detector", "none",
                "--weights", "none", "--epochs", "2", "--name", "seed")
     assert r.exit_code == 0, r.output
     assert "128 photos of 16 identities" in r.output

@@ -1,0 +1,69 @@
+"""Gallery embedding against bare ``predict`` of the same branch, side by side.
+
+    python benchmarks/embed_speed.py --data ../shared/data/seed-faces
+
+1. Throughput of ``verifier embed`` (hashing, decoding, database, index) against
+   ``predict_on_batch`` of the same branch on the same, already decoded photos.
+2. A second run on the unchanged folder: model calls and seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from jobs.embed import embed_gallery  # noqa: E402
+from jobs.models import load_model  # noqa: E402
+from jobs.train import TrainOptions, train  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.workspace import Workspace  # noqa: E402
+from verifier.images import scan_dataset  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
+    ap.add_argument("--backbone", default="mobilenet_v2")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        ws = Workspace.open(home)
+        train(ws, TrainOptions(data=args.data, backbone=args.backbone, weights="none", epochs=1,
+                               detector="none", name="bench"), quiet=True, echo=lambda s: None)
+        loaded = load_model(ws, "bench")
+        paths = [p.path for p in scan_dataset(args.data).photos]
+        pixels = np.stack([loaded.load(p) for p in paths])
+        loaded.embed(pixels[: args.batch_size])  # warm up both paths alike
+        t = time.perf_counter()
+        for i in range(0, len(pixels), args.batch_size):
+            loaded.embed(pixels[i:i + args.batch_size])
+        bare = time.perf_counter() - t
+
+        factory = open_database(ws.database_url)
+        t = time.perf_counter()
+        first = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)
+        pipeline = time.perf_counter() - t
+        calls = loaded.calls
+        t = time.perf_counter()
+        again = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)
+        rerun = time.perf_counter() - t
+    n = len(paths)
+    print(f"{args.backbone}, {n} photos, batch {args.batch_size}")
+    print(f"bare predict:   {n / bare:7.1f} photos/s ({bare:.2f} s, decoded photos in memory)")
+    print(f"verifier embed: {n / pipeline:7.1f} photos/s ({pipeline:.2f} s: hash, decode, predict, "
+          f"database, index), {first.added} added")
+    print(f"RATIO embed / bare throughput = {bare / pipeline:.3f} (target >= 0.90)")
+    print(f"rerun on the unchanged folder: {again.model_calls} model calls "
+          f"(calls before: {calls}), {rerun:.2f} s (target: 0 calls, <= 2 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Turning a photo file into a branch input with the model's own preprocessing:
+detect the most prominent face (cached by content), align it, or use the whole photo."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storage.facecache import FaceCache
+from verifier.errors import NoFaceFound
+from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, most_prominent
+from verifier.images import DEFAULT_MAX_PIXELS, decode_image, resize, sha256_bytes
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A branch input and how it was made: ``face``, ``several_faces`` (the most
+    prominent was used), ``no_face`` (the whole photo was used) or ``whole`` (no
+    detector)."""
+
+    pixels: np.ndarray
+    status: str
+    sha256: str
+
+
+class PhotoPreparer:
+    """Preprocessing recorded in a model's config (``detector``, ``face_padding``)."""
+
+    def __init__(self, size: int, detector: str = "none", padding: float = DEFAULT_PADDING,
+                 cache: FaceCache | None = None, require_face: bool = False,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.size = size
+        self.detector = detector
+        self.padding = padding
+        self.cache = cache
+        self.require_face = require_face
+        self.max_pixels = max_pixels
+        self.detections = 0  # detector runs, for tests and benchmarks
+        self._mtcnn = MTCNNDetector() if detector == "mtcnn" else None
+
+    @classmethod
+    def for_config(cls, config: dict, cache_dir: Path | None = None, **kw) -> "PhotoPreparer":
+        detector = config.get("detector", "none")
+        cache = FaceCache(cache_dir, detector) if cache_dir and detector != "none" else None
+        return cls(int(config["image_size"]), detector, float(config.get("face_padding", DEFAULT_PADDING)),
+                   cache, require_face=bool(config.get("require_face", False)), **kw)
+
+    def faces(self, image: np.ndarray, sha256: str) -> list[Face]:
+        cached = self.cache.get(sha256) if self.cache else None
+        if cached is not None:
+            return [Face.from_dict(f) for f in cached]
+        self.detections += 1
+        found = self._mtcnn.detect(image)
+        if self.cache:
+            self.cache.put(sha256, [f.as_dict() for f in found])
+        return found
+
+    def prepare_bytes(self, data: bytes, name: object = "<bytes>") -> Prepared:
+        """Raises :class:`ImageError` for unusable files and :class:`NoFaceFound` when
+        a face is required and none is found."""
+        image = decode_image(data, name=name, max_pixels=self.max_pixels)
+        digest = sha256_bytes(data)
+        if self._mtcnn is None:
+            return Prepared(resize(image, self.size), "whole", digest)
+        faces = self.faces(image, digest)
+        if not faces:
+            if self.require_face:
+                raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")
+            return Prepared(resize(image, self.size), "no_face", digest)
+        face = most_prominent(faces)
+        chip = align(image, face.landmarks, self.size, self.padding)
+        return Prepared(chip, "several_faces" if len(faces) > 1 else "face", digest)
+
+    def prepare(self, path: Path) -> Prepared:
+        from verifier.errors import ImageError
+
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+        return self.prepare_bytes(data, path)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from verifier.errors import NoFaceFound
+from verifier.faces import Face, align, most_prominent, similarity_transform, template_points
+
+
+def _blobs(points, shape=(400, 400), sigma=3.0):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    img = np.zeros(shape)
+    for x, y in points:
+        img += np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    img = (img / img.max() * 255).astype(np.uint8)
+    return np.stack([img] * 3, -1)
+
+
+def _centroid(gray, x, y, r=8):
+    x0, y0 = int(round(x)), int(round(y))
+    win = gray[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1].astype(float)
+    wy, wx = np.mgrid[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1]
+    return (win * wx).sum() / win.sum(), (win * wy).sum() / win.sum()
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.4, 1.3, np.array([7.0, -3.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ (scale * rot).T + shift
+    m = similarity_transform(src, dst)
+    np.testing.assert_allclose(m[:, :2], scale * rot, atol=1e-9)
+    np.testing.assert_allclose(m[:, 2], shift, atol=1e-9)
+
+
+@pytest.mark.parametrize("size,padding,angle", [(150, 0.25, 0.3), (64, 0.4, -0.6), (224, 0.1, 0.0)])
+def test_alignment_puts_landmarks_on_the_template(size, padding, angle):
+    """Landmarks drawn in a photo at a known rotation/scale land on the template."""
+    target = template_points(size, padding)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = target @ rot.T * 1.6 + np.array([60.0, 40.0])
+    chip = align(_blobs(landmarks), landmarks, size, padding)
+    assert chip.shape == (size, size, 3)
+    for (x, y) in target[:2]:  # the eyes
+        cx, cy = _centroid(chip[..., 0], x, y, r=min(8, size // 16))
+        assert abs(cx - x) < 1.0 and abs(cy - y) < 1.0
+
+
+def test_dlib_chip_geometry():
+    # with dlib's padding the eyes sit where dlib's 150 px chips put them
+    eyes = template_points(150, 0.25)[:2]
+    assert eyes[0] == pytest.approx([(0.2254918 + 0.25) / 1.5 * 150, (0.2159903 + 0.25) / 1.5 * 150])
+    assert eyes[1][0] - eyes[0][0] == pytest.approx((0.7547613 - 0.2254918) / 1.5 * 150)
+
+
+def test_most_prominent():
+    small = Face((0, 0, 10, 10), 0.99, ((0, 0),) * 5)
+    big = Face((5, 5, 40, 50), 0.9, ((0, 0),) * 5)
+    assert most_prominent([small, big]) is big
+    with pytest.raises(NoFaceFound):
+        most_prominent([])
+    assert Face.from_dict(big.as_dict()) == big

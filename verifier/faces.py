@@ -1,0 +1,133 @@
+"""Face detection (MTCNN) and alignment to a face chip.
+
+Alignment maps five landmarks (eye centres, nose tip, mouth corners) onto a template
+with a least-squares similarity transform (rotation, uniform scale, translation).
+The template is dlib's mean face, so that with ``padding=0.25`` and 150 px the chip
+has the geometry of dlib's own face chips.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import NoFaceFound
+
+DETECTORS = ("mtcnn", "none")
+DEFAULT_PADDING = 0.25
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""Landmark order; left and right as seen in the image."""
+
+# Positions in dlib's mean face (unit square, before padding): the centres of its six
+# eye points, the nose tip (point 30) and the mouth corners (points 48 and 54).
+TEMPLATE = np.array([
+    [0.2254918, 0.2159903],
+    [0.7547613, 0.2159903],
+    [0.4901270, 0.5156250],
+    [0.2541490, 0.7802330],
+    [0.7261040, 0.7802330],
+])
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box ``(x, y, width, height)``, confidence, 5 landmarks."""
+
+    box: tuple[float, float, float, float]
+    confidence: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Face":
+        return cls(tuple(d["box"]), float(d["confidence"]),
+                   tuple(tuple(p) for p in d["landmarks"]))
+
+
+def template_points(size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """Where the landmarks go in a ``size`` x ``size`` chip with ``padding``."""
+    return (TEMPLATE + padding) / (1 + 2 * padding) * size
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity transform that best maps ``src`` points onto ``dst``
+    (least squares, Umeyama's method; no reflection)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    var = (s ** 2).sum() / len(src)
+    scale = (sigma * sign).sum() / var
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align(image: np.ndarray, landmarks, size: int, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """Warp ``image`` so the five ``landmarks`` land on the template in a
+    ``size`` x ``size`` chip (bilinear; outside the photo is black)."""
+    from PIL import Image
+
+    m = similarity_transform(np.asarray(landmarks, dtype=np.float64), template_points(size, padding))
+    inverse = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+    # Pillow samples at pixel centres (x + 0.5); coordinates here put pixel centres
+    # on integers, so shift in and out by half a pixel
+    a, b, c = inverse[0]
+    d, e, f = inverse[1]
+    c += 0.5 - 0.5 * (a + b)
+    f += 0.5 - 0.5 * (d + e)
+    out = Image.fromarray(image).transform((size, size), Image.AFFINE, (a, b, c, d, e, f),
+                                           resample=Image.BILINEAR)
+    return np.asarray(out)
+
+
+class MTCNNDetector:
+    """MTCNN from the ``mtcnn`` package (weights inside it), created once per process."""
+
+    _lock = threading.Lock()
+    _instance = None
+
+    def __init__(self, min_face_size: int = 20) -> None:
+        self.min_face_size = min_face_size
+
+    def _model(self):
+        with MTCNNDetector._lock:
+            if MTCNNDetector._instance is None:
+                try:
+                    from mtcnn import MTCNN
+                except ImportError:
+                    raise NoFaceFound("the mtcnn detector is not installed: pip install mtcnn, "
+                                      "or use --detector none") from None
+                MTCNNDetector._instance = MTCNN()
+            return MTCNNDetector._instance
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in an RGB ``uint8`` image, most prominent (largest) first."""
+        found = self._model().detect_faces(np.ascontiguousarray(image),
+                                           min_face_size=self.min_face_size)
+        faces = []
+        for f in found or []:
+            k = f["keypoints"]
+            faces.append(Face(tuple(float(v) for v in f["box"]), float(f["confidence"]),
+                              tuple((float(k[n][0]), float(k[n][1])) for n in LANDMARKS)))
+        return sorted(faces, key=lambda face: -face.area)
+
+
+def most_prominent(faces: list[Face]) -> Face:
+    if not faces:
+        raise NoFaceFound("no face found in the photo")
+    return max(faces, key=lambda f: f.area)
