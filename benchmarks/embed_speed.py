@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
     ap.add_argument("--backbone", default="mobilenet_v2")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
         ws = Workspace.open(home)
@@ -42,15 +43,21 @@ def main() -> None:
         paths = [p.path for p in scan_dataset(args.data).photos]
         pixels = np.stack([loaded.load(p) for p in paths])
         loaded.embed(pixels[: args.batch_size])  # warm up both paths alike
-        t = time.perf_counter()
-        for i in range(0, len(pixels), args.batch_size):
-            loaded.embed(pixels[i:i + args.batch_size])
-        bare = time.perf_counter() - t
+        loaded.embed(pixels[: args.batch_size // 4])
+        import faiss  # noqa: F401  (imported once per process either way)
 
-        factory = open_database(ws.database_url)
-        t = time.perf_counter()
-        first = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)
-        pipeline = time.perf_counter() - t
+        bares, pipelines = [], []
+        for attempt in range(args.repeat):  # alternate, keep the best of each
+            t = time.perf_counter()
+            for i in range(0, len(pixels), args.batch_size):
+                loaded.embed(pixels[i:i + args.batch_size])
+            bares.append(time.perf_counter() - t)
+            factory = open_database(f"sqlite:///{home}/bench{attempt}.db")
+            t = time.perf_counter()
+            first = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size,
+                                  quiet=True)
+            pipelines.append(time.perf_counter() - t)
+        bare, pipeline = min(bares), min(pipelines)
         calls = loaded.calls
         t = time.perf_counter()
         again = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)

