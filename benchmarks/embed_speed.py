@@ -31,7 +31,7 @@ from verifier.images import scan_dataset  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
-    ap.add_argument("--backbone", default="mobilenet_v2")
+    ap.add_argument("--backbone", default="vgg19")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
