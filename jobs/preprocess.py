@@ -56,16 +56,19 @@ class PhotoPreparer:
             self.cache.put(sha256, [f.as_dict() for f in found])
         return found
 
-    def prepare_bytes(self, data: bytes, name: object = "<bytes>") -> Prepared:
+    def prepare_bytes(self, data: bytes, name: object = "<bytes>", *,
+                      require_face: bool | None = None) -> Prepared:
         """Raises :class:`ImageError` for unusable files and :class:`NoFaceFound` when
-        a face is required and none is found."""
+        a face is required (``require_face``, default: as configured) and none is found."""
+        if require_face is None:
+            require_face = self.require_face
         image = decode_image(data, name=name, max_pixels=self.max_pixels)
         digest = sha256_bytes(data)
         if self._mtcnn is None:
             return Prepared(resize(image, self.size), "whole", digest)
         faces = self.faces(image, digest)
         if not faces:
-            if self.require_face:
+            if require_face:
                 raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")
             return Prepared(resize(image, self.size), "no_face", digest)
         face = most_prominent(faces)

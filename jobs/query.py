@@ -80,12 +80,7 @@ def prepare_input(loaded: LoadedModel, item: str, stdin: BinaryIO | None = None)
         except OSError as exc:
             raise ImageError(item, "unreadable", exc.strerror or str(exc)) from None
         name = item
-    required = preparer.require_face
-    preparer.require_face = preparer.detector != "none"
-    try:
-        return preparer.prepare_bytes(data, name)
-    finally:
-        preparer.require_face = required
+    return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none")
 
 
 class Gallery:

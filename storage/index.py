@@ -21,6 +21,7 @@ from .files import write_bytes_atomic, write_json_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_FACTORY = "Flat"
+HNSW_EF_SEARCH = 256
 REPAIR_HINT = "run `verifier doctor --repair` to rebuild it from the stored vectors"
 
 
@@ -76,6 +77,10 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FAC
     if ivf is not None:
         ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, 16))
         ivf.make_direct_map()  # reconstruct() for exact re-ranking
+    hnsw = getattr(faiss.downcast_index(base), "hnsw", None)
+    if hnsw is not None:
+        # FAISS' default (16) loses recall past ~100k vectors; it is saved with the index
+        hnsw.efSearch = max(hnsw.efSearch, HNSW_EF_SEARCH)
     index = faiss.IndexIDMap2(base)
     if len(ids):
         index.add_with_ids(vectors, ids)

@@ -110,3 +110,24 @@ def test_train_on_seed_faces(tmp_path, seed_faces):
     assert "128 photos of 16 identities" in r.output
     assert "5689 pairs" in r.output and "1625 pairs" in r.output and "814 pairs" in r.output
     assert (tmp_path / "home" / "models" / "seed" / "branch.keras").is_file()
+
+
+@pytest.mark.parametrize("where", ["fit", "save"])
+def test_ctrl_c_leaves_no_half_written_model(tmp_path, synthetic_faces, monkeypatch, where):
+    import keras
+
+    from verifier.trainer import FastTrainer
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "fit":
+        monkeypatch.setattr(FastTrainer, "fit", interrupt)
+    else:
+        monkeypatch.setattr(keras.Model, "save", interrupt)
+    home = tmp_path / "home"
+    r = CliRunner().invoke(main, ["--home", str(home), "-q", "train", "--data", str(synthetic_faces),
+                                  "--backbone", "tiny", "--detector", "none", "--image-size", "32",
+                                  "--epochs", "1", "--name", "x"])
+    assert r.exit_code == 130 and "interrupted" in r.output
+    assert list((home / "models").iterdir()) == []
