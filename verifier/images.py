@@ -12,9 +12,10 @@ import io
 import logging
 import unicodedata
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -107,26 +108,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes, *, name: object = "<bytes>",
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode image bytes into an ``(H, W, 3)`` RGB ``uint8`` array.
-
-    EXIF orientation is applied; for an animated GIF the first frame is used.
-    Raises :class:`ImageError` with reason ``empty``, ``too_large``, ``truncated``
-    or ``not_an_image``.
-    """
-    if not data:
-        raise ImageError(name, "empty", "the file has zero bytes")
+@contextmanager
+def _pillow_errors(name: object) -> Iterator[None]:
+    """Turn Pillow's exceptions into :class:`ImageError` with a reason code."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(name, "too_large",
-                                 f"{w}x{h} pixels is over the limit of {max_pixels}")
-            img.seek(0)
-            img.load()
+            yield
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -137,6 +125,28 @@ def decode_image(data: bytes, *, name: object = "<bytes>",
         text = str(exc)
         reason = "truncated" if "truncat" in text.lower() or "end of" in text.lower() else "corrupt"
         raise ImageError(name, reason, text) from None
+
+
+def _check_size(name: object, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise ImageError(name, "too_large", f"{w}x{h} pixels is over the limit of {max_pixels}")
+
+
+def decode_image(data: bytes, *, name: object = "<bytes>",
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes into an ``(H, W, 3)`` RGB ``uint8`` array.
+
+    EXIF orientation is applied; for an animated GIF the first frame is used.
+    Raises :class:`ImageError` with reason ``empty``, ``too_large``, ``truncated``,
+    ``corrupt`` or ``not_an_image``.
+    """
+    if not data:
+        raise ImageError(name, "empty", "the file has zero bytes")
+    with _pillow_errors(name):
+        img = Image.open(io.BytesIO(data))
+        _check_size(name, *img.size, max_pixels)
+        img.seek(0)
+        img.load()
     try:
         img = ImageOps.exif_transpose(img)
     except Exception as exc:  # a broken EXIF block must not lose the photo
@@ -153,26 +163,17 @@ def read_header(data: bytes, *, name: object = "<bytes>",
     """
     if not data:
         raise ImageError(name, "empty", "the file has zero bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            # EXIF from the header only (getexif() on a PNG decodes the whole file)
-            raw = img.info.get("exif")
-            orientation = 1
-            if raw:
-                exif = Image.Exif()
-                exif.load(raw)
-                orientation = exif.get(0x0112, 1)
-    except UnidentifiedImageError:
-        raise ImageError(name, "not_an_image", "Pillow cannot identify the format") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(name, "too_large", str(exc)) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(name, "corrupt", str(exc)) from None
-    if w * h > max_pixels:
-        raise ImageError(name, "too_large", f"{w}x{h} pixels is over the limit of {max_pixels}")
+    with _pillow_errors(name):
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        _check_size(name, w, h, max_pixels)
+        # EXIF from the header only (getexif() on a PNG decodes the whole file)
+        raw = img.info.get("exif")
+        orientation = 1
+        if raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            orientation = exif.get(0x0112, 1)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

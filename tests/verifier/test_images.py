@@ -137,3 +137,20 @@ def test_load_image_missing_file(tmp_path):
     with pytest.raises(ImageError) as info:
         load_image(tmp_path / "nope.png")
     assert info.value.reason == "unreadable"
+
+
+def test_read_header_without_decoding():
+    from verifier.images import read_header
+
+    img = _rgb(w=30, h=10)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert read_header(_save(img, "JPEG", exif=exif.tobytes())) == (10, 30)
+    data = _save(_rgb(200, 100), "PNG")
+    assert read_header(data[: len(data) // 2]) == (200, 100)  # caught later, when decoded
+    with pytest.raises(ImageError) as info:
+        read_header(data, max_pixels=100)
+    assert info.value.reason == "too_large"
+    with pytest.raises(ImageError) as info:
+        read_header(b"nope")
+    assert info.value.reason == "not_an_image"
