@@ -153,3 +153,43 @@ def test_sigkill_mid_run_then_rerun(home_with_model, tmp_path):
     summary = embed_gallery(ws, factory, data, model="tiny", quiet=True)
     assert summary.added == 400 - summary.unchanged and summary.unchanged >= 5
     assert _check_consistent(ws, factory) == 400
+
+
+def test_every_bad_input_inside_a_gallery_run(home_with_model, tmp_path):
+    import io
+
+    rng = np.random.default_rng(0)
+
+    def img(w=40, h=30):
+        return PILImage.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+    g = tmp_path / "g"
+    person = g / "Ünïcödé person"
+    person.mkdir(parents=True)
+    img().convert("L").save(person / "gray.png")
+    img().convert("CMYK").save(person / "cmyk.jpg")
+    PILImage.fromarray((rng.integers(0, 65535, (30, 40))).astype(np.uint16)).save(person / "sixteen.png")
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    img().save(person / "rotated.jpg", exif=exif.tobytes())
+    img().save(person / "odd name #1 (copy).PNG")
+    (person / "empty.png").write_bytes(b"")
+    (person / "corrupt.jpg").write_bytes(b"\xff\xd8garbage")
+    buf = io.BytesIO()
+    img(200, 200).save(buf, "PNG")
+    (person / "truncated.png").write_bytes(buf.getvalue()[:300])
+    img(400, 400).save(person / "huge.png")
+    (person / ".hidden.png").write_bytes(b"")
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    s = embed_gallery(ws, factory, g, model="tiny", max_pixels=100_000, quiet=True)
+    assert s.added == 5
+    reasons = {Path(p).name: r for p, r in s.skipped.items()}
+    assert reasons == {"empty.png": "empty", "corrupt.jpg": "not_an_image",
+                       "truncated.png": "truncated", "huge.png": "too_large"}
+    with factory() as session:
+        rotated = session.scalar(select(Image).where(Image.path.endswith("rotated.jpg")))
+        assert (rotated.width, rotated.height) == (30, 40)
+    again = embed_gallery(ws, factory, g, model="tiny", max_pixels=100_000, quiet=True)
+    assert again.model_calls == 0 and len(again.skipped) == 4
+    assert _check_consistent(ws, factory) == 5
