@@ -62,6 +62,20 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
     r = run("query", str(probe), "--json")
     assert r.exit_code == 0
     assert json.loads(r.output)["results"][0]["matches"][0]["identity"] == person.name
+    # a photo without a face: a clear message, non-zero exit, nothing else affected
+    import numpy as np
+    from PIL import Image
+
+    from verifier.synthetic import pattern_image
+
+    blank = tmp_path / "stripes.png"
+    Image.fromarray(pattern_image(0, np.random.default_rng(0), 150)).save(blank)
+    r = CliRunner().invoke(main, ["--home", home, "-q", "query", str(blank), str(probe), "--json"])
+    assert r.exit_code == 1
+    results = json.loads(r.stdout)["results"]
+    assert "no face" in results[0]["error"] and results[1]["matches"][0]["identity"] == person.name
+    r = CliRunner().invoke(main, ["--home", home, "-q", "verify", str(blank), str(probe)])
+    assert r.exit_code == 2 and "no face" in r.output
     # a trained Dense head on top of the descriptor also works
     r = run("train", "--data", data, "--backbone", "dlib-resnet", "--fine-tune", "0",
             "--epochs", "2", "--embedding-dim", "16", "--name", "dlib-head")
