@@ -17,23 +17,25 @@ from verifier.synthetic import write_identity_set
 
 
 @pytest.fixture
-def pipeline_home(tmp_path):
-    """A workspace after `verifier pipeline` on a small synthetic set (CLI, end to end)."""
+def pipeline_home(tmp_path, db_url):
+    """A workspace after `verifier pipeline` on a small synthetic set (CLI, end to end),
+    on SQLite and on PostgreSQL where reachable."""
     data = write_identity_set(tmp_path / "faces", identities=5, per_identity=5, size=32)
     home = tmp_path / "home"
-    r = CliRunner().invoke(main, ["--home", str(home), "-q", "pipeline", "--data", str(data),
+    r = CliRunner().invoke(main, ["--home", str(home), "--db-url", db_url, "-q", "pipeline",
+                                  "--data", str(data),
                                   "--backbone", "tiny", "--detector", "none", "--weights", "none", "--image-size", "32",
                                   "--epochs", "3", "--name", "m"])
     assert r.exit_code == 0, r.output
     assert "report:" in r.output and "roc_auc" in r.output and "tutorial 0.5" in r.output
     report = re.search(r"report: (\S+)", r.output).group(1)
-    return home, data, report
+    return home, data, report, db_url
 
 
 def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
-    home, data, report = pipeline_home
+    home, data, report, db_url = pipeline_home
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
+    factory = open_database(db_url)
     pairs = np.load(home / "models" / "m" / "pairs.npz")
     photos = json.loads((home / "models" / "m" / "photos.json").read_text())
     ev = evaluate(ws, factory, model="m", folds=3)
@@ -58,9 +60,9 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
 
 
 def test_target_far_and_given_threshold(pipeline_home):
-    home, _, _ = pipeline_home
+    home, _, _, db_url = pipeline_home
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
+    factory = open_database(db_url)
     ev = evaluate(ws, factory, target_far=0.05)
     assert ev.validation["far"] <= 0.05 and ev.threshold_rule == "far<=0.05"
     given = evaluate(ws, factory, threshold=0.123)
@@ -70,9 +72,9 @@ def test_target_far_and_given_threshold(pipeline_home):
 
 
 def test_reports(pipeline_home, tmp_path):
-    home, _, html_path = pipeline_home
+    home, _, html_path, db_url = pipeline_home
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
+    factory = open_database(db_url)
     pairs = np.load(home / "models" / "m" / "pairs.npz")
     n = len(pairs["test_first"])
     out = write_report(factory, tmp_path / "r.csv", "csv")
@@ -90,13 +92,13 @@ def test_reports(pipeline_home, tmp_path):
         assert title in page
     # self-contained: no external resource is referenced
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    r = CliRunner().invoke(main, ["--home", str(home), "report", "--format", "csv"])
+    r = CliRunner().invoke(main, ["--home", str(home), "--db-url", db_url, "report", "--format", "csv"])
     assert r.exit_code == 0 and "run" in r.output
 
 
 def test_evaluate_cli_json_and_errors(pipeline_home, tmp_path):
-    home, _, _ = pipeline_home
-    r = CliRunner().invoke(main, ["--home", str(home), "-q", "evaluate", "--json"])
+    home, _, _, db_url = pipeline_home
+    r = CliRunner().invoke(main, ["--home", str(home), "--db-url", db_url, "-q", "evaluate", "--json"])
     assert r.exit_code == 0
     doc = json.loads(r.output)
     assert set(doc["metrics"]) >= {"accuracy", "roc_auc", "eer", "confusion"}
