@@ -28,7 +28,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 from benchmarks.per_pair import PerPairPipeline, fit_per_pair  # noqa: E402
 from jobs.train import TrainOptions, train  # noqa: E402

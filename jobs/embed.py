@@ -27,7 +27,7 @@ from storage.lock import job_lock
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
 from verifier.errors import ImageError, NoFaceFound
-from verifier.images import DEFAULT_MAX_PIXELS, iter_image_files, probe, sha256_bytes
+from verifier.images import DEFAULT_MAX_PIXELS, iter_image_files, sha256_bytes
 
 from .models import LoadedModel, load_model, read_config
 from .progress import bar

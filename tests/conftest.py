@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier.synthetic import pattern_image, write_identity_set  # noqa: F401
+from verifier.synthetic import write_identity_set
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

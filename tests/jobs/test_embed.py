@@ -131,7 +131,7 @@ def test_sigkill_mid_run_then_rerun(home_with_model, tmp_path):
     """Kill -9 while batches are being committed; the rerun completes the gallery."""
     data = write_identity_set(tmp_path / "big", identities=20, per_identity=20, size=32)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "jobs.cli", "--home", str(home_with_model), "-q", "embed",
+    cmd = [sys.executable, "-m", "jobs", "--home", str(home_with_model), "-q", "embed",
            "--data", str(data), "--batch-size", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = home_with_model / "verifier.db"

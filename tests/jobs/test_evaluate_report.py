@@ -73,7 +73,6 @@ def test_target_far_and_given_threshold(pipeline_home):
 
 def test_reports(pipeline_home, tmp_path):
     home, _, html_path, db_url = pipeline_home
-    ws = Workspace.open(home)
     factory = open_database(db_url)
     pairs = np.load(home / "models" / "m" / "pairs.npz")
     n = len(pairs["test_first"])

@@ -1,0 +1,4 @@
+"""``python -m jobs``: the ``verifier`` command line."""
+from jobs.cli import main
+
+main()

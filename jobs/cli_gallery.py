@@ -1,0 +1,108 @@
+"""``verifier embed``, ``gallery`` and ``doctor``: the gallery commands."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import Context, emit_json, friendly, main, pass_ctx
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Gallery folder laid out as DATA/<person>/<photo>.")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--prune", is_flag=True, help="Remove photos that are gone from the folder.")
+@click.option("--wait", is_flag=True, help="Wait for another running embed instead of failing.")
+@click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
+                                      "[default: Flat, exact].")
+@click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_ctx
+@friendly
+def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool, wait: bool,
+          index_factory: str | None, max_pixels: int, as_json: bool) -> None:
+    """Embed every photo of a gallery folder into the model's FAISS index.
+
+    Content-addressed: unchanged photos cost no model call, moved ones only have
+    their path updated, changed ones are embedded again. Bad files are recorded
+    and skipped. Safe to interrupt and run again.
+
+    \b
+    Example:
+      verifier embed --data ./faces --model vgg19-20260101-120000
+    """
+    from .embed import embed_gallery
+
+    summary = embed_gallery(ctx.workspace(), ctx.database(), data, model=model,
+                            batch_size=batch_size, prune=prune, wait=wait,
+                            index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet)
+    if as_json:
+        emit_json(summary.as_dict())
+    else:
+        for line in summary.lines():
+            click.echo(line)
+
+
+@main.command(name="gallery")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def gallery_cmd(ctx: Context, as_json: bool) -> None:
+    """List the gallery: identities with photo counts, models with embedded counts.
+
+    \b
+    Example:
+      verifier gallery --json
+    """
+    from storage.gallery import identity_counts, model_counts
+
+    with ctx.database()() as session:
+        people, models = identity_counts(session), model_counts(session)
+    if as_json:
+        emit_json({"identities": [{"name": n, "photos": c} for n, c in people],
+                   "models": [{"name": n, "backbone": b, "embeddings": c, "threshold": t}
+                              for n, b, c, t in models]})
+        return
+    click.echo(f"{len(people)} identities, {sum(c for _, c in people)} photos")
+    for name, count in people:
+        click.echo(f"  {name:<32} {count:>6}")
+    click.echo(f"{len(models)} models")
+    for name, backbone, count, threshold in models:
+        t = f"threshold {threshold:.4f}" if threshold is not None else "not calibrated"
+        click.echo(f"  {name:<32} {backbone:<16} {count:>6} embedded  {t}")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Rebuild indexes from the stored vectors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+@friendly
+def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
+    """Check that database, index files and photos on disk agree.
+
+    Exits 0 when all agree, 1 with each problem listed otherwise. --repair rebuilds
+    every mismatched index from the vectors stored in the database.
+
+    \b
+    Example:
+      verifier doctor --repair
+    """
+    from .doctor import check_workspace
+
+    report = check_workspace(ctx.workspace(), ctx.database(), repair=repair)
+    if as_json:
+        emit_json({"healthy": report.healthy, "problems": report.problems,
+                   "repaired": report.repaired, "checked": report.checked})
+    else:
+        for line in report.repaired:
+            click.echo(f"repaired: {line}")
+        for line in report.problems:
+            click.echo(f"problem: {line}")
+        if report.healthy:
+            click.echo(f"ok: {report.checked['models']} models, {report.checked['photos']} photos; "
+                       "database, indexes and files agree")
+    if not report.healthy:
+        sys.exit(1)

@@ -1,0 +1,194 @@
+"""``verifier evaluate``, ``report``, ``query`` and ``verify``: the scoring commands."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import Context, _library_errors, emit_json, friendly, main, pass_ctx
+
+
+def _metric_table(ev) -> list[str]:
+    keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    lines = [f"model {ev.model}, {ev.split} split: {ev.metrics['pairs']} pairs "
+             f"({ev.metrics['positives']} same person); evaluation run {ev.run_id}",
+             f"{'':<20}{'threshold ' + format(ev.threshold, '.4f'):>18}{'tutorial 0.5':>16}"]
+    lines += [f"{k:<20}{f(ev.metrics[k]):>18}{f(ev.tutorial[k]):>16}" for k in keys]
+    c, t = ev.metrics["confusion"], ev.tutorial["confusion"]
+    lines.append(f"{'TP/FP/TN/FN':<20}{'%d/%d/%d/%d' % (c['tp'], c['fp'], c['tn'], c['fn']):>18}"
+                 f"{'%d/%d/%d/%d' % (t['tp'], t['fp'], t['tn'], t['fn']):>16}")
+    lines.append(f"threshold rule: {ev.threshold_rule}")
+    for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3"):
+        lines.append(f"{k:<20}{f(ev.metrics[k]):>18}")
+    if ev.folds:
+        lines.append(f"{str(ev.folds['folds']) + '-fold accuracy':<20}"
+                     f"{ev.folds['mean']:>12.4f} +- {ev.folds['std']:.4f}")
+    return lines
+
+
+@main.command()
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "validation", "test"]), help="Which saved pairs to score.")
+@click.option("--threshold", type=float, help="Use this distance threshold instead of calibrating.")
+@click.option("--target-far", type=click.FloatRange(0, 1),
+              help="Calibrate the loosest threshold whose false-accept rate on validation is at most this.")
+@click.option("--folds", type=click.IntRange(2), help="Also report k-fold accuracy (LFW style), e.g. 10.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON document.")
+@pass_ctx
+@friendly
+def evaluate(ctx: Context, model: str | None, split: str, threshold: float | None,
+             target_far: float | None, folds: int | None, as_json: bool) -> None:
+    """Score every pair of a saved split by embedding distance and report metrics.
+
+    The threshold is calibrated on the validation split (best accuracy, or
+    --target-far) and stored with the model; the tutorial's fixed 0.5 is shown
+    beside it. Each run is stored with its per-pair distances for `verifier report`.
+
+    \b
+    Example:
+      verifier evaluate --folds 10 --target-far 0.01
+    """
+    from .evaluate import evaluate as run_evaluate
+
+    ev = run_evaluate(ctx.workspace(), ctx.database(), model=model, split=split,
+                      threshold=threshold, target_far=target_far, folds=folds, quiet=ctx.quiet)
+    if as_json:
+        emit_json(ev.as_dict())
+    else:
+        for line in _metric_table(ev):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("run", required=False, type=int)
+@click.option("--format", "fmt", default="html", show_default=True,
+              type=click.Choice(["html", "csv", "json"]))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file [default: HOME/reports/run<RUN>.<format>].")
+@pass_ctx
+@friendly
+def report(ctx: Context, run: int | None, fmt: str, out: Path | None) -> None:
+    """Export a pair accuracy report of an evaluation run (default: the latest).
+
+    CSV: one row per pair. JSON: the run's configuration and metrics. HTML: one
+    self-contained file with ROC and DET curves, distance histograms, the
+    confusion matrix, a per-identity table and the worst errors as photo pairs.
+
+    \b
+    Example:
+      verifier report --format html --out report.html
+    """
+    from .evaluate import latest_run
+    from .report import write_report
+
+    if out is None:
+        with ctx.database()() as session:
+            run = latest_run(session, run).id
+        out = ctx.workspace().reports_dir / f"run{run}.{fmt}"
+    path = write_report(ctx.database(), out, fmt, run)
+    click.echo(f"report written to {path}")
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True)
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Identities to list.")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write one row per photo and rank to this CSV file.")
+@pass_ctx
+@friendly
+def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_json: bool,
+          csv_path: Path | None) -> None:
+    """Find the most similar people in the gallery for each photo.
+
+    PHOTOS are files, folders (every photo inside) or - for standard input. Each
+    identity is ranked by its closest gallery photo; a match passes when its
+    distance is within the model's calibrated threshold. When no identity passes,
+    the answer is "unknown" and the nearest ones are still listed. Exits 1 if any
+    photo could not be answered.
+
+    \b
+    Example:
+      verifier query new_photo.jpg -k 3
+      cat photo.jpg | verifier query - --json
+    """
+    from .query import query as run_query
+
+    results = run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
+                        stdin=click.get_binary_stream("stdin"))
+    if csv_path:
+        import csv
+        import io
+
+        from storage.files import write_text_atomic
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["photo", "rank", "identity", "distance", "gallery_photo", "passes", "unknown", "error"])
+        for r in results:
+            for m in r.matches or [None]:
+                w.writerow([r.photo, m.rank if m else "", m.identity if m else "",
+                            f"{m.distance:.6f}" if m else "", m.photo if m else "",
+                            "" if m is None or m.passes is None else int(m.passes), int(r.unknown),
+                            r.error or ""])
+        write_text_atomic(csv_path, buf.getvalue())
+    if as_json:
+        emit_json({"results": [r.as_dict() for r in results]})
+    else:
+        for r in results:
+            if r.error:
+                click.echo(f"{r.photo}: error: {r.error}", err=True)
+                continue
+            best = r.matches[0] if r.matches else None
+            verdict = "unknown" if r.unknown else best.identity
+            note = "" if best is None or best.passes is not None else \
+                " (model not calibrated: run `verifier evaluate`)"
+            click.echo(f"{r.photo}: {verdict}{note}")
+            click.echo(f"  {'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
+            for m in r.matches:
+                passes = "-" if m.passes is None else ("yes" if m.passes else "no")
+                click.echo(f"  {m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("photo_a")
+@click.argument("photo_b")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--threshold", type=float, help="Override the model's calibrated threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@pass_ctx
+def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshold: float | None,
+           as_json: bool) -> None:
+    """Decide whether two photos show the same person.
+
+    Prints the distance, the threshold and the decision. Exit status: 0 = same
+    person, 1 = different people, 2 = error (unreadable photo, no face, no model).
+    Either photo may be - for standard input.
+
+    \b
+    Example:
+      verifier verify a.jpg b.jpg && echo same
+    """
+    from .query import verify as run_verify
+
+    try:
+        v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
+                       threshold=threshold, stdin=click.get_binary_stream("stdin"))
+    except _library_errors() as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        emit_json(v.as_dict())
+    else:
+        click.echo(f"{'same' if v.same else 'different'}: distance {v.distance:.4f}, "
+                   f"threshold {v.threshold:.4f} (model {v.model})")
+    sys.exit(0 if v.same else 1)
