@@ -193,3 +193,26 @@ def test_every_bad_input_inside_a_gallery_run(home_with_model, tmp_path):
     again = embed_gallery(ws, factory, g, model="tiny", max_pixels=100_000, quiet=True)
     assert again.model_calls == 0 and len(again.skipped) == 4
     assert _check_consistent(ws, factory) == 5
+
+
+def test_wait_queues_behind_the_running_embed(home_with_model, tmp_path):
+    import threading
+
+    ws = Workspace.open(home_with_model)
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with job_lock(ws.locks_dir / "gallery.lock"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()
+    t = time.time()
+    summary = embed_gallery(ws, open_database(ws.database_url), data, model="tiny", wait=True,
+                            quiet=True)
+    thread.join()
+    assert summary.added == 4 and time.time() - t >= 0.4
