@@ -46,7 +46,7 @@ def check_workspace(ws: Workspace, factory: sessionmaker[Session], *,
         if not len(ids) and not path.exists():
             continue
         try:
-            load_index(path, model=model.name, ids=ids)
+            load_index(path, model=model.name, ids=ids, full_check=True)
         except IndexMismatch as exc:
             if repair:
                 sync_index(ws, factory, model.name, model.id, force=True)

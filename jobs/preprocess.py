@@ -75,11 +75,25 @@ class PhotoPreparer:
         chip = align(image, face.landmarks, self.size, self.padding)
         return Prepared(chip, "several_faces" if len(faces) > 1 else "face", digest)
 
-    def prepare(self, path: Path) -> Prepared:
+    def face_status(self, path: Path) -> str:
+        """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting
+        only when its content was never seen (no decoding on a cache hit)."""
+        data = self._read(path)
+        digest = sha256_bytes(data)
+        cached = self.cache.get(digest) if self.cache else None
+        if cached is None:
+            image = decode_image(data, name=path, max_pixels=self.max_pixels)
+            cached = [f.as_dict() for f in self.faces(image, digest)]
+        return "no_face" if not cached else ("several_faces" if len(cached) > 1 else "face")
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
         from verifier.errors import ImageError
 
         try:
-            data = Path(path).read_bytes()
+            return Path(path).read_bytes()
         except OSError as exc:
             raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
-        return self.prepare_bytes(data, path)
+
+    def prepare(self, path: Path) -> Prepared:
+        return self.prepare_bytes(self._read(path), path)

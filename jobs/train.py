@@ -63,23 +63,25 @@ def _detect_all(dataset: Dataset, preparer: PhotoPreparer, quiet: bool,
                 echo: Callable[[str], None]) -> None:
     """Detect faces once per photo (cached by content); with ``require_face`` the
     photos without one leave the dataset, recorded as skipped."""
-    from verifier.errors import NoFaceFound
     from verifier.images import Skipped
 
     counts: dict[str, int] = {}
     kept = []
     with bar(len(dataset.photos), "detecting faces", quiet=quiet) as progress:
         for photo in dataset.photos:
-            try:
-                status = preparer.prepare(photo.path).status
-            except NoFaceFound:
-                status = "no_face"
+            status = preparer.face_status(photo.path)
+            if status == "no_face" and preparer.require_face:
                 dataset.skipped.append(Skipped(photo.path, "no_face"))
             else:
                 kept.append(photo)
             counts[status] = counts.get(status, 0) + 1
             progress.update(1)
     dataset.photos = kept
+    if not kept:
+        from verifier.errors import DatasetError
+
+        raise DatasetError(f"no photo under {dataset.root} has a face the detector can find; "
+                           "drop --require-face to use whole photos, or use --detector none")
     echo(f"faces ({preparer.detector}): " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                       for k, v in sorted(counts.items())))
 

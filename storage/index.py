@@ -40,6 +40,7 @@ class IndexInfo:
     ids_sha256: str
     file_sha256: str = ""
     metric: str = "l2"
+    file_size: int = -1
 
 
 def ids_checksum(ids: np.ndarray) -> str:
@@ -95,7 +96,7 @@ def save_index(path: Path, index, model: str, factory: str) -> IndexInfo:
     ids = faiss.vector_to_array(index.id_map) if index.ntotal else np.zeros(0, np.int64)
     info = IndexInfo(model=model, dimension=int(index.d), count=int(index.ntotal),
                      factory=factory, ids_sha256=ids_checksum(ids),
-                     file_sha256=hashlib.sha256(data).hexdigest())
+                     file_sha256=hashlib.sha256(data).hexdigest(), file_size=len(data))
     write_bytes_atomic(path, data)
     write_json_atomic(sidecar_path(path), asdict(info))
     return info
@@ -117,10 +118,12 @@ def read_sidecar(path: Path) -> IndexInfo:
 
 
 def load_index(path: Path, *, model: str, dimension: int | None = None,
-               ids: np.ndarray | None = None):
+               ids: np.ndarray | None = None, full_check: bool = False):
     """Load an index and check it against its sidecar and the expected model,
     dimension and ids (from the database). Returns ``(index, info)``.
 
+    The file's size is always checked; its SHA-256 (a second read of a large file)
+    only with ``full_check`` (``verifier doctor``) or when the size is unknown.
     Raises :class:`IndexMismatch` naming ``verifier doctor --repair``.
     """
     import faiss
@@ -130,7 +133,10 @@ def load_index(path: Path, *, model: str, dimension: int | None = None,
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise IndexMismatch(f"index file {path} is missing; {REPAIR_HINT}") from None
-    if hashlib.sha256(data).hexdigest() != info.file_sha256:
+    if len(data) != info.file_size and info.file_size >= 0:
+        raise IndexMismatch(f"index file {path} has {len(data)} bytes, its sidecar says "
+                            f"{info.file_size} (truncated or replaced); {REPAIR_HINT}")
+    if (full_check or info.file_size < 0) and hashlib.sha256(data).hexdigest() != info.file_sha256:
         raise IndexMismatch(f"index file {path} does not match its sidecar (truncated or "
                             f"replaced); {REPAIR_HINT}")
     if info.model != model:

@@ -131,3 +131,12 @@ def test_ctrl_c_leaves_no_half_written_model(tmp_path, synthetic_faces, monkeypa
                                   "--epochs", "1", "--name", "x"])
     assert r.exit_code == 130 and "interrupted" in r.output
     assert list((home / "models").iterdir()) == []
+
+
+def test_require_face_without_faces_is_a_clear_error(tmp_path):
+    from verifier.synthetic import write_identity_set
+
+    data = write_identity_set(tmp_path / "stripes", identities=2, per_identity=2, size=64)
+    r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "-q", "train", "--data", str(data),
+                                  "--backbone", "tiny", "--require-face"])
+    assert r.exit_code == 1 and "--require-face" in r.output and "Traceback" not in r.output

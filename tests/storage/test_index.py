@@ -85,3 +85,15 @@ def test_empty_index_search():
     index = build_index(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
     d, i = search(index, np.zeros((2, 4), np.float32), 3)
     assert (i == -1).all() and np.isinf(d).all()
+
+
+def test_same_size_corruption_caught_by_full_check(tmp_path):
+    vectors, ids = _data(n=50)
+    path = tmp_path / "m.faiss"
+    save_index(path, build_index(vectors, ids), "m", "Flat")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the vectors
+    path.write_bytes(bytes(data))
+    load_index(path, model="m")  # cheap load: size and sidecar agree
+    with pytest.raises(IndexMismatch, match="does not match its sidecar"):
+        load_index(path, model="m", full_check=True)
