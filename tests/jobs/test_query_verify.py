@@ -105,3 +105,19 @@ def test_verify_exit_statuses(embedded, tmp_path):
     r = run(home, "verify", a, b)
     assert r.exit_code == 2 and "verifier evaluate" in r.output
     assert "Exit status" in CliRunner().invoke(main, ["verify", "--help"]).output
+
+
+def test_approximate_index_through_the_cli(home_with_model, tmp_path):
+    data = write_identity_set(tmp_path / "g", identities=3, per_identity=3, size=32, seed=2)
+    r = run(home_with_model, "embed", "--data", str(data), "--index-factory", "HNSW32")
+    assert r.exit_code == 0, r.output
+    side = json.loads((home_with_model / "indexes" / "tiny.faiss.json").read_text())
+    assert side["factory"] == "HNSW32" and side["count"] == 9
+    _set_threshold(home_with_model, 0.5)
+    r = run(home_with_model, "query", str(data / "person_01" / "img_02.png"), "--json")
+    match = json.loads(r.output)["results"][0]["matches"][0]
+    assert match["identity"] == "person_01" and match["distance"] == pytest.approx(0, abs=1e-3)
+    r = run(home_with_model, "embed", "--data", str(data), "--index-factory", "IVF4096,Flat")
+    assert r.exit_code == 1 and "at least 4096 vectors" in r.output
+    r = run(home_with_model, "doctor")
+    assert r.exit_code == 0  # the refused rebuild left the previous index intact
