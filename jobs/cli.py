@@ -112,6 +112,8 @@ TRAIN_OPTIONS = [
                  help="Margin around the aligned face, as a fraction of the face template."),
     click.option("--require-face", is_flag=True,
                  help="Skip photos without a detected face instead of using the whole photo."),
+    click.option("--augment", default="none", show_default=True, type=click.Choice(["none", "flip"]),
+                 help="flip: also cache mirrored photos; each step uses one version at random."),
     click.option("--fine-tune", default=0.10, show_default=True, type=click.FloatRange(0, 1),
                  help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
     click.option("--image-size", type=click.IntRange(32, 1024),

@@ -34,6 +34,7 @@ class TrainOptions:
     detector: str = "mtcnn"
     face_padding: float = 0.25
     require_face: bool = False
+    augment: str = "none"
     fine_tune: float = 0.10
     image_size: int | None = None
     embedding_dim: int = 64
@@ -141,11 +142,20 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     rows[used] = np.arange(len(used))
     paths = [dataset.photos[i].path for i in used]
     t1 = time.perf_counter()
-    with bar(len(used), "frozen features", quiet=quiet) as progress:
-        features = compute_features(
-            inference_function(branch.frozen),
-            lambda idx: np.stack([preparer.prepare(paths[i]).pixels for i in idx]),
-            len(used), cache_dir=ws.cache_dir, progress=progress.update)
+    frozen = inference_function(branch.frozen)
+
+    def load(idx):
+        return np.stack([preparer.prepare(paths[i]).pixels for i in idx])
+
+    variants = []
+    with bar(len(used) * (2 if opts.augment == "flip" else 1), "frozen features",
+             quiet=quiet) as progress:
+        features = compute_features(frozen, load, len(used), cache_dir=ws.cache_dir,
+                                    progress=progress.update)
+        if opts.augment == "flip":  # the mirrored photos, also once each
+            variants.append(compute_features(frozen, lambda idx: load(idx)[:, :, ::-1],
+                                             len(used), cache_dir=ws.cache_dir,
+                                             progress=progress.update))
     timings["features"] = time.perf_counter() - t1
 
     trainer = FastTrainer(branch.head, margin=opts.margin)
@@ -162,7 +172,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     if branch.head.trainable_weights:
         history = trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
                               batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
-                              on_epoch=report)
+                              on_epoch=report, variants=variants)
     else:  # --head none on a frozen backbone: the descriptor is the embedding
         from verifier.trainer import History
 
@@ -178,7 +188,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         "name": name, "created": datetime.now(timezone.utc).isoformat(),
         "backbone": opts.backbone, "weights": weights, "preprocessing": spec.preprocessing,
         "head": opts.head, "detector": opts.detector, "face_padding": opts.face_padding,
-        "require_face": opts.require_face,
+        "require_face": opts.require_face, "augment": opts.augment,
         "image_size": size, "embedding_dim": int(branch.model.output.shape[-1]), "margin": opts.margin,
         "fine_tune": opts.fine_tune, "trainable_layers": branch.trainable_layers,
         "cut_layer": branch.cut_layer, "epochs": opts.epochs, "batch_size": opts.batch_size,

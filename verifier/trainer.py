@@ -189,18 +189,31 @@ class FastTrainer:
     def fit(self, features: np.ndarray, rows: np.ndarray, train: Pairs,
             validation: Pairs | None = None, *, epochs: int = DEFAULT_EPOCHS,
             batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, patience: int | None = None,
-            on_epoch: Callable[[int, History], None] | None = None) -> History:
+            on_epoch: Callable[[int, History], None] | None = None,
+            variants: Sequence[np.ndarray] = ()) -> History:
         """Train for ``epochs``; with ``patience``, stop when the validation loss has
-        not improved for that many epochs and keep the best weights."""
+        not improved for that many epochs and keep the best weights.
+
+        ``variants``: cached features of augmented photos (same rows as ``features``);
+        each step takes, per photo, the original or one variant at random. Validation
+        always uses the originals."""
         import tensorflow as tf
 
         rng = np.random.default_rng(seed)
+        pool = [features, *variants]
+
+        def batch_of(photos: np.ndarray) -> np.ndarray:
+            if len(pool) == 1:
+                return features[photos]
+            pick = rng.integers(0, len(pool), len(photos))
+            return np.stack([pool[v][p] for v, p in zip(pick, photos)])
+
         history = History()
         best, best_weights, waited = math.inf, None, 0
         for epoch in range(epochs):
             total, count = 0.0, 0
             for step in plan_epoch(train, rows, batch_size, rng):
-                loss = self._train_step(tf.constant(features[step.photos]),
+                loss = self._train_step(tf.constant(batch_of(step.photos)),
                                         tf.constant(step.first, tf.int64),
                                         tf.constant(step.second, tf.int64),
                                         tf.constant(step.label))

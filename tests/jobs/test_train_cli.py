@@ -140,3 +140,11 @@ def test_require_face_without_faces_is_a_clear_error(tmp_path):
     r = CliRunner().invoke(main, ["--home", str(tmp_path / "h"), "-q", "train", "--data", str(data),
                                   "--backbone", "tiny", "--require-face"])
     assert r.exit_code == 1 and "--require-face" in r.output and "Traceback" not in r.output
+
+
+def test_flip_augmentation(tmp_path, synthetic_faces):
+    home = tmp_path / "home"
+    r = invoke(home, "train", "--data", str(synthetic_faces), "--backbone", "tiny", "--detector", "none",
+               "--image-size", "32", "--epochs", "2", "--augment", "flip", "--name", "aug")
+    assert r.exit_code == 0, r.output
+    assert json.loads((home / "models" / "aug" / "config.json").read_text())["augment"] == "flip"

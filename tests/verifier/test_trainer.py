@@ -118,3 +118,24 @@ def test_patience_stops_early_and_keeps_best():
     assert h.stopped_early and len(h.loss) == 3 and h.best_epoch == 0
     best_loss, _ = trainer.evaluate(features, np.arange(16), inverted)
     assert best_loss == pytest.approx(h.val_loss[h.best_epoch], rel=1e-4)
+
+
+def test_variants_are_mixed_per_photo():
+    """With an augmentation variant, each step takes originals or variants per photo."""
+    import keras
+
+    from verifier.network import build_branch
+
+    keras.utils.set_random_seed(0)
+    branch = build_branch("tiny", weights="none", image_size=32, embedding_dim=4, fine_tune=0.0)
+    ps = make_pairs([str(i // 4) for i in range(16)], "seed", seed=0)
+    shape = (16,) + tuple(branch.head.input.shape[1:])
+    originals, mirrored = np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    trainer = FastTrainer(branch.head)
+    seen = []
+    real_step = trainer._train_step
+    trainer._train_step = lambda f, *a: (seen.append(np.asarray(f)), real_step(f, *a))[1]
+    trainer.fit(originals, np.arange(16), ps.train, epochs=3, batch_size=8, variants=[mirrored])
+    per_photo = np.concatenate([b.reshape(len(b), -1) for b in seen])
+    assert set(np.unique(per_photo.min(axis=1))) == {0.0, 1.0}
+    assert np.array_equal(per_photo.min(axis=1), per_photo.max(axis=1))  # never mixed within a photo
