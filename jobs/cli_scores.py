@@ -23,6 +23,9 @@ def _metric_table(ev) -> list[str]:
     lines.append(f"{'TP/FP/TN/FN':<20}{'%d/%d/%d/%d' % (c['tp'], c['fp'], c['tn'], c['fn']):>18}"
                  f"{'%d/%d/%d/%d' % (t['tp'], t['fp'], t['tn'], t['fn']):>16}")
     lines.append(f"threshold rule: {ev.threshold_rule}")
+    if c["tp"] + c["fp"] == 0:
+        lines.append("note: this threshold accepts no pair (rejecting everything was the most "
+                     "accurate choice on validation); try --target-far 0.01")
     for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3"):
         lines.append(f"{k:<20}{f(ev.metrics[k]):>18}")
     if ev.folds:

@@ -122,6 +122,15 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def _accepts_nothing_note(c: dict) -> str:
+    if c["tp"] + c["fp"]:
+        return ""
+    return (" <b>The threshold accepts no pair:</b> on validation, rejecting everything was the "
+            "most accurate choice, so the model does not separate these people yet. Train "
+            "longer or on faces (--detector mtcnn, --backbone dlib-resnet), or calibrate "
+            "with --target-far.")
+
+
 def write_html(scored: ScoredPairs, out: Path) -> None:
     d, y, t = scored.distances, scored.labels, scored.threshold
     counts = scored.run["counts"]
@@ -179,7 +188,7 @@ distance is at most the threshold).</p>
 <table><tr><th>at threshold</th><th>{t:.4f}</th><th>tutorial's 0.5</th></tr>{rows}</table>
 <table><tr><th>threshold-free</th><th></th></tr>{free}</table>
 <p class="note">Answering "different" for every pair would score accuracy
-{(~yb).mean():.4f} here.</p>
+{(~yb).mean():.4f} here.{_accepts_nothing_note(c)}</p>
 <h2>Figures</h2>
 <div class="figs">
 {_img_tag(plots.roc_png(d, y, t), "ROC curve")}
