@@ -25,6 +25,7 @@ from jobs.train import TrainOptions  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from verifier.images import scan_dataset  # noqa: E402
 from verifier.losses import euclidean_distance_np  # noqa: E402
 from verifier.pairs import make_pairs  # noqa: E402
 
@@ -56,7 +57,7 @@ def main() -> None:
 
         # the tutorial's way: both photos through the network for every pair
         ps = make_pairs([str(i) for i in range(n)], "seed", 0).train
-        paths = sorted(Path(p.path) for p in gallery_paths(factory))
+        paths = [p.path for p in scan_dataset(args.data).photos]
         t = time.perf_counter()
         for i in range(args.sample_pairs):
             x = np.stack([loaded.load(paths[ps.first[i]]),
@@ -79,15 +80,6 @@ def main() -> None:
     print(f"RATIO per-pair / stored = {per_pair * total_pairs / stored:.0f}x")
     print(f"verifier evaluate (calibrate + score + store the test split): {ev_time:.2f} s")
     print(f"HTML report: {html_time:.2f} s (target < 10 s)")
-
-
-def gallery_paths(factory):
-    from sqlalchemy import select
-
-    from storage.schema import Image
-
-    with factory() as s:
-        return list(s.scalars(select(Image).where(Image.status == "ok")))
 
 
 if __name__ == "__main__":

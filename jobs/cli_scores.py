@@ -127,21 +127,9 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
     results = run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
                         stdin=click.get_binary_stream("stdin"))
     if csv_path:
-        import csv
-        import io
+        from .query import write_csv
 
-        from storage.files import write_text_atomic
-
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["photo", "rank", "identity", "distance", "gallery_photo", "passes", "unknown", "error"])
-        for r in results:
-            for m in r.matches or [None]:
-                w.writerow([r.photo, m.rank if m else "", m.identity if m else "",
-                            f"{m.distance:.6f}" if m else "", m.photo if m else "",
-                            "" if m is None or m.passes is None else int(m.passes), int(r.unknown),
-                            r.error or ""])
-        write_text_atomic(csv_path, buf.getvalue())
+        write_csv(results, csv_path)
     if as_json:
         emit_json({"results": [r.as_dict() for r in results]})
     else:

@@ -4,13 +4,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from storage.workspace import Workspace
-from verifier.images import DEFAULT_MAX_PIXELS
-
 from .preprocess import PhotoPreparer
 
 
@@ -34,7 +32,7 @@ class LoadedModel:
     def dimension(self) -> int:
         return int(self.branch.output.shape[-1])
 
-    def load(self, path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    def load(self, path: Path) -> np.ndarray:
         """The branch input for one photo file (face detected and aligned when the
         model was trained so)."""
         return self.preparer.prepare(path).pixels
@@ -47,11 +45,6 @@ class LoadedModel:
 
             self._run = inference_function(self.branch)
         return np.asarray(self._run(np.asarray(pixels, dtype=np.float32)), dtype=np.float32)
-
-    def embed_paths(self, paths: Sequence[Path], batch_size: int = 32) -> np.ndarray:
-        out = [self.embed(np.stack([self.load(p) for p in paths[i:i + batch_size]]))
-               for i in range(0, len(paths), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.dimension), np.float32)
 
 
 def read_config(ws: Workspace, name: str) -> dict:

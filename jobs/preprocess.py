@@ -13,6 +13,16 @@ from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, most_pro
 from verifier.images import DEFAULT_MAX_PIXELS, decode_image, resize, sha256_bytes
 
 
+def read_photo_bytes(path: Path) -> bytes:
+    """A photo file's bytes; an unreadable file is an :class:`ImageError`."""
+    from verifier.errors import ImageError
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A branch input and how it was made: ``face``, ``several_faces`` (the most
@@ -78,7 +88,7 @@ class PhotoPreparer:
     def face_status(self, path: Path) -> str:
         """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting
         only when its content was never seen (no decoding on a cache hit)."""
-        data = self._read(path)
+        data = read_photo_bytes(path)
         digest = sha256_bytes(data)
         cached = self.cache.get(digest) if self.cache else None
         if cached is None:
@@ -86,14 +96,5 @@ class PhotoPreparer:
             cached = [f.as_dict() for f in self.faces(image, digest)]
         return "no_face" if not cached else ("several_faces" if len(cached) > 1 else "face")
 
-    @staticmethod
-    def _read(path: Path) -> bytes:
-        from verifier.errors import ImageError
-
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
-
     def prepare(self, path: Path) -> Prepared:
-        return self.prepare_bytes(self._read(path), path)
+        return self.prepare_bytes(read_photo_bytes(path), path)

@@ -20,7 +20,7 @@ from verifier.losses import euclidean_distance_np
 
 from .embed import index_path
 from .models import LoadedModel, load_model
-from .preprocess import Prepared
+from .preprocess import Prepared, read_photo_bytes
 
 
 class QueryError(VerifierError):
@@ -70,16 +70,9 @@ def prepare_input(loaded: LoadedModel, item: str, stdin: BinaryIO | None = None)
     A model trained with a face detector requires a face here."""
     preparer = loaded.preparer
     if item == "-":
-        data = (stdin or sys.stdin.buffer).read()
-        name = "<stdin>"
+        data, name = (stdin or sys.stdin.buffer).read(), "<stdin>"
     else:
-        from verifier.errors import ImageError
-
-        try:
-            data = Path(item).read_bytes()
-        except OSError as exc:
-            raise ImageError(item, "unreadable", exc.strerror or str(exc)) from None
-        name = item
+        data, name = read_photo_bytes(Path(item)), item
     return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none")
 
 
@@ -147,6 +140,25 @@ def query(ws: Workspace, factory: sessionmaker[Session], photos: Sequence[str], 
         for result, vector in zip(where, vectors):
             result.matches = store.rank(vector, k)
     return results
+
+
+def write_csv(results: Sequence[QueryResult], path: Path) -> None:
+    """One row per photo and rank (one row with the error for a failed photo)."""
+    import csv
+    import io
+
+    from storage.files import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["photo", "rank", "identity", "distance", "gallery_photo", "passes", "unknown", "error"])
+    for r in results:
+        for m in r.matches or [None]:
+            w.writerow([r.photo, m.rank if m else "", m.identity if m else "",
+                        f"{m.distance:.6f}" if m else "", m.photo if m else "",
+                        "" if m is None or m.passes is None else int(m.passes), int(r.unknown),
+                        r.error or ""])
+    write_text_atomic(path, buf.getvalue())
 
 
 @dataclass

@@ -217,8 +217,10 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
 
 def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
     """The pair splits and photo list saved with a model version."""
+    from .models import read_config
+
     folder = ws.model_dir(name)
-    config = json.loads((folder / "config.json").read_text("utf-8"))
+    config = read_config(ws, name)
     with np.load(folder / "pairs.npz") as arrays:
         pairs = PairSet.from_arrays(config["protocol"], config["seed"], dict(arrays))
     photos = json.loads((folder / "photos.json").read_text("utf-8"))
