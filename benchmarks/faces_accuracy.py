@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from verifier.defaults import DEFAULT_PADDING  # noqa: E402
+from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
 from jobs.preprocess import PhotoPreparer  # noqa: E402
 from verifier import metrics  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
@@ -63,7 +65,7 @@ def main() -> None:
                                    for i in range(0, len(pixels), 32)])
 
         print("== 1. MTCNN on the seed photos ==")
-        prep = PhotoPreparer(150, "mtcnn", 0.25)
+        prep = PhotoPreparer(CHIP_SIZE, "mtcnn", DEFAULT_PADDING)
         t = time.perf_counter()
         prepared = [prep.prepare(p.path) for p in photos]
         per = (time.perf_counter() - t) / len(photos)
@@ -85,7 +87,7 @@ def main() -> None:
             stored = json.loads((ref / "descriptors.json").read_text())
             desc = np.array([stored[n]["descriptor"] for n in names])
             print(f"    dlib's descriptors: {scores(desc, ids)}")
-        whole = PhotoPreparer(150, "none")
+        whole = PhotoPreparer(CHIP_SIZE, "none")
         print(f"(c) whole photos:       {scores(describe(np.stack([whole.prepare(p.path).pixels for p in photos])), ids)}")
 
     if not args.skip_trained:

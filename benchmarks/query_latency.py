@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from verifier.defaults import DEFAULT_PADDING  # noqa: E402
+from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
-from jobs.models import load_model  # noqa: E402
 from jobs.preprocess import PhotoPreparer  # noqa: E402
-from jobs.query import Gallery, prepare_input  # noqa: E402
+from jobs.live import Verifier  # noqa: E402
 from jobs.train import TrainOptions, train  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
@@ -42,16 +43,17 @@ def main() -> None:
         factory = open_database(ws.database_url)
         train(ws, TrainOptions(data=args.data, backbone="dlib-resnet", head="none", fine_tune=0.0,
                                name="q"), quiet=True, echo=lambda s: None)
-        loaded = load_model(ws, "q")
+        verifier = Verifier.open(ws, factory, "q")
+        loaded = verifier.loaded
         embed_gallery(ws, factory, args.data, loaded=loaded, quiet=True)
         t = time.perf_counter()
-        store = Gallery(ws, factory, loaded)
+        verifier.refresh()  # index and metadata
         open_s = time.perf_counter() - t
         probes = [str(p.path) for p in scan_dataset(args.data).photos][:: max(1, 128 // args.probes)]
         loaded.embed(loaded.load(Path(probes[0]))[None])  # warm up
 
         def fresh() -> None:  # no cached detections: both paths detect
-            loaded.preparer = PhotoPreparer(150, "mtcnn", 0.25)
+            loaded.preparer = PhotoPreparer(CHIP_SIZE, "mtcnn", DEFAULT_PADDING)
 
         bare, full, search = [], [], []
         for probe in probes:
@@ -61,9 +63,9 @@ def main() -> None:
             bare.append(time.perf_counter() - t)
             fresh()
             t = time.perf_counter()
-            vector = loaded.embed(prepare_input(loaded, probe).pixels[None])[0]
+            vector = verifier.embed([verifier.prepare(Path(probe).read_bytes(), probe)])[0]
             t_search = time.perf_counter()
-            matches = store.rank(vector, 5)
+            matches, _ = verifier.rank(vector, 5)
             end = time.perf_counter()
             full.append(end - t)
             search.append(end - t_search)

@@ -1,71 +1,19 @@
 """The ``verifier`` command line: thin wrappers over the ``jobs`` functions."""
 from __future__ import annotations
 
-import functools
-import json
+import faulthandler
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
+from verifier import defaults as d
+
+from .cli_context import Context, emit_json, friendly, pass_ctx
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _library_errors() -> tuple[type[BaseException], ...]:
-    from storage.errors import StorageError
-    from verifier.errors import VerifierError
-
-    return (VerifierError, StorageError)
-
-
-def friendly(func: Callable) -> Callable:
-    """Turn the library's own exceptions into one-line click errors; Ctrl-C into
-    a short message and exit status 130."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except _library_errors() as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing half-written was kept", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-class Context:
-    def __init__(self, home: Path | None, quiet: bool, db_url: str | None = None) -> None:
-        self.home = home
-        self.quiet = quiet
-        self.db_url = db_url
-        self._ws = None
-        self._db = None
-
-    def workspace(self):
-        from storage.workspace import Workspace
-
-        if self._ws is None:
-            self._ws = Workspace.open(self.home)
-        return self._ws
-
-    def database(self):
-        from storage.database import open_database
-
-        if self._db is None:
-            self._db = open_database(self.db_url or self.workspace().database_url)
-        return self._db
-
-
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +35,12 @@ def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
     Example:
       verifier train --data ../shared/data/seed-faces --backbone tiny --weights none
     """
+    # a native crash (TensorFlow, FAISS) prints the Python stack instead of dying silently
+    if not faulthandler.is_enabled():
+        try:
+            faulthandler.enable()
+        except (OSError, ValueError, AttributeError):  # stderr without a file descriptor
+            pass
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(home, quiet, db_url)
@@ -95,44 +49,44 @@ def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
 TRAIN_OPTIONS = [
     click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
                  help="Folder laid out as DATA/<person>/<photo>."),
-    click.option("--backbone", default="vgg19", show_default=True,
-                 type=click.Choice(["vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny",
-                                    "dlib-resnet"]),
+    click.option("--backbone", default=d.DEFAULT_BACKBONE, show_default=True,
+                 type=click.Choice(d.BACKBONE_NAMES),
                  help="Feature extractor shared by both branches."),
     click.option("--weights", default="default",
                  help="imagenet (Keras download and cache), none (random), or PATH to a weights "
                       "file [default: imagenet; dlib's own file for dlib-resnet; none for tiny]."),
-    click.option("--head", default="dense", show_default=True, type=click.Choice(["dense", "none"]),
+    click.option("--head", default=d.DEFAULT_HEAD, show_default=True, type=click.Choice(d.HEADS),
                  help="dense: pooling + Dense(--embedding-dim); none: the backbone's output is "
                       "the embedding (dlib-resnet's descriptor, no training needed)."),
-    click.option("--detector", default="mtcnn", show_default=True, type=click.Choice(["mtcnn", "none"]),
+    click.option("--detector", default=d.DEFAULT_DETECTOR, show_default=True,
+                 type=click.Choice(d.DETECTORS),
                  help="mtcnn: detect and align the most prominent face; none: the whole photo "
                       "(the tutorial). Recorded in the model; every later command uses it."),
-    click.option("--face-padding", default=0.25, show_default=True, type=click.FloatRange(0, 2),
+    click.option("--face-padding", default=d.DEFAULT_PADDING, show_default=True, type=click.FloatRange(0, 2),
                  help="Margin around the aligned face, as a fraction of the face template."),
     click.option("--require-face", is_flag=True,
                  help="Skip photos without a detected face instead of using the whole photo."),
-    click.option("--augment", default="none", show_default=True, type=click.Choice(["none", "flip"]),
+    click.option("--augment", default="none", show_default=True, type=click.Choice(d.AUGMENTATIONS),
                  help="flip: also cache mirrored photos; each step uses one version at random."),
-    click.option("--fine-tune", default=0.10, show_default=True, type=click.FloatRange(0, 1),
+    click.option("--fine-tune", default=d.DEFAULT_FINE_TUNE, show_default=True, type=click.FloatRange(0, 1),
                  help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
     click.option("--image-size", type=click.IntRange(32, 1024),
                  help="Input side in pixels [default: 224; 64 for tiny; 150 for dlib-resnet; "
                       "the tutorial used 244]."),
-    click.option("--embedding-dim", default=64, show_default=True, type=click.IntRange(2, 4096)),
-    click.option("--margin", default=1.0, show_default=True,
+    click.option("--embedding-dim", default=d.DEFAULT_EMBEDDING_DIM, show_default=True, type=click.IntRange(2, 4096)),
+    click.option("--margin", default=d.DEFAULT_MARGIN, show_default=True,
                  type=click.FloatRange(min=0, min_open=True), help="Contrastive loss margin."),
-    click.option("--epochs", default=20, show_default=True, type=click.IntRange(1)),
-    click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
+    click.option("--epochs", default=d.DEFAULT_EPOCHS, show_default=True, type=click.IntRange(1)),
+    click.option("--batch-size", default=d.DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(2),
                  help="Photos per training step; every training pair among them is used."),
-    click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random draw."),
-    click.option("--protocol", default="seed", show_default=True,
-                 type=click.Choice(["seed", "image-disjoint", "identity-disjoint"]),
+    click.option("--seed", default=d.DEFAULT_SEED, show_default=True, type=int, help="Seed of every random draw."),
+    click.option("--protocol", default=d.DEFAULT_PROTOCOL, show_default=True,
+                 type=click.Choice(d.PROTOCOLS),
                  help="How pairs are formed and split 70/20/10 into train/validation/test."),
     click.option("--patience", type=click.IntRange(1),
                  help="Stop when validation loss has not improved for this many epochs [default: off]."),
     click.option("--name", help="Name of the model version [default: BACKBONE-DATE-TIME]."),
-    click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1),
+    click.option("--max-pixels", default=d.DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
                  help="Photos larger than this (width x height) are skipped."),
 ]
 
@@ -200,9 +154,9 @@ def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) ->
     result = run_pipeline(ctx.workspace(), ctx.database(), _train_opts(kwargs),
                           report_format=fmt, target_far=target_far, quiet=ctx.quiet,
                           echo=click.echo)
-    from .cli_scores import _metric_table
+    from .cli_scores import metric_table
 
-    for line in _metric_table(result.evaluation):
+    for line in metric_table(result.evaluation):
         click.echo(line)
     click.echo(f"report: {result.report}")
 
@@ -242,5 +196,12 @@ def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> N
                f"{summary.present} already present, in {summary.folder}")
 
 
-# the other command groups register themselves on ``main``
-from . import cli_gallery, cli_scores  # noqa: E402,F401
+def _register() -> None:
+    from . import cli_gallery, cli_scores
+
+    for module in (cli_gallery, cli_scores):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -6,19 +6,21 @@ from pathlib import Path
 
 import click
 
-from .cli import Context, emit_json, friendly, main, pass_ctx
+from verifier import defaults as d
+
+from .cli_context import Context, emit_json, friendly, pass_ctx
 
 
-@main.command()
+@click.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Gallery folder laid out as DATA/<person>/<photo>.")
 @click.option("--model", help="Model version [default: the most recent].")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=d.DEFAULT_EMBED_BATCH_SIZE, show_default=True, type=click.IntRange(1))
 @click.option("--prune", is_flag=True, help="Remove photos that are gone from the folder.")
 @click.option("--wait", is_flag=True, help="Wait for another running embed instead of failing.")
 @click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
                                       "[default: Flat, exact].")
-@click.option("--max-pixels", default=50_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--max-pixels", default=d.DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 @friendly
@@ -46,7 +48,7 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
             click.echo(line)
 
 
-@main.command(name="gallery")
+@click.command(name="gallery")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
 @friendly
@@ -75,7 +77,7 @@ def gallery_cmd(ctx: Context, as_json: bool) -> None:
         click.echo(f"  {name:<32} {backbone:<16} {count:>6} embedded  {t}")
 
 
-@main.command()
+@click.command()
 @click.option("--repair", is_flag=True, help="Rebuild indexes from the stored vectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
@@ -106,3 +108,6 @@ def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
                        "database, indexes and files agree")
     if not report.healthy:
         sys.exit(1)
+
+
+COMMANDS = [embed, gallery_cmd, doctor]

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from .cli import Context, _library_errors, emit_json, friendly, main, pass_ctx
+from verifier import defaults as d
+
+from .cli_context import Context, emit_json, friendly, pass_ctx
 
 
-def _metric_table(ev) -> list[str]:
+def metric_table(ev) -> list[str]:
     keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
 
     def f(v):
@@ -17,7 +19,7 @@ def _metric_table(ev) -> list[str]:
 
     lines = [f"model {ev.model}, {ev.split} split: {ev.metrics['pairs']} pairs "
              f"({ev.metrics['positives']} same person); evaluation run {ev.run_id}",
-             f"{'':<20}{'threshold ' + format(ev.threshold, '.4f'):>18}{'tutorial 0.5':>16}"]
+             f"{'':<20}{'threshold ' + format(ev.threshold, '.4f'):>18}{'tutorial ' + format(d.TUTORIAL_THRESHOLD, 'g'):>16}"]
     lines += [f"{k:<20}{f(ev.metrics[k]):>18}{f(ev.tutorial[k]):>16}" for k in keys]
     c, t = ev.metrics["confusion"], ev.tutorial["confusion"]
     lines.append(f"{'TP/FP/TN/FN':<20}{'%d/%d/%d/%d' % (c['tp'], c['fp'], c['tn'], c['fn']):>18}"
@@ -34,7 +36,7 @@ def _metric_table(ev) -> list[str]:
     return lines
 
 
-@main.command()
+@click.command()
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--split", default="test", show_default=True,
               type=click.Choice(["train", "validation", "test"]), help="Which saved pairs to score.")
@@ -64,11 +66,11 @@ def evaluate(ctx: Context, model: str | None, split: str, threshold: float | Non
     if as_json:
         emit_json(ev.as_dict())
     else:
-        for line in _metric_table(ev):
+        for line in metric_table(ev):
             click.echo(line)
 
 
-@main.command()
+@click.command()
 @click.argument("run", required=False, type=int)
 @click.option("--format", "fmt", default="html", show_default=True,
               type=click.Choice(["html", "csv", "json"]))
@@ -98,9 +100,9 @@ def report(ctx: Context, run: int | None, fmt: str, out: Path | None) -> None:
     click.echo(f"report written to {path}")
 
 
-@main.command()
+@click.command()
 @click.argument("photos", nargs=-1, required=True)
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Identities to list.")
+@click.option("-k", "k", default=d.DEFAULT_K, show_default=True, type=click.IntRange(1), help="Identities to list.")
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -124,39 +126,45 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
     """
     from .query import query as run_query
 
-    results = run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
-                        stdin=click.get_binary_stream("stdin"))
+    results = []
+    for r in run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
+                       stdin=click.get_binary_stream("stdin")):
+        results.append(r)
+        if not as_json:
+            _print_result(r)
     if csv_path:
         from .query import write_csv
 
         write_csv(results, csv_path)
     if as_json:
         emit_json({"results": [r.as_dict() for r in results]})
-    else:
-        for r in results:
-            if r.error:
-                click.echo(f"{r.photo}: error: {r.error}", err=True)
-                continue
-            best = r.matches[0] if r.matches else None
-            verdict = "unknown" if r.unknown else best.identity
-            note = "" if best is None or best.passes is not None else \
-                " (model not calibrated: run `verifier evaluate`)"
-            click.echo(f"{r.photo}: {verdict}{note}")
-            click.echo(f"  {'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
-            for m in r.matches:
-                passes = "-" if m.passes is None else ("yes" if m.passes else "no")
-                click.echo(f"  {m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
     if any(r.error for r in results):
         sys.exit(1)
 
 
-@main.command()
+def _print_result(r) -> None:
+    if r.error:
+        click.echo(f"{r.photo}: error: {r.error}", err=True)
+        return
+    best = r.matches[0] if r.matches else None
+    verdict = "unknown" if r.unknown else best.identity
+    note = "" if best is None or best.passes is not None else \
+        " (model not calibrated: run `verifier evaluate`)"
+    click.echo(f"{r.photo}: {verdict}{note}")
+    click.echo(f"  {'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
+    for m in r.matches:
+        passes = "-" if m.passes is None else ("yes" if m.passes else "no")
+        click.echo(f"  {m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
+
+
+@click.command()
 @click.argument("photo_a")
 @click.argument("photo_b")
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--threshold", type=float, help="Override the model's calibrated threshold.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @pass_ctx
+@friendly(status=2)
 def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshold: float | None,
            as_json: bool) -> None:
     """Decide whether two photos show the same person.
@@ -171,15 +179,13 @@ def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshol
     """
     from .query import verify as run_verify
 
-    try:
-        v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
-                       threshold=threshold, stdin=click.get_binary_stream("stdin"))
-    except _library_errors() as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+    v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
+                   threshold=threshold, stdin=click.get_binary_stream("stdin"))
     if as_json:
         emit_json(v.as_dict())
     else:
         click.echo(f"{'same' if v.same else 'different'}: distance {v.distance:.4f}, "
                    f"threshold {v.threshold:.4f} (model {v.model})")
     sys.exit(0 if v.same else 1)
+
+COMMANDS = [evaluate, report, query, verify]

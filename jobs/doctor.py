@@ -13,7 +13,7 @@ from storage.index import load_index
 from storage.schema import Image, Model
 from storage.workspace import Workspace
 
-from .embed import index_path, sync_index
+from .embed import sync_index
 
 
 @dataclass
@@ -42,7 +42,7 @@ def check_workspace(ws: Workspace, factory: sessionmaker[Session], *,
             report.problems.append(f"model {model.name}: its folder {folder} is missing or incomplete")
         with factory() as session:
             ids = gallery.model_ids(session, model.id)
-        path = index_path(ws, model.name)
+        path = ws.index_path(model.name)
         if not len(ids) and not path.exists():
             continue
         try:

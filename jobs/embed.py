@@ -21,13 +21,13 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.errors import IndexMismatch
-from storage.index import DEFAULT_FACTORY, build_index, load_index, read_sidecar, save_index
+from storage.live_index import open_live_index
 from storage.lock import job_lock
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
 from verifier.errors import ImageError, NoFaceFound
-from verifier.images import DEFAULT_MAX_PIXELS, iter_image_files, sha256_bytes
+from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS
+from verifier.images import iter_image_files, sha256_bytes
 
 from .models import LoadedModel, load_model, read_config
 from .progress import bar
@@ -71,13 +71,11 @@ class EmbedSummary:
         return out
 
 
-def index_path(ws: Workspace, model: str) -> Path:
-    return ws.indexes_dir / f"{model}.faiss"
-
-
 def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: bool,
-                 max_pixels: int) -> None:
-    """Bring the images table in line with the folder (no model involved)."""
+                 max_pixels: int) -> set[int]:
+    """Bring the images table in line with the folder (no model involved). Returns
+    the ids of images whose bytes changed (to embed again)."""
+    changed: set[int] = set()
     prefix = str(root) + "/"
     known = {row.path: row for row in session.scalars(
         select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
@@ -85,7 +83,7 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
     by_sha: dict[str, list[Image]] = {}
     for row in known.values():
         by_sha.setdefault(row.sha256, []).append(row)
-    new_files: list[tuple[str, Path, str, bytes]] = []
+    new_files: list[tuple[str, Path, str, int | None, int | None, str | None]] = []
     for identity, path in iter_image_files(root):
         key = str(path)
         seen.add(key)
@@ -100,30 +98,34 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
         if row is not None and row.sha256 == digest:
             if row.status == "skipped":
                 summary.skipped[key] = row.reason or "skipped"
-            else:
-                row.status = "ok" if row.status == "missing" else row.status
-            continue
-        new_files.append((identity, path, digest, data))
+            elif row.status == "missing":
+                row.status = "ok"
+            continue  # "removed" photos stay removed until their bytes change
+        try:  # header only; the bytes are let go here and read again when embedded
+            width, height = _dimensions(data, path, max_pixels)
+            reason = None
+        except ImageError as exc:
+            width = height = None
+            reason = exc.reason
+        del data
+        new_files.append((identity, path, digest, width, height, reason))
     gone = {p: r for p, r in known.items() if p not in seen}
     identity_ids: dict[str, int] = {}
-    for identity, path, digest, data in new_files:
+    for identity, path, digest, width, height, reason in new_files:
         key = str(path)
         if identity not in identity_ids:
             identity_ids[identity] = gallery.identity_id(session, identity)
         ident = identity_ids[identity]
-        try:
-            width, height = _dimensions(data, path, max_pixels)
-            status, reason = "ok", None
-        except ImageError as exc:
-            width = height = None
-            status, reason = "skipped", exc.reason
-            summary.skipped[key] = exc.reason
+        status = "ok" if reason is None else "skipped"
+        if reason is not None:
+            summary.skipped[key] = reason
         row = known.get(key)
         if row is not None:  # same path, new bytes: embed again
             gallery.delete_embeddings_of(session, [row.id])
             row.sha256, row.width, row.height = digest, width, height
             row.status, row.reason, row.identity_id = status, reason, ident
-            summary.updated += status == "ok"
+            if status == "ok":
+                changed.add(row.id)  # counted as updated once its new vector is stored
             continue
         moved = next((r for r in by_sha.get(digest, []) if r.path in gone), None)
         if moved is not None:  # same bytes under a new name: keep its embeddings
@@ -141,6 +143,7 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
             row.status = "missing"
             summary.missing += 1
     session.flush()
+    return changed
 
 
 def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
@@ -166,7 +169,7 @@ def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator:
 
 
 def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
-                  model: str | None = None, batch_size: int = 32, prune: bool = False,
+                  model: str | None = None, batch_size: int = DEFAULT_EMBED_BATCH_SIZE, prune: bool = False,
                   wait: bool = False, index_factory: str | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
                   loaded: LoadedModel | None = None) -> EmbedSummary:
@@ -186,7 +189,7 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
         summary.run_id = run_id
         try:
             with factory.begin() as session:
-                _sync_folder(session, root, summary, prune, max_pixels)
+                changed = _sync_folder(session, root, summary, prune, max_pixels)
                 todo = session.execute(
                     select(Image.id, Image.path).where(
                         Image.path.startswith(str(root) + "/", autoescape=True),
@@ -200,7 +203,7 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
             if todo:
                 loaded = loaded or load_model(ws, name)
                 calls_before = loaded.calls
-                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, quiet)
+                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, quiet, changed)
                 summary.model_calls = loaded.calls - calls_before
             summary.index_rebuilt = sync_index(ws, factory, name, model_id, index_factory)
             with factory.begin() as session:
@@ -221,7 +224,10 @@ def _counts(summary: EmbedSummary) -> dict:
 
 
 def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: int,
-                todo: list, batch_size: int, summary: EmbedSummary, quiet: bool) -> None:
+                todo: list, batch_size: int, summary: EmbedSummary, quiet: bool,
+                changed: set[int]) -> None:
+    """Embed ``todo`` batch by batch; counts ``added`` (new photos) and ``updated``
+    (``changed`` ones) as their vectors are committed."""
     def load(batch):
         rows, pixels = [], []
         for image_id, path in batch:
@@ -256,35 +262,31 @@ def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: i
                     session.execute(insert(Embedding), inserts)
                 for values in updates:
                     session.execute(update(Image).where(Image.id == values.pop("id")).values(**values))
-            summary.added += len(inserts)
+            updated = sum(row["image_id"] in changed for row in inserts)
+            summary.updated += updated
+            summary.added += len(inserts) - updated
             progress.update(len(rows))
-    summary.added -= summary.updated
 
 
 def sync_index(ws: Workspace, factory: sessionmaker[Session], name: str, model_id: int,
                index_factory: str | None = None, force: bool = False) -> bool:
-    """Rebuild the model's index from the database unless it already matches.
-    Returns whether it was rebuilt."""
-    path = index_path(ws, name)
+    """Bring the model's index snapshot up to date with the database: catch up in
+    place (additions and removals), or build it anew when it is missing or damaged,
+    when ``index_factory`` asks for another type, or with ``force``. Returns whether
+    the snapshot was written."""
+    path = ws.index_path(name)
     with factory() as session:
         ids = gallery.model_ids(session, model_id)
-    current = None
-    try:
-        current = read_sidecar(path)
-    except IndexMismatch:
-        pass
-    wanted = index_factory or (current.factory if current else DEFAULT_FACTORY)
-    if not force and current is not None and current.factory == wanted:
-        try:
-            load_index(path, model=name, ids=ids)
-            return False
-        except IndexMismatch:
-            pass
-    with factory() as session:
-        ids, vectors = gallery.model_vectors(session, model_id)
-    if not len(ids):
-        vectors = np.zeros((0, _model_dimension(ws, name)), np.float32)
-    save_index(path, build_index(vectors, ids, wanted), name, wanted)
+
+    def fetch(wanted: np.ndarray) -> np.ndarray:
+        with factory() as session:
+            return gallery.vectors_of(session, wanted)
+
+    index, caught = open_live_index(path, model=name, dimension=_model_dimension(ws, name),
+                                    db_ids=ids, fetch=fetch, factory=index_factory, rebuild=force)
+    if not caught.changed:
+        return False
+    index.save(path)
     return True
 
 

@@ -14,6 +14,7 @@ from storage import gallery
 from storage.schema import Embedding, Image, JobRun, Model, PairScore
 from storage.workspace import Workspace
 from verifier import metrics
+from verifier.defaults import TUTORIAL_THRESHOLD
 from verifier.errors import MetricError
 from verifier.losses import euclidean_distance_np
 
@@ -104,7 +105,7 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
             threshold, rule = metrics.best_accuracy_threshold(vd, val.label), "best-accuracy"
         validation = metrics.threshold_metrics(vd, val.label, threshold)
     result = metrics.summary(d, chosen.label, threshold)
-    tutorial = metrics.threshold_metrics(d, chosen.label, metrics.TUTORIAL_THRESHOLD)
+    tutorial = metrics.threshold_metrics(d, chosen.label, TUTORIAL_THRESHOLD)
     fold_result = metrics.kfold_accuracy(d, chosen.label, folds) if folds else None
 
     with factory.begin() as session:

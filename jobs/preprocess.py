@@ -10,7 +10,8 @@ import numpy as np
 from storage.facecache import FaceCache
 from verifier.errors import NoFaceFound
 from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, most_prominent
-from verifier.images import DEFAULT_MAX_PIXELS, decode_image, resize, sha256_bytes
+from verifier.defaults import DEFAULT_MAX_PIXELS
+from verifier.images import decode_image, resize, sha256_bytes
 
 
 def read_photo_bytes(path: Path) -> bytes:

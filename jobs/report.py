@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from storage.files import write_text_atomic
 from storage.schema import Identity, Image, Model, PairScore
 from verifier import plots
+from verifier.defaults import TUTORIAL_THRESHOLD
 from verifier.images import load_image
 
 from .evaluate import latest_run
@@ -185,7 +186,7 @@ on the <b>{html.escape(params['split'])}</b> split: {len(d)} pairs, {int(yb.sum(
 Threshold <b>{t:.4f}</b> ({html.escape(params['threshold_rule'])}; a pair is decided "same" when its
 distance is at most the threshold).</p>
 <h2>Metrics</h2>
-<table><tr><th>at threshold</th><th>{t:.4f}</th><th>tutorial's 0.5</th></tr>{rows}</table>
+<table><tr><th>at threshold</th><th>{t:.4f}</th><th>tutorial's {TUTORIAL_THRESHOLD:g}</th></tr>{rows}</table>
 <table><tr><th>threshold-free</th><th></th></tr>{free}</table>
 <p class="note">Answering "different" for every pair would score accuracy
 {(~yb).mean():.4f} here.{_accepts_nothing_note(c)}</p>

@@ -14,7 +14,8 @@ import numpy as np
 from storage.facecache import FaceCache
 from storage.files import atomic_folder, write_json_atomic
 from storage.workspace import Workspace, check_model_name
-from verifier.images import DEFAULT_MAX_PIXELS, Dataset, scan_dataset
+from verifier import defaults as d
+from verifier.images import Dataset, scan_dataset
 from verifier.pairs import PairSet, make_pairs
 
 from .preprocess import PhotoPreparer
@@ -28,24 +29,24 @@ class TrainOptions:
     """Everything ``verifier train`` accepts; defaults are the tutorial's."""
 
     data: Path
-    backbone: str = "vgg19"
+    backbone: str = d.DEFAULT_BACKBONE
     weights: str = "default"
-    head: str = "dense"
-    detector: str = "mtcnn"
-    face_padding: float = 0.25
+    head: str = d.DEFAULT_HEAD
+    detector: str = d.DEFAULT_DETECTOR
+    face_padding: float = d.DEFAULT_PADDING
     require_face: bool = False
     augment: str = "none"
-    fine_tune: float = 0.10
+    fine_tune: float = d.DEFAULT_FINE_TUNE
     image_size: int | None = None
-    embedding_dim: int = 64
-    margin: float = 1.0
-    epochs: int = 20
-    batch_size: int = 64
-    seed: int = 0
-    protocol: str = "seed"
+    embedding_dim: int = d.DEFAULT_EMBEDDING_DIM
+    margin: float = d.DEFAULT_MARGIN
+    epochs: int = d.DEFAULT_EPOCHS
+    batch_size: int = d.DEFAULT_BATCH_SIZE
+    seed: int = d.DEFAULT_SEED
+    protocol: str = d.DEFAULT_PROTOCOL
     patience: int | None = None
     name: str | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = d.DEFAULT_MAX_PIXELS
 
 
 @dataclass

@@ -53,6 +53,22 @@ def model_vectors(session: Session, model_id: int) -> tuple[np.ndarray, np.ndarr
     return ids, vectors
 
 
+def vectors_of(session: Session, ids: np.ndarray, chunk: int = 10_000) -> np.ndarray:
+    """The stored vectors of embedding ``ids``, one row per id in that order."""
+    ids = np.asarray(ids, dtype=np.int64)
+    found: dict[int, bytes] = {}
+    for start in range(0, len(ids), chunk):
+        part = [int(i) for i in ids[start:start + chunk]]
+        found.update(session.execute(select(Embedding.id, Embedding.vector)
+                                     .where(Embedding.id.in_(part))).tuples().all())
+    missing = [int(i) for i in ids if int(i) not in found]
+    if missing:
+        raise KeyError(f"embeddings {missing[:5]} are not in the database")
+    if not len(ids):
+        return np.zeros((0, 0), np.float32)
+    return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids])
+
+
 def model_ids(session: Session, model_id: int) -> np.ndarray:
     ids = session.scalars(select(Embedding.id).where(Embedding.model_id == model_id)).all()
     return np.asarray(sorted(ids), dtype=np.int64)
@@ -72,13 +88,23 @@ class GalleryPhoto:
     identity: str
 
 
-def embedded_photos(session: Session, model_id: int) -> dict[int, GalleryPhoto]:
-    """Embedding id -> photo, for a model."""
-    rows = session.execute(
-        select(Embedding.id, Image.id, Image.path, Image.sha256, Identity.name)
-        .join(Image, Embedding.image_id == Image.id)
-        .join(Identity, Image.identity_id == Identity.id)
-        .where(Embedding.model_id == model_id)).all()
+def embedded_photos(session: Session, model_id: int,
+                    ids: np.ndarray | None = None) -> dict[int, GalleryPhoto]:
+    """Embedding id -> photo, for a model (only embedding ``ids`` when given)."""
+    query = (select(Embedding.id, Image.id, Image.path, Image.sha256, Identity.name)
+             .join(Image, Embedding.image_id == Image.id)
+             .join(Identity, Image.identity_id == Identity.id)
+             .where(Embedding.model_id == model_id))
+    if ids is not None:
+        out: dict[int, GalleryPhoto] = {}
+        for start in range(0, len(ids), 10_000):
+            part = [int(i) for i in ids[start:start + 10_000]]
+            out.update(embedded_photos_rows(session.execute(query.where(Embedding.id.in_(part)))))
+        return out
+    return embedded_photos_rows(session.execute(query))
+
+
+def embedded_photos_rows(rows) -> dict[int, GalleryPhoto]:
     return {r[0]: GalleryPhoto(r[1], r[2], r[3], r[4]) for r in rows}
 
 

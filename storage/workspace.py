@@ -27,6 +27,21 @@ def default_home() -> Path:
     return Path(base) / "siamese-verifier"
 
 
+IDENTITY_MAX_LENGTH = 255
+
+
+def check_identity_name(name: str) -> str:
+    """An identity name: 1-255 characters, no path separators, no control
+    characters, not ``.``/``..``, no leading or trailing spaces."""
+    if not isinstance(name, str) or not name or len(name) > IDENTITY_MAX_LENGTH \
+            or name != name.strip() or name in (".", "..") or "/" in name or "\\" in name \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise WorkspaceError(f"invalid identity name {name!r}: use 1-{IDENTITY_MAX_LENGTH} "
+                             "characters without '/', '\\', control characters or surrounding "
+                             "spaces")
+    return name
+
+
 def check_model_name(name: str) -> str:
     if not _NAME.match(name):
         raise WorkspaceError(f"invalid model name {name!r}: use letters, digits, '.', '_' "
@@ -68,6 +83,23 @@ class Workspace:
     @property
     def indexes_dir(self) -> Path:
         return self.root / "indexes"
+
+    def index_path(self, model: str) -> Path:
+        """The FAISS snapshot of model version ``model``'s gallery."""
+        return self.indexes_dir / f"{check_model_name(model)}.faiss"
+
+    @property
+    def enrolled_dir(self) -> Path:
+        """Photos enrolled one at a time, stored by content (SHA-256)."""
+        return self.root / "enrolled"
+
+    def enrolled_path(self, sha256: str, extension: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not re.fullmatch(r"[a-z0-9]{1,5}", extension):
+            raise WorkspaceError(f"not a content address: {sha256!r}.{extension!r}")
+        return self.enrolled_dir / sha256[:2] / f"{sha256}.{extension}"
+
+    def is_enrolled(self, path: str | Path) -> bool:
+        return Path(path).parent.parent == self.enrolled_dir
 
     @property
     def reports_dir(self) -> Path:

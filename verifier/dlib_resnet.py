@@ -38,8 +38,26 @@ def packaged_weights() -> Path:
     return Path(face_recognition_models.face_recognition_model_location())
 
 
-def build_from_network(net: Network, name: str = "dlib_resnet"):
-    """Build the Keras model of a decoded dlib network (input: preprocessed chip)."""
+def _conv_padding(settings: dict, explicit: bool = False) -> str:
+    """``same`` where dlib's zero padding equals it (stride 1, odd kernel, pad = k // 2),
+    else ``valid`` after an explicit pad.
+
+    Why not always an explicit ``ZeroPadding2D``: TensorFlow's oneDNN graph pass fuses a
+    ``Pad`` feeding a ``Conv2D`` and, in TF 2.21, intermittently crashes the process
+    (segfault in ``MklLayoutRewritePass``) when it compiles such a graph.
+    """
+    s = settings
+    if not explicit and (s["stride_y"], s["stride_x"]) == (1, 1) and s["rows"] % 2 and s["cols"] % 2 \
+            and (s["pad_y"], s["pad_x"]) == (s["rows"] // 2, s["cols"] // 2):
+        return "same"
+    return "valid"
+
+
+def build_from_network(net: Network, name: str = "dlib_resnet", *, explicit_padding: bool = False):
+    """Build the Keras model of a decoded dlib network (input: preprocessed chip).
+
+    ``explicit_padding`` rebuilds the graph of releases before 0.2 (a ``ZeroPadding2D``
+    before every padded convolution), for tests and benchmarks of the crash it caused."""
     import keras
     from keras import layers
 
@@ -65,11 +83,12 @@ def build_from_network(net: Network, name: str = "dlib_resnet"):
                 b = b * g + beta
                 i += 1
             s = layer.settings
-            if s["pad_y"] or s["pad_x"]:
+            padding = _conv_padding(s, explicit_padding)
+            if padding == "valid" and (s["pad_y"] or s["pad_x"]):
                 x = layers.ZeroPadding2D(((s["pad_y"],) * 2, (s["pad_x"],) * 2))(x)
             n_conv += 1
             conv = layers.Conv2D(s["num_filters"], (s["rows"], s["cols"]),
-                                 strides=(s["stride_y"], s["stride_x"]), padding="valid",
+                                 strides=(s["stride_y"], s["stride_x"]), padding=padding,
                                  name=f"{name}_conv{n_conv}")
             x = conv(x)
             conv.set_weights([np.transpose(w, (2, 3, 1, 0)), b])
@@ -142,3 +161,17 @@ def build_dlib_resnet(weights: str | None = None, cache_dir: Path | None = None)
         model.save_weights(tmp)
         os.replace(tmp, cached)
     return model
+
+
+def has_padded_convolutions(model) -> bool:
+    """Whether ``model`` (or a model nested in it) feeds a ``ZeroPadding2D`` straight
+    into a convolution: the graph that crashes TensorFlow's oneDNN pass (see
+    :func:`_conv_padding`). Branches saved by releases before 0.2 have it."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            for node in layer._outbound_nodes:
+                if isinstance(node.operation, keras.layers.Conv2D):
+                    return True
+    return False

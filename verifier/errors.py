@@ -44,3 +44,8 @@ class MetricError(VerifierError):
 
 class NoFaceFound(VerifierError):
     """The face detector found no face in a photo."""
+
+
+class DetectorUnavailable(VerifierError):
+    """The face detector cannot run (its package is missing or broken): a setup
+    error that stops a job, never a photo without a face."""

@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import NoFaceFound
+from .defaults import DEFAULT_PADDING
+from .errors import DetectorUnavailable, NoFaceFound
 
-DETECTORS = ("mtcnn", "none")
-DEFAULT_PADDING = 0.25
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 """Landmark order; left and right as seen in the image."""
 
@@ -109,10 +108,13 @@ class MTCNNDetector:
             if MTCNNDetector._instance is None:
                 try:
                     from mtcnn import MTCNN
-                except ImportError:
-                    raise NoFaceFound("the mtcnn detector is not installed: pip install mtcnn, "
-                                      "or use --detector none") from None
-                MTCNNDetector._instance = MTCNN()
+
+                    MTCNNDetector._instance = MTCNN()
+                except Exception as exc:  # ImportError, or a package that cannot load
+                    raise DetectorUnavailable(
+                        f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "
+                        "reinstall it with `pip install mtcnn`, or use a model trained with "
+                        "--detector none") from None
             return MTCNNDetector._instance
 
     def detect(self, image: np.ndarray) -> list[Face]:

@@ -20,12 +20,12 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .defaults import DEFAULT_MAX_PIXELS
 from .errors import DatasetError, ImageError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
-DEFAULT_MAX_PIXELS = 50_000_000
 """Largest accepted photo, in pixels (width x height); larger files are skipped."""
 
 
@@ -175,6 +175,16 @@ def read_header(data: bytes, *, name: object = "<bytes>",
             exif.load(raw)
             orientation = exif.get(0x0112, 1)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def image_format(data: bytes) -> str:
+    """The usual file extension of an image's format (``jpg``, ``png``, ...), from its
+    header; ``img`` when Pillow cannot tell."""
+    try:
+        fmt = (Image.open(io.BytesIO(data)).format or "").lower()
+    except Exception:  # noqa: BLE001 - any unreadable header
+        return "img"
+    return {"jpeg": "jpg", "tiff": "tif", "mpo": "jpg"}.get(fmt, fmt or "img")
 
 
 def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

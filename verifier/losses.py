@@ -6,10 +6,10 @@ what evaluation uses on stored embeddings.
 from __future__ import annotations
 
 import numpy as np
+from .defaults import DEFAULT_MARGIN
 
 EPSILON = 1e-7
 """Floor under the squared distance, so that ``sqrt`` has a finite gradient at 0."""
-DEFAULT_MARGIN = 1.0
 
 
 def euclidean_distance(a, b, eps: float = EPSILON):

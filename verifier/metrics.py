@@ -12,7 +12,6 @@ import numpy as np
 
 from .errors import MetricError
 
-TUTORIAL_THRESHOLD = 0.5
 
 
 def _check(distances: np.ndarray, labels: np.ndarray, *, both: bool = True) -> tuple[np.ndarray, np.ndarray]:

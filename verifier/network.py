@@ -14,14 +14,12 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from .defaults import DEFAULT_EMBEDDING_DIM, DEFAULT_FINE_TUNE, HEADS
 from .backbones import build_backbone, get_spec
 from .errors import BackboneError
 from .layers import Preprocess
 from .losses import euclidean_distance
 
-DEFAULT_EMBEDDING_DIM = 64
-DEFAULT_FINE_TUNE = 0.10
-HEADS = ("dense", "none")
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .defaults import PROTOCOLS
 from .errors import ProtocolError
 
-PROTOCOLS = ("seed", "image-disjoint", "identity-disjoint")
 SPLITS = ("train", "validation", "test")
 FRACTIONS = (0.7, 0.2, 0.1)
 

@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 
+from .defaults import TUTORIAL_THRESHOLD
 from .metrics import roc_curve
 
 
@@ -52,7 +53,7 @@ def det_png(distances: np.ndarray, labels: np.ndarray) -> bytes:
 
 
 def histogram_png(distances: np.ndarray, labels: np.ndarray, threshold: float,
-                  tutorial: float | None = 0.5) -> bytes:
+                  tutorial: float | None = TUTORIAL_THRESHOLD) -> bytes:
     y = np.asarray(labels).astype(bool)
     fig, ax = _figure(6.0, 3.6)
     bins = np.linspace(float(np.min(distances)), float(np.max(distances)) + 1e-9, 40)

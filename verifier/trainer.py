@@ -16,14 +16,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: F401  (re-exported)
 from .losses import DEFAULT_MARGIN, contrastive_loss_np, euclidean_distance_np
 from .pairs import Pairs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 64
-"""Photos per training step (two groups of 32; every pair among them is used)."""
-DEFAULT_EPOCHS = 20
 MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
 """Cached features larger than this go to a memory-mapped file on disk."""
 

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from jobs.cli import main
-from jobs.embed import embed_gallery, index_path
+from jobs.embed import embed_gallery
 from jobs.models import load_model
 from storage import gallery
 from storage.database import open_database
@@ -34,7 +34,7 @@ def _check_consistent(ws, factory, name="tiny"):
         pairs = s.execute(select(Embedding.image_id, func.count()).group_by(Embedding.image_id)
                           .having(func.count() > 1)).all()
     assert not pairs, "duplicate embeddings"
-    index, info = load_index(index_path(ws, name), model=name, ids=ids)
+    index, info = load_index(ws.index_path(name), model=name, ids=ids)
     return len(ids)
 
 
@@ -110,7 +110,7 @@ def test_cli_embed_gallery_doctor(home_with_model, tmp_path):
     assert r.exit_code == 0 and "agree" in r.output
 
     ws = Workspace.open(home_with_model)
-    path = index_path(ws, "tiny")
+    path = ws.index_path("tiny")
     good = path.read_bytes()
     # corrupt sidecar, truncated file, index of another model: refused, then repaired
     breakages = [lambda: sidecar_path(path).write_text("{"),
@@ -216,3 +216,47 @@ def test_wait_queues_behind_the_running_embed(home_with_model, tmp_path):
                             quiet=True)
     thread.join()
     assert summary.added == 4 and time.time() - t >= 0.4
+
+
+def test_missing_detector_stops_the_job(home_with_model, tmp_path, monkeypatch):
+    """A detector that cannot load is a setup error, not a gallery of faceless photos."""
+    import sys
+
+    from verifier.errors import DetectorUnavailable
+    from verifier.faces import MTCNNDetector
+
+    config_path = home_with_model / "models" / "tiny" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "detector": "mtcnn"}))
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # import mtcnn -> ImportError
+    monkeypatch.setattr(MTCNNDetector, "_instance", None)
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    with pytest.raises(DetectorUnavailable, match="pip install mtcnn"):
+        embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    with factory() as s:
+        assert s.scalar(select(func.count(Embedding.id))) == 0
+        assert not s.scalars(select(Image).where(Image.flags.is_not(None))).all()
+        assert not s.scalars(select(Image).where(Image.status == "skipped")).all()
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "-q", "embed", "--data", str(data)])
+    assert r.exit_code == 1 and "mtcnn face detector cannot be loaded" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_summary_counts_when_a_changed_file_no_longer_decodes(home_with_model, tmp_path):
+    import io
+
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=3, size=32)
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    first = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    assert (first.added, first.updated) == (6, 0)
+    buf = io.BytesIO()
+    PILImage.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(buf, "PNG")
+    (data / "person_00" / "img_00.png").write_bytes(buf.getvalue()[:80])  # header fine, pixels cut
+    PILImage.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / "person_00" / "img_01.png")
+    second = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    assert (second.added, second.updated, second.unchanged) == (0, 1, 4)
+    assert list(second.skipped.values()) == ["truncated"]
+    assert _check_consistent(ws, factory) == 5

@@ -1,0 +1,231 @@
+"""A model's FAISS index held in memory and changed in place, searched from many threads.
+
+The database is the log of record; an index file is a snapshot of it. Loading a
+snapshot catches up with the database (vectors added since are added, vectors
+deleted since are removed), so a stale snapshot is never wrong, only slower to open.
+Index types that cannot remove vectors (HNSW) hide removed ids at search time.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import IndexMismatch
+from .index import (DEFAULT_FACTORY, IndexInfo, build_index, is_exact, load_index, read_sidecar,
+                    save_index, search)
+
+FetchVectors = Callable[[np.ndarray], np.ndarray]
+"""``fetch(ids) -> vectors`` (float32, one row per id, in the order of ``ids``)."""
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer blocks new readers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What loading or refreshing an index changed to match the database."""
+
+    added: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.rebuilt)
+
+
+class LiveIndex:
+    """An ``IndexIDMap2`` with in-place ``add``/``remove``, a version that counts
+    changes, and thread-safe ``search`` (parallel readers, one writer at a time)."""
+
+    def __init__(self, index, model: str, factory: str = DEFAULT_FACTORY) -> None:
+        self._index = index
+        self.model = model
+        self.factory = factory
+        self.exact = is_exact(factory)
+        self._hidden: set[int] = set()  # removed from the gallery, still inside HNSW
+        self._lock = ReadWriteLock()
+        self.version = 0
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, model: str,
+              factory: str = DEFAULT_FACTORY) -> "LiveIndex":
+        return cls(build_index(vectors, ids, factory), model, factory)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal) - len(self._hidden)
+
+    def ids(self) -> np.ndarray:
+        """The ids searchable now, sorted."""
+        import faiss
+
+        with self._lock.reading():
+            if not self._index.ntotal:
+                return np.zeros(0, np.int64)
+            ids = np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+            if self._hidden:
+                ids = ids[~np.isin(ids, np.fromiter(self._hidden, np.int64))]
+            return ids
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> int:
+        """Add ``vectors`` under ``ids``; returns the new version."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
+        with self._lock.writing():
+            if len(ids):
+                stale = [int(i) for i in ids if int(i) in self._hidden]
+                if stale:  # an id that comes back (SQLite may reuse the largest one)
+                    self._remove_physically(np.asarray(stale, np.int64))
+                    self._hidden.difference_update(stale)
+                self._index.add_with_ids(vectors, ids)
+            self.version += 1
+            return self.version
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ``ids`` (unknown ones are ignored); returns the new version."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        with self._lock.writing():
+            if len(ids) and not self._remove_physically(ids):
+                self._hidden.update(int(i) for i in ids)
+            self.version += 1
+            return self.version
+
+    def _remove_physically(self, ids: np.ndarray) -> bool:
+        import faiss
+
+        try:
+            self._index.remove_ids(faiss.IDSelectorBatch(ids))
+            return True
+        except RuntimeError:  # HNSW cannot remove: hide them instead
+            return False
+
+    @property
+    def hidden_share(self) -> float:
+        """Share of the stored vectors that are removed but still inside the index."""
+        total = int(self._index.ntotal)
+        return len(self._hidden) / total if total else 0.0
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(distances, ids, version)``: the ``k`` nearest live vectors of each query
+        (euclidean, nearest first; missing neighbours: id -1, distance inf) and the
+        version of the index they were found in."""
+        with self._lock.reading():
+            if not self._hidden:
+                d, i = search(self._index, queries, k, exact=self.exact)
+                return d, i, self.version
+            wanted = min(int(self._index.ntotal), k + len(self._hidden))
+            d, i = search(self._index, queries, wanted, exact=self.exact)
+            hidden = np.isin(i, np.fromiter(self._hidden, np.int64))
+            out_d = np.full((len(d), k), np.inf)
+            out_i = np.full((len(d), k), -1, dtype=np.int64)
+            for row in range(len(d)):
+                keep = ~hidden[row] & (i[row] >= 0)
+                n = min(k, int(keep.sum()))
+                out_d[row, :n] = d[row][keep][:n]
+                out_i[row, :n] = i[row][keep][:n]
+            return out_d, out_i, self.version
+
+    def vector(self, id_: int) -> np.ndarray:
+        with self._lock.reading():
+            if int(id_) in self._hidden:
+                raise KeyError(id_)
+            return self._index.reconstruct(int(id_))
+
+    def catch_up(self, db_ids: np.ndarray, fetch: FetchVectors) -> CatchUp:
+        """Add what the database has and the index lacks; remove the reverse."""
+        have = self.ids()
+        db_ids = np.asarray(db_ids, dtype=np.int64)
+        new = np.setdiff1d(db_ids, have)
+        gone = np.setdiff1d(have, db_ids)
+        if len(gone):
+            self.remove(gone)
+        if len(new):
+            self.add(new, fetch(new))
+        return CatchUp(added=len(new), removed=len(gone))
+
+    def save(self, path: Path) -> IndexInfo:
+        """Write a snapshot (index file and sidecar, atomically). Hidden vectors are
+        dropped by rebuilding first, so the file holds exactly the live ids."""
+        with self._lock.writing():
+            if self._hidden:
+                self._compact()
+            return save_index(path, self._index, self.model, self.factory)
+
+    def _compact(self) -> None:
+        import faiss
+
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        keep = ~np.isin(ids, np.fromiter(self._hidden, np.int64))
+        vectors = np.stack([self._index.reconstruct(int(i)) for i in ids[keep]]) if keep.any() \
+            else np.zeros((0, self._index.d), np.float32)
+        self._index = build_index(vectors, ids[keep], self.factory)
+        self._hidden.clear()
+
+
+def open_live_index(path: Path, *, model: str, dimension: int, db_ids: np.ndarray,
+                    fetch: FetchVectors, factory: str | None = None,
+                    rebuild: bool = False) -> tuple[LiveIndex, CatchUp]:
+    """The snapshot at ``path`` caught up with the database's ``db_ids``; built from
+    the database when the file is missing, damaged, of another model, dimension or
+    (when ``factory`` is given) another index type, or with ``rebuild``. Nothing is
+    written: :meth:`LiveIndex.save` does that."""
+    try:
+        index, info = load_index(path, model=model, dimension=dimension)
+        factory = factory or info.factory
+        if info.factory == factory and not rebuild:
+            live = LiveIndex(index, model, info.factory)
+            return live, live.catch_up(db_ids, fetch)
+    except IndexMismatch:
+        try:  # a damaged file keeps its type when the sidecar still says it
+            factory = factory or read_sidecar(path).factory
+        except IndexMismatch:
+            pass
+    ids = np.asarray(db_ids, dtype=np.int64)
+    vectors = fetch(ids) if len(ids) else np.zeros((0, dimension), np.float32)
+    live = LiveIndex.build(vectors, ids, model, factory or DEFAULT_FACTORY)
+    return live, CatchUp(added=len(ids), rebuilt=True)

@@ -1,0 +1,86 @@
+"""The live index against brute-force numpy, for exact and HNSW indexes."""
+import threading
+
+import numpy as np
+import pytest
+
+from storage.index import load_index, save_index
+from storage.live_index import LiveIndex, ReadWriteLock, open_live_index
+
+
+def brute(live: dict[int, np.ndarray], q: np.ndarray, k: int) -> list[int]:
+    ids = np.array(sorted(live))
+    d = np.sqrt(((np.stack([live[i] for i in ids]) - q) ** 2).sum(1))
+    return ids[np.argsort(d, kind="stable")[:k]].tolist()
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32"])
+def test_random_adds_and_removes_match_brute_force(factory, tmp_path):
+    rng = np.random.default_rng(0)
+    live: dict[int, np.ndarray] = {}
+    index = LiveIndex.build(np.zeros((0, 8), np.float32), np.zeros(0, np.int64), "m", factory)
+    next_id = 1
+    for _ in range(200):
+        if live and rng.random() < 0.3:
+            gone = int(rng.choice(sorted(live)))
+            del live[gone]
+            index.remove(np.array([gone]))
+        else:
+            v = rng.normal(size=(1, 8)).astype(np.float32)
+            live[next_id] = v[0]
+            index.add(np.array([next_id]), v)
+            next_id += 1
+    assert index.ids().tolist() == sorted(live) and len(index) == len(live)
+    if factory == "HNSW32":
+        assert index.hidden_share > 0  # HNSW hides what it cannot remove
+    for q in rng.normal(size=(20, 8)).astype(np.float32):
+        d, ids, _ = index.search(q[None], 5)
+        assert ids[0].tolist() == brute(live, q, 5)
+        np.testing.assert_allclose(d[0], [np.linalg.norm(live[i] - q) for i in ids[0]], rtol=1e-5)
+    path = tmp_path / "m.faiss"
+    info = index.save(path)  # hidden vectors are dropped from the snapshot
+    assert info.count == len(live) and index.hidden_share == 0
+    loaded, _ = load_index(path, model="m", ids=np.array(sorted(live)))
+    assert loaded.ntotal == len(live)
+
+
+def test_a_stale_snapshot_catches_up_with_the_database(tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = {i: rng.normal(size=4).astype(np.float32) for i in range(1, 21)}
+    path = tmp_path / "m.faiss"
+    ids = np.arange(1, 11)
+    save_index(path, LiveIndex.build(np.stack([vectors[i] for i in ids]), ids, "m")._index, "m", "Flat")
+    db_ids = np.array([i for i in range(3, 21)])  # 1, 2 deleted since; 11..20 added
+
+    def fetch(wanted):
+        return np.stack([vectors[int(i)] for i in wanted])
+
+    index, caught = open_live_index(path, model="m", dimension=4, db_ids=db_ids, fetch=fetch)
+    assert (caught.added, caught.removed, caught.rebuilt) == (10, 2, False)
+    assert index.ids().tolist() == db_ids.tolist()
+    path.write_bytes(b"garbage")  # a damaged snapshot is rebuilt from the database
+    index, caught = open_live_index(path, model="m", dimension=4, db_ids=db_ids, fetch=fetch)
+    assert caught.rebuilt and index.ids().tolist() == db_ids.tolist()
+
+
+def test_read_write_lock_excludes_writers():
+    lock, inside, seen = ReadWriteLock(), [], []
+
+    def reader():
+        with lock.reading():
+            inside.append("r")
+            seen.append(list(inside))
+            inside.remove("r")
+
+    def writer():
+        with lock.writing():
+            inside.append("w")
+            seen.append(list(inside))
+            inside.remove("w")
+
+    threads = [threading.Thread(target=reader if i % 3 else writer) for i in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert all(s == ["w"] or "w" not in s for s in seen)

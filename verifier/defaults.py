@@ -1,0 +1,34 @@
+"""Every default and every choice a user can set, written once.
+
+The click options, :class:`jobs.train.TrainOptions`, the library functions, the
+benchmarks and the plots read them from here. No heavy imports: the CLI imports
+this module to build its ``--help``.
+"""
+from __future__ import annotations
+
+BACKBONE_NAMES = ("vgg19", "mobilenet_v2", "efficientnet_b0", "resnet50", "tiny", "dlib-resnet")
+DEFAULT_BACKBONE = "vgg19"
+HEADS = ("dense", "none")
+DEFAULT_HEAD = "dense"
+DETECTORS = ("mtcnn", "none")
+DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_PADDING = 0.25
+"""Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
+AUGMENTATIONS = ("none", "flip")
+DEFAULT_FINE_TUNE = 0.10
+DEFAULT_EMBEDDING_DIM = 64
+DEFAULT_MARGIN = 1.0
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 64
+"""Photos per training step (two groups of 32; every pair among them is used)."""
+DEFAULT_EMBED_BATCH_SIZE = 32
+"""Photos per forward pass when embedding a gallery."""
+PROTOCOLS = ("seed", "image-disjoint", "identity-disjoint")
+DEFAULT_PROTOCOL = "seed"
+DEFAULT_SEED = 0
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Photos with more pixels (width x height) are refused."""
+TUTORIAL_THRESHOLD = 0.5
+"""The tutorial's fixed distance threshold, reported beside the calibrated one."""
+DEFAULT_K = 5
+"""Identities listed by a query."""
