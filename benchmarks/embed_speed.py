@@ -37,7 +37,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
         ws = Workspace.open(home)
-        train(ws, TrainOptions(data=args.data, backbone=args.backbone, weights="none", epochs=1,
+        train(ws, TrainOptions(data=args.data, backbone=args.backbone, epochs=1,
+                               weights="default" if args.backbone == "dlib-resnet" else "none",
                                detector="none", name="bench"), quiet=True, echo=lambda s: None)
         loaded = load_model(ws, "bench")
         paths = [p.path for p in scan_dataset(args.data).photos]

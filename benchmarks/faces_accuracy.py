@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from verifier.defaults import DEFAULT_PADDING  # noqa: E402
-from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
+from verifier.dlib_resnet import CHIP_SIZE, DESCRIPTOR_THRESHOLD  # noqa: E402
 from jobs.preprocess import PhotoPreparer  # noqa: E402
 from verifier import metrics  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
@@ -43,7 +43,7 @@ def scores(vectors: np.ndarray, identities: list[str]) -> str:
     y = (np.array(identities)[a] == np.array(identities)[b]).astype(int)
     best = metrics.best_accuracy_threshold(d, y)
     return (f"pairs {len(d)}, AUC {metrics.roc_auc(d, y):.4f}, EER {metrics.eer(d, y) * 100:.2f}%, "
-            f"accuracy@0.6 {metrics.threshold_metrics(d, y, 0.6)['accuracy']:.4f}, "
+            f"accuracy@0.6 {metrics.threshold_metrics(d, y, DESCRIPTOR_THRESHOLD)['accuracy']:.4f}, "
             f"best accuracy {metrics.threshold_metrics(d, y, best)['accuracy']:.4f} (t={best:.3f})")
 
 

@@ -1,0 +1,26 @@
+"""The use cases that need both the model and storage (train, embed, evaluate,
+report, the loaded :class:`Verifier`) and the front ends over them (the CLI).
+
+Names are imported on first use (PEP 562), so the CLI starts without TensorFlow.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Verifier": "live", "QueryResult": "live", "Match": "live", "Verification": "live",
+    "Enrolled": "live", "QueryError": "live", "PhotoNotFound": "live",
+    "IdentityNotFound": "live", "EnrollConflict": "live",
+    "embed_gallery": "embed", "EmbedSummary": "embed",
+    "TrainOptions": "train", "TrainResult": "train",
+    "Evaluation": "evaluate",
+    "write_report": "report", "run_pipeline": "pipeline",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -135,8 +135,8 @@ def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
 @train_options
 @click.option("--target-far", type=click.FloatRange(0, 1),
               help="Calibrate for this false-accept rate instead of best accuracy.")
-@click.option("--format", "fmt", default="html", show_default=True,
-              type=click.Choice(["html", "csv", "json"]), help="Report format.")
+@click.option("--format", "fmt", default=d.DEFAULT_REPORT_FORMAT, show_default=True,
+              type=click.Choice(d.REPORT_FORMATS), help="Report format.")
 @pass_ctx
 @friendly
 def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) -> None:
@@ -172,7 +172,7 @@ def datasets() -> None:
 
 
 @datasets.command()
-@click.argument("name", type=click.Choice(["seed-faces"]))
+@click.argument("name", type=click.Choice(d.DATASETS))
 @click.option("--to", "dest", type=click.Path(path_type=Path, file_okay=False),
               help="Destination folder [default: HOME/datasets/NAME].")
 @click.option("--url", "base_url", help="Base URL to download from [default: the pinned origin].")

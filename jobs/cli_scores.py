@@ -72,8 +72,8 @@ def evaluate(ctx: Context, model: str | None, split: str, threshold: float | Non
 
 @click.command()
 @click.argument("run", required=False, type=int)
-@click.option("--format", "fmt", default="html", show_default=True,
-              type=click.Choice(["html", "csv", "json"]))
+@click.option("--format", "fmt", default=d.DEFAULT_REPORT_FORMAT, show_default=True,
+              type=click.Choice(d.REPORT_FORMATS))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file [default: HOME/reports/run<RUN>.<format>].")
 @pass_ctx

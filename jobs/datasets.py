@@ -3,7 +3,6 @@ one commit, each file checked against its SHA-256; broken transfers resume."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import urllib.error
 import urllib.parse
@@ -16,12 +15,10 @@ from storage.errors import StorageError
 
 from .progress import bar
 
-log = logging.getLogger(__name__)
 
 SEED_FACES_COMMIT = "a93b13837b2170de4197da4beb3412116073d75c"
 SEED_FACES_URL = ("https://raw.githubusercontent.com/doleron/siamese-network-tutorial/"
                   f"{SEED_FACES_COMMIT}/custom_face_database/")
-DATASETS = ("seed-faces",)
 
 
 class DownloadError(StorageError):

@@ -2,7 +2,6 @@
 calibrate the threshold on validation, store the run with per-pair distances."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from verifier.losses import euclidean_distance_np
 from .embed import embed_gallery
 from .models import LoadedModel, read_config
 from .train import load_pairs
-
-log = logging.getLogger(__name__)
 
 
 class EvaluationError(MetricError):

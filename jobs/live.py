@@ -8,7 +8,6 @@ index changes, so the database is always the record and the index a view of it.
 """
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
@@ -29,7 +28,6 @@ from verifier.losses import euclidean_distance_np
 from .models import LoadedModel, load_model
 from .preprocess import Prepared
 
-log = logging.getLogger(__name__)
 
 SEARCH_WINDOW = 50
 """Photos fetched per search at least (``20 * k`` when larger); widened until ``k``
@@ -320,7 +318,8 @@ class Verifier:
     def enroll(self, identity: str, data: bytes, *, source: str | None = None) -> Enrolled:
         """Add one photo of ``identity`` (created when new): the bytes are stored
         content-addressed in the workspace, the vector in the database and the live
-        index. Enrolling the same bytes again for the same identity changes nothing."""
+        index. Enrolling the same bytes again for the same identity changes nothing.
+        ``source`` (the upload's file name) names the photo in error messages."""
         check_identity_name(identity)
         prepared = self.prepare(data, source or "<upload>")
         vector = self.embed([prepared])[0]
@@ -346,7 +345,7 @@ class Verifier:
                 flags = prepared.status if prepared.status != "face" else None
                 if row is None:
                     row = Image(path=str(path), sha256=digest, identity_id=ident, width=w,
-                                height=h, status="ok", flags=flags, reason=source)
+                                height=h, status="ok", flags=flags)
                     session.add(row)
                 else:  # removed before, or enrolled under a model not this one
                     row.identity_id, row.status, row.flags = ident, "ok", flags

@@ -8,6 +8,7 @@ from typing import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.workspace import Workspace
+from verifier.defaults import DEFAULT_REPORT_FORMAT
 
 from .embed import EmbedSummary, embed_gallery
 from .evaluate import Evaluation, evaluate
@@ -25,7 +26,7 @@ class PipelineResult:
 
 
 def run_pipeline(ws: Workspace, factory: sessionmaker[Session], opts: TrainOptions, *,
-                 report_format: str = "html", report_path: Path | None = None,
+                 report_format: str = DEFAULT_REPORT_FORMAT, report_path: Path | None = None,
                  target_far: float | None = None, quiet: bool = False,
                  echo: Callable[[str], None] = print) -> PipelineResult:
     """Train on ``opts.data``, embed it as the gallery, evaluate the test split with a

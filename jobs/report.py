@@ -22,8 +22,6 @@ from verifier.images import load_image
 
 from .evaluate import latest_run
 
-FORMATS = ("html", "csv", "json")
-
 
 @dataclass
 class ScoredPairs:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -20,8 +19,6 @@ from verifier.pairs import PairSet, make_pairs
 
 from .preprocess import PhotoPreparer
 from .progress import bar
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -227,8 +224,3 @@ def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
     photos = json.loads((folder / "photos.json").read_text("utf-8"))
     return pairs, photos
 
-
-def options_dict(opts: TrainOptions) -> dict:
-    out = asdict(opts)
-    out["data"] = str(opts.data)
-    return out

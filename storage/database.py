@@ -1,17 +1,13 @@
 """Engines and sessions: tables are created on first use, the schema version recorded."""
 from __future__ import annotations
 
-import logging
 
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import DatabaseError
 from .schema import SCHEMA_VERSION, Base, Meta
-
-log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -56,6 +52,3 @@ def schema_version(factory: sessionmaker[Session]) -> int:
     with factory() as session:
         return int(session.scalar(select(Meta.value).where(Meta.key == "schema_version")))
 
-
-def engine_of(factory: sessionmaker[Session]) -> Engine:
-    return factory.kw["bind"]

@@ -95,17 +95,12 @@ def embedded_photos(session: Session, model_id: int,
              .join(Image, Embedding.image_id == Image.id)
              .join(Identity, Image.identity_id == Identity.id)
              .where(Embedding.model_id == model_id))
-    if ids is not None:
-        out: dict[int, GalleryPhoto] = {}
-        for start in range(0, len(ids), 10_000):
-            part = [int(i) for i in ids[start:start + 10_000]]
-            out.update(embedded_photos_rows(session.execute(query.where(Embedding.id.in_(part)))))
-        return out
-    return embedded_photos_rows(session.execute(query))
-
-
-def embedded_photos_rows(rows) -> dict[int, GalleryPhoto]:
-    return {r[0]: GalleryPhoto(r[1], r[2], r[3], r[4]) for r in rows}
+    if ids is None:
+        chunks = [session.execute(query)]
+    else:
+        chunks = (session.execute(query.where(Embedding.id.in_([int(i) for i in ids[a:a + 10_000]])))
+                  for a in range(0, len(ids), 10_000))
+    return {r[0]: GalleryPhoto(r[1], r[2], r[3], r[4]) for rows in chunks for r in rows}
 
 
 def delete_embeddings_of(session: Session, image_ids: list[int]) -> int:

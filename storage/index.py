@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 from .errors import IndexMismatch, StorageError
 from .files import write_bytes_atomic, write_json_atomic
 
-log = logging.getLogger(__name__)
 
 DEFAULT_FACTORY = "Flat"
 HNSW_EF_SEARCH = 256

@@ -30,5 +30,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 """Photos with more pixels (width x height) are refused."""
 TUTORIAL_THRESHOLD = 0.5
 """The tutorial's fixed distance threshold, reported beside the calibrated one."""
+REPORT_FORMATS = ("html", "csv", "json")
+DEFAULT_REPORT_FORMAT = "html"
+DATASETS = ("seed-faces",)
+"""Data sets `verifier datasets fetch` knows."""
 DEFAULT_K = 5
 """Identities listed by a query."""

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
-CHIP_PADDING = 0.25
 DESCRIPTOR_THRESHOLD = 0.6
 """dlib's own same-person distance threshold for these descriptors."""
 

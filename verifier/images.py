@@ -15,7 +15,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -195,12 +195,6 @@ def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     except OSError as exc:
         raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
     return decode_image(data, name=path, max_pixels=max_pixels)
-
-
-def read_image_stream(stream: BinaryIO, *, name: str = "-",
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a photo from a binary stream (``-`` on the command line: stdin)."""
-    return decode_image(stream.read(), name=name, max_pixels=max_pixels)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -62,6 +62,14 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
     r = run("query", str(probe), "--json")
     assert r.exit_code == 0
     assert json.loads(r.output)["results"][0]["matches"][0]["identity"] == person.name
+    # photos held back from the gallery: each person is still ranked first
+    from tests.conftest import SEED_FACES
+
+    for held in sorted((few_seed_faces / "gallery").iterdir()):
+        unseen = sorted((SEED_FACES / held.name).iterdir())[6]
+        r = run("query", str(unseen), "-k", "4", "--json")
+        matches = json.loads(r.output)["results"][0]["matches"]
+        assert matches[0]["identity"] == held.name and len(matches) == 4
     # a photo without a face: a clear message, non-zero exit, nothing else affected
     import numpy as np
     from PIL import Image
