@@ -10,7 +10,7 @@ from typing import Any
 
 _EXPORTS = {
     "Verifier": "live", "QueryResult": "live", "Match": "live", "Verification": "live",
-    "Enrolled": "live", "QueryError": "live", "PhotoNotFound": "live",
+    "Enrolled": "live", "Removed": "live", "QueryError": "live", "PhotoNotFound": "live",
     "IdentityNotFound": "live", "EnrollConflict": "live",
     "embed_gallery": "embed", "EmbedSummary": "embed",
     "TrainOptions": "train", "TrainResult": "train",

@@ -197,9 +197,9 @@ def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> N
 
 
 def _register() -> None:
-    from . import cli_gallery, cli_scores
+    from . import cli_gallery, cli_scores, cli_service
 
-    for module in (cli_gallery, cli_scores):
+    for module in (cli_gallery, cli_scores, cli_service):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -96,13 +96,15 @@ def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
 
     report = check_workspace(ctx.workspace(), ctx.database(), repair=repair)
     if as_json:
-        emit_json({"healthy": report.healthy, "problems": report.problems,
+        emit_json({"healthy": report.healthy, "problems": report.problems, "notes": report.notes,
                    "repaired": report.repaired, "checked": report.checked})
     else:
         for line in report.repaired:
             click.echo(f"repaired: {line}")
         for line in report.problems:
             click.echo(f"problem: {line}")
+        for line in report.notes:
+            click.echo(f"note: {line}")
         if report.healthy:
             click.echo(f"ok: {report.checked['models']} models, {report.checked['photos']} photos; "
                        "database, indexes and files agree")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.errors import IndexMismatch
+from storage.errors import IndexMismatch, IndexStale
 from storage.index import load_index
 from storage.schema import Image, Model
 from storage.workspace import Workspace
@@ -19,6 +19,7 @@ from .embed import sync_index
 @dataclass
 class DoctorReport:
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
 
@@ -47,6 +48,13 @@ def check_workspace(ws: Workspace, factory: sessionmaker[Session], *,
             continue
         try:
             load_index(path, model=model.name, ids=ids, full_check=True)
+        except IndexStale:
+            if repair:
+                sync_index(ws, factory, model.name, model.id)
+                report.repaired.append(f"brought the index snapshot of {model.name} up to date")
+            else:
+                report.notes.append(f"model {model.name}: the index snapshot is behind the "
+                                    "database; it catches up when loaded (--repair rewrites it)")
         except IndexMismatch as exc:
             if repair:
                 sync_index(ws, factory, model.name, model.id, force=True)

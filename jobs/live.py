@@ -9,6 +9,7 @@ index changes, so the database is always the record and the index a view of it.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
@@ -26,7 +27,7 @@ from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
 
 from .models import LoadedModel, load_model
-from .preprocess import Prepared
+from .preprocess import Prepared, read_photo_bytes
 
 
 SEARCH_WINDOW = 50
@@ -36,6 +37,14 @@ distinct identities are found or the gallery is exhausted."""
 
 class QueryError(VerifierError):
     """A query or verification cannot be answered (no gallery, no threshold)."""
+
+
+class GalleryEmpty(QueryError):
+    """Nothing was embedded with this model yet."""
+
+
+class NotCalibrated(QueryError):
+    """The model has no calibrated threshold and none was given."""
 
 
 class PhotoNotFound(VerifierError):
@@ -105,6 +114,14 @@ class Enrolled:
     version: int
 
 
+@dataclass(frozen=True)
+class Removed:
+    """How many gallery photos a removal took out, and the index version after it."""
+
+    photos: int
+    version: int
+
+
 Photo = bytes | int
 """A photo to verify: its bytes, or the id of a gallery photo."""
 
@@ -124,6 +141,7 @@ class Verifier:
         self._load_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._dirty = False
+        self._state: tuple[int, int] = (-1, -1)
 
     @classmethod
     def open(cls, ws: Workspace, factory: sessionmaker[Session],
@@ -151,6 +169,7 @@ class Verifier:
             with self._load_lock:
                 if self._index is None:
                     with self.factory() as session:
+                        self._state = gallery.model_state(session, self.model_id)
                         ids = gallery.model_ids(session, self.model_id)
                         self._photos = gallery.embedded_photos(session, self.model_id)
                     index, caught = open_live_index(
@@ -167,12 +186,16 @@ class Verifier:
 
     def refresh(self) -> CatchUp:
         """Pick up what other processes committed (embeddings added or removed) and a
-        new calibrated threshold."""
+        new calibrated threshold. Cheap when nothing changed: one query of the count
+        and the largest id of the model's embeddings."""
         index = self._gallery()
         with self._write_lock:
             with self.factory() as session:
-                ids = gallery.model_ids(session, self.model_id)
                 self.threshold = gallery.get_model(session, self.model).threshold
+                state = gallery.model_state(session, self.model_id)
+                if state == self._state:
+                    return CatchUp()
+                ids = gallery.model_ids(session, self.model_id)
                 new = np.setdiff1d(ids, index.ids())
                 photos = gallery.embedded_photos(session, self.model_id, new)
             self._photos.update(photos)
@@ -180,8 +203,16 @@ class Verifier:
             live = set(ids.tolist())
             for gone in [i for i in self._photos if i not in live]:
                 del self._photos[gone]
+            self._state = state
             self._dirty |= caught.changed
             return caught
+
+    def _note_own_write(self) -> None:
+        """Record the database state after this object's own write (under the write
+        lock), so that :meth:`refresh` does not mistake it for another process's."""
+        with self.factory() as session:
+            self._state = gallery.model_state(session, self.model_id)
+        self._dirty = True
 
     def save(self) -> bool:
         """Write the index snapshot if anything changed since it was loaded."""
@@ -257,7 +288,7 @@ class Verifier:
 
     def _require_gallery(self) -> None:
         if not self.gallery_size:
-            raise QueryError(f"the gallery was never embedded with model {self.model!r}; "
+            raise GalleryEmpty(f"the gallery was never embedded with model {self.model!r}; "
                              f"run `verifier embed --data DIR --model {self.model}` first")
 
     def rank(self, vector: np.ndarray, k: int) -> tuple[list[Match], int]:
@@ -296,6 +327,17 @@ class Verifier:
             raise PhotoNotFound(f"no gallery photo {photo_id} embedded with model {self.model!r}")
         return np.frombuffer(blob, dtype=np.float32)
 
+    def face_chip(self, photo_id: int) -> np.ndarray:
+        """The branch input of gallery photo ``photo_id`` (the aligned face chip, or
+        the resized photo for models without a detector), from its stored file."""
+        with self.factory() as session:
+            row = gallery.gallery_photo(session, photo_id)
+            path = None if row is None else row.path
+        if path is None:
+            raise PhotoNotFound(f"no gallery photo {photo_id}")
+        data = read_photo_bytes(Path(path))
+        return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False).pixels
+
     def verify(self, a: Photo, b: Photo, *, threshold: float | None = None,
                names: tuple[str, str] = ("<bytes>", "<bytes>")) -> Verification:
         """Distance between two photos (bytes or gallery photo ids) and the decision
@@ -303,7 +345,7 @@ class Verifier:
         if threshold is None:
             threshold = self.threshold
         if threshold is None:
-            raise QueryError(f"model {self.model!r} has no calibrated threshold yet; run "
+            raise NotCalibrated(f"model {self.model!r} has no calibrated threshold yet; run "
                              "`verifier evaluate` once, or pass --threshold")
         prepared = [self.prepare(x, n) for x, n in zip((a, b), names) if not isinstance(x, int)]
         vectors = iter(self.embed(prepared))
@@ -319,63 +361,87 @@ class Verifier:
         """Add one photo of ``identity`` (created when new): the bytes are stored
         content-addressed in the workspace, the vector in the database and the live
         index. Enrolling the same bytes again for the same identity changes nothing.
-        ``source`` (the upload's file name) names the photo in error messages."""
-        check_identity_name(identity)
-        prepared = self.prepare(data, source or "<upload>")
-        vector = self.embed([prepared])[0]
-        digest = prepared.sha256
-        path = self.ws.enrolled_path(digest, image_format(data))
-        index = self._gallery()
-        with self._write_lock:
-            with self.factory.begin() as session:
-                row = session.scalar(select(Image).where(Image.path == str(path)))
-                if row is not None and row.identity.name != identity and row.status == "ok":
-                    raise EnrollConflict(f"this photo is already enrolled as {row.identity.name!r} "
-                                         f"(photo {row.id}); remove it there first")
-                existing = None if row is None else session.scalar(
-                    select(Embedding.id).where(Embedding.image_id == row.id,
-                                               Embedding.model_id == self.model_id))
-                if row is not None and row.status == "ok" and existing is not None:
-                    return Enrolled(row.id, existing, identity, row.flags or prepared.status,
-                                    False, index.version)
-                if not path.is_file():
-                    write_bytes_atomic(path, data)
-                ident = gallery.identity_id(session, identity)
-                w, h = read_header(data)
-                flags = prepared.status if prepared.status != "face" else None
-                if row is None:
-                    row = Image(path=str(path), sha256=digest, identity_id=ident, width=w,
-                                height=h, status="ok", flags=flags)
-                    session.add(row)
-                else:  # removed before, or enrolled under a model not this one
-                    row.identity_id, row.status, row.flags = ident, "ok", flags
-                session.flush()
-                if existing is None:
-                    emb = Embedding(image_id=row.id, model_id=self.model_id,
-                                    vector=gallery.vector_to_bytes(vector))
-                    session.add(emb)
-                    session.flush()
-                    existing = emb.id
-                photo_id = row.id
-            self._photos[existing] = gallery.GalleryPhoto(photo_id, str(path), digest, identity)
-            version = index.add(np.array([existing]), vector[None, :])
-            self._dirty = True
-        return Enrolled(photo_id, existing, identity, prepared.status, True, version)
+        ``source`` (the upload's file name) is kept with the photo."""
+        return self.enroll_many(identity, [(source, data)])[0]
 
-    def remove_photo(self, photo_id: int) -> int:
+    def enroll_many(self, identity: str, photos: Sequence[tuple[str | None, bytes]]
+                    ) -> list[Enrolled]:
+        """:meth:`enroll` for several photos of one identity, all or nothing: every
+        photo is decoded and checked first (one bad photo refuses the request), the
+        vectors come from one batch, and one transaction stores them."""
+        check_identity_name(identity)
+        prepared = [self.prepare(data, source or "<upload>") for source, data in photos]
+        vectors = self.embed(prepared)
+        index = self._gallery()
+        out: list[Enrolled] = []
+        with self._write_lock:
+            added: list[tuple[int, gallery.GalleryPhoto, np.ndarray]] = []
+            with self.factory.begin() as session:
+                for (source, data), prep, vector in zip(photos, prepared, vectors):
+                    result, photo = self._store(session, identity, source, data, prep, vector)
+                    out.append(result)
+                    if photo is not None:
+                        added.append((result.embedding_id, photo, vector))
+            for embedding_id, photo, _ in added:
+                self._photos[embedding_id] = photo
+            if added:
+                version = index.add(np.array([a[0] for a in added]), np.stack([a[2] for a in added]))
+                self._note_own_write()
+            else:
+                version = index.version
+        return [Enrolled(e.photo_id, e.embedding_id, e.identity, e.face, e.created, version)
+                for e in out]
+
+    def _store(self, session: Session, identity: str, source: str | None, data: bytes,
+               prepared: Prepared, vector: np.ndarray
+               ) -> tuple[Enrolled, gallery.GalleryPhoto | None]:
+        """One photo into the database (and its bytes into the workspace); the
+        photo to add to the index, or ``None`` when it was there already."""
+        path = self.ws.enrolled_path(prepared.sha256, image_format(data))
+        row = session.scalar(select(Image).where(Image.path == str(path)))
+        if row is not None and row.identity.name != identity and row.status == "ok":
+            raise EnrollConflict(f"this photo is already enrolled as {row.identity.name!r} "
+                                 f"(photo {row.id}); remove it there first")
+        existing = None if row is None else session.scalar(
+            select(Embedding.id).where(Embedding.image_id == row.id,
+                                       Embedding.model_id == self.model_id))
+        if row is not None and row.status == "ok" and existing is not None:
+            return Enrolled(row.id, existing, identity, row.flags or prepared.status, False, 0), None
+        if not path.is_file():
+            write_bytes_atomic(path, data)
+        ident = gallery.identity_id(session, identity)
+        w, h = read_header(data)
+        flags = prepared.status if prepared.status != "face" else None
+        name = (source or "")[-255:] or None
+        if row is None:
+            row = Image(path=str(path), sha256=prepared.sha256, identity_id=ident, width=w,
+                        height=h, status="ok", flags=flags, source=name)
+            session.add(row)
+        else:  # removed before, or enrolled under another model only
+            row.identity_id, row.status, row.flags, row.source = ident, "ok", flags, name
+        session.flush()
+        if existing is None:
+            emb = Embedding(image_id=row.id, model_id=self.model_id,
+                            vector=gallery.vector_to_bytes(vector))
+            session.add(emb)
+            session.flush()
+            existing = emb.id
+        photo = gallery.GalleryPhoto(row.id, str(path), prepared.sha256, identity)
+        return Enrolled(row.id, existing, identity, prepared.status, True, 0), photo
+
+    def remove_photo(self, photo_id: int) -> Removed:
         """Remove gallery photo ``photo_id`` (its embeddings under every model; an
-        enrolled copy is deleted, a folder's file is left alone). Returns the index
-        version after the removal."""
+        enrolled copy is deleted, a folder's file is left alone)."""
         return self._remove(select(Image).where(Image.id == int(photo_id), Image.status == "ok"),
                             lambda: PhotoNotFound(f"no gallery photo {photo_id}"))
 
-    def remove_identity(self, name: str) -> int:
-        """Remove every photo of identity ``name``; returns the index version."""
+    def remove_identity(self, name: str) -> Removed:
+        """Remove every photo of identity ``name``."""
         return self._remove(select(Image).join(Identity, Image.identity_id == Identity.id)
                             .where(Identity.name == name, Image.status == "ok"),
                             lambda: IdentityNotFound(f"no identity {name!r} in the gallery"))
 
-    def _remove(self, rows_query, not_found) -> int:
+    def _remove(self, rows_query, not_found) -> Removed:
         index = self._gallery()
         with self._write_lock:
             with self.factory.begin() as session:
@@ -397,5 +463,5 @@ class Verifier:
             # the metadata of removed ids stays until refresh(): a search that began
             # before the removal may still look them up
             version = index.remove(np.asarray(mine, np.int64))
-            self._dirty = True
-            return version
+            self._note_own_write()
+            return Removed(len(image_ids), version)

@@ -1,13 +1,22 @@
-"""Engines and sessions: tables are created on first use, the schema version recorded."""
+"""Engines and sessions: tables are created on first use, older schemas upgraded in
+place (Alembic), the schema version recorded."""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import Connection, create_engine, event, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import DatabaseError
-from .schema import SCHEMA_VERSION, Base, Meta
+from .schema import SCHEMA_VERSION, Meta
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD_REVISION = "0002"
+"""The Alembic revision of :data:`SCHEMA_VERSION` (tested against the scripts)."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -19,7 +28,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def open_database(url: str) -> sessionmaker[Session]:
-    """Connect to ``url``, create missing tables, check the schema version.
+    """Connect to ``url``, create the tables of a new database or upgrade an older
+    one in place (Alembic migrations), and check the schema version.
 
     Raises :class:`DatabaseError` when the server cannot be reached or the schema
     is newer than this program.
@@ -31,21 +41,42 @@ def open_database(url: str) -> sessionmaker[Session]:
                             "the driver: pip install 'siamese-verifier[postgres]'") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    where = engine.url.render_as_string(hide_password=True)
     try:
-        Base.metadata.create_all(engine)
-        factory = sessionmaker(engine, expire_on_commit=False)
-        with factory.begin() as session:
-            row = session.get(Meta, "schema_version")
-            if row is None:
-                session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row.value) > SCHEMA_VERSION:
-                raise DatabaseError(f"the database at {engine.url.render_as_string(hide_password=True)} "
-                                    f"has schema version {row.value}, newer than this program's "
-                                    f"{SCHEMA_VERSION}; upgrade siamese-verifier")
+        with engine.begin() as conn:
+            _migrate(conn, where)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
-                            f"{str(exc).splitlines()[0]}") from None
-    return factory
+        raise DatabaseError(f"cannot open database {where}: {str(exc).splitlines()[0]}") from None
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _migrate(conn: Connection, where: str) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION`. A database of the first release
+    (no ``alembic_version`` table) is taken to be at revision ``0001``."""
+    from alembic import command
+    from alembic.config import Config
+
+    tables = set(inspect(conn).get_table_names())
+    if "meta" in tables:
+        found = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
+        if found is not None and int(found) > SCHEMA_VERSION:
+            raise DatabaseError(f"the database at {where} has schema version {found}, newer than "
+                                f"this program's {SCHEMA_VERSION}; upgrade siamese-verifier")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    if "meta" in tables and "alembic_version" not in tables:
+        command.stamp(config, "0001")
+    current = _revision(conn) if "alembic_version" in tables or "meta" in tables else None
+    if current != HEAD_REVISION:
+        if current is not None:
+            log.warning("upgrading the database at %s from revision %s to %s", where, current,
+                        HEAD_REVISION)
+        command.upgrade(config, "head")
+
+
+def _revision(conn: Connection) -> str | None:
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def schema_version(factory: sessionmaker[Session]) -> int:

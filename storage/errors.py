@@ -10,6 +10,10 @@ class WorkspaceError(StorageError):
     """The workspace folder cannot be used."""
 
 
+class InvalidName(WorkspaceError):
+    """A name a user or client gave (an identity) that cannot be stored."""
+
+
 class ModelNotFound(StorageError):
     """No such model version in the workspace."""
 
@@ -20,6 +24,11 @@ class DatabaseError(StorageError):
 
 class IndexMismatch(StorageError):
     """An index file, its sidecar and the database disagree."""
+
+
+class IndexStale(IndexMismatch):
+    """An intact index snapshot that holds other ids than the database (it is caught
+    up when loaded, so this is not damage)."""
 
 
 class WorkspaceBusy(StorageError):

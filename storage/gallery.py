@@ -74,6 +74,14 @@ def model_ids(session: Session, model_id: int) -> np.ndarray:
     return np.asarray(sorted(ids), dtype=np.int64)
 
 
+def model_state(session: Session, model_id: int) -> tuple[int, int]:
+    """``(count, largest id)`` of a model's embeddings: a cheap way to notice that
+    another process changed them."""
+    row = session.execute(select(func.count(Embedding.id), func.max(Embedding.id))
+                          .where(Embedding.model_id == model_id)).one()
+    return int(row[0]), int(row[1] or 0)
+
+
 def vector_to_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
@@ -140,3 +148,35 @@ def finish_run(session: Session, run_id: int, status: str, counts: dict | None =
     run.ended = utcnow()
     run.counts = counts or {}
     run.error = error
+
+
+def identities_page(session: Session, offset: int = 0, limit: int = 50
+                    ) -> tuple[int, list[tuple[str, int]]]:
+    """``(total, [(name, photos)])``: identities with at least one photo in the
+    gallery, by name."""
+    counted = (select(Identity.name, func.count(Image.id).label("n"))
+               .join(Image, Image.identity_id == Identity.id)
+               .where(Image.status == "ok").group_by(Identity.name))
+    total = session.scalar(select(func.count()).select_from(counted.subquery()))
+    rows = session.execute(counted.order_by(Identity.name).offset(offset).limit(limit)).all()
+    return int(total or 0), [(r[0], int(r[1])) for r in rows]
+
+
+def identity_photos(session: Session, name: str) -> list[Image]:
+    """The gallery photos of identity ``name`` (empty when unknown)."""
+    return list(session.scalars(select(Image).join(Identity, Image.identity_id == Identity.id)
+                                .where(Identity.name == name, Image.status == "ok")
+                                .order_by(Image.id)))
+
+
+def gallery_photo(session: Session, photo_id: int) -> Image | None:
+    row = session.get(Image, int(photo_id))
+    return row if row is not None and row.status == "ok" else None
+
+
+def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, str | None]]:
+    """Finished evaluation runs, newest first, with their model's name."""
+    rows = session.execute(select(JobRun, Model.name).outerjoin(Model, JobRun.model_id == Model.id)
+                           .where(JobRun.kind == "evaluate", JobRun.status == "ok")
+                           .order_by(JobRun.id.desc()).limit(limit)).all()
+    return [(r[0], r[1]) for r in rows]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexMismatch, StorageError
+from .errors import IndexMismatch, IndexStale, StorageError
 from .files import write_bytes_atomic, write_json_atomic
 
 
@@ -144,7 +144,7 @@ def load_index(path: Path, *, model: str, dimension: int | None = None,
         raise IndexMismatch(f"index file {path} holds {info.dimension}-d vectors but model "
                             f"{model!r} makes {dimension}-d ones; {REPAIR_HINT}")
     if ids is not None and (len(ids) != info.count or ids_checksum(ids) != info.ids_sha256):
-        raise IndexMismatch(f"index file {path} holds {info.count} vectors but the database has "
+        raise IndexStale(f"index file {path} holds {info.count} vectors but the database has "
                             f"{len(ids)} for model {model!r} (or other ids); {REPAIR_HINT}")
     try:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))

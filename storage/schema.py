@@ -11,7 +11,9 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, LargeBinary,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first release; 2: API keys, the source name of enrolled photos
+(``storage/migrations`` upgrades a database in place)."""
 
 
 def utcnow() -> datetime:
@@ -38,8 +40,10 @@ class Identity(Base):
 
 
 class Image(Base):
-    """A file of a gallery folder; ``status`` is ``ok``, ``skipped`` (with a
-    reason) or ``missing`` (gone from the folder, kept until ``--prune``)."""
+    """A photo of the gallery: a file of a gallery folder, or a photo enrolled
+    through the library or the service (stored under ``HOME/enrolled``). ``status``
+    is ``ok``, ``skipped`` (with a reason), ``missing`` (gone from the folder, kept
+    until ``--prune``) or ``removed`` (taken out of the gallery on request)."""
 
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -51,6 +55,8 @@ class Image(Base):
     status: Mapped[str] = mapped_column(String(16), default="ok")
     reason: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str | None] = mapped_column(String(255))
+    """The file name an enrolled photo was uploaded as (informative only)."""
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     identity: Mapped[Identity] = relationship(back_populates="images")
 
@@ -106,3 +112,16 @@ class PairScore(Base):
     second_image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     label: Mapped[int] = mapped_column(Integer)
     distance: Mapped[float] = mapped_column(Float)
+
+
+class ApiKey(Base):
+    """A key of the HTTP service: only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

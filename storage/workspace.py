@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelNotFound, WorkspaceError
+from .errors import InvalidName, ModelNotFound, WorkspaceError
 from .files import remove_stale_temporaries
 
 ENV_HOME = "VERIFIER_HOME"
@@ -36,7 +36,7 @@ def check_identity_name(name: str) -> str:
     if not isinstance(name, str) or not name or len(name) > IDENTITY_MAX_LENGTH \
             or name != name.strip() or name in (".", "..") or "/" in name or "\\" in name \
             or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise WorkspaceError(f"invalid identity name {name!r}: use 1-{IDENTITY_MAX_LENGTH} "
+        raise InvalidName(f"invalid identity name {name!r}: use 1-{IDENTITY_MAX_LENGTH} "
                              "characters without '/', '\\', control characters or surrounding "
                              "spaces")
     return name

@@ -63,13 +63,16 @@ def db_url(request, tmp_path: Path) -> str:
 
     from storage.schema import Base
 
-    engine = sqlalchemy.create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    def clean():
+        engine = sqlalchemy.create_engine(POSTGRES_URL)
+        Base.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+
+    clean()
     yield POSTGRES_URL
-    engine = sqlalchemy.create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    clean()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,94 @@
+"""The ASGI app: ``create_app`` is the factory tests and ``verifier serve`` use."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from storage.workspace import Workspace
+
+from ..live import Verifier
+from . import errors
+from .deps import Admission, Service
+from .guard import Guard
+from .routes import gallery, health, reports, search
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+
+
+class Maintenance(threading.Thread):
+    """Picks up other processes' changes every ``refresh_interval`` seconds and
+    writes an index snapshot every ``snapshot_interval`` seconds when it changed."""
+
+    def __init__(self, verifier: Verifier, settings: Settings) -> None:
+        super().__init__(name="verifier-maintenance", daemon=True)
+        self.verifier = verifier
+        self.settings = settings
+        self.stop = threading.Event()
+        self.snapshots = 0
+
+    def run(self) -> None:
+        last_save = time.monotonic()
+        while not self.stop.wait(self.settings.refresh_interval):
+            try:
+                caught = self.verifier.refresh()
+                if caught.changed:
+                    log.info("caught up with the database: %d added, %d removed",
+                             caught.added, caught.removed)
+                if time.monotonic() - last_save >= self.settings.snapshot_interval:
+                    last_save = time.monotonic()
+                    self.snapshots += self.verifier.save()
+            except Exception:  # noqa: BLE001 - keep serving; the next round retries
+                log.exception("index maintenance failed")
+
+
+def create_app(ws: Workspace, factory: Any, settings: Settings | None = None) -> FastAPI:
+    """The service over workspace ``ws`` and database ``factory``. The model, its
+    threshold and the index are loaded when the app starts (lifespan) and the index
+    snapshot is saved when it stops."""
+    settings = settings or Settings()
+    svc = Service(ws, factory, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        svc.verifier = Verifier.open(ws, factory, settings.model)
+        svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
+        svc.admission = Admission(settings.workers, settings.queue)
+        svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
+                          lambda: svc.verifier.gallery_size)
+        svc.metrics.gauge("verifier_queue_waiting", "Inference requests waiting for a worker.",
+                          lambda: svc.admission.waiting)
+        svc.metrics.gauge("verifier_inference_in_flight", "Inference requests admitted.",
+                          lambda: svc.admission.in_flight)
+        maintenance = Maintenance(svc.verifier, settings)
+        maintenance.start()
+        app.state.maintenance = maintenance
+        log.info("serving model %s with %d gallery vectors", svc.verifier.model,
+                 svc.verifier.gallery_size)
+        try:
+            yield
+        finally:
+            maintenance.stop.set()
+            maintenance.join(timeout=30)
+            if svc.verifier.save():
+                log.info("index snapshot saved")
+
+    app = FastAPI(title="siamese-verifier", version=API_VERSION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
+                  description="Face search and verification over a live gallery. Send "
+                              "`Authorization: Bearer KEY` (see `verifier keys create`). Every "
+                              "error body is `{code, message}`.")
+    app.state.service = svc
+    errors.install(app)
+    for module in (search, gallery, reports, health):
+        app.include_router(module.router)
+    app.add_middleware(Guard, factory=factory, max_upload=settings.max_upload, auth=settings.auth,
+                       metrics=svc.metrics)
+    return app

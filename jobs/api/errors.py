@@ -1,0 +1,97 @@
+"""The library's named exceptions as HTTP answers, mapped once: every error body is
+``{"code": ..., "message": ...}`` with a stable code."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from storage.errors import (DatabaseError, InvalidName, ModelNotFound, StorageError,
+                            WorkspaceBusy)
+from verifier.errors import DetectorUnavailable, ImageError, NoFaceFound, VerifierError
+
+from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
+                    PhotoNotFound, QueryError)
+from .settings import RETRY_AFTER_S
+
+log = logging.getLogger(__name__)
+
+IMAGE_STATUS = {"too_large": 413, "not_an_image": 415}
+"""Other unusable photos (empty, truncated, corrupt, unreadable) are 422."""
+
+# (exception, status, code); the first that matches wins
+ERRORS: list[tuple[type[BaseException], int, str]] = [
+    (NoFaceFound, 422, "no_face"),
+    (DetectorUnavailable, 503, "detector_unavailable"),
+    (PhotoNotFound, 404, "photo_not_found"),
+    (IdentityNotFound, 404, "identity_not_found"),
+    (EnrollConflict, 409, "already_enrolled"),
+    (GalleryEmpty, 409, "gallery_empty"),
+    (NotCalibrated, 409, "not_calibrated"),
+    (QueryError, 409, "not_ready"),
+    (InvalidName, 422, "invalid_name"),
+    (ModelNotFound, 404, "model_not_found"),
+    (WorkspaceBusy, 503, "busy"),
+    (DatabaseError, 503, "database_unavailable"),
+    (StorageError, 500, "storage_error"),
+    (VerifierError, 422, "invalid_input"),
+]
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+              422: "invalid_request", 503: "overloaded"}
+
+
+class Overloaded(Exception):
+    """The inference queue is full."""
+
+
+def error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def library_error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, ImageError):
+        return error(IMAGE_STATUS.get(exc.reason, 422), exc.reason,
+                     f"{exc.path}: {exc.reason.replace('_', ' ')}"
+                     + (f" ({exc.detail})" if exc.detail else ""))
+    for kind, status, code in ERRORS:
+        if isinstance(exc, kind):
+            if status >= 500:
+                log.warning("%s: %s", code, exc)
+            return error(status, code, str(exc))
+    raise exc
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(VerifierError)
+    @app.exception_handler(StorageError)
+    async def _library(_: Request, exc: Exception) -> JSONResponse:
+        return library_error(exc)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
+        return error(503, "overloaded", "the server is busy; retry in a moment",
+                     {"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return error(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return error(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error(500, "internal", "an unexpected error happened; the server log has the details")

@@ -1,0 +1,90 @@
+"""The gallery: ``/v1/identities``, their photos, enrollment and removal."""
+from __future__ import annotations
+
+import io
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from storage import gallery as store
+from storage.workspace import check_identity_name
+
+from ...live import IdentityNotFound, Verifier
+from ..deps import Admission, Service, admission, require, service, verifier
+from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
+                       PhotoOut, RemovedOut)
+from ..settings import MAX_PAGE, MAX_PHOTOS_PER_ENROLL
+from . import ERROR_RESPONSES, upload_name
+
+router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
+
+
+@router.get("/identities", response_model=IdentitiesPage, dependencies=[Depends(require("read"))])
+def identities(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE),
+               svc: Service = Depends(service)) -> IdentitiesPage:
+    """People in the gallery with their photo counts, by name, a page at a time."""
+    with svc.factory() as session:
+        total, rows = store.identities_page(session, offset, limit)
+    return IdentitiesPage(total=total, offset=offset, limit=limit,
+                          items=[IdentitySummary(name=n, photos=c) for n, c in rows])
+
+
+@router.get("/identities/{name}", response_model=IdentityOut, dependencies=[Depends(require("read"))])
+def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
+    """One person's gallery photos."""
+    check_identity_name(name)
+    with svc.factory() as session:
+        rows = store.identity_photos(session, name)
+        photos = [PhotoOut(id=r.id, face=r.flags or "face", width=r.width, height=r.height,
+                           source=r.source) for r in rows]
+    if not photos:
+        raise IdentityNotFound(f"no identity {name!r} in the gallery")
+    return IdentityOut(name=name, photos=photos)
+
+
+@router.post("/identities/{name}/photos", response_model=EnrollOut, status_code=201,
+             dependencies=[Depends(require("write"))],
+             responses={200: {"model": EnrollOut, "description": "Every photo was enrolled already"}})
+async def enroll(name: str, photos: list[UploadFile] = File(..., description="One or more photos"),
+                 v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
+    """Enroll photos of a person (created when new). All or nothing: one unusable
+    photo refuses the request and nothing is stored. The same bytes twice are one photo."""
+    check_identity_name(name)
+    if len(photos) > MAX_PHOTOS_PER_ENROLL:
+        raise HTTPException(422, f"at most {MAX_PHOTOS_PER_ENROLL} photos per request")
+    items = [(upload_name(p), await p.read()) for p in photos]
+    done = await queue.run(v.enroll_many, name, items)
+    body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face=e.face,
+                                                        created=e.created) for e in done])
+    return JSONResponse(body.model_dump(), status_code=201 if any(e.created for e in done) else 200)
+
+
+@router.delete("/photos/{photo_id}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
+def remove_photo(photo_id: int, v: Verifier = Depends(verifier)) -> RemovedOut:
+    """Take one photo out of the gallery (an enrolled copy is deleted)."""
+    v.remove_photo(photo_id)
+    return RemovedOut(removed_photos=1)
+
+
+@router.delete("/identities/{name}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
+def remove_identity(name: str, v: Verifier = Depends(verifier)) -> RemovedOut:
+    """Take every photo of a person out of the gallery."""
+    check_identity_name(name)
+    return RemovedOut(removed_photos=v.remove_identity(name).photos)
+
+
+@router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],
+            responses={200: {"content": {"image/jpeg": {}}, "description": "The aligned face chip"}})
+async def face(photo_id: int, v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
+    """The aligned face chip of a gallery photo, as JPEG (for thumbnails)."""
+    chip = await queue.run(v.face_chip, photo_id)
+    return Response(jpeg(chip), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+def jpeg(pixels) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    return buf.getvalue()

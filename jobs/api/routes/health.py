@@ -1,0 +1,40 @@
+"""``/healthz``, ``/readyz`` and ``/metrics`` (no key needed)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from storage import gallery as store
+
+from ..deps import Service, service
+from ..schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(svc: Service = Depends(service)):
+    """The model and the index are loaded and the index holds what the database holds."""
+    v = svc.verifier
+    if v is None:
+        return JSONResponse({"status": "loading", "detail": "the model is loading"}, 503)
+    with svc.factory() as session:
+        count, _ = store.model_state(session, v.model_id)
+    size = v.gallery_size
+    if count != size:
+        return JSONResponse({"status": "catching_up",
+                             "detail": f"index {size}, database {count} vectors"}, 503)
+    return Health(status="ready", detail=f"model {v.model}, {size} vectors")
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(svc: Service = Depends(service)) -> PlainTextResponse:
+    """Request counts and latency histograms per route, queue depth, gallery size
+    (Prometheus text format)."""
+    return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")

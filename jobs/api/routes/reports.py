@@ -1,0 +1,63 @@
+"""Models and evaluation runs: ``/v1/models``, ``/v1/evaluations`` and their reports."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+
+from storage import gallery as store
+from verifier.defaults import DEFAULT_REPORT_FORMAT, REPORT_FORMATS
+
+from ..deps import Service, require, service
+from ..schemas import EvaluationOut, ModelOut
+from . import ERROR_RESPONSES
+
+router = APIRouter(prefix="/v1", tags=["models and reports"], responses=ERROR_RESPONSES)
+
+MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
+         "json": "application/json"}
+
+
+@router.get("/models", response_model=list[ModelOut], dependencies=[Depends(require("read"))])
+def models(svc: Service = Depends(service)) -> list[ModelOut]:
+    """Model versions with their embedded counts and calibrated thresholds."""
+    serving = svc.verifier.model if svc.verifier else None
+    with svc.factory() as session:
+        rows = store.model_counts(session)
+    return [ModelOut(name=n, backbone=b, embeddings=c, threshold=t, serving=n == serving)
+            for n, b, c, t in rows]
+
+
+@router.get("/evaluations", response_model=list[EvaluationOut], dependencies=[Depends(require("read"))])
+def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(service)):
+    """Evaluation runs, newest first, with their headline metrics."""
+    out = []
+    with svc.factory() as session:
+        for run, model in store.evaluation_runs(session, limit):
+            m = (run.counts or {}).get("metrics") or {}
+            out.append(EvaluationOut(run=run.id, model=model, split=run.params.get("split"),
+                                     started=run.started, threshold=run.params.get("threshold"),
+                                     accuracy=m.get("accuracy"), roc_auc=m.get("roc_auc"),
+                                     eer=m.get("eer"), pairs=m.get("pairs")))
+    return out
+
+
+@router.get("/evaluations/{run}/report", response_class=Response,
+            dependencies=[Depends(require("admin"))],
+            responses={200: {"content": {v: {} for v in MEDIA.values()},
+                             "description": "The report, as `verifier report` writes it"}})
+def report(run: int, format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
+           svc: Service = Depends(service)) -> Response:
+    """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON)."""
+    from ...report import write_report
+
+    with svc.factory() as session:
+        if run not in {r.id for r, _ in store.evaluation_runs(session, 10 ** 6)}:
+            raise HTTPException(404, f"no evaluation run {run}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_report(svc.factory, Path(tmp) / f"run{run}.{format}", format, run)
+        body = path.read_bytes()
+    return Response(body, media_type=MEDIA[format], headers={
+        "Content-Disposition": f'inline; filename="run{run}.{format}"'})

@@ -1,0 +1,45 @@
+"""``POST /v1/search`` and ``POST /v1/verify``."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+
+from ...live import Verifier
+from ..deps import Admission, admission, require, verifier
+from ..schemas import MatchOut, SearchOut, VerifyOut
+from ..settings import MAX_K
+from . import ERROR_RESPONSES, upload_name
+
+router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
+
+
+@router.post("/search", response_model=SearchOut, dependencies=[Depends(require("read"))])
+async def search(photo: UploadFile = File(..., description="The photo to look up"),
+                 k: int = Form(5, ge=1, le=MAX_K, description="Identities to return"),
+                 v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> SearchOut:
+    """The ``k`` gallery identities nearest to the photo's face, ranked as
+    `verifier query` ranks them: an identity's distance is that of its closest photo."""
+    data = await photo.read()
+    result = await queue.run(v.search, data, k, upload_name(photo))
+    return SearchOut(model=result.model, face=result.face, threshold=v.threshold,
+                     unknown=result.unknown,
+                     matches=[MatchOut(rank=m.rank, identity=m.identity, distance=m.distance,
+                                       passes=m.passes, photo_id=m.photo_id) for m in result.matches])
+
+
+@router.post("/verify", response_model=VerifyOut, dependencies=[Depends(require("read"))])
+async def verify(photo_a: UploadFile | None = File(None), photo_b: UploadFile | None = File(None),
+                 photo_a_id: int | None = Form(None, description="A gallery photo instead of photo_a"),
+                 photo_b_id: int | None = Form(None, description="A gallery photo instead of photo_b"),
+                 threshold: float | None = Form(None, description="Override the calibrated threshold"),
+                 v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> VerifyOut:
+    """Whether two photos (uploads or gallery photo ids) show the same person."""
+    sides = []
+    for upload, photo_id, label in ((photo_a, photo_a_id, "a"), (photo_b, photo_b_id, "b")):
+        if (upload is None) == (photo_id is None):
+            raise HTTPException(422, f"give exactly one of photo_{label} (a file) and photo_{label}_id")
+        sides.append((photo_id, upload_name(upload)) if upload is None else
+                     (await upload.read(), upload_name(upload)))
+    (a, name_a), (b, name_b) = sides
+    result = await queue.run(lambda: v.verify(a, b, threshold=threshold, names=(name_a, name_b)))
+    return VerifyOut(model=result.model, distance=result.distance, threshold=result.threshold,
+                     same=result.same, photo_a=result.photo_a, photo_b=result.photo_b)

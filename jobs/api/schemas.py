@@ -1,0 +1,101 @@
+"""Request and response shapes, so that the OpenAPI schema documents itself."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable reason, e.g. no_face, too_large")
+    message: str = Field(description="What went wrong, for a person")
+
+
+class MatchOut(BaseModel):
+    rank: int
+    identity: str
+    distance: float
+    passes: bool | None = Field(description="Within the calibrated threshold (null: not calibrated)")
+    photo_id: int = Field(description="The closest gallery photo of this identity")
+
+
+class SearchOut(BaseModel):
+    model: str
+    face: str = Field(description="face, several_faces (the largest was used), no_face or whole")
+    threshold: float | None
+    unknown: bool = Field(description="No identity passes the threshold")
+    matches: list[MatchOut]
+
+
+class VerifyOut(BaseModel):
+    model: str
+    distance: float
+    threshold: float
+    same: bool
+    photo_a: str
+    photo_b: str
+
+
+class IdentitySummary(BaseModel):
+    name: str
+    photos: int
+
+
+class IdentitiesPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[IdentitySummary]
+
+
+class PhotoOut(BaseModel):
+    id: int
+    face: str
+    width: int | None
+    height: int | None
+    source: str | None = Field(description="The upload's file name, for enrolled photos")
+
+
+class IdentityOut(BaseModel):
+    name: str
+    photos: list[PhotoOut]
+
+
+class EnrolledOut(BaseModel):
+    photo_id: int
+    face: str
+    created: bool = Field(description="False when the same bytes were already enrolled")
+
+
+class EnrollOut(BaseModel):
+    identity: str
+    photos: list[EnrolledOut]
+
+
+class RemovedOut(BaseModel):
+    removed_photos: int
+
+
+class ModelOut(BaseModel):
+    name: str
+    backbone: str
+    embeddings: int
+    threshold: float | None
+    serving: bool
+
+
+class EvaluationOut(BaseModel):
+    run: int
+    model: str | None
+    split: str | None
+    started: datetime
+    threshold: float | None
+    accuracy: float | None
+    roc_auc: float | None
+    eer: float | None
+    pairs: int | None
+
+
+class Health(BaseModel):
+    status: str
+    detail: str = ""

@@ -1,0 +1,30 @@
+"""The service's settings and their defaults (written once; `verifier serve` reads them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+"""Bytes of one request body (all its photos together)."""
+DEFAULT_WORKERS = 2
+"""Inference requests running at once (threads; the model's own ops use every core)."""
+DEFAULT_QUEUE = 16
+"""Inference requests allowed to wait for a worker; more are answered 503."""
+DEFAULT_SNAPSHOT_INTERVAL = 60.0
+DEFAULT_REFRESH_INTERVAL = 2.0
+MAX_K = 100
+MAX_PAGE = 500
+MAX_PHOTOS_PER_ENROLL = 20
+RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    auth: bool = True
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    workers: int = DEFAULT_WORKERS
+    queue: int = DEFAULT_QUEUE
+    snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL

@@ -1,0 +1,1 @@
+"""Alembic migrations of the gallery database (``alembic_version`` records the revision)."""

@@ -1,0 +1,381 @@
+"""The HTTP service, in process (every route, auth, limits, bad input) and as a real
+uvicorn process (SIGKILL, restart, live catch-up)."""
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from jobs.api import Settings, create_app  # noqa: E402
+from jobs.cli import main  # noqa: E402
+from jobs.embed import embed_gallery  # noqa: E402
+from jobs.evaluate import evaluate  # noqa: E402
+from storage import gallery  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.keys import create_key, revoke_key  # noqa: E402
+from storage.schema import Embedding, Image  # noqa: E402
+from storage.workspace import Workspace  # noqa: E402
+from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def png(identity: int, seed: int, size: int = 32, mode: str = "RGB", fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), size)).convert(mode) \
+        .save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def served(home_with_model, tmp_path, db_url):
+    ws = Workspace.open(home_with_model)
+    factory = open_database(db_url)
+    data = write_identity_set(tmp_path / "gallery", identities=4, per_identity=3, size=32, seed=5)
+    embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    evaluate(ws, factory, model="tiny", split="validation")  # calibrates, stores a run
+    keys = {}
+    with factory.begin() as s:
+        for scope in ("read", "write", "admin"):
+            keys[scope] = create_key(s, scope, scope)
+        keys["revoked"] = create_key(s, "old", "admin")
+        revoke_key(s, "old")
+    app = create_app(ws, factory, Settings(model="tiny", refresh_interval=0.2))
+    with TestClient(app) as client:
+        yield client, keys, data, ws, factory
+    factory.kw["bind"].dispose()
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def state(ws, factory) -> tuple:
+    """What a refused request must not change."""
+    with factory() as s:
+        counts = (s.scalar(select(func.count(Image.id))), s.scalar(select(func.count(Embedding.id))))
+    files = sorted(p.name for p in ws.enrolled_dir.rglob("*")) if ws.enrolled_dir.exists() else []
+    return counts, files
+
+
+def test_every_route(served):
+    client, keys, data, ws, factory = served
+    w, a = auth(keys["write"]), auth(keys["admin"])
+    probe = (data / "person_02" / "img_01.png").read_bytes()
+    r = client.post("/v1/search", headers=w, files={"photo": ("p.png", probe)}, data={"k": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "tiny" and body["face"] == "whole" and len(body["matches"]) == 3
+    assert body["matches"][0]["identity"] == "person_02" and body["matches"][0]["distance"] < 1e-3
+    assert not body["unknown"] and body["threshold"] is not None
+    # enroll a new person, find them, remove them
+    new = png(7, 3)
+    r = client.post("/v1/identities/Zoë Ñ/photos", headers=w,
+                    files=[("photos", ("a.png", new)), ("photos", ("b.png", png(7, 4)))])
+    assert r.status_code == 201, r.text
+    enrolled = r.json()["photos"]
+    assert len(enrolled) == 2 and all(p["created"] for p in enrolled)
+    r = client.post("/v1/identities/Zoë Ñ/photos", headers=w, files=[("photos", ("a.png", new))])
+    assert r.status_code == 200 and not r.json()["photos"][0]["created"]  # idempotent
+    top = client.post("/v1/search", headers=w, files={"photo": ("n.png", new)}).json()["matches"][0]
+    assert top["identity"] == "Zoë Ñ" and top["photo_id"] == enrolled[0]["photo_id"]
+    r = client.get("/v1/identities/Zoë Ñ", headers=w)
+    assert r.status_code == 200 and [p["source"] for p in r.json()["photos"]] == ["a.png", "b.png"]
+    r = client.get(f"/v1/photos/{top['photo_id']}/face", headers=w)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert PILImage.open(io.BytesIO(r.content)).size == (32, 32)
+    # verify: two uploads, an upload and a gallery id, two gallery ids
+    r = client.post("/v1/verify", headers=w, files={"photo_a": ("a", new), "photo_b": ("b", new)})
+    assert r.status_code == 200 and r.json()["same"] and r.json()["distance"] < 1e-3
+    r = client.post("/v1/verify", headers=w, files={"photo_b": ("b", probe)},
+                    data={"photo_a_id": str(top["photo_id"])})
+    assert r.status_code == 200 and r.json()["photo_a"] == f"photo {top['photo_id']}"
+    r = client.post("/v1/verify", headers=w, data={"photo_a_id": str(enrolled[0]["photo_id"]),
+                                                   "photo_b_id": str(enrolled[1]["photo_id"])})
+    assert r.status_code == 200 and set(r.json()) >= {"distance", "threshold", "same"}
+    r = client.post("/v1/verify", headers=w, files={"photo_a": ("a", new)})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    # identities, paged
+    r = client.get("/v1/identities", headers=w, params={"limit": 2, "offset": 1})
+    page = r.json()
+    assert page["total"] == 5 and [i["name"] for i in page["items"]] == ["person_00", "person_01"]
+    # removal
+    r = client.delete(f"/v1/photos/{enrolled[0]['photo_id']}", headers=w)
+    assert r.status_code == 200 and r.json() == {"removed_photos": 1}
+    top = client.post("/v1/search", headers=w, files={"photo": ("n.png", new)}).json()["matches"][0]
+    assert top["photo_id"] != enrolled[0]["photo_id"]
+    assert client.delete("/v1/identities/Zoë Ñ", headers=w).json() == {"removed_photos": 1}
+    names = [m["identity"] for m in client.post("/v1/search", headers=w, data={"k": "10"},
+                                                files={"photo": ("n", new)}).json()["matches"]]
+    assert "Zoë Ñ" not in names
+    assert client.delete("/v1/identities/Zoë Ñ", headers=w).json()["code"] == "identity_not_found"
+    assert client.delete(f"/v1/photos/{enrolled[0]['photo_id']}", headers=w).status_code == 404
+    # models, evaluations, reports
+    models = client.get("/v1/models", headers=w).json()
+    assert models[0]["name"] == "tiny" and models[0]["serving"]
+    runs = client.get("/v1/evaluations", headers=w).json()
+    assert runs[0]["split"] == "validation" and runs[0]["roc_auc"] is not None
+    run = runs[0]["run"]
+    for fmt, marker in (("html", b"<html"), ("csv", b"photo_a"), ("json", b'"metrics"')):
+        r = client.get(f"/v1/evaluations/{run}/report", headers=a, params={"format": fmt})
+        assert r.status_code == 200 and marker in r.content[:20000], fmt
+    assert client.get("/v1/evaluations/9999/report", headers=a).status_code == 404
+    # health, readiness, metrics, the schema
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/readyz").json()["status"] == "ready"
+    metrics = client.get("/metrics").text
+    assert 'verifier_requests_total{route="/v1/search",method="POST",status="200"}' in metrics
+    assert "verifier_gallery_vectors" in metrics and "verifier_request_seconds_bucket" in metrics
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/search", "/v1/verify", "/v1/identities/{name}/photos"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 404  # no page that needs a CDN
+
+
+ROUTES = [("post", "/v1/search", "read"), ("post", "/v1/verify", "read"),
+          ("get", "/v1/identities", "read"), ("get", "/v1/identities/person_00", "read"),
+          ("get", "/v1/models", "read"), ("get", "/v1/evaluations", "read"),
+          ("get", "/v1/photos/1/face", "read"),
+          ("post", "/v1/identities/person_00/photos", "write"), ("delete", "/v1/photos/1", "write"),
+          ("delete", "/v1/identities/nobody", "write"), ("get", "/v1/evaluations/1/report", "admin")]
+
+
+def test_keys_and_scopes(served, caplog):
+    client, keys, data, ws, factory = served
+    caplog.set_level(logging.DEBUG)
+    for method, path, needed in ROUTES:
+        for headers in ({}, auth("sv_wrong"), auth(keys["revoked"]), {"Authorization": "Basic x"}):
+            r = client.request(method, path, headers=headers)
+            assert r.status_code == 401 and r.json()["code"] == "unauthorized", (path, headers)
+            assert r.headers["www-authenticate"] == "Bearer"
+        for scope in ("read", "write", "admin"):
+            r = client.request(method, path, headers=auth(keys[scope]))
+            order = ["read", "write", "admin"]
+            if order.index(scope) < order.index(needed):
+                assert r.status_code == 403 and r.json()["code"] == "forbidden", (path, scope)
+            else:
+                assert r.status_code not in (401, 403), (path, scope, r.text)
+    r = client.post("/v1/search", headers=auth(keys["read"]))  # no photo
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert not any(k in text for k in keys.values())
+
+
+def test_no_auth_is_refused_off_loopback(home_with_model):
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "serve", "--no-auth",
+                                  "--host", "0.0.0.0"])
+    assert r.exit_code == 2 and "loopback" in r.output
+
+
+def test_bad_input_changes_nothing(served):
+    client, keys, data, ws, factory = served
+    w = auth(keys["write"])
+    client.post("/v1/identities/keep/photos", headers=w, files=[("photos", ("k.png", png(9, 9)))])
+    before = state(ws, factory)
+    big = io.BytesIO()
+    PILImage.new("L", (8000, 8000)).save(big, "PNG")  # 64 Mpx in a few hundred kB: a bomb
+    buf = io.BytesIO()
+    PILImage.fromarray(pattern_image(1, np.random.default_rng(0), 64)).save(buf, "JPEG")
+    cases = [
+        (b"", 422, "empty"),
+        (b"%PDF-1.4 not an image", 415, "not_an_image"),
+        (buf.getvalue()[: len(buf.getvalue()) // 2], 422, "truncated"),
+        (big.getvalue(), 413, "too_large"),
+    ]
+    for payload, status, code in cases:
+        for path in ("/v1/search", "/v1/identities/newbie/photos"):
+            field = "photo" if path.endswith("search") else "photos"
+            r = client.post(path, headers=w, files={field: ("x.jpg", payload)})
+            assert (r.status_code, r.json()["code"]) == (status, code), (path, code, r.text)
+            assert r.json()["message"]
+    # one bad photo among good ones refuses the whole enrollment
+    r = client.post("/v1/identities/newbie/photos", headers=w,
+                    files=[("photos", ("ok.png", png(3, 1))), ("photos", ("bad.png", b"junk"))])
+    assert r.status_code == 415
+    for name in ("a\\b", " x", "tab%09here", "x" * 300):
+        r = client.post(f"/v1/identities/{name}/photos", headers=w, files={"photos": ("a", png(3, 2))})
+        assert r.status_code == 422 and r.json()["code"] == "invalid_name", name
+    r = client.post("/v1/identities/..%2F..%2Fetc/photos", headers=w, files={"photos": ("a", png(3, 2))})
+    assert r.status_code in (404, 422) and "code" in r.json()
+    # a body over --max-upload: refused from its Content-Length, and while streaming
+    r = client.post("/v1/search", headers={**w, "Content-Length": str(11 * 1024 * 1024)},
+                    content=b"x" * 100)
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+
+    def chunks():
+        for _ in range(12):
+            yield b"\0" * (1024 * 1024)
+
+    r = client.post("/v1/search", headers={**w, "Content-Type": "multipart/form-data; boundary=x"},
+                    content=chunks())
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+    assert state(ws, factory) == before
+    # awkward but valid photos are answered
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    for payload in (png(1, 1, mode="I;16"), png(1, 2, mode="CMYK", fmt="JPEG"),
+                    png(1, 3, fmt="JPEG", exif=exif.tobytes())):
+        r = client.post("/v1/search", headers=w, files={"photo": ("ok", payload)})
+        assert r.status_code == 200, r.text
+
+
+def test_overload_is_503_not_a_pile(home_with_model, tmp_path):
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    embed_gallery(ws, factory, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
+                  quiet=True)
+    with factory.begin() as s:
+        key = create_key(s, "k", "read")
+    app = create_app(ws, factory, Settings(model="tiny", workers=1, queue=1))
+    with TestClient(app) as client:
+        verifier = app.state.service.verifier
+        slow = verifier.search
+
+        def search(*args):
+            time.sleep(0.5)
+            return slow(*args)
+
+        verifier.search = search
+        codes, retry = [], []
+
+        def call():
+            r = client.post("/v1/search", headers=auth(key), files={"photo": ("p", png(0, 1))})
+            codes.append(r.status_code)
+            retry.append(r.headers.get("retry-after"))
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert sorted(set(codes)) == [200, 503] and codes.count(200) >= 2
+    assert all(r == "1" for c, r in zip(codes, retry) if c == 503)
+
+
+def test_live_catch_up_of_another_process(served, tmp_path):
+    client, keys, data, ws, factory = served
+    w = auth(keys["read"])
+    more = write_identity_set(tmp_path / "more", identities=2, per_identity=2, size=32, seed=11)
+    (more / "person_01").rename(more / "latecomer")
+    probe = (more / "latecomer" / "img_00.png").read_bytes()
+    embed_gallery(ws, factory, more, model="tiny", quiet=True)  # as `verifier embed` would
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        top = client.post("/v1/search", headers=w, files={"photo": ("p", probe)}).json()["matches"][0]
+        if top["identity"] == "latecomer":
+            break
+        time.sleep(0.1)
+    assert top["identity"] == "latecomer" and top["distance"] < 1e-3
+
+
+# -- a real server process ---------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "jobs", "--home", str(home), "-q", "serve",
+                             "--port", str(port), "--snapshot-interval", "3600"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import httpx
+
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode()[-3000:])
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not become ready")
+
+
+def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, tmp_path):
+    import httpx
+
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    embed_gallery(ws, factory, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
+                  quiet=True)
+    with factory.begin() as s:
+        key = create_key(s, "w", "write")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(home_with_model, port)
+    answered: dict[str, bytes] = {}
+    stop = threading.Event()
+
+    def enroll_forever():
+        n = 0
+        with httpx.Client(base_url=base, headers=auth(key), timeout=10) as c:
+            while not stop.is_set():
+                photo = png(n % 6, 1000 + n)
+                try:
+                    r = c.post(f"/v1/identities/p{n}/photos", files={"photos": ("x.png", photo)})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 201:
+                    answered[f"p{n}"] = photo
+                n += 1
+
+    thread = threading.Thread(target=enroll_forever)
+    thread.start()
+    deadline = time.time() + 60
+    while len(answered) < 15 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stop.set()
+    thread.join(15)
+    assert len(answered) >= 15
+    proc = start_server(home_with_model, port)
+    try:
+        with httpx.Client(base_url=base, headers=auth(key), timeout=10) as c:
+            for name, photo in answered.items():
+                top = c.post("/v1/search", files={"photo": ("x", photo)}).json()["matches"][0]
+                assert top["identity"] == name and top["distance"] < 1e-3, name
+    finally:
+        proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests end, the index is saved
+        assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its shutdown
+    with factory() as s:
+        dupes = s.execute(select(Embedding.image_id).group_by(Embedding.image_id)
+                          .having(func.count() > 1)).all()
+        assert not dupes
+        assert len(gallery.model_ids(s, gallery.get_model(s, "tiny").id)) >= 4 + len(answered)
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "doctor"])
+    assert r.exit_code == 0 and "note:" not in r.output, r.output
+
+
+def test_keys_cli(home_with_model):
+    home = str(home_with_model)
+    r = CliRunner().invoke(main, ["--home", home, "keys", "create", "kiosk", "--scope", "read"])
+    assert r.exit_code == 0 and r.stdout.strip().startswith("sv_")
+    secret = r.stdout.strip()
+    r = CliRunner().invoke(main, ["--home", home, "keys", "list", "--json"])
+    listed = json.loads(r.output)
+    assert listed[0]["name"] == "kiosk" and secret not in r.output
+    assert CliRunner().invoke(main, ["--home", home, "keys", "create", "kiosk", "--scope",
+                                     "read"]).exit_code == 1
+    assert CliRunner().invoke(main, ["--home", home, "keys", "revoke", "kiosk"]).exit_code == 0
+    assert "revoked" in CliRunner().invoke(main, ["--home", home, "keys", "list"]).output
+    assert CliRunner().invoke(main, ["--home", home, "keys", "revoke", "nobody"]).exit_code == 1

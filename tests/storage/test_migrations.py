@@ -1,0 +1,85 @@
+"""Schema migrations: a database of the first release is upgraded in place."""
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy import func, select, text
+
+from storage.database import HEAD_REVISION, open_database, schema_version
+from storage.schema import SCHEMA_VERSION, ApiKey, Embedding, Image, JobRun, PairScore
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "schema1.db"
+"""Made by release 0.1 (commit 6d2acc8): a tiny model, 16 photos embedded, one
+evaluation run with 24 pair scores (3 job runs)."""
+
+TABLES = (Image, Embedding, JobRun, PairScore)
+
+
+def counts(factory) -> dict:
+    with factory() as s:
+        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) for t in TABLES}
+
+
+def test_release_one_database_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "verifier.db"
+    shutil.copy(FIXTURE, path)
+    raw = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with raw.connect() as conn:
+        before = {t.__tablename__: conn.execute(text(f"select count(*) from {t.__tablename__}")).scalar()
+                  for t in TABLES}
+        vectors = conn.execute(text("select id, vector from embeddings order by id")).all()
+        assert conn.execute(text("select value from meta")).scalar() == "1"
+    raw.dispose()
+    assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
+    factory = open_database(f"sqlite:///{path}")
+    assert schema_version(factory) == SCHEMA_VERSION == 2
+    assert counts(factory) == before
+    with factory() as s:
+        assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
+        assert s.scalar(text("select version_num from alembic_version")) == HEAD_REVISION
+        assert s.scalar(select(func.count(ApiKey.id))) == 0  # the new table exists
+        assert s.scalar(select(func.count(Image.source))) == 0  # and the new column
+    factory.kw["bind"].dispose()
+    assert counts(open_database(f"sqlite:///{path}")) == before  # reopening changes nothing
+
+
+def test_postgres_schema_one_is_upgraded(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the SQLite case is the release fixture above")
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.database import MIGRATIONS
+
+    engine = sqlalchemy.create_engine(db_url)
+    with engine.begin() as conn:  # the first release's schema, as its migration creates it
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text("drop table alembic_version"))  # release 1 had no Alembic
+        conn.execute(text("insert into identities (id, name) values (1, 'ana')"))
+        conn.execute(text("insert into models (id, name, backbone, config, artifact, created) "
+                          "values (1, 'm', 'tiny', '{}', '/x', now())"))
+        for i in range(1, 4):
+            conn.execute(text("insert into images (id, path, sha256, identity_id, status, updated) "
+                              f"values ({i}, '/g/{i}.png', '{i:064x}', 1, 'ok', now())"))
+            conn.execute(text("insert into embeddings (id, image_id, model_id, vector, created) "
+                              f"values ({i}, {i}, 1, :v, now())"), {"v": bytes(8)})
+    engine.dispose()
+    factory = open_database(db_url)
+    assert schema_version(factory) == 2
+    assert counts(factory) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
+    factory.kw["bind"].dispose()
+
+
+def test_head_revision_is_the_last_script():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from storage.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
