@@ -234,11 +234,14 @@ class Verifier:
 
     # -- photos to vectors ---------------------------------------------------------------
 
-    def prepare(self, data: bytes, name: object = "<bytes>") -> Prepared:
+    def prepare(self, data: bytes, name: object = "<bytes>", *, remember: bool = False) -> Prepared:
         """A photo's branch input. A model trained with a face detector requires a
-        face (:class:`NoFaceFound`); unusable bytes raise :class:`ImageError`."""
+        face (:class:`NoFaceFound`); unusable bytes raise :class:`ImageError`. The
+        detection is cached only with ``remember`` (photos that join the gallery),
+        so that searches leave nothing behind."""
         preparer = self.loaded.preparer
-        return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none")
+        return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none",
+                                      remember=remember)
 
     def embed(self, prepared: Sequence[Prepared]) -> np.ndarray:
         if not prepared:
@@ -370,7 +373,7 @@ class Verifier:
         photo is decoded and checked first (one bad photo refuses the request), the
         vectors come from one batch, and one transaction stores them."""
         check_identity_name(identity)
-        prepared = [self.prepare(data, source or "<upload>") for source, data in photos]
+        prepared = [self.prepare(data, source or "<upload>", remember=True) for source, data in photos]
         vectors = self.embed(prepared)
         index = self._gallery()
         out: list[Enrolled] = []

@@ -57,18 +57,20 @@ class PhotoPreparer:
         return cls(int(config["image_size"]), detector, float(config.get("face_padding", DEFAULT_PADDING)),
                    cache, require_face=bool(config.get("require_face", False)), **kw)
 
-    def faces(self, image: np.ndarray, sha256: str) -> list[Face]:
+    def faces(self, image: np.ndarray, sha256: str, remember: bool = True) -> list[Face]:
+        """Faces in ``image``: from the cache, else detected (and cached when
+        ``remember``; a probe that is searched once is not worth a file)."""
         cached = self.cache.get(sha256) if self.cache else None
         if cached is not None:
             return [Face.from_dict(f) for f in cached]
         self.detections += 1
         found = self._mtcnn.detect(image)
-        if self.cache:
+        if self.cache and remember:
             self.cache.put(sha256, [f.as_dict() for f in found])
         return found
 
     def prepare_bytes(self, data: bytes, name: object = "<bytes>", *,
-                      require_face: bool | None = None) -> Prepared:
+                      require_face: bool | None = None, remember: bool = True) -> Prepared:
         """Raises :class:`ImageError` for unusable files and :class:`NoFaceFound` when
         a face is required (``require_face``, default: as configured) and none is found."""
         if require_face is None:
@@ -77,7 +79,7 @@ class PhotoPreparer:
         digest = sha256_bytes(data)
         if self._mtcnn is None:
             return Prepared(resize(image, self.size), "whole", digest)
-        faces = self.faces(image, digest)
+        faces = self.faces(image, digest, remember)
         if not faces:
             if require_face:
                 raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")

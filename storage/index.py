@@ -39,6 +39,9 @@ class IndexInfo:
     file_sha256: str = ""
     metric: str = "l2"
     file_size: int = -1
+    hidden: tuple[int, ...] = ()
+    """Ids still inside the file but removed from the gallery (HNSW cannot remove);
+    ``count`` and ``ids_sha256`` describe the live ids only."""
 
 
 def ids_checksum(ids: np.ndarray) -> str:
@@ -86,15 +89,20 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FAC
     return index
 
 
-def save_index(path: Path, index, model: str, factory: str) -> IndexInfo:
-    """Write ``path`` and ``path.json`` atomically; return the sidecar."""
+def save_index(path: Path, index, model: str, factory: str,
+               hidden: np.ndarray | None = None) -> IndexInfo:
+    """Write ``path`` and ``path.json`` atomically; return the sidecar. ``hidden``:
+    ids inside ``index`` that are not part of the gallery any more."""
     import faiss
 
     data = faiss.serialize_index(index).tobytes()
     ids = faiss.vector_to_array(index.id_map) if index.ntotal else np.zeros(0, np.int64)
-    info = IndexInfo(model=model, dimension=int(index.d), count=int(index.ntotal),
+    hidden = np.zeros(0, np.int64) if hidden is None else np.asarray(hidden, np.int64)
+    ids = ids[~np.isin(ids, hidden)] if len(hidden) else ids
+    info = IndexInfo(model=model, dimension=int(index.d), count=len(ids),
                      factory=factory, ids_sha256=ids_checksum(ids),
-                     file_sha256=hashlib.sha256(data).hexdigest(), file_size=len(data))
+                     file_sha256=hashlib.sha256(data).hexdigest(), file_size=len(data),
+                     hidden=tuple(sorted(int(i) for i in hidden)))
     write_bytes_atomic(path, data)
     write_json_atomic(sidecar_path(path), asdict(info))
     return info
@@ -108,6 +116,7 @@ def read_sidecar(path: Path) -> IndexInfo:
     side = sidecar_path(path)
     try:
         raw = json.loads(side.read_text("utf-8"))
+        raw["hidden"] = tuple(raw.get("hidden", ()))
         return IndexInfo(**raw)
     except FileNotFoundError:
         raise IndexMismatch(f"index sidecar {side} is missing; {REPAIR_HINT}") from None
@@ -150,7 +159,7 @@ def load_index(path: Path, *, model: str, dimension: int | None = None,
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         raise IndexMismatch(f"index file {path} cannot be read ({exc}); {REPAIR_HINT}") from None
-    if index.d != info.dimension or index.ntotal != info.count:
+    if index.d != info.dimension or index.ntotal != info.count + len(info.hidden):
         raise IndexMismatch(f"index file {path} disagrees with its sidecar; {REPAIR_HINT}")
     return index, info
 

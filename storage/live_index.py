@@ -19,6 +19,9 @@ from .errors import IndexMismatch
 from .index import (DEFAULT_FACTORY, IndexInfo, build_index, is_exact, load_index, read_sidecar,
                     save_index, search)
 
+COMPACT_SHARE = 0.10
+"""An HNSW index is rebuilt when more than this share of its vectors are removed ones."""
+
 FetchVectors = Callable[[np.ndarray], np.ndarray]
 """``fetch(ids) -> vectors`` (float32, one row per id, in the order of ``ids``)."""
 
@@ -189,11 +192,15 @@ class LiveIndex:
         return CatchUp(added=len(new), removed=len(gone))
 
     def save(self, path: Path) -> IndexInfo:
-        """Write a snapshot (index file and sidecar, atomically). Hidden vectors are
-        dropped by rebuilding first, so the file holds exactly the live ids."""
+        """Write a snapshot (index file and sidecar, atomically). When more than
+        :data:`COMPACT_SHARE` of the stored vectors are hidden, the index is rebuilt
+        without them first; below that they travel in the file, listed in the sidecar."""
+        with self._lock.reading():  # searches go on while the file is written
+            if self.hidden_share <= COMPACT_SHARE:
+                return save_index(path, self._index, self.model, self.factory,
+                                  np.fromiter(self._hidden, np.int64))
         with self._lock.writing():
-            if self._hidden:
-                self._compact()
+            self._compact()
             return save_index(path, self._index, self.model, self.factory)
 
     def _compact(self) -> None:
@@ -219,6 +226,7 @@ def open_live_index(path: Path, *, model: str, dimension: int, db_ids: np.ndarra
         factory = factory or info.factory
         if info.factory == factory and not rebuild:
             live = LiveIndex(index, model, info.factory)
+            live._hidden.update(info.hidden)
             return live, live.catch_up(db_ids, fetch)
     except IndexMismatch:
         try:  # a damaged file keeps its type when the sidecar still says it

@@ -84,3 +84,26 @@ def test_read_write_lock_excludes_writers():
     for t in threads:
         t.join(10)
     assert all(s == ["w"] or "w" not in s for s in seen)
+
+
+def test_hnsw_keeps_a_few_removed_vectors_until_the_bound(tmp_path):
+    from storage.live_index import COMPACT_SHARE
+
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(100, 8)).astype(np.float32)
+    ids = np.arange(1, 101)
+    index = LiveIndex.build(vectors, ids, "m", "HNSW32")
+    gone = np.arange(1, 1 + int(100 * COMPACT_SHARE))  # exactly at the bound: no rebuild
+    index.remove(gone)
+    path = tmp_path / "m.faiss"
+    info = index.save(path)
+    assert info.hidden == tuple(gone.tolist()) and info.count == 100 - len(gone)
+    live_ids = np.setdiff1d(ids, gone)
+    load_index(path, model="m", ids=live_ids)  # the sidecar describes the live ids
+    again, caught = open_live_index(path, model="m", dimension=8, db_ids=live_ids,
+                                    fetch=lambda w: vectors[w - 1])
+    assert not caught.changed and again.ids().tolist() == live_ids.tolist()
+    _, found, _ = again.search(vectors[:20], 1)
+    assert not np.isin(found, gone).any()
+    again.remove(np.array([50]))  # past the bound: the next snapshot rebuilds
+    assert again.save(path).hidden == ()

@@ -59,3 +59,29 @@ def test_most_prominent():
     with pytest.raises(NoFaceFound):
         most_prominent([])
     assert Face.from_dict(big.as_dict()) == big
+
+
+@pytest.mark.integration
+def test_compiled_mtcnn_finds_the_same_faces_as_the_eager_one(seed_faces):
+    """The compiled stages change speed, not results: every seed photo's landmarks
+    agree with the package's own eager detector within a pixel."""
+    from mtcnn import MTCNN
+    from PIL import Image
+
+    from verifier.faces import LANDMARKS, MTCNNDetector
+
+    eager = MTCNN()
+    compiled = MTCNNDetector()
+    worst = 0.0
+    photos = sorted(seed_faces.rglob("*.png"))
+    assert len(photos) == 128
+    for path in photos:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        mine = compiled.detect(image)
+        theirs = sorted(eager.detect_faces(image, min_face_size=20),
+                        key=lambda f: -f["box"][2] * f["box"][3])
+        assert len(mine) == len(theirs), path
+        for a, b in zip(mine, theirs):
+            ref = np.array([b["keypoints"][n] for n in LANDMARKS], dtype=float)
+            worst = max(worst, float(np.abs(np.array(a.landmarks) - ref).max()))
+    assert worst < 1.0, worst
