@@ -84,6 +84,21 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
     assert "no face" in results[0]["error"] and results[1]["matches"][0]["identity"] == person.name
     r = CliRunner().invoke(main, ["--home", home, "-q", "verify", str(blank), str(probe)])
     assert r.exit_code == 2 and "no face" in r.output
+    # the same through the service: the right person, and no_face as a 422
+    from fastapi.testclient import TestClient
+
+    from jobs.api import Settings, create_app
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    ws = Workspace.open(home)
+    app = create_app(ws, open_database(ws.database_url), Settings(model="dlib", auth=False))
+    with TestClient(app) as client:
+        r = client.post("/v1/search", files={"photo": ("p.png", unseen.read_bytes())})
+        assert r.status_code == 200 and r.json()["matches"][0]["identity"] == held.name
+        assert r.json()["face"] in ("face", "several_faces")
+        r = client.post("/v1/search", files={"photo": ("stripes.png", blank.read_bytes())})
+        assert r.status_code == 422 and r.json()["code"] == "no_face"
     # a trained Dense head on top of the descriptor also works
     r = run("train", "--data", data, "--backbone", "dlib-resnet", "--fine-tune", "0",
             "--epochs", "2", "--embedding-dim", "16", "--name", "dlib-head")
