@@ -77,6 +77,7 @@ class QueryResult:
     error: str | None = None
     model: str = ""
     version: int = 0  # the index version the answer was found in
+    chip: np.ndarray | None = field(default=None, repr=False)  # the probe's branch input
 
     @property
     def unknown(self) -> bool:
@@ -96,9 +97,10 @@ class Verification:
     threshold: float
     same: bool
     model: str
+    chips: tuple | None = field(default=None, repr=False)  # the two branch inputs, on request
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "chips"}
 
 
 @dataclass(frozen=True)
@@ -250,10 +252,13 @@ class Verifier:
 
     # -- reading -------------------------------------------------------------------------
 
-    def search(self, data: bytes, k: int = 5, name: str = "<bytes>") -> QueryResult:
-        """The ``k`` nearest identities of one photo (errors raise)."""
+    def search(self, data: bytes, k: int = 5, name: str = "<bytes>", *,
+               keep_chip: bool = False) -> QueryResult:
+        """The ``k`` nearest identities of one photo (errors raise); with
+        ``keep_chip`` the result holds the aligned face it was searched with."""
         prepared = self.prepare(data, name)
-        result = QueryResult(photo=name, face=prepared.status, model=self.model)
+        result = QueryResult(photo=name, face=prepared.status, model=self.model,
+                             chip=prepared.pixels if keep_chip else None)
         result.matches, result.version = self.rank(self.embed([prepared])[0], k)
         return result
 
@@ -342,9 +347,11 @@ class Verifier:
         return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False).pixels
 
     def verify(self, a: Photo, b: Photo, *, threshold: float | None = None,
-               names: tuple[str, str] = ("<bytes>", "<bytes>")) -> Verification:
+               names: tuple[str, str] = ("<bytes>", "<bytes>"),
+               keep_chips: bool = False) -> Verification:
         """Distance between two photos (bytes or gallery photo ids) and the decision
-        at ``threshold`` (default: the model's calibrated one)."""
+        at ``threshold`` (default: the model's calibrated one); with ``keep_chips``
+        the result holds both aligned faces."""
         if threshold is None:
             threshold = self.threshold
         if threshold is None:
@@ -355,8 +362,12 @@ class Verifier:
         va, vb = (self.photo_vector(x) if isinstance(x, int) else next(vectors) for x in (a, b))
         distance = float(euclidean_distance_np(va, vb))
         label = [f"photo {x}" if isinstance(x, int) else n for x, n in zip((a, b), names)]
+        chips = None
+        if keep_chips:
+            uploaded = iter(p.pixels for p in prepared)
+            chips = tuple(self.face_chip(x) if isinstance(x, int) else next(uploaded) for x in (a, b))
         return Verification(label[0], label[1], distance, float(threshold),
-                            distance <= threshold, self.model)
+                            distance <= threshold, self.model, chips)
 
     # -- writing -------------------------------------------------------------------------
 

@@ -97,3 +97,11 @@ def home_with_model(trained_home: Path, tmp_path: Path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(trained_home / "models", home / "models")
     return home
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Make each phase's report reachable from fixtures (a browser test takes a
+    screenshot when its call failed)."""
+    outcome = yield
+    setattr(item, f"rep_{call.when}", outcome.get_result())

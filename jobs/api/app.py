@@ -15,7 +15,7 @@ from ..live import Verifier
 from . import errors
 from .deps import Admission, Service
 from .guard import Guard
-from .routes import gallery, health, reports, search
+from .routes import gallery, health, page, reports, search
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ def create_app(ws: Workspace, factory: Any, settings: Settings | None = None) ->
                               "error body is `{code, message}`.")
     app.state.service = svc
     errors.install(app)
-    for module in (search, gallery, reports, health):
+    for module in (search, gallery, reports, health, page):
         app.include_router(module.router)
+    app.mount("/static", page.static_files(), name="static")
     app.add_middleware(Guard, factory=factory, max_upload=settings.max_upload, auth=settings.auth,
                        metrics=svc.metrics)
     return app

@@ -25,6 +25,8 @@ class SearchOut(BaseModel):
     threshold: float | None
     unknown: bool = Field(description="No identity passes the threshold")
     matches: list[MatchOut]
+    probe_chip: str | None = Field(None, description="With chips=true: the aligned face searched "
+                                                     "with, as a data: URL (JPEG)")
 
 
 class VerifyOut(BaseModel):
@@ -34,6 +36,9 @@ class VerifyOut(BaseModel):
     same: bool
     photo_a: str
     photo_b: str
+    chip_a: str | None = Field(None, description="With chips=true: the aligned faces compared, "
+                                                 "as data: URLs (JPEG)")
+    chip_b: str | None = None
 
 
 class IdentitySummary(BaseModel):

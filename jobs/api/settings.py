@@ -13,6 +13,9 @@ DEFAULT_QUEUE = 16
 """Inference requests allowed to wait for a worker; more are answered 503."""
 DEFAULT_SNAPSHOT_INTERVAL = 60.0
 DEFAULT_REFRESH_INTERVAL = 2.0
+MAX_ID = 2 ** 62
+"""Ids a client may name (photo ids, run numbers); larger ones cannot exist."""
+MAX_OFFSET = 10 ** 9
 MAX_K = 100
 MAX_PAGE = 500
 MAX_PHOTOS_PER_ENROLL = 20

@@ -1,9 +1,7 @@
 """The gallery: ``/v1/identities``, their photos, enrollment and removal."""
 from __future__ import annotations
 
-import io
-
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from storage import gallery as store
@@ -13,14 +11,14 @@ from ...live import IdentityNotFound, Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
                        PhotoOut, RemovedOut)
-from ..settings import MAX_PAGE, MAX_PHOTOS_PER_ENROLL
-from . import ERROR_RESPONSES, upload_name
+from ..settings import MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL
+from . import ERROR_RESPONSES, jpeg, upload_name
 
 router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 
 
 @router.get("/identities", response_model=IdentitiesPage, dependencies=[Depends(require("read"))])
-def identities(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=MAX_PAGE),
+def identities(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=MAX_PAGE),
                svc: Service = Depends(service)) -> IdentitiesPage:
     """People in the gallery with their photo counts, by name, a page at a time."""
     with svc.factory() as session:
@@ -60,7 +58,7 @@ async def enroll(name: str, photos: list[UploadFile] = File(..., description="On
 
 
 @router.delete("/photos/{photo_id}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
-def remove_photo(photo_id: int, v: Verifier = Depends(verifier)) -> RemovedOut:
+def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier)) -> RemovedOut:
     """Take one photo out of the gallery (an enrolled copy is deleted)."""
     v.remove_photo(photo_id)
     return RemovedOut(removed_photos=1)
@@ -75,16 +73,9 @@ def remove_identity(name: str, v: Verifier = Depends(verifier)) -> RemovedOut:
 
 @router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],
             responses={200: {"content": {"image/jpeg": {}}, "description": "The aligned face chip"}})
-async def face(photo_id: int, v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
+async def face(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
     """The aligned face chip of a gallery photo, as JPEG (for thumbnails)."""
     chip = await queue.run(v.face_chip, photo_id)
     return Response(jpeg(chip), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
 
-
-def jpeg(pixels) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
-    return buf.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 
 from storage import gallery as store
@@ -12,6 +12,7 @@ from verifier.defaults import DEFAULT_REPORT_FORMAT, REPORT_FORMATS
 
 from ..deps import Service, require, service
 from ..schemas import EvaluationOut, ModelOut
+from ..settings import MAX_ID
 from . import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["models and reports"], responses=ERROR_RESPONSES)
@@ -48,7 +49,7 @@ def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(ser
             dependencies=[Depends(require("admin"))],
             responses={200: {"content": {v: {} for v in MEDIA.values()},
                              "description": "The report, as `verifier report` writes it"}})
-def report(run: int, format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
+def report(run: int = Path(ge=1, le=MAX_ID), format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
            svc: Service = Depends(service)) -> Response:
     """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON)."""
     from ...report import write_report

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from ...live import Verifier
 from ..deps import Admission, admission, require, verifier
 from ..schemas import MatchOut, SearchOut, VerifyOut
-from ..settings import MAX_K
-from . import ERROR_RESPONSES, upload_name
+from ..settings import MAX_ID, MAX_K
+from . import ERROR_RESPONSES, data_url, upload_name
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 
@@ -15,22 +15,24 @@ router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
 @router.post("/search", response_model=SearchOut, dependencies=[Depends(require("read"))])
 async def search(photo: UploadFile = File(..., description="The photo to look up"),
                  k: int = Form(5, ge=1, le=MAX_K, description="Identities to return"),
+                 chips: bool = Form(False, description="Also return the aligned face"),
                  v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> SearchOut:
     """The ``k`` gallery identities nearest to the photo's face, ranked as
     `verifier query` ranks them: an identity's distance is that of its closest photo."""
     data = await photo.read()
-    result = await queue.run(v.search, data, k, upload_name(photo))
+    result = await queue.run(lambda: v.search(data, k, upload_name(photo), keep_chip=chips))
     return SearchOut(model=result.model, face=result.face, threshold=v.threshold,
-                     unknown=result.unknown,
+                     unknown=result.unknown, probe_chip=data_url(result.chip),
                      matches=[MatchOut(rank=m.rank, identity=m.identity, distance=m.distance,
                                        passes=m.passes, photo_id=m.photo_id) for m in result.matches])
 
 
 @router.post("/verify", response_model=VerifyOut, dependencies=[Depends(require("read"))])
 async def verify(photo_a: UploadFile | None = File(None), photo_b: UploadFile | None = File(None),
-                 photo_a_id: int | None = Form(None, description="A gallery photo instead of photo_a"),
-                 photo_b_id: int | None = Form(None, description="A gallery photo instead of photo_b"),
+                 photo_a_id: int | None = Form(None, ge=1, le=MAX_ID, description="A gallery photo instead of photo_a"),
+                 photo_b_id: int | None = Form(None, ge=1, le=MAX_ID, description="A gallery photo instead of photo_b"),
                  threshold: float | None = Form(None, description="Override the calibrated threshold"),
+                 chips: bool = Form(False, description="Also return both aligned faces"),
                  v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> VerifyOut:
     """Whether two photos (uploads or gallery photo ids) show the same person."""
     sides = []
@@ -40,6 +42,10 @@ async def verify(photo_a: UploadFile | None = File(None), photo_b: UploadFile | 
         sides.append((photo_id, upload_name(upload)) if upload is None else
                      (await upload.read(), upload_name(upload)))
     (a, name_a), (b, name_b) = sides
-    result = await queue.run(lambda: v.verify(a, b, threshold=threshold, names=(name_a, name_b)))
+    result = await queue.run(lambda: v.verify(a, b, threshold=threshold, names=(name_a, name_b),
+                                              keep_chips=chips))
+    chip_a, chip_b = (data_url(c) for c in (result.chips or (None, None)))
     return VerifyOut(model=result.model, distance=result.distance, threshold=result.threshold,
-                     same=result.same, photo_a=result.photo_a, photo_b=result.photo_b)
+                     same=result.same, photo_a=result.photo_a, photo_b=result.photo_b,
+                     chip_a=chip_a, chip_b=chip_b)
+

@@ -1,0 +1,26 @@
+"""The web page at ``/`` and its files under ``/static`` (inside the package: no
+CDN, no external fonts or scripts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+          "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={
+        "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC)

