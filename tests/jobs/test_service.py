@@ -245,9 +245,9 @@ def test_overload_is_503_not_a_pile(home_with_model, tmp_path):
         verifier = app.state.service.verifier
         slow = verifier.search
 
-        def search(*args):
+        def search(*args, **kwargs):
             time.sleep(0.5)
-            return slow(*args)
+            return slow(*args, **kwargs)
 
         verifier.search = search
         codes, retry = [], []

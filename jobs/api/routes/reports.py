@@ -4,7 +4,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from storage import gallery as store
@@ -49,7 +50,7 @@ def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(ser
             dependencies=[Depends(require("admin"))],
             responses={200: {"content": {v: {} for v in MEDIA.values()},
                              "description": "The report, as `verifier report` writes it"}})
-def report(run: int = Path(ge=1, le=MAX_ID), format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
+def report(run: int = PathParam(ge=1, le=MAX_ID), format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
            svc: Service = Depends(service)) -> Response:
     """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON)."""
     from ...report import write_report
