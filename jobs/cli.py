@@ -13,10 +13,51 @@ from verifier import defaults as d
 
 from .cli_context import Context, emit_json, friendly, pass_ctx
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TENSORFLOW_COMMANDS = frozenset({"train", "pipeline", "embed", "evaluate", "query", "verify", "serve"})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class AnywhereGroup(click.Group):
+    """A group whose own options may also follow the subcommand:
+    ``verifier embed --home X`` means ``verifier --home X embed``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, args))
+
+
+def hoist_global_options(group: click.Group, args: list[str]) -> list[str]:
+    """Move the group's options that appear after the first subcommand in front of
+    it (a ``--`` ends the search; option values stay with their option)."""
+    names = {}
+    for param in group.params:
+        if isinstance(param, click.Option):
+            for opt in param.opts + param.secondary_opts:
+                names[opt] = not (param.is_flag or param.count)
+    first = next((i for i, a in enumerate(args) if a in group.commands), None)
+    if first is None:
+        return args
+    head, tail, moved = list(args[:first]), [], []
+    rest = args[first:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            tail += rest[i:]
+            break
+        name = arg.split("=", 1)[0]
+        short_flags = arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 \
+            and all(f"-{c}" in names and not names[f"-{c}"] for c in arg[1:])
+        if name in names or short_flags:
+            moved.append(arg)
+            if name in names and names[name] and "=" not in arg and i + 1 < len(rest):
+                moved.append(rest[i + 1])
+                i += 1
+        else:
+            tail.append(arg)
+        i += 1
+    return head + moved + tail
+
+
+@click.group(cls=AnywhereGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(path_type=Path), envvar="VERIFIER_HOME",
               help="Workspace folder (database, models, indexes, reports). "
                    "Default: $VERIFIER_HOME or ~/.local/share/siamese-verifier.")
@@ -24,12 +65,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
               help="SQLAlchemy database URL [default: SQLite file in the workspace]; "
                    "e.g. postgresql://user@host/db for shared or large galleries.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output (-vv for debug); also shows TensorFlow's start-up lines.")
 @click.version_option(package_name="siamese-verifier")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
          verbose: int) -> None:
     """siamese-verifier: train a Siamese face network, embed a gallery, evaluate, query.
+
+    The options below may come before or after the command
+    (`verifier --home X embed ...` = `verifier embed --home X ...`).
 
     \b
     Example:
@@ -44,6 +89,10 @@ def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(home, quiet, db_url)
+    if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and not ctx.resilient_parsing:
+        from .quiet import start_tensorflow
+
+        start_tensorflow(verbose)
 
 
 TRAIN_OPTIONS = [

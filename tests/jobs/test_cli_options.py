@@ -1,0 +1,49 @@
+"""Global options on either side of the command, and quiet start-up."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from jobs.cli import hoist_global_options, main
+from verifier.synthetic import write_identity_set
+
+ROOT = Path(__file__).resolve().parents[2]
+NOISE = ("absl::InitializeLog", "oneDNN", "cuInit", "cudart_stub", "cpu_feature_guard")
+
+
+def test_hoisting_keeps_values_with_their_options():
+    h = lambda *a: hoist_global_options(main, list(a))  # noqa: E731
+    assert h("embed", "--home", "X", "--data", "D") == ["--home", "X", "embed", "--data", "D"]
+    assert h("-q", "embed", "--home=X", "-v", "--data", "D") == \
+        ["-q", "--home=X", "-v", "embed", "--data", "D"]
+    assert h("keys", "create", "k", "--scope", "read", "--db-url", "sqlite://") == \
+        ["--db-url", "sqlite://", "keys", "create", "k", "--scope", "read"]
+    assert h("query", "-k", "3", "-qv", "x.jpg") == ["-qv", "query", "-k", "3", "x.jpg"]
+    assert h("query", "--", "--home") == ["query", "--", "--home"]  # after --: a photo name
+    assert h("--home", "X", "gallery") == ["--home", "X", "gallery"]
+
+
+def test_home_before_or_after_the_command_is_the_same(home_with_model, tmp_path):
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    home = str(home_with_model)
+    after = CliRunner().invoke(main, ["embed", "--data", str(data), "--home", home, "-q", "--json"])
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.output)["added"] == 4
+    before = CliRunner().invoke(main, ["--home", home, "-q", "embed", "--data", str(data), "--json"])
+    assert json.loads(before.output)["unchanged"] == 4  # the same workspace
+    r = CliRunner().invoke(main, ["gallery", "--json", "--home", home])
+    assert [i["photos"] for i in json.loads(r.output)["identities"]] == [2, 2]
+
+
+def test_quiet_by_default_and_verbose_shows_tensorflow(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    cmd = [sys.executable, "-m", "jobs", "verify", "a.jpg", "b.jpg", "--home", str(tmp_path / "h")]
+    quiet = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [quiet.stderr.strip()]  # one line: the error
+    assert quiet.stderr.startswith("Error: no trained model")
+    loud = subprocess.run(cmd + ["-v"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 2 and any(n in loud.stderr for n in NOISE), loud.stderr
