@@ -10,6 +10,7 @@ completed by the next one.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
     return read_header(data, name=path, max_pixels=max_pixels)
 
 
+PREPARE_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads that prepare (read, decode, detect, align) the photos of a batch."""
+
+
 def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator:
     """Yield ``load(batch)`` for each batch, decoding the next batch while the model
     runs on this one. The first batch is small so that the model starts early."""
@@ -228,22 +233,26 @@ def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: i
                 changed: set[int]) -> None:
     """Embed ``todo`` batch by batch; counts ``added`` (new photos) and ``updated``
     (``changed`` ones) as their vectors are committed."""
-    def load(batch):
-        rows, pixels = [], []
-        for image_id, path in batch:
-            try:
-                prepared = loaded.preparer.prepare(Path(path))
-            except ImageError as exc:
-                rows.append((image_id, path, exc.reason, None))
-                continue
-            except NoFaceFound:
-                rows.append((image_id, path, "no_face", None))
-                continue
-            pixels.append(prepared.pixels)
-            rows.append((image_id, path, None, prepared.status))
-        return rows, (np.stack(pixels) if pixels else None)
+    def prepare(item):
+        image_id, path = item
+        try:
+            prepared = loaded.preparer.prepare(Path(path))
+        except ImageError as exc:
+            return (image_id, path, exc.reason, None), None
+        except NoFaceFound:
+            return (image_id, path, "no_face", None), None
+        return (image_id, path, None, prepared.status), prepared.pixels
 
-    with bar(len(todo), "embedding", quiet=quiet) as progress:
+    # photos of a batch are read, decoded and detected on every core at once (the
+    # compiled detector releases the GIL), while the model runs on the batch before
+    workers = ThreadPoolExecutor(max_workers=PREPARE_THREADS)
+
+    def load(batch):
+        done = list(workers.map(prepare, batch))
+        pixels = [p for _, p in done if p is not None]
+        return [row for row, _ in done], (np.stack(pixels) if pixels else None)
+
+    with workers, bar(len(todo), "embedding", quiet=quiet) as progress:
         for rows, pixels in _prefetch(todo, load, batch_size):
             vectors = iter(loaded.embed(pixels) if pixels is not None else ())
             inserts, updates = [], []

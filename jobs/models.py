@@ -49,8 +49,16 @@ class LoadedModel:
         return self.preparer.prepare(path).pixels
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        """Embeddings of a batch of branch inputs, ``(N, dimension)`` float32."""
+        """Embeddings of a batch of branch inputs, ``(N, dimension)`` float32. A model
+        trained with ``--tta flip`` averages each input's and its mirror's, computed
+        in the same batch."""
         pixels = np.asarray(pixels, dtype=np.float32)
+        if self.config.get("tta") == "flip":
+            both = self._forward(np.concatenate([pixels, pixels[:, :, ::-1]]))
+            return (both[: len(pixels)] + both[len(pixels):]) / 2
+        return self._forward(pixels)
+
+    def _forward(self, pixels: np.ndarray) -> np.ndarray:
         with self._lock:
             self.calls += 1
             if not self._traced:  # trace once, not once per racing thread

@@ -33,6 +33,7 @@ class TrainOptions:
     face_padding: float = d.DEFAULT_PADDING
     require_face: bool = False
     augment: str = "none"
+    tta: str = d.DEFAULT_TTA
     fine_tune: float = d.DEFAULT_FINE_TUNE
     image_size: int | None = None
     embedding_dim: int = d.DEFAULT_EMBEDDING_DIM
@@ -186,7 +187,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         "name": name, "created": datetime.now(timezone.utc).isoformat(),
         "backbone": opts.backbone, "weights": weights, "preprocessing": spec.preprocessing,
         "head": opts.head, "detector": opts.detector, "face_padding": opts.face_padding,
-        "require_face": opts.require_face, "augment": opts.augment,
+        "require_face": opts.require_face, "augment": opts.augment, "tta": opts.tta,
         "image_size": size, "embedding_dim": int(branch.model.output.shape[-1]), "margin": opts.margin,
         "fine_tune": opts.fine_tune, "trainable_layers": branch.trainable_layers,
         "cut_layer": branch.cut_layer, "epochs": opts.epochs, "batch_size": opts.batch_size,

@@ -28,4 +28,6 @@ class FaceCache:
         return faces
 
     def put(self, sha256: str, faces: list[dict]) -> None:
-        write_json_atomic(self._path(sha256), faces)
+        # a cache: written whole or not at all, but not fsynced (a lost entry is
+        # detected again; an fsync per photo was a tenth of embedding time)
+        write_json_atomic(self._path(sha256), faces, durable=False)

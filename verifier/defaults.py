@@ -15,6 +15,9 @@ DEFAULT_DETECTOR = "mtcnn"
 DEFAULT_PADDING = 0.25
 """Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
 AUGMENTATIONS = ("none", "flip")
+TTA = ("none", "flip")
+DEFAULT_TTA = "none"
+"""Test-time augmentation: ``flip`` averages the embeddings of a face and its mirror."""
 DEFAULT_FINE_TUNE = 0.10
 DEFAULT_EMBEDDING_DIM = 64
 DEFAULT_MARGIN = 1.0

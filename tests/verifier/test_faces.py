@@ -85,3 +85,37 @@ def test_compiled_mtcnn_finds_the_same_faces_as_the_eager_one(seed_faces):
             ref = np.array([b["keypoints"][n] for n in LANDMARKS], dtype=float)
             worst = max(worst, float(np.abs(np.array(a.landmarks) - ref).max()))
     assert worst < 1.0, worst
+
+
+@pytest.mark.integration
+def test_a_huge_photo_is_searched_small_and_aligned_at_full_resolution(seed_faces, tmp_path):
+    """A 6000x4000 photo: detected in a bounded copy, landmarks mapped back, and the
+    chip cut from the full-resolution pixels."""
+    import io
+
+    from PIL import Image
+
+    from jobs.preprocess import PhotoPreparer
+    from verifier.faces import MTCNNDetector
+
+    face = Image.open(sorted((seed_faces / "obama").iterdir())[0]).convert("RGB")
+    small = np.asarray(face)
+    factor = 2400 / max(face.size)
+    canvas = Image.new("RGB", (6000, 4000), (90, 110, 130))
+    canvas.paste(face.resize((round(face.width * factor), round(face.height * factor)),
+                             Image.BICUBIC), (3000, 1000))
+    big = np.asarray(canvas)
+    detector = MTCNNDetector()
+    reference = detector.detect(small)[0]
+    found = detector.detect(big)
+    assert len(found) == 1
+    expected = np.array(reference.landmarks) * factor + (3000, 1000)
+    eye_distance = np.linalg.norm(expected[1] - expected[0])
+    assert np.abs(np.array(found[0].landmarks) - expected).max() < 0.05 * eye_distance
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=92)
+    prepared = PhotoPreparer(150, "mtcnn").prepare_bytes(buf.getvalue())
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert prepared.status == "face"
+    np.testing.assert_array_equal(
+        prepared.pixels, align(decoded, detector.detect(decoded)[0].landmarks, 150))
