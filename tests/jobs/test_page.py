@@ -47,6 +47,9 @@ def server(tmp_path_factory):
     train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0,
                            name="dlib"), quiet=True, echo=lambda s: None, database=factory)
     embed_gallery(ws, factory, data, model="dlib", quiet=True)
+    from jobs.evaluate import evaluate
+
+    evaluate(ws, factory, model="dlib", threshold=0.6)  # a run for the reports tab
     with factory.begin() as s:
         gallery.get_model(s, "dlib").threshold = 0.6  # dlib's own threshold
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write", "admin")}
@@ -211,6 +214,16 @@ def test_reports_and_accessibility_basics(browser, server, tmp_path):
     pg.wait_for_selector("#key-state:has-text('key set')")
     pg.focus("button[data-tab=reports]")
     pg.keyboard.press("Enter")
-    pg.wait_for_selector("#reports-error:has-text('No evaluation yet')")
+    pg.wait_for_selector("#runs tbody tr")
+    cells = pg.locator("#runs tbody tr").first.locator("td").all_inner_texts()
+    assert cells[1] == "dlib" and cells[2] == "test" and cells[7] == "0.6000"
+    with pg.expect_download() as download:
+        pg.click("button[aria-label^='CSV report of run']")
+    assert download.value.suggested_filename.endswith(".csv")
+    assert Path(download.value.path()).read_text().startswith("photo_a")
+    with context.expect_page() as popup:
+        pg.click("button[aria-label^='HTML report of run']")
+    popup.value.wait_for_load_state()
+    assert "Verification report" in popup.value.content()
     pg.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
     context.close()
