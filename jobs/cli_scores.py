@@ -33,6 +33,16 @@ def metric_table(ev) -> list[str]:
     if ev.folds:
         lines.append(f"{str(ev.folds['folds']) + '-fold accuracy':<20}"
                      f"{ev.folds['mean']:>12.4f} +- {ev.folds['std']:.4f}")
+    from .evaluate import overlap_warning
+
+    if ev.protocol:
+        lines.append(f"protocol: {ev.protocol}")
+    warning = overlap_warning(ev.overlap)
+    if warning:
+        lines.append(f"WARNING: {warning}")
+    if ev.unscored:
+        lines.append(f"{len(ev.unscored)} listed pairs not scored (photos missing or unusable); "
+                     f"first: line {ev.unscored[0]['line']}: {ev.unscored[0]['reason']}")
     return lines
 
 
@@ -44,25 +54,42 @@ def metric_table(ev) -> list[str]:
 @click.option("--target-far", type=click.FloatRange(0, 1),
               help="Calibrate the loosest threshold whose false-accept rate on validation is at most this.")
 @click.option("--folds", type=click.IntRange(2), help="Also report k-fold accuracy (LFW style), e.g. 10.")
+@click.option("--pairs", "pairs_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Score this pair list instead of a saved split: LFW's pairs.txt (its own "
+                   "folds) or a CSV with columns a,b,label. Needs --data.")
+@click.option("--data", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of the photos a --pairs list names (DATA/<person>/<photo>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON document.")
 @pass_ctx
 @friendly
 def evaluate(ctx: Context, model: str | None, split: str, threshold: float | None,
-             target_far: float | None, folds: int | None, as_json: bool) -> None:
-    """Score every pair of a saved split by embedding distance and report metrics.
+             target_far: float | None, folds: int | None, pairs_file: Path | None,
+             data: Path | None, as_json: bool) -> None:
+    """Score every pair of a saved split, or of a benchmark's pair list, and report metrics.
 
     The threshold is calibrated on the validation split (best accuracy, or
     --target-far) and stored with the model; the tutorial's fixed 0.5 is shown
     beside it. Each run is stored with its per-pair distances for `verifier report`.
+    With --pairs, LFW's pairs.txt is scored with its own 10 folds (threshold chosen
+    on nine, measured on the tenth); missing or unusable photos are listed.
 
     \b
     Example:
       verifier evaluate --folds 10 --target-far 0.01
+      verifier evaluate --pairs lfw/pairs.txt --data lfw/lfw
     """
-    from .evaluate import evaluate as run_evaluate
+    if (pairs_file is None) != (data is None):
+        raise click.UsageError("--pairs and --data go together")
+    if pairs_file is not None:
+        from .evaluate import evaluate_pairs
 
-    ev = run_evaluate(ctx.workspace(), ctx.database(), model=model, split=split,
-                      threshold=threshold, target_far=target_far, folds=folds, quiet=ctx.quiet)
+        ev = evaluate_pairs(ctx.workspace(), ctx.database(), pairs_file, data, model=model,
+                            threshold=threshold, folds=folds, quiet=ctx.quiet)
+    else:
+        from .evaluate import evaluate as run_evaluate
+
+        ev = run_evaluate(ctx.workspace(), ctx.database(), model=model, split=split,
+                          threshold=threshold, target_far=target_far, folds=folds, quiet=ctx.quiet)
     if as_json:
         emit_json(ev.as_dict())
     else:

@@ -39,12 +39,16 @@ class Evaluation:
     folds: dict | None = None
     distances: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    overlap: dict | None = None
+    unscored: list[dict] = field(default_factory=list)
+    protocol: str = ""
 
     def as_dict(self) -> dict:
         return {"run": self.run_id, "model": self.model, "split": self.split,
                 "threshold": self.threshold, "threshold_rule": self.threshold_rule,
                 "metrics": self.metrics, "tutorial_threshold_0.5": self.tutorial,
-                "validation": self.validation, "folds": self.folds}
+                "validation": self.validation, "folds": self.folds, "protocol": self.protocol,
+                "overlap": self.overlap, "unscored": self.unscored}
 
 
 def photo_embeddings(session: Session, model_id: int, root: Path,
@@ -104,6 +108,7 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
     result = metrics.summary(d, chosen.label, threshold)
     tutorial = metrics.threshold_metrics(d, chosen.label, TUTORIAL_THRESHOLD)
     fold_result = metrics.kfold_accuracy(d, chosen.label, folds) if folds else None
+    overlap = split_overlap(pairs, split, [p["identity"] for p in photos])
 
     with factory.begin() as session:
         model_row = session.scalar(select(Model).where(Model.name == name))
@@ -117,10 +122,43 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
              "second_image_id": int(image_ids[b]), "label": int(y), "distance": float(dist)}
             for a, b, y, dist in zip(chosen.first, chosen.second, chosen.label, d)])
         gallery.finish_run(session, run.id, "ok", {"metrics": result, "tutorial": tutorial,
-                                                   "validation": validation, "folds": fold_result})
+                                                   "validation": validation, "folds": fold_result,
+                                                   "protocol": config["protocol"],
+                                                   "overlap": overlap})
         run_id = run.id
     return Evaluation(run_id, name, split, float(threshold), rule, result, tutorial, validation,
-                      fold_result, d, chosen.label)
+                      fold_result, d, chosen.label, overlap=overlap, protocol=config["protocol"])
+
+
+def split_overlap(pairs, split: str, identities: list[str]) -> dict:
+    """How much the scored split shares with the training pairs: photos, people, and
+    pairs with at least one photo seen in training."""
+    train = pairs.train
+    seen = set(train.first.tolist()) | set(train.second.tolist())
+    seen_people = {identities[i] for i in seen}
+    chosen = pairs.split(split)
+    mine = set(chosen.first.tolist()) | set(chosen.second.tolist())
+    touching = sum((a in seen) or (b in seen) for a, b in zip(chosen.first, chosen.second))
+    return {"photos": len(mine), "photos_in_training": len(mine & seen),
+            "identities": len({identities[i] for i in mine}),
+            "identities_in_training": len({identities[i] for i in mine} & seen_people),
+            "pairs": len(chosen), "pairs_with_a_training_photo": int(touching)}
+
+
+def overlap_warning(overlap: dict | None) -> str | None:
+    """A sentence for reports when scored pairs share photos or people with training."""
+    if not overlap:
+        return None
+    if overlap.get("photos_in_training"):
+        return (f"{overlap['pairs_with_a_training_photo']} of {overlap['pairs']} pairs contain a "
+                f"photo the model was trained on ({overlap['photos_in_training']} of "
+                f"{overlap['photos']} photos, {overlap['identities_in_training']} of "
+                f"{overlap['identities']} people): these figures are optimistic, not a measure "
+                "of new faces")
+    if overlap.get("identities_in_training"):
+        return (f"{overlap['identities_in_training']} of {overlap['identities']} people were seen "
+                "in training (other photos of them): closed-set figures")
+    return None
 
 
 def latest_run(session: Session, run_id: int | None = None) -> JobRun:
@@ -132,3 +170,96 @@ def latest_run(session: Session, run_id: int | None = None) -> JobRun:
         raise EvaluationError(f"no evaluation run {run_id}" if run_id is not None else
                               "no evaluation yet; run `verifier evaluate` first")
     return run
+
+
+def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Path, data: Path, *,
+                   model: str | None = None, threshold: float | None = None,
+                   folds: int | None = None, quiet: bool = True,
+                   loaded: LoadedModel | None = None) -> Evaluation:
+    """Score an external pair list (LFW's ``pairs.txt`` or a CSV) against the photos
+    in ``data``, embedding any not yet embedded (content-addressed, as ``embed``).
+
+    Folds come from the file (LFW: the threshold is chosen on nine folds and measured
+    on the tenth), or ``folds`` random stratified ones. Pairs whose photos are missing
+    or unusable are listed with reasons, never dropped silently. The threshold of the
+    headline metrics is ``threshold``, else the model's calibrated one, else the best
+    on these pairs (marked optimistic)."""
+    from verifier.pairlists import read_pair_list
+
+    listing = read_pair_list(pairs_file)
+    name = loaded.name if loaded else ws.resolve_model(model)
+    root = Path(data).resolve()
+    if not root.is_dir():
+        raise EvaluationError(f"{root} is not a folder of photos")
+    embed_gallery(ws, factory, root, model=name, quiet=quiet, loaded=loaded)
+    wanted = {p for pair in listing.pairs for p in (pair.a, pair.b)}
+    with factory() as session:
+        model_row = gallery.get_model(session, name)
+        rows = session.execute(
+            select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
+            .outerjoin(Embedding, (Embedding.image_id == Image.id) & (Embedding.model_id == model_row.id))
+            .where(Image.path.startswith(str(root) + "/", autoescape=True))).all()
+        calibrated = model_row.threshold
+    found = {r[0][len(str(root)) + 1:]: r for r in rows if r[0][len(str(root)) + 1:] in wanted}
+
+    def problem(rel: str) -> str | None:
+        row = found.get(rel)
+        if row is None:
+            return "missing"
+        if row[3] != "ok":
+            return row[4] or row[3]
+        return None if row[5] is not None else "not embedded"
+
+    scored, unscored = [], []
+    for pair in listing.pairs:
+        reasons = [f"{rel}: {why}" for rel in (pair.a, pair.b) if (why := problem(rel))]
+        if reasons:
+            unscored.append({"line": pair.line, "a": pair.a, "b": pair.b, "reason": "; ".join(reasons)})
+        else:
+            scored.append(pair)
+    if not scored:
+        raise EvaluationError(f"none of the {len(listing.pairs)} pairs of {pairs_file} can be "
+                              f"scored with photos under {root} (first: {unscored[0]['reason']})")
+    vec = {rel: np.frombuffer(found[rel][5], dtype=np.float32) for p in scored for rel in (p.a, p.b)}
+    d = euclidean_distance_np(np.stack([vec[p.a] for p in scored]), np.stack([vec[p.b] for p in scored]))
+    y = np.array([p.label for p in scored], dtype=np.int64)
+    if threshold is not None:
+        rule = "given"
+    elif calibrated is not None:
+        threshold, rule = calibrated, "calibrated on the model's validation split"
+    else:
+        threshold, rule = metrics.best_accuracy_threshold(d, y), "best on these pairs (optimistic)"
+    if listing.folds:
+        fold_result = metrics.folds_accuracy(d, y, np.array([p.fold for p in scored]))
+    elif folds:
+        fold_result = metrics.kfold_accuracy(d, y, folds)
+    else:
+        fold_result = None
+    result = metrics.summary(d, y, threshold)
+    tutorial = metrics.threshold_metrics(d, y, TUTORIAL_THRESHOLD)
+    trained = {p["sha256"] for p in load_pairs(ws, name)[1]}
+    in_training = {rel for rel in vec if found[rel][2] in trained}
+    overlap = {"photos": len(vec), "photos_in_training": len(in_training),
+               "pairs": len(scored),
+               "pairs_with_a_training_photo": sum(p.a in in_training or p.b in in_training
+                                                  for p in scored),
+               "identities": len({rel.split("/")[0] for rel in vec}),
+               "identities_in_training": len({rel.split("/")[0] for rel in in_training})}
+    protocol = f"external {listing.format} list" + (f", {listing.folds} folds from the file"
+                                                     if listing.folds else "")
+    with factory.begin() as session:
+        run = gallery.start_run(session, "evaluate", {
+            "split": "external", "pairs_file": str(Path(pairs_file).resolve()),
+            "format": listing.format, "data": str(root), "threshold": float(threshold),
+            "threshold_rule": rule, "folds": fold_result["folds"] if fold_result else None},
+            model_row.id)
+        session.execute(PairScore.__table__.insert(), [
+            {"run_id": run.id, "first_image_id": int(found[p.a][1]),
+             "second_image_id": int(found[p.b][1]), "label": int(p.label), "distance": float(dist)}
+            for p, dist in zip(scored, d)])
+        gallery.finish_run(session, run.id, "ok", {
+            "metrics": result, "tutorial": tutorial, "folds": fold_result, "protocol": protocol,
+            "overlap": overlap, "unscored": unscored, "listed": len(listing.pairs)})
+        run_id = run.id
+    return Evaluation(run_id, name, "external", float(threshold), rule, result, tutorial, None,
+                      fold_result, d, y, overlap=overlap, unscored=unscored, protocol=protocol)

@@ -130,6 +130,25 @@ def _accepts_nothing_note(c: dict) -> str:
             "with --target-far.")
 
 
+def trust_note(scored: ScoredPairs) -> str:
+    """The protocol, and a prominent warning when the scored pairs share photos or
+    people with the training pairs (with the counts)."""
+    from .evaluate import overlap_warning
+
+    counts = scored.run["counts"]
+    protocol = counts.get("protocol") or scored.model["config"].get("protocol", "?")
+    out = f"<p>Protocol: <b>{html.escape(str(protocol))}</b>.</p>"
+    warning = overlap_warning(counts.get("overlap"))
+    if warning:
+        out += f'<p class="warn" role="alert">Read with care: {html.escape(warning)}.</p>'
+    unscored = counts.get("unscored") or []
+    if unscored:
+        out += (f'<p class="warn">{len(unscored)} of {counts.get("listed")} listed pairs were not '
+                f"scored (photos missing or unusable; first: line {unscored[0]['line']}, "
+                f"{html.escape(unscored[0]['reason'])}).</p>")
+    return out
+
+
 def write_html(scored: ScoredPairs, out: Path) -> None:
     d, y, t = scored.distances, scored.labels, scored.threshold
     counts = scored.run["counts"]
@@ -139,6 +158,7 @@ def write_html(scored: ScoredPairs, out: Path) -> None:
     rows = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td><td>{_fmt(tut[k])}</td></tr>" for k in keys)
     free = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td></tr>"
                    for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "pairs", "positives"))
+    trust = trust_note(scored)
     folds = counts.get("folds")
     if folds:
         free += f"<tr><td>{folds['folds']}-fold accuracy</td><td>{folds['mean']:.4f} &plusmn; {folds['std']:.4f}</td></tr>"
@@ -175,8 +195,10 @@ td:first-child, th:first-child {{ text-align: left; }}
 .pair img {{ margin: 2px; }}
 .missing {{ display: inline-block; width: 112px; height: 112px; background: #eee; font-size: 0.7em; }}
 .note {{ color: #555; font-size: 0.9em; }}
+.warn {{ border: 2px solid #b3261e; background: #fdecea; padding: .6em .9em; font-weight: 600; }}
 </style></head><body>
 <h1>Verification report</h1>
+{trust}
 <p>Model <b>{html.escape(scored.model['name'])}</b> ({html.escape(scored.model['backbone'])},
 input {cfg.get('image_size')} px, embedding {cfg.get('embedding_dim')}, protocol
 {html.escape(str(cfg.get('protocol')))}, seed {cfg.get('seed')}), evaluation run {scored.run['id']}

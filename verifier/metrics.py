@@ -179,15 +179,25 @@ def kfold_accuracy(distances: np.ndarray, labels: np.ndarray, folds: int = 10,
     for cls in (True, False):
         idx = rng.permutation(np.flatnonzero(y == cls))
         fold_of[idx] = np.arange(len(idx)) % folds
-    order = np.arange(len(d))
-    accs = []
-    for k in range(folds):
-        part = order[fold_of == k]
-        rest = order[fold_of != k]
+    return folds_accuracy(d, y, fold_of)
+
+
+def folds_accuracy(distances: np.ndarray, labels: np.ndarray, fold_of: np.ndarray) -> dict:
+    """Accuracy on each fold at the best-accuracy threshold of the other folds (LFW's
+    protocol when ``fold_of`` comes from the benchmark's own file)."""
+    d, y = _check(distances, labels)
+    fold_of = np.asarray(fold_of)
+    names = np.unique(fold_of)
+    if len(names) < 2:
+        raise MetricError("k-fold accuracy needs at least two folds")
+    accs, thresholds = [], []
+    for k in names:
+        part, rest = fold_of == k, fold_of != k
         t = best_accuracy_threshold(d[rest], y[rest])
+        thresholds.append(float(t))
         accs.append(float(np.mean((d[part] <= t) == y[part])))
-    return {"folds": folds, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
-            "per_fold": accs}
+    return {"folds": len(names), "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+            "per_fold": accs, "thresholds": thresholds}
 
 
 def summary(distances: np.ndarray, labels: np.ndarray, threshold: float) -> dict:

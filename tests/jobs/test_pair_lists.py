@@ -1,0 +1,109 @@
+"""Benchmarks' pair lists (LFW format, CSV) scored end to end, and the overlap warning."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from jobs.cli import main
+from jobs.evaluate import evaluate, evaluate_pairs, overlap_warning
+from jobs.report import write_report
+from storage.database import open_database
+from storage.schema import PairScore
+from storage.workspace import Workspace
+from verifier.synthetic import pattern_image, write_identity_set
+
+NAMES = ("Ana_Silva", "Bo_Li", "Cy_Zoë")
+
+
+@pytest.fixture
+def lfw_folder(tmp_path):
+    """An LFW-shaped folder: NAME/NAME_000n.jpg, three people, three photos each."""
+    rng = np.random.default_rng(4)
+    for k, name in enumerate(NAMES):
+        (tmp_path / "lfw" / name).mkdir(parents=True)
+        for n in (1, 2, 3):
+            Image.fromarray(pattern_image(k, rng, 32)).save(tmp_path / "lfw" / name / f"{name}_{n:04d}.jpg")
+    return tmp_path / "lfw"
+
+
+PAIRS = """2\t2
+Ana_Silva\t1\t2
+Bo_Li\t1\t3
+Ana_Silva\t1\tBo_Li\t2
+Cy_Zoë\t1\tAna_Silva\t2
+Cy_Zoë\t2\t3
+Bo_Li\t2\t9
+Bo_Li\t1\tCy_Zoë\t1
+Ana_Silva\t3\tCy_Zoë\t3
+"""
+
+
+def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_model, lfw_folder, tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS, "utf-8")
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    ev = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")
+    assert ev.split == "external" and ev.metrics["pairs"] == 7  # Bo_Li_0009 does not exist
+    assert ev.unscored == [{"line": 7, "a": "Bo_Li/Bo_Li_0002.jpg", "b": "Bo_Li/Bo_Li_0009.jpg",
+                            "reason": "Bo_Li/Bo_Li_0009.jpg: missing"}]
+    assert ev.folds["folds"] == 2 and len(ev.folds["per_fold"]) == 2
+    assert ev.overlap["photos_in_training"] == 0  # none of these photos trained the model
+    assert ev.threshold_rule == "best on these pairs (optimistic)"
+    with factory() as s:
+        assert s.query(PairScore).filter(PairScore.run_id == ev.run_id).count() == 7
+    out = write_report(factory, tmp_path / "r.json", "json", ev.run_id)
+    doc = json.loads(out.read_text())
+    assert doc["run"]["counts"]["listed"] == 8 and len(doc["run"]["counts"]["unscored"]) == 1
+    html = write_report(factory, tmp_path / "r.html", "html", ev.run_id).read_text()
+    assert "external lfw list, 2 folds from the file" in html and "1 of 8 listed pairs" in html
+    # the same through the CLI, with the table
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "-q", "evaluate", "--pairs",
+                                  str(pairs), "--data", str(lfw_folder)])
+    assert r.exit_code == 0, r.output
+    assert "2-fold accuracy" in r.output and "1 listed pairs not scored" in r.output
+    assert "line 7" in r.output
+
+
+def test_csv_list_with_spaces_and_unicode(home_with_model, tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "photos"
+    for name in ("Zoë Ñ", "Bo"):
+        (folder / name).mkdir(parents=True)
+        for n in range(2):
+            Image.fromarray(pattern_image(len(name), rng, 32)).save(folder / name / f"photo {n}.png")
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_text('a,b,label\n"Zoë Ñ/photo 0.png","Zoë Ñ/photo 1.png",1\n'
+                        '"Zoë Ñ/photo 0.png",Bo/photo 1.png,0\nBo/photo 0.png,Bo/photo 1.png,1\n', "utf-8")
+    ws = Workspace.open(home_with_model)
+    ev = evaluate_pairs(ws, open_database(ws.database_url), csv_path, folder, model="tiny", folds=None)
+    assert ev.metrics["pairs"] == 3 and not ev.unscored and ev.folds is None
+
+
+def test_overlap_warning_for_the_seed_protocol_not_for_identity_disjoint(tmp_path):
+    data = write_identity_set(tmp_path / "faces", identities=20, per_identity=3, size=32)
+    home = tmp_path / "home"
+    for protocol in ("seed", "identity-disjoint"):
+        r = CliRunner().invoke(main, ["--home", str(home), "-q", "train", "--data", str(data),
+                                      "--backbone", "tiny", "--detector", "none", "--image-size",
+                                      "32", "--epochs", "1", "--protocol", protocol, "--name", protocol])
+        assert r.exit_code == 0, r.output
+    ws = Workspace.open(home)
+    factory = open_database(ws.database_url)
+    seed = evaluate(ws, factory, model="seed")
+    o = seed.overlap
+    # the seed protocol: test pairs are drawn from the photos training uses
+    assert o["photos_in_training"] == o["photos"] > 0 and o["pairs_with_a_training_photo"] == o["pairs"]
+    assert o["identities_in_training"] == o["identities"] > 1
+    assert f"{o['pairs']} of {o['pairs']} pairs contain a photo the model was trained on" \
+        in overlap_warning(o)
+    html = write_report(factory, tmp_path / "s.html", "html", seed.run_id).read_text()
+    assert "Read with care" in html and "Protocol: <b>seed</b>" in html
+    disjoint = evaluate(ws, factory, model="identity-disjoint")
+    assert disjoint.overlap["photos_in_training"] == 0
+    assert disjoint.overlap["identities_in_training"] == 0
+    assert overlap_warning(disjoint.overlap) is None
+    html = write_report(factory, tmp_path / "d.html", "html", disjoint.run_id).read_text()
+    assert "Read with care" not in html
