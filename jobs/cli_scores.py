@@ -98,27 +98,39 @@ def evaluate(ctx: Context, model: str | None, split: str, threshold: float | Non
 
 
 @click.command()
-@click.argument("run", required=False, type=int)
+@click.argument("runs", nargs=-1, type=int)
 @click.option("--format", "fmt", default=d.DEFAULT_REPORT_FORMAT, show_default=True,
               type=click.Choice(d.REPORT_FORMATS))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file [default: HOME/reports/run<RUN>.<format>].")
 @pass_ctx
 @friendly
-def report(ctx: Context, run: int | None, fmt: str, out: Path | None) -> None:
-    """Export a pair accuracy report of an evaluation run (default: the latest).
+def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> None:
+    """Export a pair accuracy report of an evaluation run (default: the latest), or
+    compare several runs.
 
     CSV: one row per pair. JSON: the run's configuration and metrics. HTML: one
     self-contained file with ROC and DET curves, distance histograms, the
     confusion matrix, a per-identity table and the worst errors as photo pairs.
+    With two or more RUNS: their ROC and DET curves on the same axes and their
+    metrics side by side (HTML), or the table (CSV, JSON); says whether the runs
+    scored the same pairs.
 
     \b
     Example:
       verifier report --format html --out report.html
+      verifier report 3 5 --format html
     """
     from .evaluate import latest_run
     from .report import write_report
 
+    if len(runs) > 1:
+        from .comparison import write_comparison
+
+        out = out or ctx.workspace().reports_dir / f"compare-{'-'.join(map(str, runs))}.{fmt}"
+        click.echo(f"report written to {write_comparison(ctx.database(), out, fmt, list(runs))}")
+        return
+    run = runs[0] if runs else None
     if out is None:
         with ctx.database()() as session:
             run = latest_run(session, run).id

@@ -78,3 +78,24 @@ def confusion_png(tp: int, fp: int, tn: int, fn: int) -> bytes:
     ax.set_yticks([0, 1], ["same person", "different"])
     ax.set_title("Confusion matrix")
     return _png(fig)
+
+
+def comparison_pngs(curves: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[bytes, bytes]:
+    """ROC and DET of several runs on the same axes: ``[(label, distances, labels)]``."""
+    roc, roc_ax = _figure(5.6, 4.0)
+    det, det_ax = _figure(5.6, 4.0)
+    floor = 1e-4
+    for label, distances, labels in curves:
+        far, tar, _ = roc_curve(distances, labels)
+        roc_ax.plot(far, tar, lw=2, label=label)
+        det_ax.plot(np.maximum(far, floor), np.maximum(1 - tar, floor), lw=2, label=label)
+    roc_ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
+    roc_ax.set(xlabel="false accept rate", ylabel="true accept rate", title="ROC",
+               xlim=(0, 1), ylim=(0, 1.01))
+    roc_ax.legend(loc="lower right", fontsize=8)
+    det_ax.set_xscale("log")
+    det_ax.set_yscale("log")
+    det_ax.set(xlabel="false accept rate", ylabel="false reject rate", title="DET (log-log)")
+    det_ax.grid(True, which="both", alpha=0.3)
+    det_ax.legend(fontsize=8)
+    return _png(roc), _png(det)

@@ -107,3 +107,30 @@ def test_overlap_warning_for_the_seed_protocol_not_for_identity_disjoint(tmp_pat
     assert overlap_warning(disjoint.overlap) is None
     html = write_report(factory, tmp_path / "d.html", "html", disjoint.run_id).read_text()
     assert "Read with care" not in html
+
+
+def test_comparison_report_of_two_runs(home_with_model, lfw_folder, tmp_path):
+    from jobs.comparison import write_comparison
+
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS, "utf-8")
+    ws = Workspace.open(home_with_model)
+    factory = open_database(ws.database_url)
+    a = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")
+    b = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny", threshold=0.1)
+    other = evaluate(ws, factory, model="tiny", split="validation")
+    page = write_comparison(factory, tmp_path / "c.html", "html", [a.run_id, b.run_id]).read_text()
+    assert "All runs scored the same 7 pairs." in page
+    assert page.count("<img alt=\"ROC curves") == 1 and page.count("<img alt=\"DET curves") == 1
+    assert f"run {a.run_id}: tiny" in page and f"run {b.run_id}: tiny" in page
+    doc = json.loads(write_comparison(factory, tmp_path / "c.json", "json",
+                                      [a.run_id, b.run_id, other.run_id]).read_text())
+    assert not doc["same_pairs"] and "different pairs" in doc["note"]
+    assert [r["run"] for r in doc["runs"]] == [a.run_id, b.run_id, other.run_id]
+    assert doc["runs"][1]["threshold"] == 0.1 and doc["runs"][0]["roc_auc"] == doc["runs"][1]["roc_auc"]
+    rows = (tmp_path / "c.csv")
+    write_comparison(factory, rows, "csv", [a.run_id, b.run_id])
+    assert rows.read_text().splitlines()[0].startswith("run,model,backbone,protocol")
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "report", str(a.run_id),
+                                  str(b.run_id), "--out", str(tmp_path / "cli.html")])
+    assert r.exit_code == 0 and (tmp_path / "cli.html").is_file()
