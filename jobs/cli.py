@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import faulthandler
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -227,23 +226,33 @@ def datasets() -> None:
 @click.argument("name", type=click.Choice(d.DATASETS))
 @click.option("--to", "dest", type=click.Path(path_type=Path, file_okay=False),
               help="Destination folder [default: HOME/datasets/NAME].")
-@click.option("--url", "base_url", help="Base URL to download from [default: the pinned origin].")
+@click.option("--url", "base_url", help="Base URL to download from [default: the official one].")
 @pass_ctx
 @friendly
 def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> None:
-    """Download the tutorial's 128 photos (pinned commit), checking each SHA-256.
+    """Download a data set, checking every file against its published checksum.
 
-    Files already present and correct are kept; an interrupted transfer resumes.
-    Offline, it fails with a message on how to pass a local folder instead.
+    seed-faces: the tutorial's 128 photos (pinned commit, SHA-256 each). lfw: LFW's
+    images (lfw.tgz, unpacked into DEST/lfw) and its pair lists (pairs.txt,
+    pairsDevTrain.txt, pairsDevTest.txt), MD5-checked as LFW publishes them. Files
+    already present and correct are kept; an interrupted transfer resumes. Offline,
+    it fails with a message on how to use a local copy instead.
 
     \b
     Example:
       verifier datasets fetch seed-faces --to ./seed-faces
+      verifier datasets fetch lfw --to ./lfw
     """
-    from .datasets import SEED_FACES_URL, fetch_seed_faces
+    from . import datasets as ds
 
     dest = dest or ctx.workspace().root / "datasets" / name
-    summary = fetch_seed_faces(dest, base_url=base_url or SEED_FACES_URL, quiet=ctx.quiet)
+    if name == "lfw":
+        summary = ds.fetch_lfw(dest, base_url=base_url or ds.LFW_URL, quiet=ctx.quiet)
+        click.echo(f"lfw: {len(summary.downloaded)} downloaded ({summary.resumed} resumed), "
+                   f"{summary.present} already present, in {summary.folder}; evaluate with "
+                   f"`verifier evaluate --pairs {dest / 'pairs.txt'} --data {dest / 'lfw'}`")
+        return
+    summary = ds.fetch_seed_faces(dest, base_url=base_url or ds.SEED_FACES_URL, quiet=ctx.quiet)
     click.echo(f"{name}: {len(summary.downloaded)} downloaded ({summary.resumed} resumed), "
                f"{summary.present} already present, in {summary.folder}")
 

@@ -1,5 +1,7 @@
-"""Downloading the tutorial's 128 seed photos from their public origin, pinned to
-one commit, each file checked against its SHA-256; broken transfers resume."""
+"""Downloading public data sets: the tutorial's 128 seed photos (pinned to one commit,
+each file checked against its SHA-256) and LFW (its images and pair lists from the
+official location, each checked against the MD5 LFW publishes); broken transfers
+resume."""
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +46,19 @@ def manifest() -> list[tuple[str, str]]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+LFW_URL = "http://vis-www.cs.umass.edu/lfw/"
+LFW_FILES = {
+    # LFW publishes MD5 digests (no SHA-256); these are the official files' (as
+    # torchvision pins them too)
+    "lfw.tgz": "a17d05bd522c52d84eca14327a23d494",
+    "pairs.txt": "9f1ba174e4e1c508ff7cdf10ac338a7d",
+    "pairsDevTrain.txt": "4f27cbf15b2da4a85c1907eb4181ad21",
+    "pairsDevTest.txt": "5132f7440eb68cf58910c8a45a2ac10b",
+}
+
+
+def _sha256(path: Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 16), b""):
             h.update(chunk)
@@ -105,4 +118,51 @@ def fetch_seed_faces(dest: Path, *, base_url: str = SEED_FACES_URL, timeout: flo
                                     "transit or changed upstream); it was deleted, run again")
             os.replace(part, target)
             summary.downloaded.append(rel)
+    return summary
+
+
+def fetch_lfw(dest: Path, *, base_url: str = LFW_URL, files: dict[str, str] | None = None,
+              timeout: float = 60.0, quiet: bool = False) -> FetchSummary:
+    """Download LFW's images and pair lists into ``dest`` (files already there and
+    correct are kept), check each against its published MD5 and unpack the images
+    into ``dest/lfw/<name>/<name>_000n.jpg``. Then:
+    ``verifier evaluate --pairs DEST/pairs.txt --data DEST/lfw``."""
+    import tarfile
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    summary = FetchSummary(dest)
+    files = files or LFW_FILES
+    with bar(len(files), "lfw", unit="file", quiet=quiet) as progress:
+        for name, digest in files.items():
+            target = dest / name
+            progress.update(1)
+            if target.is_file() and _sha256(target, "md5") == digest:
+                summary.present += 1
+                continue
+            part = target.with_name(target.name + ".part")
+            url = base_url + urllib.parse.quote(name)
+            try:
+                summary.resumed += _download(url, part, timeout)
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise DownloadError(
+                    f"could not download {url} ({reason}). Running this again resumes. "
+                    f"Offline: fetch {', '.join(files)} on another machine, put them in {dest} "
+                    "and run this again (they are checked and unpacked), or evaluate an "
+                    "unpacked copy directly: verifier evaluate --pairs PATH/pairs.txt "
+                    "--data PATH/lfw") from None
+            if _sha256(part, "md5") != digest:
+                part.unlink()
+                raise DownloadError(f"{name} does not match LFW's published MD5 (corrupted in "
+                                    "transit or changed upstream); it was deleted, run again")
+            os.replace(part, target)
+            summary.downloaded.append(name)
+    archive = dest / "lfw.tgz"
+    marker = dest / "lfw" / ".unpacked"
+    if archive.is_file() and not (marker.is_file() and marker.read_text() == _sha256(archive, "md5")):
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")  # no absolute paths, no escapes, no devices
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(_sha256(archive, "md5"))
     return summary

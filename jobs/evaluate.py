@@ -157,7 +157,9 @@ def overlap_warning(overlap: dict | None) -> str | None:
                 "of new faces")
     if overlap.get("identities_in_training"):
         return (f"{overlap['identities_in_training']} of {overlap['identities']} people were seen "
-                "in training (other photos of them): closed-set figures")
+                "in training (matched by name; no photo has the content of a training photo, "
+                "but a re-encoded copy would not be recognised): closed-set figures, not a "
+                "measure of people the model never saw")
     return None
 
 
@@ -237,14 +239,16 @@ def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Pa
         fold_result = None
     result = metrics.summary(d, y, threshold)
     tutorial = metrics.threshold_metrics(d, y, TUTORIAL_THRESHOLD)
-    trained = {p["sha256"] for p in load_pairs(ws, name)[1]}
+    training_photos = load_pairs(ws, name)[1]
+    trained = {p["sha256"] for p in training_photos}
+    trained_people = {p["identity"] for p in training_photos}
     in_training = {rel for rel in vec if found[rel][2] in trained}
     overlap = {"photos": len(vec), "photos_in_training": len(in_training),
                "pairs": len(scored),
                "pairs_with_a_training_photo": sum(p.a in in_training or p.b in in_training
                                                   for p in scored),
                "identities": len({rel.split("/")[0] for rel in vec}),
-               "identities_in_training": len({rel.split("/")[0] for rel in in_training})}
+               "identities_in_training": len({rel.split("/")[0] for rel in vec} & trained_people)}
     protocol = f"external {listing.format} list" + (f", {listing.folds} folds from the file"
                                                      if listing.folds else "")
     with factory.begin() as session:

@@ -35,7 +35,7 @@ TUTORIAL_THRESHOLD = 0.5
 """The tutorial's fixed distance threshold, reported beside the calibrated one."""
 REPORT_FORMATS = ("html", "csv", "json")
 DEFAULT_REPORT_FORMAT = "html"
-DATASETS = ("seed-faces",)
+DATASETS = ("seed-faces", "lfw")
 """Data sets `verifier datasets fetch` knows."""
 DEFAULT_K = 5
 """Identities listed by a query."""

@@ -111,3 +111,54 @@ def test_manifest_matches_shared_checksums():
     shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "seed-faces.sha256"
     if shared.exists():
         assert len(shared.read_text().split()) == 256
+
+
+@pytest.fixture
+def lfw_server(monkeypatch):
+    """A small fake LFW: an archive of 3 photos and the three pair lists."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for rel in ("lfw/Ana/Ana_0001.jpg", "lfw/Ana/Ana_0002.jpg", "lfw/Bo/Bo_0001.jpg"):
+            data = rel.encode() * 100
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    files = {"lfw.tgz": buf.getvalue(), "pairs.txt": b"1\nAna 1 2\nAna 1 Bo 1\n",
+             "pairsDevTrain.txt": b"1\nAna 1 2\nAna 2 Bo 1\n", "pairsDevTest.txt": b"1\nAna 2 1\nBo 1 Ana 1\n"}
+    monkeypatch.setattr(datasets, "LFW_FILES", {k: hashlib.md5(v).hexdigest() for k, v in files.items()})
+    srv = _Server(files)
+    yield srv
+    srv.httpd.shutdown()
+
+
+def test_lfw_download_unpack_resume_and_checksums(lfw_server, tmp_path):
+    from jobs.datasets import fetch_lfw
+    from verifier.pairlists import read_pair_list
+
+    dest = tmp_path / "lfw-data"
+    lfw_server.cut_once.add("lfw.tgz")
+    with pytest.raises(DownloadError, match="resumes"):
+        fetch_lfw(dest, base_url=lfw_server.url, quiet=True)
+    s = fetch_lfw(dest, base_url=lfw_server.url, quiet=True)
+    assert s.resumed == 1 and sorted(s.downloaded) == sorted(lfw_server.files)
+    assert (dest / "lfw" / "Ana" / "Ana_0002.jpg").read_bytes() == b"lfw/Ana/Ana_0002.jpg" * 100
+    assert len(read_pair_list(dest / "pairs.txt").pairs) == 2
+    again = fetch_lfw(dest, base_url=lfw_server.url, quiet=True)
+    assert again.present == 4 and not again.downloaded
+    (dest / "pairs.txt").write_text("tampered")
+    lfw_server.corrupt.add("pairs.txt")
+    with pytest.raises(DownloadError, match="MD5"):
+        fetch_lfw(dest, base_url=lfw_server.url, quiet=True)
+    assert not (dest / "pairs.txt.part").exists()
+
+
+def test_lfw_offline_message_and_cli(lfw_server, tmp_path):
+    r = CliRunner().invoke(main, ["--home", str(tmp_path), "datasets", "fetch", "lfw",
+                                  "--url", "http://127.0.0.1:9/", "--to", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "--data PATH/lfw" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["--home", str(tmp_path), "-q", "datasets", "fetch", "lfw",
+                                  "--url", lfw_server.url, "--to", str(tmp_path / "y")])
+    assert r.exit_code == 0 and "4 downloaded" in r.output and "--pairs" in r.output
