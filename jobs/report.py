@@ -33,6 +33,7 @@ class ScoredPairs:
     identity_b: list[str]
     labels: np.ndarray
     distances: np.ndarray
+    in_training: list[bool] | None = None  # a photo of the pair trained the model (by content)
 
     @property
     def threshold(self) -> float:
@@ -50,28 +51,42 @@ def load_scored(factory: sessionmaker[Session], run_id: int | None = None) -> Sc
         a, b = aliased(Image), aliased(Image)
         ia, ib = aliased(Identity), aliased(Identity)
         rows = session.execute(
-            select(a.path, b.path, ia.name, ib.name, PairScore.label, PairScore.distance)
+            select(a.path, b.path, ia.name, ib.name, PairScore.label, PairScore.distance,
+                   a.sha256, b.sha256)
             .join(a, PairScore.first_image_id == a.id).join(b, PairScore.second_image_id == b.id)
             .join(ia, a.identity_id == ia.id).join(ib, b.identity_id == ib.id)
             .where(PairScore.run_id == run.id).order_by(PairScore.id)).all()
         run_doc = {"id": run.id, "params": run.params, "counts": run.counts,
                    "started": str(run.started), "ended": str(run.ended)}
         model_doc = {"name": model.name, "backbone": model.backbone, "config": model.config}
-    cols = list(zip(*rows)) if rows else [[]] * 6
+    cols = list(zip(*rows)) if rows else [[]] * 8
+    trained = _training_contents(Path(model.artifact))
+    in_training = None if trained is None else \
+        [sa in trained or sb in trained for sa, sb in zip(cols[6], cols[7])]
     return ScoredPairs(run_doc, model_doc, list(cols[0]), list(cols[1]), list(cols[2]),
                        list(cols[3]), np.array(cols[4], dtype=np.int8),
-                       np.array(cols[5], dtype=np.float64))
+                       np.array(cols[5], dtype=np.float64), in_training)
+
+
+def _training_contents(model_folder: Path) -> set[str] | None:
+    """SHA-256 of the photos a model version was trained on (``None``: unknown)."""
+    try:
+        return {p["sha256"] for p in json.loads((model_folder / "photos.json").read_text("utf-8"))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_csv(scored: ScoredPairs, out: Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
-                "decision", "correct"])
+                "decision", "correct", "photo_in_training"])
+    seen = scored.in_training
     for i, dec in enumerate(scored.decisions):
         w.writerow([scored.path_a[i], scored.path_b[i], scored.identity_a[i], scored.identity_b[i],
                     int(scored.labels[i]), f"{scored.distances[i]:.6f}",
-                    "same" if dec else "different", int(bool(dec) == bool(scored.labels[i]))])
+                    "same" if dec else "different", int(bool(dec) == bool(scored.labels[i])),
+                    "" if seen is None else int(seen[i])])
     write_text_atomic(out, buf.getvalue())
 
 

@@ -80,10 +80,14 @@ def test_reports(pipeline_home, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == n
     assert set(rows[0]) == {"photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
-                            "decision", "correct"}
+                            "decision", "correct", "photo_in_training"}
     assert all((r["label"] == "1") == (r["identity_a"] == r["identity_b"]) for r in rows)
+    # the seed protocol draws test pairs from the training photos; every row says so
+    assert {r["photo_in_training"] for r in rows} == {"1"}
     doc = json.loads(write_report(factory, tmp_path / "r.json", "json").read_text())
     assert doc["model"]["name"] == "m" and "roc_auc" in doc["run"]["counts"]["metrics"]
+    assert doc["run"]["counts"]["protocol"] == "seed"
+    assert doc["run"]["counts"]["overlap"]["pairs_with_a_training_photo"] == n
     page = open(html_path, encoding="utf-8").read()
     assert page.count("data:image/png;base64,") >= 4 + 0
     for title in ("ROC curve", "DET curve", "distance histograms", "confusion matrix",

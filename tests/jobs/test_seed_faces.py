@@ -104,3 +104,24 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
             "--epochs", "2", "--embedding-dim", "16", "--name", "dlib-head")
     assert r.exit_code == 0, r.output
     assert "epoch 2/2" in r.output
+    # both models on one pair list of the seed photos, compared in one report
+    import itertools
+
+    photos = sorted(p.relative_to(few_seed_faces / "gallery").as_posix()
+                    for p in (few_seed_faces / "gallery").rglob("*.png"))
+    rows = ["a,b,label"] + [f"{a},{b},{int(a.split('/')[0] == b.split('/')[0])}"
+                            for a, b in itertools.combinations(photos, 2)]
+    listing = tmp_path / "seed-pairs.csv"
+    listing.write_text("\n".join(rows) + "\n")
+    runs = []
+    for model in ("dlib", "dlib-head"):
+        r = run("evaluate", "--pairs", str(listing), "--data", data, "--model", model, "--json")
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.output)
+        assert doc["metrics"]["pairs"] == 120 and doc["overlap"]["photos_in_training"] == 16
+        runs.append(str(doc["run"]))
+    assert json.loads(r.output)["metrics"]["roc_auc"] > 0.9
+    r = run("report", *runs, "--format", "html", "--out", str(tmp_path / "compare.html"))
+    page = (tmp_path / "compare.html").read_text()
+    assert "All runs scored the same 120 pairs." in page and "run " + runs[1] + ": dlib-head" in page
+    assert "pairs contain a photo the model was trained on" in page
