@@ -86,6 +86,30 @@ def _download(url: str, part: Path, timeout: float) -> bool:
     return resumed
 
 
+def _fetch_file(summary: FetchSummary, url: str, target: Path, digest: str, algorithm: str,
+                timeout: float, offline_hint: str) -> None:
+    """Make ``target`` the file at ``url`` whose ``algorithm`` digest is ``digest``:
+    kept when already right, else downloaded (resuming a ``.part``) and checked."""
+    if target.is_file() and _sha256(target, algorithm) == digest:
+        summary.present += 1
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        summary.resumed += _download(url, part, timeout)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"could not download {url} ({reason}). {offline_hint}; running this "
+                            "command again resumes where it stopped") from None
+    if _sha256(part, algorithm) != digest:
+        part.unlink()
+        name = {"sha256": "SHA-256", "md5": "MD5"}.get(algorithm, algorithm)
+        raise DownloadError(f"{target.name} does not match its published {name} "
+                            "(corrupted in transit or changed upstream); it was deleted, run again")
+    os.replace(part, target)
+    summary.downloaded.append(str(target.relative_to(summary.folder)))
+
+
 def fetch_seed_faces(dest: Path, *, base_url: str = SEED_FACES_URL, timeout: float = 30.0,
                      quiet: bool = False) -> FetchSummary:
     """Download the seed photos into ``dest`` (files already there and correct are
@@ -95,29 +119,11 @@ def fetch_seed_faces(dest: Path, *, base_url: str = SEED_FACES_URL, timeout: flo
     files = manifest()
     with bar(len(files), "seed-faces", unit="file", quiet=quiet) as progress:
         for digest, rel in files:
-            target = dest / rel
             progress.update(1)
-            if target.is_file() and _sha256(target) == digest:
-                summary.present += 1
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(target.name + ".part")
-            url = base_url + urllib.parse.quote(rel)
-            try:
-                summary.resumed += _download(url, part, timeout)
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DownloadError(
-                    f"could not download {url} ({reason}). If this machine is offline, copy the "
-                    f"photos from another machine and pass their folder instead, e.g. "
-                    f"`verifier pipeline --data ../shared/data/seed-faces`; running this "
-                    f"command again resumes where it stopped") from None
-            if _sha256(part) != digest:
-                part.unlink()
-                raise DownloadError(f"{rel} does not match its published SHA-256 (corrupted in "
-                                    "transit or changed upstream); it was deleted, run again")
-            os.replace(part, target)
-            summary.downloaded.append(rel)
+            _fetch_file(summary, base_url + urllib.parse.quote(rel), dest / rel, digest, "sha256",
+                        timeout, "If this machine is offline, copy the photos from another "
+                        "machine and pass their folder instead, e.g. `verifier pipeline --data "
+                        "../shared/data/seed-faces`")
     return summary
 
 
@@ -135,29 +141,12 @@ def fetch_lfw(dest: Path, *, base_url: str = LFW_URL, files: dict[str, str] | No
     files = files or LFW_FILES
     with bar(len(files), "lfw", unit="file", quiet=quiet) as progress:
         for name, digest in files.items():
-            target = dest / name
             progress.update(1)
-            if target.is_file() and _sha256(target, "md5") == digest:
-                summary.present += 1
-                continue
-            part = target.with_name(target.name + ".part")
-            url = base_url + urllib.parse.quote(name)
-            try:
-                summary.resumed += _download(url, part, timeout)
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DownloadError(
-                    f"could not download {url} ({reason}). Running this again resumes. "
-                    f"Offline: fetch {', '.join(files)} on another machine, put them in {dest} "
-                    "and run this again (they are checked and unpacked), or evaluate an "
-                    "unpacked copy directly: verifier evaluate --pairs PATH/pairs.txt "
-                    "--data PATH/lfw") from None
-            if _sha256(part, "md5") != digest:
-                part.unlink()
-                raise DownloadError(f"{name} does not match LFW's published MD5 (corrupted in "
-                                    "transit or changed upstream); it was deleted, run again")
-            os.replace(part, target)
-            summary.downloaded.append(name)
+            _fetch_file(summary, base_url + urllib.parse.quote(name), dest / name, digest, "md5",
+                        timeout, f"Offline: fetch {', '.join(files)} on another machine, put them "
+                        f"in {dest} and run this again (they are checked and unpacked), or "
+                        "evaluate an unpacked copy directly: verifier evaluate --pairs "
+                        "PATH/pairs.txt --data PATH/lfw")
     archive = dest / "lfw.tgz"
     marker = dest / "lfw" / ".unpacked"
     if archive.is_file() and not (marker.is_file() and marker.read_text() == _sha256(archive, "md5")):
