@@ -57,7 +57,7 @@ LFW_FILES = {
 }
 
 
-def _sha256(path: Path, algorithm: str = "sha256") -> str:
+def _digest(path: Path, algorithm: str = "sha256") -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 16), b""):
@@ -90,7 +90,7 @@ def _fetch_file(summary: FetchSummary, url: str, target: Path, digest: str, algo
                 timeout: float, offline_hint: str) -> None:
     """Make ``target`` the file at ``url`` whose ``algorithm`` digest is ``digest``:
     kept when already right, else downloaded (resuming a ``.part``) and checked."""
-    if target.is_file() and _sha256(target, algorithm) == digest:
+    if target.is_file() and _digest(target, algorithm) == digest:
         summary.present += 1
         return
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def _fetch_file(summary: FetchSummary, url: str, target: Path, digest: str, algo
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"could not download {url} ({reason}). {offline_hint}; running this "
                             "command again resumes where it stopped") from None
-    if _sha256(part, algorithm) != digest:
+    if _digest(part, algorithm) != digest:
         part.unlink()
         name = {"sha256": "SHA-256", "md5": "MD5"}.get(algorithm, algorithm)
         raise DownloadError(f"{target.name} does not match its published {name} "
@@ -149,9 +149,9 @@ def fetch_lfw(dest: Path, *, base_url: str = LFW_URL, files: dict[str, str] | No
                         "PATH/pairs.txt --data PATH/lfw")
     archive = dest / "lfw.tgz"
     marker = dest / "lfw" / ".unpacked"
-    if archive.is_file() and not (marker.is_file() and marker.read_text() == _sha256(archive, "md5")):
+    if archive.is_file() and not (marker.is_file() and marker.read_text() == _digest(archive, "md5")):
         with tarfile.open(archive) as tar:
             tar.extractall(dest, filter="data")  # no absolute paths, no escapes, no devices
         marker.parent.mkdir(exist_ok=True)
-        marker.write_text(_sha256(archive, "md5"))
+        marker.write_text(_digest(archive, "md5"))
     return summary
