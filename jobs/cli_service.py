@@ -45,7 +45,8 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
-    (`Authorization: Bearer KEY`; see `verifier keys create`). Ctrl-C or SIGTERM
+    (`Authorization: Bearer KEY`; see `verifier keys create`). The web page is at
+    http://HOST:PORT/ and the OpenAPI schema at /openapi.json. Ctrl-C or SIGTERM
     finish the requests in flight and save the index.
 
     \b
