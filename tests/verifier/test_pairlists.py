@@ -79,3 +79,18 @@ def test_folds_accuracy_hand_computed():
     assert r["per_fold"] == [expected0, expected1]
     assert r["per_fold"][1] == 0.75  # 0.25 accepted, 0.8 rejected, both different rejected
     assert r["mean"] == pytest.approx((expected0 + expected1) / 2)
+
+
+def test_ten_folds_with_known_thresholds():
+    """Folds 1-9: same at 0.2, different at 0.6. Fold 0: same at 0.5, different at 0.4.
+    Scoring fold 0, the other nine give 0.4 (midpoint of 0.2 and 0.6): both of its
+    pairs are wrong. Scoring any other fold, the best thresholds are 0.3 and 0.55
+    (17 of 18 right), the smaller wins: both pairs right."""
+    d = np.array([0.5, 0.4] + [0.2, 0.6] * 9)
+    y = np.array([1, 0] * 10)
+    fold = np.repeat(np.arange(10), 2)
+    r = folds_accuracy(d, y, fold)
+    assert r["folds"] == 10
+    assert r["thresholds"] == pytest.approx([0.4] + [0.3] * 9)
+    assert r["per_fold"] == [0.0] + [1.0] * 9
+    assert r["mean"] == pytest.approx(0.9) and r["std"] == pytest.approx(0.3)
