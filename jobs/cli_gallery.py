@@ -21,11 +21,18 @@ from .cli_context import Context, emit_json, friendly, pass_ctx
 @click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
                                       "[default: Flat, exact].")
 @click.option("--max-pixels", default=d.DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1))
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: this process; ray: Ray Data workers (pip install 'siamese-verifier[ray]').")
+@click.option("--ray-address", help="With --engine ray: an existing cluster (auto, ray://host:10001) "
+                                    "[default: start a local Ray for this run].")
+@click.option("--workers", type=click.IntRange(1), help="With --engine ray: model workers "
+                                                        "[default: one per CPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 @friendly
 def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool, wait: bool,
-          index_factory: str | None, max_pixels: int, as_json: bool) -> None:
+          index_factory: str | None, max_pixels: int, engine: str, ray_address: str | None,
+          workers: int | None, as_json: bool) -> None:
     """Embed every photo of a gallery folder into the model's FAISS index.
 
     Content-addressed: unchanged photos cost no model call, moved ones only have
@@ -40,7 +47,8 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
 
     summary = embed_gallery(ctx.workspace(), ctx.database(), data, model=model,
                             batch_size=batch_size, prune=prune, wait=wait,
-                            index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet)
+                            index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet,
+                            engine=engine, ray_address=ray_address, workers=workers)
     if as_json:
         emit_json(summary.as_dict())
     else:

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
@@ -26,7 +26,7 @@ from storage.live_index import open_live_index
 from storage.lock import job_lock
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
-from verifier.errors import ImageError, NoFaceFound
+from verifier.errors import ImageError, NoFaceFound, VerifierError
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS
 from verifier.images import iter_image_files, sha256_bytes
 
@@ -34,6 +34,10 @@ from .models import LoadedModel, load_model, read_config
 from .progress import bar
 
 log = logging.getLogger(__name__)
+
+
+class EmbedError(VerifierError):
+    """An embedding run cannot start (an unknown engine, Ray not installed)."""
 
 
 @dataclass
@@ -154,6 +158,7 @@ def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
     return read_header(data, name=path, max_pixels=max_pixels)
 
 
+ENGINES = ("local", "ray")
 PREPARE_THREADS = max(1, min(4, os.cpu_count() or 1))
 """Threads that prepare (read, decode, detect, align) the photos of a batch."""
 
@@ -177,8 +182,15 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
                   model: str | None = None, batch_size: int = DEFAULT_EMBED_BATCH_SIZE, prune: bool = False,
                   wait: bool = False, index_factory: str | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
-                  loaded: LoadedModel | None = None) -> EmbedSummary:
-    """Embed every usable photo of ``data`` with a model version (default: latest)."""
+                  loaded: LoadedModel | None = None, engine: str = "local",
+                  ray_address: str | None = None, workers: int | None = None) -> EmbedSummary:
+    """Embed every usable photo of ``data`` with a model version (default: latest).
+
+    ``engine="ray"`` runs the same preprocessing and model on Ray Data workers (a
+    local Ray, or the cluster at ``ray_address``); batches come back to this process
+    and are committed exactly as locally."""
+    if engine not in ENGINES:
+        raise EmbedError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     root = Path(data).resolve()
     name = loaded.name if loaded else ws.resolve_model(model)
     t0 = time.perf_counter()
@@ -206,10 +218,15 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
                     Image.path.startswith(str(root) + "/", autoescape=True), Image.status == "ok"))
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
-                loaded = loaded or load_model(ws, name)
-                calls_before = loaded.calls
-                _embed_rows(factory, loaded, model_id, todo, batch_size, summary, quiet, changed)
-                summary.model_calls = loaded.calls - calls_before
+                if engine == "ray":
+                    from .ray_engine import ray_batches
+
+                    batches = ray_batches(ws, name, todo, batch_size, address=ray_address,
+                                          workers=workers)
+                else:
+                    loaded = loaded or load_model(ws, name)
+                    batches = local_batches(loaded, todo, batch_size)
+                _commit_batches(factory, model_id, batches, len(todo), summary, quiet, changed)
             summary.index_rebuilt = sync_index(ws, factory, name, model_id, index_factory)
             with factory.begin() as session:
                 summary.gallery_size = len(gallery.model_ids(session, model_id))
@@ -228,33 +245,45 @@ def _counts(summary: EmbedSummary) -> dict:
             and not isinstance(v, bool)} | {"skipped": len(summary.skipped)}
 
 
-def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: int,
-                todo: list, batch_size: int, summary: EmbedSummary, quiet: bool,
-                changed: set[int]) -> None:
-    """Embed ``todo`` batch by batch; counts ``added`` (new photos) and ``updated``
-    (``changed`` ones) as their vectors are committed."""
-    def prepare(item):
-        image_id, path = item
-        try:
-            prepared = loaded.preparer.prepare(Path(path))
-        except ImageError as exc:
-            return (image_id, path, exc.reason, None), None
-        except NoFaceFound:
-            return (image_id, path, "no_face", None), None
-        return (image_id, path, None, prepared.status), prepared.pixels
+Row = tuple  # (image_id, path, reason or None, face status or None)
 
-    # photos of a batch are read, decoded and detected on every core at once (the
-    # compiled detector releases the GIL), while the model runs on the batch before
-    workers = ThreadPoolExecutor(max_workers=PREPARE_THREADS)
 
-    def load(batch):
-        done = list(workers.map(prepare, batch))
-        pixels = [p for _, p in done if p is not None]
-        return [row for row, _ in done], (np.stack(pixels) if pixels else None)
+def prepare_row(loaded: LoadedModel, image_id: int, path: str) -> tuple[Row, np.ndarray | None]:
+    """One photo of a batch: its row, and its branch input unless it is unusable (the
+    reason is recorded instead). Shared by every engine."""
+    try:
+        prepared = loaded.preparer.prepare(Path(path))
+    except ImageError as exc:
+        return (image_id, path, exc.reason, None), None
+    except NoFaceFound:
+        return (image_id, path, "no_face", None), None
+    return (image_id, path, None, prepared.status), prepared.pixels
 
-    with workers, bar(len(todo), "embedding", quiet=quiet) as progress:
+
+def local_batches(loaded: LoadedModel, todo: list, batch_size: int) -> Iterator[tuple[list, np.ndarray]]:
+    """``(rows, vectors of the usable rows)`` per batch, in this process: the photos of a
+    batch are read, decoded and detected on every core at once (the compiled detector
+    releases the GIL) while the model runs on the batch before."""
+    with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as workers:
+        def load(batch):
+            done = list(workers.map(lambda item: prepare_row(loaded, *item), batch))
+            pixels = [p for _, p in done if p is not None]
+            return [row for row, _ in done], (np.stack(pixels) if pixels else None)
+
         for rows, pixels in _prefetch(todo, load, batch_size):
-            vectors = iter(loaded.embed(pixels) if pixels is not None else ())
+            yield rows, (loaded.embed(pixels) if pixels is not None
+                         else np.zeros((0, loaded.dimension), np.float32))
+
+
+def _commit_batches(factory: sessionmaker[Session], model_id: int,
+                    batches: Iterable[tuple[list, np.ndarray]], total: int,
+                    summary: EmbedSummary, quiet: bool, changed: set[int]) -> None:
+    """Commit each batch in its own transaction, whatever engine made it; counts
+    ``added`` (new photos) and ``updated`` (``changed`` ones) as they are stored."""
+    with bar(total, "embedding", quiet=quiet) as progress:
+        for rows, batch_vectors in batches:
+            vectors = iter(batch_vectors)
+            summary.model_calls += bool(len(batch_vectors))
             inserts, updates = [], []
             for image_id, path, reason, face in rows:
                 if reason is not None:
@@ -264,13 +293,13 @@ def _embed_rows(factory: sessionmaker[Session], loaded: LoadedModel, model_id: i
                 if face in ("no_face", "several_faces"):
                     updates.append({"id": image_id, "flags": face})
                     summary.flagged[face] = summary.flagged.get(face, 0) + 1
-                inserts.append({"image_id": image_id, "model_id": model_id,
+                inserts.append({"image_id": int(image_id), "model_id": model_id,
                                 "vector": gallery.vector_to_bytes(next(vectors))})
             with factory.begin() as session:  # one transaction per batch
                 if inserts:
                     session.execute(insert(Embedding), inserts)
                 for values in updates:
-                    session.execute(update(Image).where(Image.id == values.pop("id")).values(**values))
+                    session.execute(update(Image).where(Image.id == int(values.pop("id"))).values(**values))
             updated = sum(row["image_id"] in changed for row in inserts)
             summary.updated += updated
             summary.added += len(inserts) - updated

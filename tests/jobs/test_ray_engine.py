@@ -1,0 +1,110 @@
+"""`verifier embed --engine ray` on a local Ray (2 CPUs): the same vectors, summary and
+database as the local engine; bad photos handled alike; a killed run resumed."""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from jobs.cli import main
+from jobs.embed import EmbedError, embed_gallery
+from storage.database import open_database
+from storage.schema import Embedding, Image
+from storage.workspace import Workspace
+from verifier.synthetic import write_identity_set
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stored(factory) -> dict[str, tuple]:
+    with factory() as s:
+        rows = s.execute(select(Image.path, Image.status, Image.reason, Image.flags, Embedding.vector)
+                         .outerjoin(Embedding, Embedding.image_id == Image.id)).all()
+    return {Path(r[0]).name + "@" + Path(r[0]).parent.name: r[1:] for r in rows}
+
+
+def with_detector(home: Path) -> Path:
+    path = home / "models" / "tiny" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "detector": "mtcnn"}))
+    return home
+
+
+@pytest.mark.integration
+def test_ray_and_local_agree(home_with_model, tmp_path):
+    pytest.importorskip("ray")
+    data = write_identity_set(tmp_path / "g", identities=3, per_identity=4, size=48)
+    (data / "person_00" / "broken.jpg").write_bytes(b"not a jpeg")
+    homes = []
+    for engine in ("local", "ray"):
+        home = with_detector(Path(shutil.copytree(home_with_model, tmp_path / engine)))
+        ws = Workspace.open(home)
+        factory = open_database(ws.database_url)
+        summary = embed_gallery(ws, factory, data, model="tiny", quiet=True, engine=engine,
+                                workers=2)
+        homes.append((summary, stored(factory)))
+    (local, local_rows), (ray_, ray_rows) = homes
+    assert (ray_.added, ray_.skipped, ray_.flagged) == (local.added, local.skipped, local.flagged)
+    assert local.added == 12 and list(local.skipped.values()) == ["not_an_image"]
+    assert local.flagged == {"no_face": 12}  # stripes have no face: the whole photo is used
+    assert set(ray_rows) == set(local_rows)
+    for key, (status, reason, flags, vector) in local_rows.items():
+        other = ray_rows[key]
+        assert other[:3] == (status, reason, flags), key
+        if vector is not None:
+            np.testing.assert_allclose(np.frombuffer(other[3], np.float32),
+                                       np.frombuffer(vector, np.float32), atol=1e-5)
+
+
+@pytest.mark.integration
+def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
+    pytest.importorskip("ray")
+    data = write_identity_set(tmp_path / "big", identities=10, per_identity=12, size=32)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "jobs", "--home", str(home_with_model), "-q", "embed",
+           "--data", str(data), "--batch-size", "2", "--engine", "ray", "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    db = home_with_model / "verifier.db"
+    count, deadline = 0, time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as con:
+                count = con.execute("select count(*) from embeddings").fetchone()[0]
+        except sqlite3.Error:
+            count = 0
+        if count >= 4:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    assert 4 <= count < 120, "the kill did not land mid-run"
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "-q", "embed", "--data",
+                                  str(data), "--engine", "ray", "--workers", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["added"] == 120 - doc["unchanged"] and doc["unchanged"] >= 4
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*), count(distinct image_id) from embeddings").fetchone() \
+            == (120, 120)
+    assert CliRunner().invoke(main, ["--home", str(home_with_model), "doctor"]).exit_code == 0
+
+
+def test_without_ray_the_message_says_how_to_install(home_with_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    ws = Workspace.open(home_with_model)
+    with pytest.raises(EmbedError, match=r"pip install 'siamese-verifier\[ray\]'"):
+        embed_gallery(ws, open_database(ws.database_url), data, model="tiny", quiet=True,
+                      engine="ray")
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "embed", "--data", str(data),
+                                  "--engine", "ray"])
+    assert r.exit_code == 1 and "siamese-verifier[ray]" in r.output and "Traceback" not in r.output
