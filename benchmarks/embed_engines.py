@@ -1,0 +1,95 @@
+"""`verifier embed` through the local engine and through Ray Data (1 and 2 workers) on
+the same photos, side by side: photos per second, Ray's overhead, and the agreement
+of the vectors.
+
+    python benchmarks/embed_engines.py [--synthetic 1000]
+
+The seed photos with dlib-resnet (MTCNN faces), each run in a fresh workspace copy and
+face cache, the model already trained; plus, with --synthetic N, N small synthetic
+photos with the `tiny` network (no detector), where per-photo overhead shows most.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+
+
+def vectors(factory) -> dict[str, np.ndarray]:
+    from sqlalchemy import select
+
+    from storage.schema import Embedding, Image
+
+    with factory() as s:
+        rows = s.execute(select(Image.path, Embedding.vector).join(Embedding, Embedding.image_id == Image.id)).all()
+    return {p: np.frombuffer(v, np.float32) for p, v in rows}
+
+
+def run(base: Path, data: Path, model: str, engine: str, workers: int | None):
+    from jobs.embed import embed_gallery
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    home = Path(tempfile.mkdtemp(dir=base))
+    shutil.copytree(base / "trained" / "models", home / "models")
+    ws = Workspace.open(home)
+    factory = open_database(ws.database_url)
+    t = time.perf_counter()
+    summary = embed_gallery(ws, factory, data, model=model, quiet=True, engine=engine, workers=workers)
+    return time.perf_counter() - t, summary, vectors(factory)
+
+
+def compare(label: str, base: Path, data: Path, model: str) -> None:
+    results = {}
+    for engine, workers in (("local", None), ("ray", 1), ("ray", 2)):
+        seconds, summary, vecs = run(base, data, model, engine, workers)
+        results[(engine, workers)] = (seconds, vecs)
+        n = summary.added
+        name = engine + (f", {workers} worker{'s' if workers > 1 else ''}" if workers else "")
+        print(f"{label}: {name:<16} {n / seconds:7.1f} photos/s ({seconds:.1f} s for {n}, "
+              f"including Ray's start)")
+    local_s, local_v = results[("local", None)]
+    for key in (("ray", 1), ("ray", 2)):
+        s, v = results[key]
+        diff = max(float(np.abs(v[p] - local_v[p]).max()) for p in local_v)
+        print(f"{label}: ray {key[1]} worker(s) / local time = {s / local_s:.2f}x; largest "
+              f"vector difference {diff:.1e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SEED)
+    ap.add_argument("--synthetic", type=int, default=1000)
+    args = ap.parse_args()
+    from jobs.train import TrainOptions, train
+    from storage.workspace import Workspace
+    from verifier.synthetic import write_identity_set
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        ws = Workspace.open(base / "trained")
+        train(ws, TrainOptions(data=args.data, backbone="dlib-resnet", head="none", fine_tune=0.0,
+                               name="dlib"), quiet=True, echo=lambda s: None)
+        shutil.rmtree(ws.cache_dir / "faces", ignore_errors=True)
+        compare("seed photos, dlib-resnet + MTCNN", base, args.data, "dlib")
+        if args.synthetic:
+            per = max(1, args.synthetic // 20)
+            synth = write_identity_set(base / "synth", identities=20, per_identity=per, size=64)
+            train(ws, TrainOptions(data=synth, backbone="tiny", detector="none", epochs=1,
+                                   name="tiny"), quiet=True, echo=lambda s: None)
+            compare(f"{20 * per} synthetic photos, tiny", base, synth, "tiny")
+
+
+if __name__ == "__main__":
+    main()
