@@ -120,4 +120,76 @@ def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = [embed, gallery_cmd, doctor]
+@click.group()
+def index() -> None:
+    """The FAISS index of a model: build it anew (any type), or describe it.
+
+    \b
+    Example:
+      verifier index build --factory IVF4096,PQ32 --train-sample 200000
+      verifier index info
+    """
+
+
+@index.command("build")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--factory", "index_factory", required=True,
+              help="FAISS factory string: Flat, HNSW32, IVF4096,Flat, IVF65536,PQ32, "
+                   "OPQ32,IVF65536,PQ32 ...")
+@click.option("--train-sample", default=262_144, show_default=True, type=click.IntRange(1),
+              help="Vectors a type that needs training is trained on (a seeded random sample).")
+@click.option("--wait", is_flag=True, help="Wait for a running embed instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def index_build(ctx: Context, model: str | None, index_factory: str, train_sample: int, wait: bool,
+                as_json: bool) -> None:
+    """Build the model's index from the stored vectors, streamed in chunks, and swap it in.
+
+    Approximate types are re-ranked at search time by the exact stored vectors.
+    A server that runs keeps its loaded index until it restarts.
+
+    \b
+    Example:
+      verifier index build --factory IVF65536,PQ32 --train-sample 262144
+    """
+    from .indexes import build
+
+    report = build(ctx.workspace(), ctx.database(), model=model, index_factory=index_factory,
+                   train_sample=train_sample, wait=wait)
+    _print_index(report, as_json)
+
+
+@index.command("info")
+@click.option("--model", help="Model version [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def index_info(ctx: Context, model: str | None, as_json: bool) -> None:
+    """Type, vectors, size of the model's index, and the database state it reflects.
+
+    \b
+    Example:
+      verifier index info --json
+    """
+    from .indexes import info
+
+    _print_index(info(ctx.workspace(), ctx.database(), model=model), as_json)
+
+
+def _print_index(report, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(f"model {report.model}: {report.factory}, {report.count} vectors"
+               + (f" (+{report.hidden} removed, hidden)" if report.hidden else "")
+               + f", {report.file_bytes / 2 ** 20:.1f} MB")
+    click.echo(f"database: {report.database_count} vectors (largest id {report.database_max_id}); "
+               + ("the index holds exactly these" if not (report.behind or report.ahead) else
+                  f"the index lacks {report.behind} and still holds {report.ahead} removed "
+                  "(caught up when loaded)"))
+    if report.seconds:
+        click.echo(f"built in {report.seconds:.1f} s, trained on {report.trained_on} vectors")
+
+
+COMMANDS = [embed, gallery_cmd, doctor, index]

@@ -69,6 +69,20 @@ def vectors_of(session: Session, ids: np.ndarray, chunk: int = 10_000) -> np.nda
     return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids])
 
 
+def iter_model_vectors(session: Session, model_id: int, chunk: int = 100_000):
+    """``(ids, vectors)`` of a model's embeddings, ``chunk`` rows at a time, by id."""
+    last = -1
+    while True:
+        rows = session.execute(select(Embedding.id, Embedding.vector)
+                               .where(Embedding.model_id == model_id, Embedding.id > last)
+                               .order_by(Embedding.id).limit(chunk)).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+               np.stack([np.frombuffer(r[1], np.float32) for r in rows]))
+
+
 def model_ids(session: Session, model_id: int) -> np.ndarray:
     ids = session.scalars(select(Embedding.id).where(Embedding.model_id == model_id)).all()
     return np.asarray(sorted(ids), dtype=np.int64)

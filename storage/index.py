@@ -165,7 +165,7 @@ def load_index(path: Path, *, model: str, dimension: int | None = None,
 
 
 def search(index, queries: np.ndarray, k: int, *, exact: bool = True,
-           rerank_factor: int = 4) -> tuple[np.ndarray, np.ndarray]:
+           rerank_factor: int = 4, stored=None) -> tuple[np.ndarray, np.ndarray]:
     """``(distances, ids)`` of the ``k`` nearest vectors, euclidean, nearest first.
 
     Through an approximate index, ``rerank_factor * k`` candidates are fetched and
@@ -187,9 +187,46 @@ def search(index, queries: np.ndarray, k: int, *, exact: bool = True,
         ids = ids[ids >= 0]
         if not len(ids):
             continue
-        vecs = np.stack([index.reconstruct(int(i)) for i in ids])
+        # the stored (exact) vectors when the caller has them; a compressed index
+        # (PQ) only reconstructs approximations
+        vecs = stored(ids) if stored is not None else \
+            np.stack([index.reconstruct(int(i)) for i in ids])
         d = np.sqrt(((vecs - q) ** 2).sum(axis=1))
         order = np.argsort(d, kind="stable")[:k]
         out_d[row, : len(order)] = d[order]
         out_i[row, : len(order)] = ids[order]
     return out_d, out_i
+
+
+def build_index_streaming(chunks, dimension: int, factory: str, train: np.ndarray):
+    """An ``IndexIDMap2`` of type ``factory`` trained on the sample ``train`` (when the
+    type needs training) and filled from ``chunks`` of ``(ids, vectors)``, so that the
+    gallery is never held in memory at once as float32."""
+    import faiss
+
+    try:
+        base = faiss.index_factory(dimension, factory, faiss.METRIC_L2)
+    except RuntimeError as exc:
+        raise IndexBuildError(f"FAISS does not understand --factory {factory!r}: "
+                              f"{str(exc).splitlines()[-1]}") from None
+    if not base.is_trained:
+        ivf = faiss.try_extract_index_ivf(base)
+        need = ivf.nlist if ivf is not None else 1
+        if len(train) < need:
+            raise IndexBuildError(f"--factory {factory!r} must be trained on at least {need} "
+                                  f"vectors; the sample has {len(train)} (gallery or --train-sample "
+                                  "too small)")
+        base.train(np.ascontiguousarray(train, dtype=np.float32))
+    ivf = faiss.try_extract_index_ivf(base)
+    if ivf is not None:
+        ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, 16))
+        ivf.make_direct_map()
+    hnsw = getattr(faiss.downcast_index(base), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = max(hnsw.efSearch, HNSW_EF_SEARCH)
+    index = faiss.IndexIDMap2(base)
+    for ids, vectors in chunks:
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                               np.ascontiguousarray(ids, dtype=np.int64))
+    return index

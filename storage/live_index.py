@@ -82,8 +82,10 @@ class LiveIndex:
     """An ``IndexIDMap2`` with in-place ``add``/``remove``, a version that counts
     changes, and thread-safe ``search`` (parallel readers, one writer at a time)."""
 
-    def __init__(self, index, model: str, factory: str = DEFAULT_FACTORY) -> None:
+    def __init__(self, index, model: str, factory: str = DEFAULT_FACTORY,
+                 stored: FetchVectors | None = None) -> None:
         self._index = index
+        self.stored = stored  # exact vectors for re-ranking approximate results
         self.model = model
         self.factory = factory
         self.exact = is_exact(factory)
@@ -159,10 +161,10 @@ class LiveIndex:
         version of the index they were found in."""
         with self._lock.reading():
             if not self._hidden:
-                d, i = search(self._index, queries, k, exact=self.exact)
+                d, i = search(self._index, queries, k, exact=self.exact, stored=self.stored)
                 return d, i, self.version
             wanted = min(int(self._index.ntotal), k + len(self._hidden))
-            d, i = search(self._index, queries, wanted, exact=self.exact)
+            d, i = search(self._index, queries, wanted, exact=self.exact, stored=self.stored)
             hidden = np.isin(i, np.fromiter(self._hidden, np.int64))
             out_d = np.full((len(d), k), np.inf)
             out_i = np.full((len(d), k), -1, dtype=np.int64)
@@ -225,7 +227,7 @@ def open_live_index(path: Path, *, model: str, dimension: int, db_ids: np.ndarra
         index, info = load_index(path, model=model, dimension=dimension)
         factory = factory or info.factory
         if info.factory == factory and not rebuild:
-            live = LiveIndex(index, model, info.factory)
+            live = LiveIndex(index, model, info.factory, stored=fetch)
             live._hidden.update(info.hidden)
             return live, live.catch_up(db_ids, fetch)
     except IndexMismatch:
@@ -236,4 +238,5 @@ def open_live_index(path: Path, *, model: str, dimension: int, db_ids: np.ndarra
     ids = np.asarray(db_ids, dtype=np.int64)
     vectors = fetch(ids) if len(ids) else np.zeros((0, dimension), np.float32)
     live = LiveIndex.build(vectors, ids, model, factory or DEFAULT_FACTORY)
+    live.stored = fetch
     return live, CatchUp(added=len(ids), rebuilt=True)
