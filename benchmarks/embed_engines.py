@@ -71,6 +71,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SEED)
     ap.add_argument("--synthetic", type=int, default=1000)
+    ap.add_argument("--copies", type=int, default=1,
+                    help="re-encoded copies of the seed set (new bytes, same faces), so that "
+                         "Ray's start-up is spread over more photos")
     args = ap.parse_args()
     from jobs.train import TrainOptions, train
     from storage.workspace import Workspace
@@ -82,7 +85,17 @@ def main() -> None:
         train(ws, TrainOptions(data=args.data, backbone="dlib-resnet", head="none", fine_tune=0.0,
                                name="dlib"), quiet=True, echo=lambda s: None)
         shutil.rmtree(ws.cache_dir / "faces", ignore_errors=True)
-        compare("seed photos, dlib-resnet + MTCNN", base, args.data, "dlib")
+        data = args.data
+        if args.copies > 1:
+            from PIL import Image
+
+            data = base / "copies"
+            for k in range(args.copies):
+                for photo in sorted(args.data.rglob("*.png")):
+                    out = data / photo.parent.name / f"{photo.stem}-{k}.jpg"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    Image.open(photo).convert("RGB").save(out, quality=95 - k % 10)
+        compare(f"{args.copies} x seed photos, dlib-resnet + MTCNN", base, data, "dlib")
         if args.synthetic:
             per = max(1, args.synthetic // 20)
             synth = write_identity_set(base / "synth", identities=20, per_identity=per, size=64)
