@@ -19,7 +19,7 @@ from verifier.losses import euclidean_distance_np
 
 from .embed import embed_gallery
 from .models import LoadedModel, read_config
-from .train import load_pairs
+from .train import load_pairs, training_photos
 
 
 class EvaluationError(MetricError):
@@ -239,9 +239,9 @@ def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Pa
         fold_result = None
     result = metrics.summary(d, y, threshold)
     tutorial = metrics.threshold_metrics(d, y, TUTORIAL_THRESHOLD)
-    training_photos = load_pairs(ws, name)[1]
-    trained = {p["sha256"] for p in training_photos}
-    trained_people = {p["identity"] for p in training_photos}
+    trained_on = training_photos(ws.model_dir(name))
+    trained = {p["sha256"] for p in trained_on}
+    trained_people = {p["identity"] for p in trained_on}
     in_training = {rel for rel in vec if found[rel][2] in trained}
     overlap = {"photos": len(vec), "photos_in_training": len(in_training),
                "pairs": len(scored),

@@ -70,8 +70,10 @@ def load_scored(factory: sessionmaker[Session], run_id: int | None = None) -> Sc
 
 def _training_contents(model_folder: Path) -> set[str] | None:
     """SHA-256 of the photos a model version was trained on (``None``: unknown)."""
+    from .train import training_photos
+
     try:
-        return {p["sha256"] for p in json.loads((model_folder / "photos.json").read_text("utf-8"))}
+        return {p["sha256"] for p in training_photos(model_folder)}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

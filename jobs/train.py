@@ -214,6 +214,11 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
                        branch.trainable_layers, branch.backbone_layers)
 
 
+def training_photos(folder: Path) -> list[dict]:
+    """The photos a model version (its folder) was trained on: path, identity, sha256."""
+    return json.loads((Path(folder) / "photos.json").read_text("utf-8"))
+
+
 def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
     """The pair splits and photo list saved with a model version."""
     from .models import read_config
@@ -222,6 +227,5 @@ def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
     config = read_config(ws, name)
     with np.load(folder / "pairs.npz") as arrays:
         pairs = PairSet.from_arrays(config["protocol"], config["seed"], dict(arrays))
-    photos = json.loads((folder / "photos.json").read_text("utf-8"))
-    return pairs, photos
+    return pairs, training_photos(folder)
 

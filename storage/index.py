@@ -55,38 +55,10 @@ def is_exact(factory: str) -> bool:
 def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FACTORY):
     """An ``IndexIDMap2`` over ``faiss.index_factory(d, factory)``, trained on
     ``vectors`` when the type needs it, holding ``vectors`` under ``ids``."""
-    import faiss
-
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
     if vectors.ndim != 2:
         raise IndexBuildError("vectors must be a 2-D array")
-    d = vectors.shape[1]
-    try:
-        base = faiss.index_factory(d, factory, faiss.METRIC_L2)
-    except RuntimeError as exc:
-        raise IndexBuildError(f"FAISS does not understand --index-factory {factory!r}: "
-                              f"{str(exc).splitlines()[-1]}") from None
-    if not base.is_trained:
-        ivf = faiss.try_extract_index_ivf(base)
-        need = ivf.nlist if ivf is not None else 1
-        if len(vectors) < need:
-            raise IndexBuildError(f"--index-factory {factory!r} must be trained on at least "
-                                  f"{need} vectors, the gallery has {len(vectors)}; use Flat or "
-                                  "HNSW32 for small galleries")
-        base.train(vectors)
-    ivf = faiss.try_extract_index_ivf(base)
-    if ivf is not None:
-        ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, 16))
-        ivf.make_direct_map()  # reconstruct() for exact re-ranking
-    hnsw = getattr(faiss.downcast_index(base), "hnsw", None)
-    if hnsw is not None:
-        # FAISS' default (16) loses recall past ~100k vectors; it is saved with the index
-        hnsw.efSearch = max(hnsw.efSearch, HNSW_EF_SEARCH)
-    index = faiss.IndexIDMap2(base)
-    if len(ids):
-        index.add_with_ids(vectors, ids)
-    return index
+    return build_index_streaming([(ids, vectors)], vectors.shape[1], factory, vectors)
 
 
 def save_index(path: Path, index, model: str, factory: str,
@@ -207,22 +179,23 @@ def build_index_streaming(chunks, dimension: int, factory: str, train: np.ndarra
     try:
         base = faiss.index_factory(dimension, factory, faiss.METRIC_L2)
     except RuntimeError as exc:
-        raise IndexBuildError(f"FAISS does not understand --factory {factory!r}: "
+        raise IndexBuildError(f"FAISS does not understand the index factory {factory!r}: "
                               f"{str(exc).splitlines()[-1]}") from None
     if not base.is_trained:
         ivf = faiss.try_extract_index_ivf(base)
         need = ivf.nlist if ivf is not None else 1
         if len(train) < need:
-            raise IndexBuildError(f"--factory {factory!r} must be trained on at least {need} "
-                                  f"vectors; the sample has {len(train)} (gallery or --train-sample "
-                                  "too small)")
+            raise IndexBuildError(f"index factory {factory!r} must be trained on at least "
+                                  f"{need} vectors, there are {len(train)}; use Flat or HNSW32 "
+                                  "for small galleries")
         base.train(np.ascontiguousarray(train, dtype=np.float32))
     ivf = faiss.try_extract_index_ivf(base)
     if ivf is not None:
         ivf.nprobe = max(ivf.nprobe, min(ivf.nlist, 16))
-        ivf.make_direct_map()
+        ivf.make_direct_map()  # reconstruct() for re-ranking when no stored vectors are given
     hnsw = getattr(faiss.downcast_index(base), "hnsw", None)
     if hnsw is not None:
+        # FAISS' default (16) loses recall past ~100k vectors; it is saved with the index
         hnsw.efSearch = max(hnsw.efSearch, HNSW_EF_SEARCH)
     index = faiss.IndexIDMap2(base)
     for ids, vectors in chunks:

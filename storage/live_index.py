@@ -175,12 +175,6 @@ class LiveIndex:
                 out_i[row, :n] = i[row][keep][:n]
             return out_d, out_i, self.version
 
-    def vector(self, id_: int) -> np.ndarray:
-        with self._lock.reading():
-            if int(id_) in self._hidden:
-                raise KeyError(id_)
-            return self._index.reconstruct(int(id_))
-
     def catch_up(self, db_ids: np.ndarray, fetch: FetchVectors) -> CatchUp:
         """Add what the database has and the index lacks; remove the reverse."""
         have = self.ids()
