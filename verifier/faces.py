@@ -157,8 +157,8 @@ def _compile_stages(detector) -> None:
     """Run MTCNN's three networks as compiled graphs instead of eagerly.
 
     The ``mtcnn`` package calls its Keras networks eagerly, once per pyramid scale;
-    the Python overhead of eager execution was most of the detection time (61.7 ms
-    against 23.4 ms per seed photo) and holds the GIL, so concurrent detections did
+    the Python overhead of eager execution was most of the detection time (71.9 ms
+    against 29.5 ms per seed photo, `benchmarks/faces_speed.py`) and holds the GIL, so concurrent detections did
     not overlap. ``reduce_retracing`` lets one graph serve every input shape.
     Same weights, same operations: the detections do not change
     (``tests/verifier/test_faces.py``)."""
