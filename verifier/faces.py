@@ -99,7 +99,8 @@ def align(image: np.ndarray, landmarks, size: int, padding: float = DEFAULT_PADD
 
 
 class MTCNNDetector:
-    """MTCNN from the ``mtcnn`` package (weights inside it), created once per process."""
+    """MTCNN with the ``mtcnn`` package's weights and rules, its networks run on ONNX
+    Runtime (:mod:`verifier.mtcnn_pipeline`); loaded once per process."""
 
     _lock = threading.Lock()
     _instance = None
@@ -113,14 +114,14 @@ class MTCNNDetector:
                 try:
                     from mtcnn import MTCNN
 
-                    detector = MTCNN()
-                    _compile_stages(detector)
-                    MTCNNDetector._instance = detector
+                    from .mtcnn_pipeline import MTCNNPipeline
+
+                    MTCNNDetector._instance = MTCNNPipeline(MTCNN())
                 except Exception as exc:  # ImportError, or a package that cannot load
                     raise DetectorUnavailable(
                         f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "
-                        "reinstall it with `pip install mtcnn`, or use a model trained with "
-                        "--detector none") from None
+                        "reinstall it with `pip install mtcnn onnxruntime onnx`, or use a model "
+                        "trained with --detector none") from None
             return MTCNNDetector._instance
 
     def detect(self, image: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> list[Face]:
@@ -140,10 +141,9 @@ class MTCNNDetector:
             scale_x, scale_y = w / small.shape[1], h / small.shape[0]
         else:
             scale_x = scale_y = 1.0
-        found = self._model().detect_faces(np.ascontiguousarray(small),
-                                           min_face_size=self.min_face_size)
+        found = self._model().detect(np.ascontiguousarray(small), min_face_size=self.min_face_size)
         faces = []
-        for f in found or []:
+        for f in found:
             k = f["keypoints"]
             x, y, bw, bh = (float(v) for v in f["box"])
             faces.append(Face((x * scale_x, y * scale_y, bw * scale_x, bh * scale_y),
@@ -151,23 +151,6 @@ class MTCNNDetector:
                               tuple((float(k[n][0]) * scale_x, float(k[n][1]) * scale_y)
                                     for n in LANDMARKS)))
         return sorted(faces, key=lambda face: -face.area)
-
-
-def _compile_stages(detector) -> None:
-    """Run MTCNN's three networks as compiled graphs instead of eagerly.
-
-    The ``mtcnn`` package calls its Keras networks eagerly, once per pyramid scale;
-    the Python overhead of eager execution was most of the detection time (71.9 ms
-    against 29.5 ms per seed photo, `benchmarks/faces_speed.py`) and holds the GIL, so concurrent detections did
-    not overlap. ``reduce_retracing`` lets one graph serve every input shape.
-    Same weights, same operations: the detections do not change
-    (``tests/verifier/test_faces.py``)."""
-    import tensorflow as tf
-
-    for stage in getattr(detector, "stages", ()):
-        network = getattr(stage, "_model", None)
-        if network is not None and not isinstance(network, tf.types.experimental.GenericFunction):
-            stage._model = tf.function(network, reduce_retracing=True)
 
 
 def most_prominent(faces: list[Face]) -> Face:

@@ -62,22 +62,22 @@ def test_most_prominent():
 
 
 @pytest.mark.integration
-def test_compiled_mtcnn_finds_the_same_faces_as_the_eager_one(seed_faces):
-    """The compiled stages change speed, not results: every seed photo's landmarks
-    agree with the package's own eager detector within a pixel."""
+def test_fast_mtcnn_finds_the_same_faces_as_the_package(seed_faces):
+    """Networks on ONNX Runtime change speed, not results: every seed photo's faces
+    and landmarks agree with the package's own detector within a pixel."""
     from mtcnn import MTCNN
     from PIL import Image
 
     from verifier.faces import LANDMARKS, MTCNNDetector
 
     eager = MTCNN()
-    compiled = MTCNNDetector()
+    fast = MTCNNDetector()
     worst = 0.0
     photos = sorted(seed_faces.rglob("*.png"))
     assert len(photos) == 128
     for path in photos:
         image = np.asarray(Image.open(path).convert("RGB"))
-        mine = compiled.detect(image)
+        mine = fast.detect(image)
         theirs = sorted(eager.detect_faces(image, min_face_size=20),
                         key=lambda f: -f["box"][2] * f["box"][3])
         assert len(mine) == len(theirs), path

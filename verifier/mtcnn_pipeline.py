@@ -1,0 +1,110 @@
+"""MTCNN's cascade (PNet over an image pyramid, RNet, ONet) with its networks on
+ONNX Runtime.
+
+The ``mtcnn`` package runs its Keras networks through TensorFlow: eagerly, once per
+pyramid level, each level resized by a separate op from a float64 copy of the
+photo. On the CPU, TensorFlow's oneDNN kernels are prepared anew for nearly every
+input shape (every photo has its own pyramid) and its small element-wise layers
+(PReLU) cost as much as the convolutions; ONNX Runtime runs the same weights
+without either cost (``benchmarks/faces_speed.py`` shows the stage times).
+
+Everything around the networks is the package's own code (pyramid scales,
+thresholds, box regression, non-maximum suppression, landmark placement, the
+output format) or the same TensorFlow ops (area resize, crop-and-resize), so the
+detections are ``MTCNN.detect_faces``'s: ``tests/verifier/test_faces.py`` compares
+them photo by photo.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class _Host:
+    """A NumPy array where the package's helpers expect a tensor (they call ``.numpy()``)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def numpy(self) -> np.ndarray:
+        return self.array
+
+
+class MTCNNPipeline:
+    """The networks of a ``mtcnn.MTCNN`` (its weights) run on ONNX Runtime with
+    ``threads`` threads per call. Thread-safe: calls share no state."""
+
+    def __init__(self, package_mtcnn, threads: int = 1) -> None:
+        from .keras_onnx import to_session
+
+        pnet, rnet, onet = (stage.model for stage in package_mtcnn.stages)
+        self._pnet = to_session(pnet, None, threads)
+        self._rnet = to_session(rnet, 24, threads)
+        self._onet = to_session(onet, 48, threads)
+
+    def detect(self, image: np.ndarray, min_face_size: int = 20, scale_factor: float = 0.709,
+               threshold_pnet: float = 0.6, threshold_rnet: float = 0.7, threshold_onet: float = 0.8,
+               nms_pnet1: float = 0.5, nms_pnet2: float = 0.7, nms_rnet: float = 0.7,
+               nms_onet: float = 0.7) -> list[dict]:
+        """What ``MTCNN.detect_faces(image, ...)`` returns for an RGB ``uint8`` image: a
+        list of ``{"box", "confidence", "keypoints"}``; the keyword arguments and their
+        defaults are the package's."""
+        import tensorflow as tf
+        from mtcnn.utils.bboxes import (adjust_bboxes, generate_bounding_box, limit_bboxes,
+                                        pick_matches, replace_confidence, resize_to_square,
+                                        smart_nms_from_bboxes, to_json, upscale_bboxes)
+        from mtcnn.utils.images import build_scale_pyramid
+        from mtcnn.utils.landmarks import adjust_landmarks
+
+        h, w = image.shape[:2]
+        normalized = tf.constant(((image.astype(np.float32) - 127.5) / 128)[None])
+
+        # PNet over the pyramid: proposals suppressed per level, then across levels
+        proposals = []
+        for scale in build_scale_pyramid(w, h, min_face_size=min_face_size, scale_factor=scale_factor):
+            size = (int(h * scale), int(w * scale))  # truncated, as the package's resize does
+            if min(size) < 12:
+                continue  # smaller than PNet's 12-pixel window: no output
+            level = tf.raw_ops.ResizeArea(images=normalized, size=size).numpy()
+            reg, cls = self._pnet.run(None, {"input": level})
+            found = upscale_bboxes(generate_bounding_box(_Host(reg), _Host(cls), threshold_pnet),
+                                   np.asarray([scale]))
+            proposals.append(smart_nms_from_bboxes(found, threshold=nms_pnet1, method="union",
+                                                   initial_sort=False))
+        boxes = np.concatenate(proposals, axis=0) if proposals else np.empty((0, 6))
+        if len(boxes) == 0:
+            return []
+        boxes = resize_to_square(smart_nms_from_bboxes(boxes, threshold=nms_pnet2, method="union",
+                                                       initial_sort=True))
+
+        # RNet refines the proposals
+        offsets, scores = self._patches(self._rnet, normalized, boxes, 24)
+        boxes = pick_matches(adjust_bboxes(replace_confidence(boxes, scores), offsets),
+                             score_threshold=threshold_rnet)
+        if len(boxes) == 0:
+            return []
+        boxes = resize_to_square(smart_nms_from_bboxes(boxes, threshold=nms_rnet, method="union",
+                                                       initial_sort=True))
+
+        # ONet: final boxes, confidences and landmarks
+        offsets, landmarks, scores = self._patches(self._onet, normalized, boxes, 48)
+        landmarks = adjust_landmarks(_Host(landmarks), boxes)
+        boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
+        boxes = pick_matches(np.concatenate([boxes, landmarks], axis=-1), scores_column=5,
+                             score_threshold=threshold_onet)
+        if len(boxes) == 0:
+            return []
+        boxes = smart_nms_from_bboxes(boxes, threshold=nms_onet, method="min", initial_sort=True)
+        boxes = limit_bboxes(boxes, images_shapes=np.array([image.shape]), limit_landmarks=False)
+        return to_json(boxes, images_count=1, output_as_width_height=True, input_as_width_height=False)[0]
+
+    @staticmethod
+    def _patches(session, normalized, boxes: np.ndarray, side: int) -> list[np.ndarray]:
+        """``session``'s outputs for the ``side`` x ``side`` patches under ``boxes``."""
+        import tensorflow as tf
+
+        h, w = normalized.shape[1:3]
+        # the package's normalisation of the corners: [y1, x1, y2, x2] / [h, w, h, w]
+        crop = (boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w])).astype(np.float32)
+        patches = tf.raw_ops.CropAndResize(image=normalized, boxes=crop,
+                                           box_ind=np.zeros(len(crop), np.int32), crop_size=[side, side])
+        return session.run(None, {"input": patches.numpy()})
