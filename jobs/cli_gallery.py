@@ -25,8 +25,8 @@ from .cli_context import Context, emit_json, friendly, pass_ctx
               help="local: this process; ray: Ray Data workers (pip install 'siamese-verifier[ray]').")
 @click.option("--ray-address", help="With --engine ray: an existing cluster (auto, ray://host:10001) "
                                     "[default: start a local Ray for this run].")
-@click.option("--workers", type=click.IntRange(1), help="With --engine ray: model workers "
-                                                        "[default: one per CPU].")
+@click.option("--workers", type=click.IntRange(1), help="With --engine ray: model workers, each "
+              "using an equal share of the CPUs [default: one per CPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 @friendly

@@ -260,17 +260,21 @@ def prepare_row(loaded: LoadedModel, image_id: int, path: str) -> tuple[Row, np.
     return (image_id, path, None, prepared.status), prepared.pixels
 
 
+def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor
+                  ) -> tuple[list[Row], np.ndarray | None]:
+    """The rows of a batch of ``(image_id, path)`` and the stacked branch inputs of its
+    usable photos, prepared on ``pool``'s threads (decoding, the detector's networks
+    and alignment release the GIL). Shared by every engine."""
+    done = list(pool.map(lambda item: prepare_row(loaded, *item), batch))
+    pixels = [p for _, p in done if p is not None]
+    return [row for row, _ in done], (np.stack(pixels) if pixels else None)
+
+
 def local_batches(loaded: LoadedModel, todo: list, batch_size: int) -> Iterator[tuple[list, np.ndarray]]:
     """``(rows, vectors of the usable rows)`` per batch, in this process: the photos of a
-    batch are read, decoded and detected on every core at once (the compiled detector
-    releases the GIL) while the model runs on the batch before."""
-    with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as workers:
-        def load(batch):
-            done = list(workers.map(lambda item: prepare_row(loaded, *item), batch))
-            pixels = [p for _, p in done if p is not None]
-            return [row for row, _ in done], (np.stack(pixels) if pixels else None)
-
-        for rows, pixels in _prefetch(todo, load, batch_size):
+    batch are prepared on every core at once while the model runs on the batch before."""
+    with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool:
+        for rows, pixels in _prefetch(todo, lambda batch: prepare_batch(loaded, batch, pool), batch_size):
             yield rows, (loaded.embed(pixels) if pixels is not None
                          else np.zeros((0, loaded.dimension), np.float32))
 

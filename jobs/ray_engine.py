@@ -16,7 +16,7 @@ import numpy as np
 from storage.workspace import Workspace
 from verifier.errors import VerifierError
 
-from .embed import EmbedError, prepare_row
+from .embed import EmbedError, prepare_batch
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +25,41 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
 
 class Embedder:
     """A Ray Data actor: loads the model version once, then embeds batches of
-    ``{image_id, path}`` into ``{image_id, path, reason, face, vector}``."""
+    ``{image_id, path}`` into ``{image_id, path, reason, face, vector}``, preparing
+    the photos of a batch on as many threads as it was given CPUs."""
 
-    def __init__(self, home: str, model: str) -> None:
+    def __init__(self, home: str, model: str, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from .models import load_model
 
         self.loaded = load_model(Workspace.open(home), model)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
 
     def __call__(self, batch: dict) -> dict:
-        done = [prepare_row(self.loaded, int(i), str(p)) for i, p in zip(batch["image_id"], batch["path"])]
-        pixels = [p for _, p in done if p is not None]
-        vectors = np.zeros((len(done), self.loaded.dimension), np.float32)
-        if pixels:
-            ok = [k for k, (_, p) in enumerate(done) if p is not None]
-            vectors[ok] = self.loaded.embed(np.stack(pixels))
-        rows = [row for row, _ in done]
+        rows, pixels = prepare_batch(self.loaded, [(int(i), str(p)) for i, p in
+                                                   zip(batch["image_id"], batch["path"])], self.pool)
+        vectors = np.zeros((len(rows), self.loaded.dimension), np.float32)
+        if pixels is not None:
+            vectors[[r[2] is None for r in rows]] = self.loaded.embed(pixels)
         return {"image_id": np.array([r[0] for r in rows], np.int64),
                 "path": np.array([r[1] for r in rows], dtype=object),
                 "reason": np.array([r[2] or "" for r in rows], dtype=object),
                 "face": np.array([r[3] or "" for r in rows], dtype=object),
                 "vector": vectors}
+
+
+def _actor_pool(size: int):
+    """``size`` actors, each running two batches at once so that one batch's photos
+    are prepared while the model runs on the other's (as the local engine overlaps
+    them); older Ray releases without these options run one batch at a time."""
+    import ray.data
+
+    try:
+        return ray.data.ActorPoolStrategy(size=size, max_concurrent_calls_per_actor=2,
+                                          enable_true_multi_threading=True)
+    except TypeError:
+        return ray.data.ActorPoolStrategy(size=size)
 
 
 def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
@@ -59,7 +74,7 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
     started = not ray.is_initialized()
     if started:
         kwargs = {"address": address} if address else \
-            {"num_cpus": workers or os.cpu_count() or 1, "include_dashboard": False}
+            {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
         ray.init(**kwargs, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": QUIET_ENV})
     context = ray.data.DataContext.get_current()
@@ -67,14 +82,16 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
     context.verbose_stats_logs = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
-        size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        size = workers or cpus
+        share = max(1, cpus // size)  # each worker reserves, and uses, its share of the CPUs
         items = [{"image_id": int(i), "path": str(p)} for i, p in todo]
         # at least one block per worker, so that a small run still uses every worker
         blocks = min(len(items), max(size, -(-len(items) // batch_size)))
         dataset = ray.data.from_items(items, override_num_blocks=blocks)
-        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model),
-                                       batch_size=batch_size, concurrency=min(size, blocks),
-                                       num_cpus=1, batch_format="numpy")
+        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model, share),
+                                       batch_size=batch_size, compute=_actor_pool(min(size, blocks)),
+                                       num_cpus=share, batch_format="numpy")
         try:
             for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
                 rows = [(int(i), str(p), r or None, f or None) for i, p, r, f in
