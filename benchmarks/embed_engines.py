@@ -107,7 +107,9 @@ def main() -> None:
                 for photo in sorted(args.data.rglob("*.png")):
                     out = data / photo.parent.name / f"{photo.stem}-{k}.jpg"
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    Image.open(photo).convert("RGB").save(out, quality=95 - k % 10)
+                    # a comment makes every copy's bytes new (no face-cache hit), same pixels
+                    Image.open(photo).convert("RGB").save(out, quality=95 - k % 10,
+                                                          comment=f"copy {k}")
         compare(f"{args.copies} x seed photos, dlib-resnet + MTCNN", base, data, "dlib")
         if args.synthetic:
             per = max(1, args.synthetic // 20)

@@ -1,6 +1,7 @@
 """Peak resident memory of `verifier embed`, `verifier query FOLDER` and `verifier
-evaluate`-free paths on 1,000 against 20,000 small synthetic photos, each in a fresh
-process, side by side (the vectors themselves are 64 floats a photo here).
+evaluate --pairs` on 1,000 against 20,000 small synthetic photos, each in a fresh
+process, side by side (the vectors themselves are 64 floats a photo here; evaluate
+scores two pairs per photo, one same-person and one different-person).
 
     python benchmarks/memory.py [--small 1000 --large 20000]
 """
@@ -37,6 +38,21 @@ def peak(*args: str) -> tuple[float, float]:
     return doc["peak_mb"], time.perf_counter() - t
 
 
+def write_pairs(data: Path, out: Path) -> Path:
+    """Two pairs per photo: with the next photo of the same person, and with the photo
+    at the same place in the next person's folder."""
+    people = sorted(p for p in data.iterdir() if p.is_dir())
+    photos = [sorted(f.name for f in person.iterdir()) for person in people]
+    lines = ["a,b,label"]
+    for k, (person, names) in enumerate(zip(people, photos)):
+        other, other_names = people[(k + 1) % len(people)], photos[(k + 1) % len(people)]
+        for i, name in enumerate(names):
+            lines.append(f"{person.name}/{name},{person.name}/{names[(i + 1) % len(names)]},1")
+            lines.append(f"{person.name}/{name},{other.name}/{other_names[i % len(other_names)]},0")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=1000)
@@ -63,8 +79,10 @@ def main() -> None:
                 "embed": peak("--home", str(home), "-q", "embed", "--data", str(data)),
                 "query FOLDER": peak("--home", str(home), "-q", "query", str(data), "-k", "1",
                                      "--csv", str(tmp / f"q{n}.csv")),
+                "evaluate": peak("--home", str(home), "-q", "evaluate", "--pairs",
+                                 str(write_pairs(data, tmp / f"pairs{n}.csv")), "--data", str(data)),
             }
-        for step in ("embed", "query FOLDER"):
+        for step in ("embed", "query FOLDER", "evaluate"):
             (a, ta), (b, tb) = rows[args.small][step], rows[args.large][step]
             vectors_mb = (args.large - args.small) * 64 * 4 / 2 ** 20
             print(f"{step:<13} peak RSS {args.small:>6} photos: {a:7.0f} MB ({ta:5.1f} s)   "

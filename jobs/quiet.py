@@ -5,10 +5,14 @@ failures to a newcomer on a machine without a GPU. Unless ``-v`` is given, they
 are swallowed while TensorFlow starts; an import that fails shows them."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
+import threading
+from typing import Iterator
 
 
 def start_tensorflow(verbose: int = 0) -> None:
@@ -44,3 +48,51 @@ def start_tensorflow(verbose: int = 0) -> None:
             os.close(saved)
     for name in ("tensorflow", "absl", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+NATIVE_LOG_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
+"""A line of Ray's C++ logging (``[2026-11-29 08:42:40,602 E 18442 18442] core_worker.cc...``)."""
+
+
+@contextlib.contextmanager
+def without_native_log_lines(pattern: re.Pattern = NATIVE_LOG_LINE) -> Iterator[None]:
+    """Drop the lines matching ``pattern`` that native code writes to this process's
+    standard error (Ray's driver logs scheduling notes there, at error level, that
+    are no error of the user's), passing everything else (progress bars included)
+    through as it comes. A no-op where standard error has no file descriptor."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        line = b""  # the start of a line that might be a native log line
+        while chunk := os.read(read_end, 65536):
+            out = b""
+            for piece in re.split(rb"(?<=[\r\n])", chunk):
+                line += piece
+                if line[:1] == b"[" and not line.endswith((b"\n", b"\r")) and len(line) < 4096:
+                    continue  # wait for the whole line before deciding
+                if not pattern.match(line):
+                    out += line
+                line = b""
+            if out:
+                os.write(saved, out)
+        if line and not pattern.match(line):
+            os.write(saved, line)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the forwarder drains and ends
+        thread.join(timeout=5)
+        os.close(read_end)
+        os.close(saved)

@@ -7,6 +7,7 @@ Workers read photos by path and load the model from the workspace: local Ray, or
 cluster whose nodes see the same paths (a shared filesystem)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Iterator
@@ -17,6 +18,7 @@ from storage.workspace import Workspace
 from verifier.errors import VerifierError
 
 from .embed import EmbedError, prepare_batch
+from .quiet import without_native_log_lines
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +67,37 @@ def _actor_pool(size: int):
 def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
                 address: str | None = None, workers: int | None = None
                 ) -> Iterator[tuple[list, np.ndarray]]:
-    """``(rows, vectors of the usable rows)`` per batch, computed on Ray."""
+    """``(rows, vectors of the usable rows)`` per batch, computed on Ray.
+
+    Ray's notes (Ray Data's warnings, the scheduling notes Ray's driver writes to
+    standard error) show only when the application logs at INFO (``-v``) or below."""
     try:
         import ray
-        import ray.data
+        import ray.data  # noqa: F401
     except ImportError:
         raise EmbedError("--engine ray needs Ray: pip install 'siamese-verifier[ray]'") from None
+    verbose = logging.getLogger().getEffectiveLevel() < logging.WARNING
+    with contextlib.nullcontext() if verbose else without_native_log_lines():
+        yield from _run(ws, model, todo, batch_size, address, workers,
+                        logging.WARNING if verbose else logging.ERROR)
+
+
+def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | None,
+         workers: int | None, notes: int) -> Iterator[tuple[list, np.ndarray]]:
+    import ray
+    import ray.data
+
     started = not ray.is_initialized()
     if started:
         kwargs = {"address": address} if address else \
             {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
-        ray.init(**kwargs, log_to_driver=False, logging_level=logging.WARNING,
+        ray.init(**kwargs, log_to_driver=False, logging_level=notes,
                  runtime_env={"env_vars": QUIET_ENV})
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.verbose_stats_logs = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(notes)
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         size = workers or cpus

@@ -47,3 +47,19 @@ def test_quiet_by_default_and_verbose_shows_tensorflow(tmp_path):
     assert quiet.stderr.startswith("Error: no trained model")
     loud = subprocess.run(cmd + ["-v"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert loud.returncode == 2 and any(n in loud.stderr for n in NOISE), loud.stderr
+
+
+def test_native_log_lines_are_dropped_and_everything_else_passes(capfd):
+    """Ray's driver writes scheduling notes straight to file descriptor 2; a quiet
+    run drops those lines and nothing else (a progress bar's carriage returns, a
+    line that only starts with a bracket)."""
+    from jobs.quiet import without_native_log_lines
+
+    with without_native_log_lines():
+        os.write(2, b"[2026-11-29 08:42:40,602 E 18442 18442] core_worker.cc:2465: Actor with ")
+        os.write(2, b"class name ... will fail.\nkept\n")
+        os.write(2, b"embedding:  10%|#   | 1/10\rembedding: 100%|####| 10/10\r")
+        os.write(2, b"[not a log line] kept too\n[2026-11-29 08:42:41,000 I 1 1] x.cc:3: note\n")
+        os.write(2, b"[unfinished")
+    assert capfd.readouterr().err == ("kept\nembedding:  10%|#   | 1/10\rembedding: 100%|####| 10/10\r"
+                                      "[not a log line] kept too\n[unfinished")
