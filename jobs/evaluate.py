@@ -51,6 +51,21 @@ class Evaluation:
                 "overlap": self.overlap, "unscored": self.unscored}
 
 
+INSERT_CHUNK = 5000
+"""Pair scores are written this many rows per statement: bounded memory for long lists."""
+
+
+def store_pair_scores(session: Session, run_id: int, first: np.ndarray, second: np.ndarray,
+                      labels: np.ndarray, distances: np.ndarray) -> None:
+    """Store a run's per-pair distances (image ids, label, distance), chunk by chunk."""
+    for start in range(0, len(distances), INSERT_CHUNK):
+        chunk = slice(start, start + INSERT_CHUNK)
+        session.execute(PairScore.__table__.insert(), [
+            {"run_id": run_id, "first_image_id": int(a), "second_image_id": int(b),
+             "label": int(label), "distance": float(dist)}
+            for a, b, label, dist in zip(first[chunk], second[chunk], labels[chunk], distances[chunk])])
+
+
 def photo_embeddings(session: Session, model_id: int, root: Path,
                      photos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """``(image_ids, vectors)`` for the training-time photo list, matched by content."""
@@ -117,10 +132,8 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
         run = gallery.start_run(session, "evaluate", {
             "split": split, "threshold": threshold, "threshold_rule": rule,
             "target_far": target_far, "folds": folds}, model_row.id)
-        session.execute(PairScore.__table__.insert(), [
-            {"run_id": run.id, "first_image_id": int(image_ids[a]),
-             "second_image_id": int(image_ids[b]), "label": int(y), "distance": float(dist)}
-            for a, b, y, dist in zip(chosen.first, chosen.second, chosen.label, d)])
+        store_pair_scores(session, run.id, image_ids[chosen.first], image_ids[chosen.second],
+                          chosen.label, d)
         gallery.finish_run(session, run.id, "ok", {"metrics": result, "tutorial": tutorial,
                                                    "validation": validation, "folds": fold_result,
                                                    "protocol": config["protocol"],
@@ -257,10 +270,8 @@ def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Pa
             "format": listing.format, "data": str(root), "threshold": float(threshold),
             "threshold_rule": rule, "folds": fold_result["folds"] if fold_result else None},
             model_row.id)
-        session.execute(PairScore.__table__.insert(), [
-            {"run_id": run.id, "first_image_id": int(found[p.a][1]),
-             "second_image_id": int(found[p.b][1]), "label": int(p.label), "distance": float(dist)}
-            for p, dist in zip(scored, d)])
+        store_pair_scores(session, run.id, np.array([found[p.a][1] for p in scored]),
+                          np.array([found[p.b][1] for p in scored]), y, d)
         gallery.finish_run(session, run.id, "ok", {
             "metrics": result, "tutorial": tutorial, "folds": fold_result, "protocol": protocol,
             "overlap": overlap, "unscored": unscored, "listed": len(listing.pairs)})

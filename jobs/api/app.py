@@ -54,7 +54,7 @@ def share_cores(workers: int) -> None:
     threads), before TensorFlow starts: a request's small tensors gain nothing from
     a second thread, and concurrent requests then run side by side
     (`benchmarks/serve_load.py`: 8 clients 1.04x one client before, 1.53x after, with
-    the compiled detector). No effect once TensorFlow runs."""
+    MTCNN then run by TensorFlow). No effect once TensorFlow runs."""
     import os
 
     import tensorflow as tf
