@@ -10,9 +10,12 @@ without either cost (``benchmarks/faces_speed.py`` shows the stage times).
 
 Everything around the networks is the package's own code (pyramid scales,
 thresholds, box regression, non-maximum suppression, landmark placement, the
-output format) or the same TensorFlow ops (area resize, crop-and-resize), so the
-detections are ``MTCNN.detect_faces``'s: ``tests/verifier/test_faces.py`` compares
-them photo by photo.
+output format), and the two image operations the package runs in TensorFlow (area
+resize, bilinear crop-and-resize) are computed the same way in NumPy (tested
+against TensorFlow's), so no TensorFlow op runs per photo and the detector's speed
+does not depend on TensorFlow's thread settings. The detections are
+``MTCNN.detect_faces``'s: ``tests/verifier/test_faces.py`` compares them photo by
+photo.
 """
 from __future__ import annotations
 
@@ -27,6 +30,54 @@ class _Host:
 
     def numpy(self) -> np.ndarray:
         return self.array
+
+
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input indices and weights, ``(n_out, k)`` each, of an area (box-filter) resize
+    along one axis, as TensorFlow's ``ResizeArea`` computes them."""
+    scale = n_in / n_out
+    starts = np.arange(n_out) * scale
+    index = np.floor(starts).astype(np.int64)[:, None] + np.arange(int(np.ceil(scale)) + 1)[None, :]
+    low = np.maximum(index, starts[:, None])
+    high = np.minimum(index + 1, (starts + scale)[:, None])
+    return np.minimum(index, n_in - 1), (np.clip(high - low, 0, None) / scale).astype(np.float32)
+
+
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``tf.image.resize(image, (height, width), "area")`` of one ``(h, w, c)`` float32
+    image, as separable weighted sums of at most a few rows and columns each."""
+    rows, row_weights = _area_weights(image.shape[0], height)
+    cols, col_weights = _area_weights(image.shape[1], width)
+    out = np.einsum("hk,hkwc->hwc", row_weights, image[rows], optimize=True)
+    return np.einsum("wk,hwkc->hwc", col_weights, out[:, cols], optimize=True)
+
+
+def crop_and_resize(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
+    """``tf.image.crop_and_resize`` (bilinear, zeros outside the image) of one
+    ``(h, w, c)`` float32 image: ``side`` x ``side`` patches under ``boxes``, given as
+    ``[y1, x1, y2, x2]`` fractions of ``h - 1`` and ``w - 1``."""
+    h, w = image.shape[:2]
+    steps = np.arange(side, dtype=np.float32)
+    boxes = boxes.astype(np.float32)
+
+    def axis(start, end, size):
+        if side > 1:
+            at = start[:, None] * (size - 1) + steps[None, :] * ((end - start) * (size - 1) / (side - 1))[:, None]
+        else:
+            at = np.repeat((0.5 * (start + end) * (size - 1))[:, None], side, 1)
+        inside = (at >= 0) & (at <= size - 1)
+        low = np.clip(np.floor(at), 0, size - 1).astype(np.int64)
+        high = np.clip(np.ceil(at), 0, size - 1).astype(np.int64)
+        return low, high, (at - np.floor(at)).astype(np.float32), inside
+
+    y_low, y_high, y_frac, y_in = axis(boxes[:, 0], boxes[:, 2], h)
+    x_low, x_high, x_frac, x_in = axis(boxes[:, 1], boxes[:, 3], w)
+    ys, xs = (y_low[:, :, None], y_high[:, :, None]), (x_low[:, None, :], x_high[:, None, :])
+    fx = x_frac[:, None, :, None]
+    top = image[ys[0], xs[0]] + (image[ys[0], xs[1]] - image[ys[0], xs[0]]) * fx
+    bottom = image[ys[1], xs[0]] + (image[ys[1], xs[1]] - image[ys[1], xs[0]]) * fx
+    patches = top + (bottom - top) * y_frac[:, :, None, None]
+    return patches * (y_in[:, :, None, None] & x_in[:, None, :, None])
 
 
 class MTCNNPipeline:
@@ -48,7 +99,6 @@ class MTCNNPipeline:
         """What ``MTCNN.detect_faces(image, ...)`` returns for an RGB ``uint8`` image: a
         list of ``{"box", "confidence", "keypoints"}``; the keyword arguments and their
         defaults are the package's."""
-        import tensorflow as tf
         from mtcnn.utils.bboxes import (adjust_bboxes, generate_bounding_box, limit_bboxes,
                                         pick_matches, replace_confidence, resize_to_square,
                                         smart_nms_from_bboxes, to_json, upscale_bboxes)
@@ -56,7 +106,7 @@ class MTCNNPipeline:
         from mtcnn.utils.landmarks import adjust_landmarks
 
         h, w = image.shape[:2]
-        normalized = tf.constant(((image.astype(np.float32) - 127.5) / 128)[None])
+        normalized = (image.astype(np.float32) - 127.5) / 128
 
         # PNet over the pyramid: proposals suppressed per level, then across levels
         proposals = []
@@ -64,8 +114,8 @@ class MTCNNPipeline:
             size = (int(h * scale), int(w * scale))  # truncated, as the package's resize does
             if min(size) < 12:
                 continue  # smaller than PNet's 12-pixel window: no output
-            level = tf.raw_ops.ResizeArea(images=normalized, size=size).numpy()
-            reg, cls = self._pnet.run(None, {"input": level})
+            level = resize_area(normalized, *size)
+            reg, cls = self._pnet.run(None, {"input": level[None]})
             found = upscale_bboxes(generate_bounding_box(_Host(reg), _Host(cls), threshold_pnet),
                                    np.asarray([scale]))
             proposals.append(smart_nms_from_bboxes(found, threshold=nms_pnet1, method="union",
@@ -98,13 +148,9 @@ class MTCNNPipeline:
         return to_json(boxes, images_count=1, output_as_width_height=True, input_as_width_height=False)[0]
 
     @staticmethod
-    def _patches(session, normalized, boxes: np.ndarray, side: int) -> list[np.ndarray]:
+    def _patches(session, normalized: np.ndarray, boxes: np.ndarray, side: int) -> list[np.ndarray]:
         """``session``'s outputs for the ``side`` x ``side`` patches under ``boxes``."""
-        import tensorflow as tf
-
-        h, w = normalized.shape[1:3]
+        h, w = normalized.shape[:2]
         # the package's normalisation of the corners: [y1, x1, y2, x2] / [h, w, h, w]
         crop = (boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w])).astype(np.float32)
-        patches = tf.raw_ops.CropAndResize(image=normalized, boxes=crop,
-                                           box_ind=np.zeros(len(crop), np.int32), crop_size=[side, side])
-        return session.run(None, {"input": patches.numpy()})
+        return session.run(None, {"input": crop_and_resize(normalized, crop, side)})

@@ -105,3 +105,30 @@ def test_the_cascade_returns_what_the_package_returns_on_synthetic_photos():
                                    atol=1e-4)
         assert fast.detect(image) == package.detect_faces(image)  # default thresholds
     assert found >= 4
+
+
+@pytest.mark.parametrize("shape,size", [((300, 260), (180, 156)), ((393, 392), (94, 93)),
+                                        ((222, 206), (17, 16)), ((50, 60), (50, 60)), ((40, 30), (12, 25))])
+def test_area_resize_is_tensorflows(shape, size):
+    import tensorflow as tf
+
+    from verifier.mtcnn_pipeline import resize_area
+
+    image = np.random.default_rng(sum(shape)).uniform(-1, 1, (*shape, 3)).astype(np.float32)
+    want = tf.raw_ops.ResizeArea(images=image[None], size=list(size)).numpy()[0]
+    np.testing.assert_allclose(resize_area(image, *size), want, atol=5e-5)
+
+
+@pytest.mark.parametrize("side", [1, 24, 48])
+def test_crop_and_resize_is_tensorflows(side):
+    """Inside, across the border (zeros outside) and a degenerate box."""
+    import tensorflow as tf
+
+    from verifier.mtcnn_pipeline import crop_and_resize
+
+    image = np.random.default_rng(side).uniform(-1, 1, (200, 180, 3)).astype(np.float32)
+    boxes = np.array([[0.1, 0.2, 0.5, 0.6], [-0.1, -0.05, 0.3, 0.4], [0.7, 0.8, 1.2, 1.1],
+                      [0.3, 0.3, 0.3, 0.3]], np.float32)
+    want = tf.raw_ops.CropAndResize(image=image[None], boxes=boxes, box_ind=np.zeros(4, np.int32),
+                                    crop_size=[side, side]).numpy()
+    np.testing.assert_allclose(crop_and_resize(image, boxes, side), want, atol=1e-6)
