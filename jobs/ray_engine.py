@@ -101,12 +101,15 @@ def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | 
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         size = workers or cpus
-        share = max(1, cpus // size)  # each worker reserves, and uses, its share of the CPUs
+        # each worker reserves, and uses, its share of the CPUs: whole CPUs, or a fraction
+        # of one where workers outnumber them (Ray takes fractions only below one)
+        share = cpus // size if size <= cpus else cpus / size
         items = [{"image_id": int(i), "path": str(p)} for i, p in todo]
         # at least one block per worker, so that a small run still uses every worker
         blocks = min(len(items), max(size, -(-len(items) // batch_size)))
         dataset = ray.data.from_items(items, override_num_blocks=blocks)
-        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model, share),
+        threads = int(max(1, share))
+        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model, threads),
                                        batch_size=batch_size, compute=_actor_pool(min(size, blocks)),
                                        num_cpus=share, batch_format="numpy")
         try:

@@ -1,9 +1,6 @@
 import json
 import os
 import shutil
-import signal
-import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from storage.index import load_index, sidecar_path
 from storage.lock import job_lock
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
+from tests.processes import kill_after_commits
 from verifier.synthetic import write_identity_set
 
 
@@ -133,20 +131,7 @@ def test_sigkill_mid_run_then_rerun(home_with_model, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "jobs", "--home", str(home_with_model), "-q", "embed",
            "--data", str(data), "--batch-size", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = home_with_model / "verifier.db"
-    count, deadline = 0, time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(db, timeout=1) as con:
-                count = con.execute("select count(*) from embeddings").fetchone()[0]
-        except sqlite3.Error:
-            count = 0
-        if count >= 5:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    count = kill_after_commits(cmd, home_with_model / "verifier.db", 5, timeout=120, env=env)
     assert 5 <= count < 400, "the kill did not land mid-run"
     ws = Workspace.open(home_with_model)
     factory = open_database(ws.database_url)

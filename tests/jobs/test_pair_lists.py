@@ -40,9 +40,16 @@ Ana_Silva\t3\tCy_Zoë\t3
 """
 
 
-def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_model, lfw_folder, tmp_path):
-    pairs = tmp_path / "pairs.txt"
-    pairs.write_text(PAIRS, "utf-8")
+@pytest.fixture
+def pairs(tmp_path):
+    """LFW's pairs.txt format: the PAIRS above, in a file."""
+    path = tmp_path / "pairs.txt"
+    path.write_text(PAIRS, "utf-8")
+    return path
+
+
+def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_model, lfw_folder, pairs,
+                                                                   tmp_path):
     ws = Workspace.open(home_with_model)
     factory = open_database(ws.database_url)
     ev = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")
@@ -109,11 +116,9 @@ def test_overlap_warning_for_the_seed_protocol_not_for_identity_disjoint(tmp_pat
     assert "Read with care" not in html
 
 
-def test_comparison_report_of_two_runs(home_with_model, lfw_folder, tmp_path):
+def test_comparison_report_of_two_runs(home_with_model, lfw_folder, pairs, tmp_path):
     from jobs.comparison import write_comparison
 
-    pairs = tmp_path / "pairs.txt"
-    pairs.write_text(PAIRS, "utf-8")
     ws = Workspace.open(home_with_model)
     factory = open_database(ws.database_url)
     a = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")

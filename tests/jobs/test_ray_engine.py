@@ -3,11 +3,9 @@ database as the local engine; bad photos handled alike; a killed run resumed."""
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from jobs.embed import EmbedError, embed_gallery
 from storage.database import open_database
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
+from tests.processes import kill_after_commits
 from verifier.synthetic import write_identity_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,21 +70,8 @@ def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "jobs", "--home", str(home_with_model), "-q", "embed",
            "--data", str(data), "--batch-size", "2", "--engine", "ray", "--workers", "1"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
     db = home_with_model / "verifier.db"
-    count, deadline = 0, time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(db, timeout=1) as con:
-                count = con.execute("select count(*) from embeddings").fetchone()[0]
-        except sqlite3.Error:
-            count = 0
-        if count >= 4:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    proc.wait()
+    count = kill_after_commits(cmd, db, 4, timeout=180, cwd=ROOT, env=env)
     assert 4 <= count < 120, "the kill did not land mid-run"
     # the next run, a fresh process as a user starts it: it completes the work and
     # prints nothing on stderr (no Ray or TensorFlow start-up notes) without -v
