@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT.parent / "shared" / "data" / "seed-faces"
 
 
-def vectors(factory) -> dict[str, np.ndarray]:
+def vectors(sessions) -> dict[str, np.ndarray]:
     from sqlalchemy import select
 
     from storage.schema import Embedding, Image
 
-    with factory() as s:
+    with sessions() as s:
         rows = s.execute(select(Image.path, Embedding.vector).join(Embedding, Embedding.image_id == Image.id)).all()
     return {p: np.frombuffer(v, np.float32) for p, v in rows}
 
@@ -57,10 +57,10 @@ def run(base: Path, data: Path, model: str, engine: str, workers: int | None):
     seconds = time.perf_counter() - t
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
-    factory = open_database(Workspace.open(home).database_url)
+    sessions = open_database(Workspace.open(home).database_url)
     noise = [line for line in done.stderr.replace("\r", "\n").splitlines()
              if line.strip() and "%|" not in line]  # anything but the progress bar
-    return seconds, json.loads(done.stdout), noise, vectors(factory)
+    return seconds, json.loads(done.stdout), noise, vectors(sessions)
 
 
 def compare(label: str, base: Path, data: Path, model: str) -> None:

@@ -53,15 +53,15 @@ def main() -> None:
             for i in range(0, len(pixels), args.batch_size):
                 loaded.embed(pixels[i:i + args.batch_size])
             bares.append(time.perf_counter() - t)
-            factory = open_database(f"sqlite:///{home}/bench{attempt}.db")
+            sessions = open_database(f"sqlite:///{home}/bench{attempt}.db")
             t = time.perf_counter()
-            first = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size,
+            first = embed_gallery(ws, sessions, args.data, loaded=loaded, batch_size=args.batch_size,
                                   quiet=True)
             pipelines.append(time.perf_counter() - t)
         bare, pipeline = min(bares), min(pipelines)
         calls = loaded.calls
         t = time.perf_counter()
-        again = embed_gallery(ws, factory, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)
+        again = embed_gallery(ws, sessions, args.data, loaded=loaded, batch_size=args.batch_size, quiet=True)
         rerun = time.perf_counter() - t
     n = len(paths)
     print(f"{args.backbone}, {n} photos, batch {args.batch_size}")

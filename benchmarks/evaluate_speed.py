@@ -39,15 +39,15 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
         ws = Workspace.open(home)
-        factory = open_database(ws.database_url)
+        sessions = open_database(ws.database_url)
         opts = TrainOptions(data=args.data, backbone=args.backbone, weights="none", epochs=1,
                             detector="none", image_size=args.image_size, name="bench")
-        run_pipeline(ws, factory, opts, quiet=True, echo=lambda s: None)
+        run_pipeline(ws, sessions, opts, quiet=True, echo=lambda s: None)
         loaded = load_model(ws, "bench")
 
         # all 16,256 ordered pairs scored from the stored vectors (database read included)
         t = time.perf_counter()
-        with factory() as s:
+        with sessions() as s:
             ids, vectors = gallery.model_vectors(s, gallery.get_model(s, "bench").id)
         n = len(vectors)
         a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
@@ -67,10 +67,10 @@ def main() -> None:
         per_pair = (time.perf_counter() - t) / args.sample_pairs
 
         t = time.perf_counter()
-        evaluate(ws, factory, model="bench", quiet=True)
+        evaluate(ws, sessions, model="bench", quiet=True)
         ev_time = time.perf_counter() - t
         t = time.perf_counter()
-        write_report(factory, Path(home) / "r.html", "html")
+        write_report(sessions, Path(home) / "r.html", "html")
         html_time = time.perf_counter() - t
     total_pairs = len(d)
     print(f"{args.backbone} {args.image_size}px, {n} photos, {total_pairs} ordered pairs")

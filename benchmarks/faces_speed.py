@@ -71,17 +71,17 @@ def ours(data: Path, home: Path, tta: str):
     from storage.workspace import Workspace
 
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
+    sessions = open_database(ws.database_url)
     train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0, tta=tta,
-                           name="m"), quiet=True, echo=lambda s: None, database=factory)
+                           name="m"), quiet=True, echo=lambda s: None, database=sessions)
     shutil.rmtree(ws.cache_dir / "faces", ignore_errors=True)  # every photo detected again
     loaded = load_model(ws, "m")
     loaded.embed(np.zeros((1, 150, 150, 3), np.float32))  # compiled once, as a warm worker
     loaded.preparer.faces(np.zeros((160, 160, 3), np.uint8), "0" * 64, remember=False)
     t = time.perf_counter()
-    summary = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    summary = embed_gallery(ws, sessions, data, loaded=loaded, quiet=True)
     seconds = time.perf_counter() - t
-    with factory() as s:
+    with sessions() as s:
         model_id = gallery.get_model(s, "m").id
         photos = gallery.embedded_photos(s, model_id)
         ids, vectors = gallery.model_vectors(s, model_id)

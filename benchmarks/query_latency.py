@@ -40,12 +40,12 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
         ws = Workspace.open(home)
-        factory = open_database(ws.database_url)
+        sessions = open_database(ws.database_url)
         train(ws, TrainOptions(data=args.data, backbone="dlib-resnet", head="none", fine_tune=0.0,
                                name="q"), quiet=True, echo=lambda s: None)
-        verifier = Verifier.open(ws, factory, "q")
+        verifier = Verifier.open(ws, sessions, "q")
         loaded = verifier.loaded
-        embed_gallery(ws, factory, args.data, loaded=loaded, quiet=True)
+        embed_gallery(ws, sessions, args.data, loaded=loaded, quiet=True)
         t = time.perf_counter()
         verifier.refresh()  # index and metadata
         open_s = time.perf_counter() - t

@@ -56,17 +56,22 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
             click.echo(line)
 
 
-@click.command(name="gallery")
+@click.group(name="gallery", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
+@click.pass_context
 @friendly
-def gallery_cmd(ctx: Context, as_json: bool) -> None:
+def gallery_cmd(click_ctx: click.Context, ctx: Context, as_json: bool) -> None:
     """List the gallery: identities with photo counts, models with embedded counts.
+    Subcommands change it.
 
     \b
     Example:
       verifier gallery --json
+      verifier gallery rename "Barak Obama" "Barack Obama"
     """
+    if click_ctx.invoked_subcommand is not None:
+        return
     from storage.gallery import identity_counts, model_counts
 
     with ctx.database()() as session:
@@ -83,6 +88,35 @@ def gallery_cmd(ctx: Context, as_json: bool) -> None:
     for name, backbone, count, threshold in models:
         t = f"threshold {threshold:.4f}" if threshold is not None else "not calibrated"
         click.echo(f"  {name:<32} {backbone:<16} {count:>6} embedded  {t}")
+
+
+@gallery_cmd.command(name="rename")
+@click.argument("old")
+@click.argument("new")
+@click.option("--merge", is_flag=True,
+              help="When NEW is already a person, move OLD's photos to them (else refused).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def gallery_rename(ctx: Context, old: str, new: str, merge: bool, as_json: bool) -> None:
+    """Rename person OLD to NEW, or merge OLD into NEW with --merge. Running
+    servers pick the change up from the database's change log.
+
+    \b
+    Example:
+      verifier gallery rename "Barak Obama" "Barack Obama"
+      verifier gallery rename obama_2 obama --merge
+    """
+    from storage.gallery import identity_name
+
+    from .live import rename_identity
+
+    photos = rename_identity(ctx.database(), old, new, merge=merge)
+    if as_json:
+        emit_json({"old": identity_name(old), "name": identity_name(new), "photos": photos,
+                   "merged": merge})
+    else:
+        click.echo(f"{identity_name(old)} -> {identity_name(new)}: {photos} photos")
 
 
 @click.command()
@@ -184,7 +218,7 @@ def _print_index(report, as_json: bool) -> None:
     click.echo(f"model {report.model}: {report.factory}, {report.count} vectors"
                + (f" (+{report.hidden} removed, hidden)" if report.hidden else "")
                + f", {report.file_bytes / 2 ** 20:.1f} MB")
-    click.echo(f"database: {report.database_count} vectors (largest id {report.database_max_id}); "
+    click.echo(f"database: {report.database_count} vectors, change {report.database_seq} (snapshot at {report.snapshot_seq}); "
                + ("the index holds exactly these" if not (report.behind or report.ahead) else
                   f"the index lacks {report.behind} and still holds {report.ahead} removed "
                   "(caught up when loaded)"))

@@ -43,10 +43,10 @@ def pairs_note(runs: list[ScoredPairs]) -> tuple[bool, str]:
                    "figures are not directly comparable.")
 
 
-def write_comparison(factory: sessionmaker[Session], out: Path, fmt: str,
+def write_comparison(sessions: sessionmaker[Session], out: Path, fmt: str,
                      run_ids: list[int]) -> Path:
     """Write a comparison of evaluation runs ``run_ids`` (two or more) to ``out``."""
-    runs = [load_scored(factory, r) for r in run_ids]
+    runs = [load_scored(sessions, r) for r in run_ids]
     rows = [row(s) for s in runs]
     same, note = pairs_note(runs)
     out = Path(out)

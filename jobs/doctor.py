@@ -8,9 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.errors import IndexMismatch, IndexStale
+from storage.errors import IndexMismatch
+from storage.follower import Follower, audit
 from storage.index import load_index
-from storage.schema import Image, Model
+from storage.schema import Image, ImageStatus, Model
 from storage.workspace import Workspace
 
 from .embed import sync_index
@@ -28,40 +29,74 @@ class DoctorReport:
         return not self.problems
 
 
-def check_workspace(ws: Workspace, factory: sessionmaker[Session], *,
+def _check_index(ws: Workspace, sessions: sessionmaker[Session], model: Model,
+                 report: DoctorReport, repair: bool) -> None:
+    """The snapshot of one model: intact, and once the change log after it is
+    applied (as a server does when it loads it), holding exactly the stored vectors,
+    compared id by id (all, or a seeded sample above 100,000)."""
+    path = ws.index_path(model.name)
+    with sessions() as session:
+        count = gallery.model_count(session, model.id)
+        head = gallery.changes.head(session)
+    if not count and not path.exists():
+        return
+    try:
+        info = load_index(path, model=model.name, full_check=True)[1]
+    except IndexMismatch as exc:
+        _fix(ws, sessions, model, report, repair, str(exc), count)
+        return
+    follower = Follower(sessions, path, model=model.name, model_id=model.id, dimension=info.dimension)
+    caught = follower.load()
+    found = audit(follower.index, sessions, model.id)
+    report.checked[f"vectors of {model.name}"] = found.checked
+    if found.sampled:
+        report.notes.append(f"model {model.name}: compared a seeded sample of {found.checked} of "
+                            f"{found.total} vectors with the database")
+    if not found.ok:
+        _fix(ws, sessions, model, report, repair,
+             f"the index disagrees with the stored vectors: {found.describe()}", count)
+    elif caught.rebuilt:
+        _fix(ws, sessions, model, report, repair,
+             "the index snapshot predates the change log or is of another database", count,
+             problem=False)
+    elif info.seq < head:
+        if repair:
+            follower.save(force=True)
+            report.repaired.append(f"brought the index snapshot of {model.name} up to date "
+                                   f"(change {info.seq} -> {follower.seq})")
+        else:
+            report.notes.append(f"model {model.name}: the index snapshot is {head - info.seq} "
+                                "gallery changes behind the database; they are applied when it is "
+                                "loaded (--repair rewrites it)")
+
+
+def _fix(ws: Workspace, sessions: sessionmaker[Session], model: Model, report: DoctorReport,
+         repair: bool, what: str, count: int, problem: bool = True) -> None:
+    if repair:
+        sync_index(ws, sessions, model.name, model.id, force=True)
+        report.repaired.append(f"rebuilt the index of {model.name} from {count} stored vectors "
+                               f"({what})")
+    elif problem:
+        report.problems.append(f"model {model.name}: {what}; run `verifier doctor --repair`")
+    else:
+        report.notes.append(f"model {model.name}: {what}; it is rebuilt when loaded "
+                            "(--repair does it now)")
+
+
+def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
                     repair: bool = False) -> DoctorReport:
     """List every disagreement between database, index files and disk; with
-    ``repair``, rebuild indexes from the stored vectors and re-check."""
+    ``repair``, rebuild or update indexes from the stored vectors."""
     report = DoctorReport()
-    with factory() as session:
+    with sessions() as session:
         models = list(session.scalars(select(Model)))
-        photos = session.execute(select(Image.path).where(Image.status == "ok")).scalars().all()
+        photos = session.execute(select(Image.path).where(Image.status == ImageStatus.OK)).scalars().all()
     report.checked = {"models": len(models), "photos": len(photos)}
     for model in models:
         folder = ws.models_dir / model.name
         if not (folder / "branch.keras").is_file() or not (folder / "config.json").is_file():
             report.problems.append(f"model {model.name}: its folder {folder} is missing or incomplete")
-        with factory() as session:
-            ids = gallery.model_ids(session, model.id)
-        path = ws.index_path(model.name)
-        if not len(ids) and not path.exists():
-            continue
-        try:
-            load_index(path, model=model.name, ids=ids, full_check=True)
-        except IndexStale:
-            if repair:
-                sync_index(ws, factory, model.name, model.id)
-                report.repaired.append(f"brought the index snapshot of {model.name} up to date")
-            else:
-                report.notes.append(f"model {model.name}: the index snapshot is behind the "
-                                    "database; it catches up when loaded (--repair rewrites it)")
-        except IndexMismatch as exc:
-            if repair:
-                sync_index(ws, factory, model.name, model.id, force=True)
-                report.repaired.append(f"rebuilt the index of {model.name} from "
-                                       f"{len(ids)} stored vectors")
-            else:
-                report.problems.append(f"model {model.name}: {exc}")
+        _check_index(ws, sessions, model, report, repair)
     known = {m.name for m in models}
     for path in sorted(ws.indexes_dir.glob("*.faiss")):
         if path.stem not in known:

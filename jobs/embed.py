@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.live_index import open_live_index
+from storage.follower import Follower
+from storage.errors import InvalidName
 from storage.lock import job_lock
-from storage.schema import Embedding, Image
+from storage.schema import Embedding, FaceFlag, Image, ImageStatus
 from storage.workspace import Workspace
 from verifier.errors import ImageError, NoFaceFound, VerifierError
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS
@@ -76,22 +77,21 @@ class EmbedSummary:
         return out
 
 
-def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: bool,
-                 max_pixels: int) -> set[int]:
-    """Bring the images table in line with the folder (no model involved). Returns
-    the ids of images whose bytes changed (to embed again)."""
-    changed: set[int] = set()
-    prefix = str(root) + "/"
-    known = {row.path: row for row in session.scalars(
-        select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
-    seen: set[str] = set()
-    by_sha: dict[str, list[Image]] = {}
-    for row in known.values():
-        by_sha.setdefault(row.sha256, []).append(row)
-    new_files: list[tuple[str, Path, str, int | None, int | None, str | None]] = []
-    for identity, path in iter_image_files(root):
+def scan_folder(session: Session, root: Path, summary: EmbedSummary,
+                max_pixels: int) -> list[gallery.ScannedFile]:
+    """Every photo file under ``root``, hashed; the header of a file is read only when
+    its bytes are not those already stored under its path. Unreadable files are
+    recorded in ``summary`` and left out."""
+    known = {path: row.sha256 for path, row in gallery.folder_photos(session, root).items()}
+    out: list[gallery.ScannedFile] = []
+    for folder, path in iter_image_files(root):
         key = str(path)
-        seen.add(key)
+        try:
+            identity = gallery.identity_name(folder)
+        except InvalidName:
+            summary.skipped[key] = "invalid_name"
+            log.warning("skipping %s: the folder name %r cannot be an identity", path, folder)
+            continue
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -99,13 +99,9 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
             log.warning("cannot read %s: %s", path, exc)
             continue
         digest = sha256_bytes(data)
-        row = known.get(key)
-        if row is not None and row.sha256 == digest:
-            if row.status == "skipped":
-                summary.skipped[key] = row.reason or "skipped"
-            elif row.status == "missing":
-                row.status = "ok"
-            continue  # "removed" photos stay removed until their bytes change
+        if known.get(key) == digest:
+            out.append(gallery.ScannedFile(identity, key, digest))
+            continue
         try:  # header only; the bytes are let go here and read again when embedded
             width, height = _dimensions(data, path, max_pixels)
             reason = None
@@ -113,42 +109,21 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
             width = height = None
             reason = exc.reason
         del data
-        new_files.append((identity, path, digest, width, height, reason))
-    gone = {p: r for p, r in known.items() if p not in seen}
-    identity_ids: dict[str, int] = {}
-    for identity, path, digest, width, height, reason in new_files:
-        key = str(path)
-        if identity not in identity_ids:
-            identity_ids[identity] = gallery.identity_id(session, identity)
-        ident = identity_ids[identity]
-        status = "ok" if reason is None else "skipped"
-        if reason is not None:
-            summary.skipped[key] = reason
-        row = known.get(key)
-        if row is not None:  # same path, new bytes: embed again
-            gallery.delete_embeddings_of(session, [row.id])
-            row.sha256, row.width, row.height = digest, width, height
-            row.status, row.reason, row.identity_id = status, reason, ident
-            if status == "ok":
-                changed.add(row.id)  # counted as updated once its new vector is stored
-            continue
-        moved = next((r for r in by_sha.get(digest, []) if r.path in gone), None)
-        if moved is not None:  # same bytes under a new name: keep its embeddings
-            del gone[moved.path]
-            moved.path, moved.identity_id, moved.status = key, ident, status
-            summary.moved += 1
-            continue
-        session.add(Image(path=key, sha256=digest, identity_id=ident, width=width,
-                          height=height, status=status, reason=reason))
-    for path, row in gone.items():
-        if prune:
-            session.delete(row)
-            summary.removed += 1
-        else:
-            row.status = "missing"
-            summary.missing += 1
-    session.flush()
-    return changed
+        out.append(gallery.ScannedFile(identity, key, digest, width, height, reason))
+    return out
+
+
+def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: bool,
+                 max_pixels: int) -> set[int]:
+    """Bring the images table in line with the folder (no model involved). Returns
+    the ids of images whose bytes changed (to embed again)."""
+    synced = gallery.sync_folder(session, root, scan_folder(session, root, summary, max_pixels),
+                                 prune)
+    summary.skipped.update(synced.skipped)
+    summary.moved += synced.moved
+    summary.removed += synced.removed
+    summary.missing += synced.missing
+    return synced.changed
 
 
 def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
@@ -178,7 +153,7 @@ def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator:
             yield result
 
 
-def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
+def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                   model: str | None = None, batch_size: int = DEFAULT_EMBED_BATCH_SIZE, prune: bool = False,
                   wait: bool = False, index_factory: str | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
@@ -197,7 +172,7 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
     with job_lock(ws.locks_dir / "gallery.lock", wait=wait, what="embed"):
         summary = EmbedSummary(model=name)
         config = loaded.config if loaded else read_config(ws, name)
-        with factory.begin() as session:
+        with sessions.begin() as session:
             model_row = gallery.ensure_model(session, name, config, ws.model_dir(name))
             model_id = model_row.id
             run_id = gallery.start_run(session, "embed", {
@@ -205,17 +180,17 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
                 "index_factory": index_factory}, model_id).id
         summary.run_id = run_id
         try:
-            with factory.begin() as session:
+            with sessions.begin() as session:
                 changed = _sync_folder(session, root, summary, prune, max_pixels)
                 todo = session.execute(
                     select(Image.id, Image.path).where(
                         Image.path.startswith(str(root) + "/", autoescape=True),
-                        Image.status == "ok",
+                        Image.status == ImageStatus.OK,
                         ~select(Embedding.id).where(Embedding.image_id == Image.id,
                                                     Embedding.model_id == model_id).exists())
                     .order_by(Image.path)).all()
                 ok_total = session.scalar(select(func.count(Image.id)).where(
-                    Image.path.startswith(str(root) + "/", autoescape=True), Image.status == "ok"))
+                    Image.path.startswith(str(root) + "/", autoescape=True), Image.status == ImageStatus.OK))
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
                 if engine == "ray":
@@ -226,14 +201,14 @@ def embed_gallery(ws: Workspace, factory: sessionmaker[Session], data: Path, *,
                 else:
                     loaded = loaded or load_model(ws, name)
                     batches = local_batches(loaded, todo, batch_size)
-                _commit_batches(factory, model_id, batches, len(todo), summary, quiet, changed)
-            summary.index_rebuilt = sync_index(ws, factory, name, model_id, index_factory)
-            with factory.begin() as session:
+                _commit_batches(sessions, model_id, batches, len(todo), summary, quiet, changed)
+            summary.index_rebuilt = sync_index(ws, sessions, name, model_id, index_factory)
+            with sessions.begin() as session:
                 summary.gallery_size = len(gallery.model_ids(session, model_id))
                 summary.seconds = time.perf_counter() - t0
                 gallery.finish_run(session, run_id, "ok", _counts(summary))
         except BaseException as exc:
-            with factory.begin() as session:
+            with sessions.begin() as session:
                 gallery.finish_run(session, run_id, "failed", _counts(summary),
                                    f"{type(exc).__name__}: {exc}")
             raise
@@ -245,7 +220,7 @@ def _counts(summary: EmbedSummary) -> dict:
             and not isinstance(v, bool)} | {"skipped": len(summary.skipped)}
 
 
-Row = tuple  # (image_id, path, reason or None, face status or None)
+Row = gallery.PreparedRow
 
 
 def prepare_row(loaded: LoadedModel, image_id: int, path: str) -> tuple[Row, np.ndarray | None]:
@@ -254,10 +229,10 @@ def prepare_row(loaded: LoadedModel, image_id: int, path: str) -> tuple[Row, np.
     try:
         prepared = loaded.preparer.prepare(Path(path))
     except ImageError as exc:
-        return (image_id, path, exc.reason, None), None
+        return Row(image_id, path, exc.reason, None), None
     except NoFaceFound:
-        return (image_id, path, "no_face", None), None
-    return (image_id, path, None, prepared.status), prepared.pixels
+        return Row(image_id, path, "no_face", None), None
+    return Row(image_id, path, None, prepared.status), prepared.pixels
 
 
 def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor
@@ -279,57 +254,37 @@ def local_batches(loaded: LoadedModel, todo: list, batch_size: int) -> Iterator[
                          else np.zeros((0, loaded.dimension), np.float32))
 
 
-def _commit_batches(factory: sessionmaker[Session], model_id: int,
+def _commit_batches(sessions: sessionmaker[Session], model_id: int,
                     batches: Iterable[tuple[list, np.ndarray]], total: int,
                     summary: EmbedSummary, quiet: bool, changed: set[int]) -> None:
     """Commit each batch in its own transaction, whatever engine made it; counts
     ``added`` (new photos) and ``updated`` (``changed`` ones) as they are stored."""
     with bar(total, "embedding", quiet=quiet) as progress:
         for rows, batch_vectors in batches:
-            vectors = iter(batch_vectors)
             summary.model_calls += bool(len(batch_vectors))
-            inserts, updates = [], []
-            for image_id, path, reason, face in rows:
-                if reason is not None:
-                    updates.append({"id": image_id, "status": "skipped", "reason": reason})
-                    summary.skipped[path] = reason
-                    continue
-                if face in ("no_face", "several_faces"):
-                    updates.append({"id": image_id, "flags": face})
-                    summary.flagged[face] = summary.flagged.get(face, 0) + 1
-                inserts.append({"image_id": int(image_id), "model_id": model_id,
-                                "vector": gallery.vector_to_bytes(next(vectors))})
-            with factory.begin() as session:  # one transaction per batch
-                if inserts:
-                    session.execute(insert(Embedding), inserts)
-                for values in updates:
-                    session.execute(update(Image).where(Image.id == int(values.pop("id"))).values(**values))
-            updated = sum(row["image_id"] in changed for row in inserts)
+            added = gallery.transaction(  # one transaction per batch
+                sessions, lambda session: gallery.store_batch(session, model_id, rows, batch_vectors))
+            for row in rows:
+                if row.reason is not None:
+                    summary.skipped[row.path] = row.reason
+                elif (flag := FaceFlag.of(row.face)) is not None:
+                    summary.flagged[flag.value] = summary.flagged.get(flag.value, 0) + 1
+            updated = sum(row.image_id in changed for row in rows if row.reason is None)
             summary.updated += updated
-            summary.added += len(inserts) - updated
+            summary.added += len(added) - updated
             progress.update(len(rows))
 
 
-def sync_index(ws: Workspace, factory: sessionmaker[Session], name: str, model_id: int,
+def sync_index(ws: Workspace, sessions: sessionmaker[Session], name: str, model_id: int,
                index_factory: str | None = None, force: bool = False) -> bool:
-    """Bring the model's index snapshot up to date with the database: catch up in
-    place (additions and removals), or build it anew when it is missing or damaged,
-    when ``index_factory`` asks for another type, or with ``force``. Returns whether
-    the snapshot was written."""
-    path = ws.index_path(name)
-    with factory() as session:
-        ids = gallery.model_ids(session, model_id)
-
-    def fetch(wanted: np.ndarray) -> np.ndarray:
-        with factory() as session:
-            return gallery.vectors_of(session, wanted)
-
-    index, caught = open_live_index(path, model=name, dimension=_model_dimension(ws, name),
-                                    db_ids=ids, fetch=fetch, factory=index_factory, rebuild=force)
-    if not caught.changed:
-        return False
-    index.save(path)
-    return True
+    """Bring the model's index snapshot up to date with the database: apply the
+    change log after the snapshot's sequence, or build it anew when it is missing,
+    damaged or older than the log, when ``index_factory`` asks for another type, or
+    with ``force``. Returns whether the snapshot was written."""
+    follower = Follower(sessions, ws.index_path(name), model=name, model_id=model_id,
+                        dimension=_model_dimension(ws, name))
+    caught = follower.load(index_factory, rebuild=force)
+    return follower.save() if caught.changed else False
 
 
 def _model_dimension(ws: Workspace, name: str) -> int:

@@ -85,7 +85,7 @@ def photo_embeddings(session: Session, model_id: int, root: Path,
     return ids, vectors
 
 
-def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = None,
+def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None = None,
              split: str = "test", threshold: float | None = None,
              target_far: float | None = None, folds: int | None = None, quiet: bool = True,
              loaded: LoadedModel | None = None) -> Evaluation:
@@ -97,8 +97,8 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
         raise EvaluationError(f"the training folder {root} is gone; evaluation needs its photos")
     pairs, photos = load_pairs(ws, name)
     # photos not yet in the gallery are embedded first (nothing is embedded twice)
-    embed_gallery(ws, factory, root, model=name, quiet=quiet, loaded=loaded)
-    with factory() as session:
+    embed_gallery(ws, sessions, root, model=name, quiet=quiet, loaded=loaded)
+    with sessions() as session:
         model_row = gallery.get_model(session, name)
         image_ids, vectors = photo_embeddings(session, model_row.id, root, photos)
 
@@ -125,7 +125,7 @@ def evaluate(ws: Workspace, factory: sessionmaker[Session], *, model: str | None
     fold_result = metrics.kfold_accuracy(d, chosen.label, folds) if folds else None
     overlap = split_overlap(pairs, split, [p["identity"] for p in photos])
 
-    with factory.begin() as session:
+    with sessions.begin() as session:
         model_row = session.scalar(select(Model).where(Model.name == name))
         if rule != "given":
             model_row.threshold, model_row.threshold_rule = float(threshold), rule
@@ -187,7 +187,7 @@ def latest_run(session: Session, run_id: int | None = None) -> JobRun:
     return run
 
 
-def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Path, data: Path, *,
+def evaluate_pairs(ws: Workspace, sessions: sessionmaker[Session], pairs_file: Path, data: Path, *,
                    model: str | None = None, threshold: float | None = None,
                    folds: int | None = None, quiet: bool = True,
                    loaded: LoadedModel | None = None) -> Evaluation:
@@ -206,9 +206,9 @@ def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Pa
     root = Path(data).resolve()
     if not root.is_dir():
         raise EvaluationError(f"{root} is not a folder of photos")
-    embed_gallery(ws, factory, root, model=name, quiet=quiet, loaded=loaded)
+    embed_gallery(ws, sessions, root, model=name, quiet=quiet, loaded=loaded)
     wanted = {p for pair in listing.pairs for p in (pair.a, pair.b)}
-    with factory() as session:
+    with sessions() as session:
         model_row = gallery.get_model(session, name)
         rows = session.execute(
             select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
@@ -264,7 +264,7 @@ def evaluate_pairs(ws: Workspace, factory: sessionmaker[Session], pairs_file: Pa
                "identities_in_training": len({rel.split("/")[0] for rel in vec} & trained_people)}
     protocol = f"external {listing.format} list" + (f", {listing.folds} folds from the file"
                                                      if listing.folds else "")
-    with factory.begin() as session:
+    with sessions.begin() as session:
         run = gallery.start_run(session, "evaluate", {
             "split": "external", "pairs_file": str(Path(pairs_file).resolve()),
             "format": listing.format, "data": str(root), "threshold": float(threshold),

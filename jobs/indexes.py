@@ -30,7 +30,8 @@ class IndexReport:
     hidden: int
     file_bytes: int
     database_count: int
-    database_max_id: int
+    snapshot_seq: int  # the last gallery change the snapshot holds (-1: before the log)
+    database_seq: int  # the last gallery change in the database
     behind: int  # database vectors the snapshot does not hold (caught up when loaded)
     ahead: int   # snapshot vectors the database removed since
     seconds: float = 0.0
@@ -40,7 +41,7 @@ class IndexReport:
         return asdict(self)
 
 
-def build(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = None,
+def build(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None = None,
           index_factory: str, train_sample: int = DEFAULT_TRAIN_SAMPLE, seed: int = 0,
           wait: bool = False) -> IndexReport:
     """Build a ``index_factory`` index of every stored vector of a model, streaming
@@ -50,8 +51,9 @@ def build(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = 
     name = ws.resolve_model(model)
     t = time.perf_counter()
     with job_lock(ws.locks_dir / "gallery.lock", wait=wait, what="index build or embed"):
-        with factory() as session:
+        with sessions() as session:
             model_id = gallery.get_model(session, name).id
+            seq = gallery.changes.head(session)  # before the vectors: changes after it are re-applied
             ids = gallery.model_ids(session, model_id)
             rng = np.random.default_rng(seed)
             sample = np.sort(rng.choice(ids, min(len(ids), train_sample), replace=False)) \
@@ -61,8 +63,8 @@ def build(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = 
             index = build_index_streaming(gallery.iter_model_vectors(session, model_id, CHUNK),
                                           dimension, index_factory,
                                           train if train is not None else np.zeros((0, dimension)))
-        save_index(ws.index_path(name), index, name, index_factory)
-    report = info(ws, factory, model=name)
+        save_index(ws.index_path(name), index, name, index_factory, seq=seq)
+    report = info(ws, sessions, model=name)
     report.seconds = time.perf_counter() - t
     report.trained_on = len(sample)
     return report
@@ -73,17 +75,17 @@ def _dimension(session: Session, model_id: int) -> int:
     return len(blob) // 4 if blob else 128
 
 
-def info(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = None) -> IndexReport:
+def info(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None = None) -> IndexReport:
     """The index file of a model: type, vectors, size, and how it stands against the
     database."""
     name = ws.resolve_model(model)
     path = ws.index_path(name)
     sidecar = read_sidecar(path)
     index, _ = load_index(path, model=name)
-    with factory() as session:
+    with sessions() as session:
         model_id = gallery.get_model(session, name).id
         db_ids = gallery.model_ids(session, model_id)
-        count, top = gallery.model_state(session, model_id)
+        head = gallery.changes.head(session)
     import faiss
 
     have = faiss.vector_to_array(index.id_map).astype(np.int64) if index.ntotal else np.zeros(0, np.int64)
@@ -91,4 +93,5 @@ def info(ws: Workspace, factory: sessionmaker[Session], *, model: str | None = N
     if sidecar.file_size < 0:
         raise IndexMismatch(f"index {path} has an old sidecar; run `verifier doctor --repair`")
     return IndexReport(name, sidecar.factory, sidecar.count, len(sidecar.hidden), sidecar.file_size,
-                       count, top, len(np.setdiff1d(db_ids, have)), len(np.setdiff1d(have, db_ids)))
+                       len(db_ids), sidecar.seq, head, len(np.setdiff1d(db_ids, have)),
+                       len(np.setdiff1d(have, db_ids)))

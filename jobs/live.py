@@ -14,14 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
+from storage.errors import GalleryConflict
 from storage.files import write_bytes_atomic
-from storage.live_index import CatchUp, LiveIndex, open_live_index
-from storage.schema import Embedding, Identity, Image
-from storage.workspace import Workspace, check_identity_name
+from storage.follower import CatchUp, Follower
+from storage.live_index import LiveIndex
+from storage.schema import Embedding, Image
+from storage.gallery import identity_name
+from storage.workspace import Workspace
 from verifier.errors import VerifierError
 from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
@@ -55,8 +58,8 @@ class IdentityNotFound(VerifierError):
     """No identity of that name in the gallery."""
 
 
-class EnrollConflict(VerifierError):
-    """The same photo is already enrolled under another identity."""
+EnrollConflict = GalleryConflict
+"""The same photo is already enrolled under another identity (a storage error)."""
 
 
 @dataclass
@@ -131,30 +134,28 @@ Photo = bytes | int
 class Verifier:
     """One model version with its gallery, loaded once. Use :meth:`open`."""
 
-    def __init__(self, ws: Workspace, factory: sessionmaker[Session], loaded: LoadedModel,
+    def __init__(self, ws: Workspace, sessions: sessionmaker[Session], loaded: LoadedModel,
                  model_id: int, threshold: float | None) -> None:
         self.ws = ws
-        self.factory = factory
+        self.sessions = sessions
         self.loaded = loaded
         self.model_id = model_id
         self.threshold = threshold
-        self._index: LiveIndex | None = None
-        self._photos: dict[int, gallery.GalleryPhoto] = {}
-        self._load_lock = threading.Lock()
+        self.follower = Follower(sessions, ws.index_path(loaded.name), model=loaded.name,
+                                 model_id=model_id, dimension=loaded.dimension)
+        # writes, loading and following the log, one at a time; searches run beside them
         self._write_lock = threading.Lock()
-        self._dirty = False
-        self._state: tuple[int, int] = (-1, -1)
 
     @classmethod
-    def open(cls, ws: Workspace, factory: sessionmaker[Session],
+    def open(cls, ws: Workspace, sessions: sessionmaker[Session],
              model: str | None = None) -> "Verifier":
         """Load model version ``model`` (default: the most recent). The index and the
         photo metadata are loaded on first use (verification does not need them)."""
         loaded = load_model(ws, model)
-        with factory.begin() as session:
+        with sessions.begin() as session:
             row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
             model_id, threshold = row.id, row.threshold
-        return cls(ws, factory, loaded, model_id, threshold)
+        return cls(ws, sessions, loaded, model_id, threshold)
 
     @property
     def model(self) -> str:
@@ -162,24 +163,16 @@ class Verifier:
 
     # -- the gallery in memory ---------------------------------------------------------
 
-    def _fetch(self, ids: np.ndarray) -> np.ndarray:
-        with self.factory() as session:
-            return gallery.vectors_of(session, ids)
-
     def _gallery(self) -> LiveIndex:
-        if self._index is None:
-            with self._load_lock:
-                if self._index is None:
-                    with self.factory() as session:
-                        self._state = gallery.model_state(session, self.model_id)
-                        ids = gallery.model_ids(session, self.model_id)
-                        self._photos = gallery.embedded_photos(session, self.model_id)
-                    index, caught = open_live_index(
-                        self.ws.index_path(self.model), model=self.model,
-                        dimension=self.loaded.dimension, db_ids=ids, fetch=self._fetch)
-                    self._dirty = caught.changed
-                    self._index = index
-        return self._index
+        if self.follower.index is None:
+            with self._write_lock:
+                if self.follower.index is None:
+                    self.follower.load()
+        return self.follower.index
+
+    @property
+    def _photos(self) -> dict[int, gallery.GalleryPhoto]:
+        return self.follower.photos
 
     @property
     def gallery_size(self) -> int:
@@ -187,43 +180,23 @@ class Verifier:
         return len(self._gallery())
 
     def refresh(self) -> CatchUp:
-        """Pick up what other processes committed (embeddings added or removed) and a
-        new calibrated threshold. Cheap when nothing changed: one query of the count
-        and the largest id of the model's embeddings."""
-        index = self._gallery()
+        """Pick up what other processes committed (every gallery change logged after
+        the last one applied) and a new calibrated threshold. Cheap when nothing
+        changed: one indexed query of the change log."""
+        self._gallery()
         with self._write_lock:
-            with self.factory() as session:
+            with self.sessions() as session:
                 self.threshold = gallery.get_model(session, self.model).threshold
-                state = gallery.model_state(session, self.model_id)
-                if state == self._state:
-                    return CatchUp()
-                ids = gallery.model_ids(session, self.model_id)
-                new = np.setdiff1d(ids, index.ids())
-                photos = gallery.embedded_photos(session, self.model_id, new)
-            self._photos.update(photos)
-            caught = index.catch_up(ids, self._fetch)
-            live = set(ids.tolist())
-            for gone in [i for i in self._photos if i not in live]:
-                del self._photos[gone]
-            self._state = state
-            self._dirty |= caught.changed
-            return caught
+            return self.follower.catch_up()
 
-    def _note_own_write(self) -> None:
-        """Record the database state after this object's own write (under the write
-        lock), so that :meth:`refresh` does not mistake it for another process's."""
-        with self.factory() as session:
-            self._state = gallery.model_state(session, self.model_id)
-        self._dirty = True
+    def lag(self) -> "gallery.changes.Lag":
+        """Gallery changes not applied yet, and the age of the oldest."""
+        return self.follower.lag()
 
     def save(self) -> bool:
         """Write the index snapshot if anything changed since it was loaded."""
-        if self._index is None or not self._dirty:
-            return False
         with self._write_lock:
-            self._index.save(self.ws.index_path(self.model))
-            self._dirty = False
-            return True
+            return self.follower.save()
 
     def close(self) -> None:
         self.save()
@@ -327,7 +300,7 @@ class Verifier:
 
     def photo_vector(self, photo_id: int) -> np.ndarray:
         """The stored embedding of gallery photo ``photo_id`` under this model."""
-        with self.factory() as session:
+        with self.sessions() as session:
             blob = session.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
                                   .where(Image.id == int(photo_id), Image.status == "ok",
                                          Embedding.model_id == self.model_id))
@@ -338,7 +311,7 @@ class Verifier:
     def face_chip(self, photo_id: int) -> np.ndarray:
         """The branch input of gallery photo ``photo_id`` (the aligned face chip, or
         the resized photo for models without a detector), from its stored file."""
-        with self.factory() as session:
+        with self.sessions() as session:
             row = gallery.gallery_photo(session, photo_id)
             path = None if row is None else row.path
         if path is None:
@@ -382,100 +355,101 @@ class Verifier:
                     ) -> list[Enrolled]:
         """:meth:`enroll` for several photos of one identity, all or nothing: every
         photo is decoded and checked first (one bad photo refuses the request), the
-        vectors come from one batch, and one transaction stores them."""
-        check_identity_name(identity)
-        prepared = [self.prepare(data, source or "<upload>", remember=True) for source, data in photos]
+        vectors come from one batch, and one transaction stores them. A refusal
+        part-way (a conflict on the third photo) leaves no file and no cached
+        detection behind."""
+        identity = identity_name(identity)
+        prepared = [self.prepare(data, source or "<upload>") for source, data in photos]
         vectors = self.embed(prepared)
-        index = self._gallery()
-        out: list[Enrolled] = []
+        new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
+                                *read_header(data), p.status, source, vector)
+               for (source, data), p, vector in zip(photos, prepared, vectors)]
+        self._gallery()
         with self._write_lock:
-            added: list[tuple[int, gallery.GalleryPhoto, np.ndarray]] = []
-            with self.factory.begin() as session:
-                for (source, data), prep, vector in zip(photos, prepared, vectors):
-                    result, photo = self._store(session, identity, source, data, prep, vector)
-                    out.append(result)
-                    if photo is not None:
-                        added.append((result.embedding_id, photo, vector))
-            for embedding_id, photo, _ in added:
-                self._photos[embedding_id] = photo
-            if added:
-                version = index.add(np.array([a[0] for a in added]), np.stack([a[2] for a in added]))
-                self._note_own_write()
-            else:
-                version = index.version
-        return [Enrolled(e.photo_id, e.embedding_id, e.identity, e.face, e.created, version)
-                for e in out]
+            written = [Path(n.path) for n, (_, data) in zip(new, photos) if _write_new(Path(n.path), data)]
+            try:
+                done = gallery.commit(self.sessions, lambda session: [
+                    gallery.enroll(session, self.model_id, identity, n) for n in new])
+            except BaseException:
+                self._unlink_unreferenced(written)
+                raise
+            added = [(o.embedding_id, o.photo, n.vector) for o, n in zip(done.result, new) if o.created]
+            self.follower.apply_own(done.changes, added, [])
+            version = self.follower.index.version
+        for outcome, p in zip(done.result, prepared):
+            if outcome.created:
+                self.loaded.preparer.remember(p)
+        return [Enrolled(o.photo_id, o.embedding_id, identity, o.face, o.created, version)
+                for o in done.result]
 
-    def _store(self, session: Session, identity: str, source: str | None, data: bytes,
-               prepared: Prepared, vector: np.ndarray
-               ) -> tuple[Enrolled, gallery.GalleryPhoto | None]:
-        """One photo into the database (and its bytes into the workspace); the
-        photo to add to the index, or ``None`` when it was there already."""
-        path = self.ws.enrolled_path(prepared.sha256, image_format(data))
-        row = session.scalar(select(Image).where(Image.path == str(path)))
-        if row is not None and row.identity.name != identity and row.status == "ok":
-            raise EnrollConflict(f"this photo is already enrolled as {row.identity.name!r} "
-                                 f"(photo {row.id}); remove it there first")
-        existing = None if row is None else session.scalar(
-            select(Embedding.id).where(Embedding.image_id == row.id,
-                                       Embedding.model_id == self.model_id))
-        if row is not None and row.status == "ok" and existing is not None:
-            return Enrolled(row.id, existing, identity, row.flags or prepared.status, False, 0), None
-        if not path.is_file():
-            write_bytes_atomic(path, data)
-        ident = gallery.identity_id(session, identity)
-        w, h = read_header(data)
-        flags = prepared.status if prepared.status != "face" else None
-        name = (source or "")[-255:] or None
-        if row is None:
-            row = Image(path=str(path), sha256=prepared.sha256, identity_id=ident, width=w,
-                        height=h, status="ok", flags=flags, source=name)
-            session.add(row)
-        else:  # removed before, or enrolled under another model only
-            row.identity_id, row.status, row.flags, row.source = ident, "ok", flags, name
-        session.flush()
-        if existing is None:
-            emb = Embedding(image_id=row.id, model_id=self.model_id,
-                            vector=gallery.vector_to_bytes(vector))
-            session.add(emb)
-            session.flush()
-            existing = emb.id
-        photo = gallery.GalleryPhoto(row.id, str(path), prepared.sha256, identity)
-        return Enrolled(row.id, existing, identity, prepared.status, True, 0), photo
+    def _unlink_unreferenced(self, paths: list[Path]) -> None:
+        """Delete files this process wrote for a refused enrollment, unless another
+        writer committed a photo at the same content address meanwhile."""
+        if not paths:
+            return
+        with self.sessions() as session:
+            kept = set(session.scalars(select(Image.path).where(Image.path.in_([str(p) for p in paths]))))
+        for path in paths:
+            if str(path) not in kept:
+                path.unlink(missing_ok=True)
 
     def remove_photo(self, photo_id: int) -> Removed:
         """Remove gallery photo ``photo_id`` (its embeddings under every model; an
-        enrolled copy is deleted, a folder's file is left alone)."""
-        return self._remove(select(Image).where(Image.id == int(photo_id), Image.status == "ok"),
-                            lambda: PhotoNotFound(f"no gallery photo {photo_id}"))
+        enrolled copy, its upload name and its cached detections are deleted, a
+        folder's file is left alone)."""
+        return self._remove(lambda session: [int(photo_id)] if gallery.gallery_photo(session, photo_id)
+                            else [], lambda: PhotoNotFound(f"no gallery photo {photo_id}"))
 
     def remove_identity(self, name: str) -> Removed:
         """Remove every photo of identity ``name``."""
-        return self._remove(select(Image).join(Identity, Image.identity_id == Identity.id)
-                            .where(Identity.name == name, Image.status == "ok"),
+        return self._remove(lambda session: gallery.photos_of(session, name),
                             lambda: IdentityNotFound(f"no identity {name!r} in the gallery"))
 
-    def _remove(self, rows_query, not_found) -> Removed:
-        index = self._gallery()
+    def _remove(self, find, not_found) -> Removed:
+        self._gallery()
         with self._write_lock:
-            with self.factory.begin() as session:
-                rows = list(session.scalars(rows_query))
-                if not rows:
-                    raise not_found()
-                image_ids = [r.id for r in rows]
-                mine = session.scalars(select(Embedding.id).where(
-                    Embedding.image_id.in_(image_ids), Embedding.model_id == self.model_id)).all()
-                gallery.delete_embeddings_of(session, image_ids)
-                session.execute(update(Image).where(Image.id.in_(image_ids))
-                                .values(status="removed"))
-                enrolled = [r.path for r in rows if self.ws.is_enrolled(r.path)]
-            for path in enrolled:
-                try:
-                    self.ws.root.joinpath(path).unlink()
-                except OSError:
-                    pass
-            # the metadata of removed ids stays until refresh(): a search that began
-            # before the removal may still look them up
-            version = index.remove(np.asarray(mine, np.int64))
-            self._note_own_write()
-            return Removed(len(image_ids), version)
+            def work(session: Session):
+                image_ids = find(session)
+                mine = list(session.scalars(select(Embedding.id).where(
+                    Embedding.image_id.in_(image_ids), Embedding.model_id == self.model_id)))
+                return gallery.remove_photos(session, image_ids, self.ws.is_enrolled), mine
+
+            done = gallery.commit(self.sessions, work)
+            removed, mine = done.result
+            if not removed:
+                raise not_found()
+            self.follower.apply_own(done.changes, [], mine)
+            version = self.follower.index.version
+        for photo in removed:
+            self.ws.forget(photo.path, photo.sha256)
+        return Removed(len(removed), version)
+
+    def rename_identity(self, old: str, new: str, *, merge: bool = False) -> int:
+        """Rename person ``old`` to ``new`` (merging into an existing ``new`` only
+        with ``merge``); returns the photos that now carry the new name."""
+        self._gallery()
+        with self._write_lock:
+            moved = rename_identity(self.sessions, old, new, merge=merge)
+            # the metadata of every photo of the person changed: follow the log now
+            self.follower.catch_up()
+        return moved
+
+
+def rename_identity(sessions: sessionmaker[Session], old: str, new: str, *,
+                    merge: bool = False) -> int:
+    """Rename person ``old`` to ``new`` in the gallery (every server follows through
+    the change log); an existing ``new`` is merged into only with ``merge``
+    (:class:`GalleryConflict` otherwise). Returns the photos renamed."""
+    moved = gallery.transaction(sessions, lambda session: gallery.rename_identity(
+        session, old, new, merge=merge))
+    if not moved:
+        raise IdentityNotFound(f"no identity {identity_name(old)!r} in the gallery")
+    return moved
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Store ``data`` at content address ``path`` unless it is there; whether it was written."""
+    if path.is_file():
+        return False
+    write_bytes_atomic(path, data)
+    return True

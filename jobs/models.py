@@ -86,7 +86,7 @@ def load_model(ws: Workspace, name: str | None = None) -> LoadedModel:
     if config.get("backbone") == "dlib-resnet":
         branch = _without_padded_convolutions(branch, config, ws.cache_dir)
     return LoadedModel(resolved, folder, config, branch,
-                       PhotoPreparer.for_config(config, ws.cache_dir / "faces"))
+                       PhotoPreparer.for_config(config, ws.faces_cache_dir))
 
 
 def _without_padded_convolutions(branch: Any, config: dict, cache_dir: Path) -> Any:

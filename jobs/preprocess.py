@@ -33,6 +33,9 @@ class Prepared:
     pixels: np.ndarray
     status: str
     sha256: str
+    detections: tuple[dict, ...] | None = None
+    """What the detector found when it ran for this call and the result was not
+    cached (``remember=False``): :meth:`PhotoPreparer.remember` caches it later."""
 
 
 class PhotoPreparer:
@@ -60,14 +63,24 @@ class PhotoPreparer:
     def faces(self, image: np.ndarray, sha256: str, remember: bool = True) -> list[Face]:
         """Faces in ``image``: from the cache, else detected (and cached when
         ``remember``; a probe that is searched once is not worth a file)."""
+        return self._faces(image, sha256, remember)[0]
+
+    def _faces(self, image: np.ndarray, sha256: str, remember: bool) -> tuple[list[Face], bool]:
+        """The faces, and whether they were detected now and not cached."""
         cached = self.cache.get(sha256) if self.cache else None
         if cached is not None:
-            return [Face.from_dict(f) for f in cached]
+            return [Face.from_dict(f) for f in cached], False
         self.detections += 1
         found = self._mtcnn.detect(image)
         if self.cache and remember:
             self.cache.put(sha256, [f.as_dict() for f in found])
-        return found
+        return found, not remember
+
+    def remember(self, prepared: Prepared) -> None:
+        """Cache the detections of a photo prepared with ``remember=False`` (once the
+        photo has joined the gallery: a refused enrollment leaves no entry)."""
+        if self.cache is not None and prepared.detections is not None:
+            self.cache.put(prepared.sha256, list(prepared.detections))
 
     def prepare_bytes(self, data: bytes, name: object = "<bytes>", *,
                       require_face: bool | None = None, remember: bool = True) -> Prepared:
@@ -79,14 +92,15 @@ class PhotoPreparer:
         digest = sha256_bytes(data)
         if self._mtcnn is None:
             return Prepared(resize(image, self.size), "whole", digest)
-        faces = self.faces(image, digest, remember)
+        faces, fresh = self._faces(image, digest, remember)
+        found = tuple(f.as_dict() for f in faces) if fresh else None
         if not faces:
             if require_face:
                 raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")
-            return Prepared(resize(image, self.size), "no_face", digest)
+            return Prepared(resize(image, self.size), "no_face", digest, found)
         face = most_prominent(faces)
         chip = align(image, face.landmarks, self.size, self.padding)
-        return Prepared(chip, "several_faces" if len(faces) > 1 else "face", digest)
+        return Prepared(chip, "several_faces" if len(faces) > 1 else "face", digest, found)
 
     def face_status(self, path: Path) -> str:
         """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting

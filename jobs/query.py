@@ -46,11 +46,11 @@ def read_items(items: Sequence[str], stdin: BinaryIO | None = None
             yield item, exc
 
 
-def query(ws: Workspace, factory: sessionmaker[Session], photos: Sequence[str], *, k: int = 5,
+def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str], *, k: int = 5,
           model: str | None = None, stdin: BinaryIO | None = None) -> Iterator[QueryResult]:
     """Rank gallery identities for each photo, in order. A photo that cannot be used
     gets a result with ``error`` set; the others are answered."""
-    verifier = Verifier.open(ws, factory, model)
+    verifier = Verifier.open(ws, sessions, model)
     return verifier.search_many(read_items(photos, stdin), k)
 
 
@@ -73,13 +73,13 @@ def write_csv(results: Sequence[QueryResult], path: Path) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-def verify(ws: Workspace, factory: sessionmaker[Session], photo_a: str, photo_b: str, *,
+def verify(ws: Workspace, sessions: sessionmaker[Session], photo_a: str, photo_b: str, *,
            model: str | None = None, threshold: float | None = None,
            stdin: BinaryIO | None = None) -> Verification:
     """Distance between two photo files (or ``-``) and the decision at the model's threshold."""
     if photo_a == STDIN and photo_b == STDIN:
         raise QueryError("only one of the two photos can come from standard input")
-    verifier = Verifier.open(ws, factory, model)
+    verifier = Verifier.open(ws, sessions, model)
     (name_a, a), (name_b, b) = read_one(photo_a, stdin), read_one(photo_b, stdin)
     return verifier.verify(a, b, threshold=threshold, names=(name_a, name_b))
 

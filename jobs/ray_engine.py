@@ -17,7 +17,7 @@ import numpy as np
 from storage.workspace import Workspace
 from verifier.errors import VerifierError
 
-from .embed import EmbedError, prepare_batch
+from .embed import EmbedError, Row, prepare_batch
 from .quiet import without_native_log_lines
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ class Embedder:
                                                    zip(batch["image_id"], batch["path"])], self.pool)
         vectors = np.zeros((len(rows), self.loaded.dimension), np.float32)
         if pixels is not None:
-            vectors[[r[2] is None for r in rows]] = self.loaded.embed(pixels)
-        return {"image_id": np.array([r[0] for r in rows], np.int64),
-                "path": np.array([r[1] for r in rows], dtype=object),
-                "reason": np.array([r[2] or "" for r in rows], dtype=object),
-                "face": np.array([r[3] or "" for r in rows], dtype=object),
+            vectors[[r.reason is None for r in rows]] = self.loaded.embed(pixels)
+        return {"image_id": np.array([r.image_id for r in rows], np.int64),
+                "path": np.array([r.path for r in rows], dtype=object),
+                "reason": np.array([r.reason or "" for r in rows], dtype=object),
+                "face": np.array([r.face or "" for r in rows], dtype=object),
                 "vector": vectors}
 
 
@@ -114,9 +114,9 @@ def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | 
                                        num_cpus=share, batch_format="numpy")
         try:
             for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-                rows = [(int(i), str(p), r or None, f or None) for i, p, r, f in
+                rows = [Row(int(i), str(p), r or None, f or None) for i, p, r, f in
                         zip(batch["image_id"], batch["path"], batch["reason"], batch["face"])]
-                ok = np.array([r[2] is None for r in rows], dtype=bool)
+                ok = np.array([r.reason is None for r in rows], dtype=bool)
                 yield rows, np.asarray(batch["vector"], np.float32)[ok]
         except Exception as exc:  # a worker's named error comes back wrapped by Ray
             cause = getattr(exc, "cause", None)

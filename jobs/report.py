@@ -44,8 +44,8 @@ class ScoredPairs:
         return self.distances <= self.threshold
 
 
-def load_scored(factory: sessionmaker[Session], run_id: int | None = None) -> ScoredPairs:
-    with factory() as session:
+def load_scored(sessions: sessionmaker[Session], run_id: int | None = None) -> ScoredPairs:
+    with sessions() as session:
         run = latest_run(session, run_id)
         model = session.get(Model, run.model_id)
         a, b = aliased(Image), aliased(Image)
@@ -244,10 +244,10 @@ distance is at most the threshold).</p>
     write_text_atomic(out, page)
 
 
-def write_report(factory: sessionmaker[Session], out: Path, fmt: str = "html",
+def write_report(sessions: sessionmaker[Session], out: Path, fmt: str = "html",
                  run_id: int | None = None) -> Path:
     """Write the report of run ``run_id`` (default: latest evaluation) to ``out``."""
-    scored = load_scored(factory, run_id)
+    scored = load_scored(sessions, run_id)
     out = Path(out)
     if fmt == "csv":
         write_csv(scored, out)

@@ -114,7 +114,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     t0 = time.perf_counter()
     dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
     preparer = PhotoPreparer(size, opts.detector, opts.face_padding,
-                             FaceCache(ws.cache_dir / "faces", opts.detector)
+                             FaceCache(ws.faces_cache_dir, opts.detector)
                              if opts.detector != "none" else None,
                              require_face=opts.require_face, max_pixels=opts.max_pixels)
     if opts.detector != "none":

@@ -15,7 +15,7 @@ from .schema import SCHEMA_VERSION, Meta
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The Alembic revision of :data:`SCHEMA_VERSION` (tested against the scripts)."""
 
 
@@ -43,8 +43,17 @@ def open_database(url: str) -> sessionmaker[Session]:
         event.listen(engine, "connect", _sqlite_pragmas)
     where = engine.url.render_as_string(hide_password=True)
     try:
-        with engine.begin() as conn:
-            _migrate(conn, where)
+        with engine.connect() as conn:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:  # a table rebuild must not cascade; only outside a transaction
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            try:
+                _migrate(conn, where)
+                conn.commit()
+            finally:
+                if sqlite:
+                    conn.rollback()
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
     except SQLAlchemyError as exc:
         raise DatabaseError(f"cannot open database {where}: {str(exc).splitlines()[0]}") from None
     return sessionmaker(engine, expire_on_commit=False)
@@ -79,7 +88,7 @@ def _revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def schema_version(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
+def schema_version(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
         return int(session.scalar(select(Meta.value).where(Meta.key == "schema_version")))
 

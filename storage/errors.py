@@ -14,6 +14,12 @@ class InvalidName(WorkspaceError):
     """A name a user or client gave (an identity) that cannot be stored."""
 
 
+class GalleryConflict(StorageError):
+    """A gallery write that contradicts what is stored (the photo is enrolled as
+    someone else, the new name is another person), or lost a race with another
+    writer more often than it is retried."""
+
+
 class ModelNotFound(StorageError):
     """No such model version in the workspace."""
 

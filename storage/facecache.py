@@ -8,6 +8,17 @@ from pathlib import Path
 from .files import write_json_atomic
 
 
+def _entry(folder: Path, sha256: str) -> Path:
+    return folder / sha256[:2] / f"{sha256}.json"
+
+
+def forget_detections(root: Path, sha256: str) -> None:
+    """Delete the cached detections of one photo content, under every detector."""
+    if root.is_dir():
+        for detector in root.iterdir():
+            _entry(detector, sha256).unlink(missing_ok=True)
+
+
 class FaceCache:
     def __init__(self, folder: Path, detector: str) -> None:
         self.folder = Path(folder) / detector
@@ -15,7 +26,7 @@ class FaceCache:
         self.misses = 0
 
     def _path(self, sha256: str) -> Path:
-        return self.folder / sha256[:2] / f"{sha256}.json"
+        return _entry(self.folder, sha256)
 
     def get(self, sha256: str) -> list[dict] | None:
         """The stored detections of a photo, or ``None`` if it was never detected."""

@@ -42,6 +42,9 @@ class IndexInfo:
     hidden: tuple[int, ...] = ()
     """Ids still inside the file but removed from the gallery (HNSW cannot remove);
     ``count`` and ``ids_sha256`` describe the live ids only."""
+    seq: int = -1
+    """The gallery change (``gallery_changes.seq``) the snapshot reflects: every change
+    up to it is in the file. -1: written before the change log (rebuilt when opened)."""
 
 
 def ids_checksum(ids: np.ndarray) -> str:
@@ -62,9 +65,10 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FAC
 
 
 def save_index(path: Path, index, model: str, factory: str,
-               hidden: np.ndarray | None = None) -> IndexInfo:
+               hidden: np.ndarray | None = None, seq: int = -1) -> IndexInfo:
     """Write ``path`` and ``path.json`` atomically; return the sidecar. ``hidden``:
-    ids inside ``index`` that are not part of the gallery any more."""
+    ids inside ``index`` that are not part of the gallery any more; ``seq``: the last
+    gallery change the index reflects."""
     import faiss
 
     data = faiss.serialize_index(index).tobytes()
@@ -74,7 +78,7 @@ def save_index(path: Path, index, model: str, factory: str,
     info = IndexInfo(model=model, dimension=int(index.d), count=len(ids),
                      factory=factory, ids_sha256=ids_checksum(ids),
                      file_sha256=hashlib.sha256(data).hexdigest(), file_size=len(data),
-                     hidden=tuple(sorted(int(i) for i in hidden)))
+                     hidden=tuple(sorted(int(i) for i in hidden)), seq=int(seq))
     write_bytes_atomic(path, data)
     write_json_atomic(sidecar_path(path), asdict(info))
     return info

@@ -1,23 +1,19 @@
 """A model's FAISS index held in memory and changed in place, searched from many threads.
 
-The database is the log of record; an index file is a snapshot of it. Loading a
-snapshot catches up with the database (vectors added since are added, vectors
-deleted since are removed), so a stale snapshot is never wrong, only slower to open.
-Index types that cannot remove vectors (HNSW) hide removed ids at search time.
+The database is the log of record; an index file is a snapshot of it, kept in step
+by :class:`storage.follower.Follower`. Index types that cannot remove vectors (HNSW)
+hide removed ids at search time.
 """
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import IndexMismatch
-from .index import (DEFAULT_FACTORY, IndexInfo, build_index, is_exact, load_index, read_sidecar,
-                    save_index, search)
+from .index import DEFAULT_FACTORY, IndexInfo, build_index, is_exact, save_index, search
 
 COMPACT_SHARE = 0.10
 """An HNSW index is rebuilt when more than this share of its vectors are removed ones."""
@@ -65,19 +61,6 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
-@dataclass(frozen=True)
-class CatchUp:
-    """What loading or refreshing an index changed to match the database."""
-
-    added: int = 0
-    removed: int = 0
-    rebuilt: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.removed or self.rebuilt)
-
-
 class LiveIndex:
     """An ``IndexIDMap2`` with in-place ``add``/``remove``, a version that counts
     changes, and thread-safe ``search`` (parallel readers, one writer at a time)."""
@@ -117,6 +100,21 @@ class LiveIndex:
                 ids = ids[~np.isin(ids, np.fromiter(self._hidden, np.int64))]
             return ids
 
+    def has(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each of ``ids`` is searchable now (a boolean per id)."""
+        ids = np.asarray(ids, np.int64)
+        out = np.zeros(len(ids), bool)
+        with self._lock.reading():
+            for n, i in enumerate(ids.tolist()):
+                if i in self._hidden:
+                    continue
+                try:  # the id map answers by its reverse map; an unknown id raises
+                    self._index.reconstruct(i)
+                    out[n] = True
+                except RuntimeError:
+                    pass
+        return out
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> int:
         """Add ``vectors`` under ``ids``; returns the new version."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -124,7 +122,7 @@ class LiveIndex:
         with self._lock.writing():
             if len(ids):
                 stale = [int(i) for i in ids if int(i) in self._hidden]
-                if stale:  # an id that comes back (SQLite may reuse the largest one)
+                if stale:  # hidden, then added again (a snapshot re-applying a change)
                     self._remove_physically(np.asarray(stale, np.int64))
                     self._hidden.difference_update(stale)
                 self._index.add_with_ids(vectors, ids)
@@ -148,6 +146,21 @@ class LiveIndex:
             return True
         except RuntimeError:  # HNSW cannot remove: hide them instead
             return False
+
+    def mismatched(self, ids: np.ndarray, stored: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
+        """Those of ``ids`` whose entry in the index is not ``stored`` (their vectors
+        as the database holds them). Index types that keep vectors whole are compared
+        within ``tolerance``; compressed ones (PQ, SQ) only approximate a vector, so
+        there an id must be among the 10 nearest entries of its own stored vector."""
+        ids = np.asarray(ids, np.int64)
+        with self._lock.reading():
+            if any(code in self.factory for code in ("PQ", "SQ", "LSH")):
+                _, found = self._index.search(np.ascontiguousarray(stored, np.float32),
+                                              min(10, int(self._index.ntotal)))
+                return ids[~(found == ids[:, None]).any(axis=1)]
+            held = np.stack([self._index.reconstruct(int(i)) for i in ids]) if len(ids) \
+                else np.zeros_like(stored)
+        return ids[np.abs(held - stored).max(axis=1) > tolerance] if len(ids) else ids
 
     @property
     def hidden_share(self) -> float:
@@ -175,29 +188,18 @@ class LiveIndex:
                 out_i[row, :n] = i[row][keep][:n]
             return out_d, out_i, self.version
 
-    def catch_up(self, db_ids: np.ndarray, fetch: FetchVectors) -> CatchUp:
-        """Add what the database has and the index lacks; remove the reverse."""
-        have = self.ids()
-        db_ids = np.asarray(db_ids, dtype=np.int64)
-        new = np.setdiff1d(db_ids, have)
-        gone = np.setdiff1d(have, db_ids)
-        if len(gone):
-            self.remove(gone)
-        if len(new):
-            self.add(new, fetch(new))
-        return CatchUp(added=len(new), removed=len(gone))
-
-    def save(self, path: Path) -> IndexInfo:
-        """Write a snapshot (index file and sidecar, atomically). When more than
-        :data:`COMPACT_SHARE` of the stored vectors are hidden, the index is rebuilt
-        without them first; below that they travel in the file, listed in the sidecar."""
+    def save(self, path: Path, seq: int = -1) -> IndexInfo:
+        """Write a snapshot (index file and sidecar, atomically) that reflects gallery
+        change ``seq``. When more than :data:`COMPACT_SHARE` of the stored vectors are
+        hidden, the index is rebuilt without them first; below that they travel in
+        the file, listed in the sidecar."""
         with self._lock.reading():  # searches go on while the file is written
             if self.hidden_share <= COMPACT_SHARE:
                 return save_index(path, self._index, self.model, self.factory,
-                                  np.fromiter(self._hidden, np.int64))
+                                  np.fromiter(self._hidden, np.int64), seq)
         with self._lock.writing():
             self._compact()
-            return save_index(path, self._index, self.model, self.factory)
+            return save_index(path, self._index, self.model, self.factory, seq=seq)
 
     def _compact(self) -> None:
         import faiss
@@ -208,29 +210,3 @@ class LiveIndex:
             else np.zeros((0, self._index.d), np.float32)
         self._index = build_index(vectors, ids[keep], self.factory)
         self._hidden.clear()
-
-
-def open_live_index(path: Path, *, model: str, dimension: int, db_ids: np.ndarray,
-                    fetch: FetchVectors, factory: str | None = None,
-                    rebuild: bool = False) -> tuple[LiveIndex, CatchUp]:
-    """The snapshot at ``path`` caught up with the database's ``db_ids``; built from
-    the database when the file is missing, damaged, of another model, dimension or
-    (when ``factory`` is given) another index type, or with ``rebuild``. Nothing is
-    written: :meth:`LiveIndex.save` does that."""
-    try:
-        index, info = load_index(path, model=model, dimension=dimension)
-        factory = factory or info.factory
-        if info.factory == factory and not rebuild:
-            live = LiveIndex(index, model, info.factory, stored=fetch)
-            live._hidden.update(info.hidden)
-            return live, live.catch_up(db_ids, fetch)
-    except IndexMismatch:
-        try:  # a damaged file keeps its type when the sidecar still says it
-            factory = factory or read_sidecar(path).factory
-        except IndexMismatch:
-            pass
-    ids = np.asarray(db_ids, dtype=np.int64)
-    vectors = fetch(ids) if len(ids) else np.zeros((0, dimension), np.float32)
-    live = LiveIndex.build(vectors, ids, model, factory or DEFAULT_FACTORY)
-    live.stored = fetch
-    return live, CatchUp(added=len(ids), rebuilt=True)

@@ -5,15 +5,58 @@ An embedding's row id is its id in the model's FAISS index.
 """
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 2
-"""1: the first release; 2: API keys, the source name of enrolled photos
+SCHEMA_VERSION = 3
+"""1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
+never reused (AUTOINCREMENT on SQLite) and the gallery change log
 (``storage/migrations`` upgrades a database in place)."""
+
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+"""SQLite hands a deleted largest rowid to the next row unless AUTOINCREMENT is
+asked for; PostgreSQL's sequences never go back."""
+
+
+class ImageStatus(str, enum.Enum):
+    """Where a gallery photo stands."""
+
+    OK = "ok"                # in the gallery
+    SKIPPED = "skipped"      # unusable (``reason`` says why), retried when its bytes change
+    MISSING = "missing"      # gone from its folder, kept until ``--prune``
+    REMOVED = "removed"      # taken out of the gallery on request; stays out
+
+
+class FaceFlag(str, enum.Enum):
+    """What the face detector found in a photo that joined the gallery; ``None`` in
+    the database means one face (or no detector)."""
+
+    NO_FACE = "no_face"              # the whole photo was used
+    SEVERAL_FACES = "several_faces"  # the most prominent face was used
+
+    @classmethod
+    def of(cls, face: str | None) -> "FaceFlag | None":
+        """The one rule for every path: a photo is flagged with what the detector
+        found when that was not exactly one face (``face`` and ``whole`` are not
+        flags)."""
+        return cls(face) if face in (cls.NO_FACE.value, cls.SEVERAL_FACES.value) else None
+
+
+class ChangeKind(str, enum.Enum):
+    """A row of the gallery change log."""
+
+    ADD = "add"        # an embedding joined the gallery
+    REMOVE = "remove"  # an embedding left it
+    UPDATE = "update"  # a photo's metadata changed (identity, path)
+
+
+def _values(kind: type[enum.Enum]) -> Enum:
+    return Enum(kind, native_enum=False, create_constraint=False, length=16,
+                values_callable=lambda members: [m.value for m in members])
 
 
 def utcnow() -> datetime:
@@ -34,6 +77,7 @@ class Meta(Base):
 
 class Identity(Base):
     __tablename__ = "identities"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     images: Mapped[list["Image"]] = relationship(back_populates="identity")
@@ -42,19 +86,19 @@ class Identity(Base):
 class Image(Base):
     """A photo of the gallery: a file of a gallery folder, or a photo enrolled
     through the library or the service (stored under ``HOME/enrolled``). ``status``
-    is ``ok``, ``skipped`` (with a reason), ``missing`` (gone from the folder, kept
-    until ``--prune``) or ``removed`` (taken out of the gallery on request)."""
+    is an :class:`ImageStatus`, ``flags`` a :class:`FaceFlag`."""
 
     __tablename__ = "images"
+    __table_args__ = NEVER_REUSE_IDS
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(String(1024), unique=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="ok")
+    status: Mapped[ImageStatus] = mapped_column(_values(ImageStatus), default=ImageStatus.OK)
     reason: Mapped[str | None] = mapped_column(Text)
-    flags: Mapped[str | None] = mapped_column(String(255))
+    flags: Mapped[FaceFlag | None] = mapped_column(_values(FaceFlag))
     source: Mapped[str | None] = mapped_column(String(255))
     """The file name an enrolled photo was uploaded as (informative only)."""
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -79,12 +123,37 @@ class Embedding(Base):
     """The vector of one image under one model; ``id`` is the FAISS id."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("image_id", "model_id", name="uq_embedding_image_model"),)
+    __table_args__ = (UniqueConstraint("image_id", "model_id", name="uq_embedding_image_model"),
+                      NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Change(Base):
+    """One gallery change, appended in the transaction that made it. ``seq`` grows
+    with commit order (see :class:`ChangeHead`), so a follower that applied every
+    change up to ``seq`` misses nothing by reading the ones after it."""
+
+    __tablename__ = "gallery_changes"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[ChangeKind] = mapped_column(_values(ChangeKind))
+    model_id: Mapped[int | None] = mapped_column(Integer)
+    embedding_id: Mapped[int | None] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChangeHead(Base):
+    """The last change sequence number handed out (one row). Writers take it with a
+    row lock at commit time, so sequence order is commit order and a reader never
+    sees change ``n + 1`` without change ``n``."""
+
+    __tablename__ = "gallery_change_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobRun(Base):

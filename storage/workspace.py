@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidName, ModelNotFound, WorkspaceError
+from .errors import ModelNotFound, WorkspaceError
 from .files import remove_stale_temporaries
 
 ENV_HOME = "VERIFIER_HOME"
@@ -25,21 +25,6 @@ def default_home() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "siamese-verifier"
-
-
-IDENTITY_MAX_LENGTH = 255
-
-
-def check_identity_name(name: str) -> str:
-    """An identity name: 1-255 characters, no path separators, no control
-    characters, not ``.``/``..``, no leading or trailing spaces."""
-    if not isinstance(name, str) or not name or len(name) > IDENTITY_MAX_LENGTH \
-            or name != name.strip() or name in (".", "..") or "/" in name or "\\" in name \
-            or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InvalidName(f"invalid identity name {name!r}: use 1-{IDENTITY_MAX_LENGTH} "
-                             "characters without '/', '\\', control characters or surrounding "
-                             "spaces")
-    return name
 
 
 def check_model_name(name: str) -> str:
@@ -108,6 +93,21 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def faces_cache_dir(self) -> Path:
+        """Face detections cached by photo content, one folder per detector."""
+        return self.cache_dir / "faces"
+
+    def forget(self, path: str, sha256: str) -> None:
+        """Delete what the workspace keeps of a photo taken out of the gallery: its
+        enrolled copy (a folder's file is the user's and stays) and its cached face
+        detections (the right to be forgotten; called after the removal commits)."""
+        from .facecache import forget_detections
+
+        if self.is_enrolled(path):
+            Path(path).unlink(missing_ok=True)
+        forget_detections(self.faces_cache_dir, sha256)
 
     @property
     def locks_dir(self) -> Path:

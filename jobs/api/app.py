@@ -40,8 +40,9 @@ class Maintenance(threading.Thread):
             try:
                 caught = self.verifier.refresh()
                 if caught.changed:
-                    log.info("caught up with the database: %d added, %d removed",
-                             caught.added, caught.removed)
+                    log.info("caught up with the database: %d added, %d removed, %d updated "
+                             "(change %d)", caught.added, caught.removed, caught.updated,
+                             self.verifier.follower.seq)
                 if time.monotonic() - last_save >= self.settings.snapshot_interval:
                     last_save = time.monotonic()
                     self.snapshots += self.verifier.save()
@@ -65,21 +66,29 @@ def share_cores(workers: int) -> None:
         pass
 
 
-def create_app(ws: Workspace, factory: Any, settings: Settings | None = None) -> FastAPI:
-    """The service over workspace ``ws`` and database ``factory``. The model, its
+def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -> FastAPI:
+    """The service over workspace ``ws`` and database ``sessions``. The model, its
     threshold and the index are loaded when the app starts (lifespan) and the index
     snapshot is saved when it stops."""
     settings = settings or Settings()
-    svc = Service(ws, factory, settings)
+    svc = Service(ws, sessions, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         share_cores(settings.workers)
-        svc.verifier = Verifier.open(ws, factory, settings.model)
+        svc.verifier = Verifier.open(ws, sessions, settings.model)
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
         svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
                           lambda: svc.verifier.gallery_size)
+        svc.metrics.gauge("verifier_changes_behind",
+                          "Gallery changes in the database not applied to this server's index yet.",
+                          lambda: svc.verifier.lag().changes)
+        svc.metrics.gauge("verifier_catch_up_lag_seconds",
+                          "Age of the oldest gallery change this server has not applied (0 when none).",
+                          lambda: svc.verifier.lag().seconds)
+        svc.metrics.gauge("verifier_change_seq", "The last gallery change applied to this server's index.",
+                          lambda: svc.verifier.follower.seq)
         svc.metrics.gauge("verifier_queue_waiting", "Inference requests waiting for a worker.",
                           lambda: svc.admission.waiting)
         svc.metrics.gauge("verifier_inference_in_flight", "Inference requests admitted.",
@@ -109,6 +118,6 @@ def create_app(ws: Workspace, factory: Any, settings: Settings | None = None) ->
     for module in (search, gallery, reports, health, page):
         app.include_router(module.router)
     app.mount("/static", page.static_files(), name="static")
-    app.add_middleware(Guard, factory=factory, max_upload=settings.max_upload, auth=settings.auth,
+    app.add_middleware(Guard, sessions=sessions, max_upload=settings.max_upload, auth=settings.auth,
                        metrics=svc.metrics)
     return app

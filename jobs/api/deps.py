@@ -45,7 +45,7 @@ class Service:
     """Everything the app holds for its lifetime."""
 
     ws: Workspace
-    factory: Any
+    sessions: Any
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     verifier: Verifier | None = None

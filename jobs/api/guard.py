@@ -22,10 +22,10 @@ class BodyTooLarge(HTTPException):
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, factory, max_upload: int, auth: bool,
+    def __init__(self, app: ASGIApp, *, sessions, max_upload: int, auth: bool,
                  metrics: Metrics) -> None:
         self.app = app
-        self.factory = factory
+        self.sessions = sessions
         self.max_upload = max_upload
         self.auth = auth
         self.metrics = metrics
@@ -79,7 +79,7 @@ class Guard:
         return None
 
     def _lookup(self, secret: str) -> tuple[str, str] | None:
-        with self.factory() as session:
+        with self.sessions() as session:
             row = authenticate(session, secret)
             return None if row is None else (row.scope, row.name)
 

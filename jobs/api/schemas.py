@@ -81,6 +81,18 @@ class RemovedOut(BaseModel):
     removed_photos: int
 
 
+class RenameIn(BaseModel):
+    name: str = Field(description="The new name (NFC-normalised; no control or invisible characters)",
+                      min_length=1, max_length=255)
+    merge: bool = Field(False, description="When the new name is already a person, move this "
+                                           "person's photos to them (otherwise 409)")
+
+
+class RenamedOut(BaseModel):
+    name: str
+    photos: int = Field(description="Photos that now carry the new name")
+
+
 class ModelOut(BaseModel):
     name: str
     backbone: str

@@ -25,8 +25,8 @@ from tests.processes import kill_after_commits
 from verifier.synthetic import write_identity_set
 
 
-def _check_consistent(ws, factory, name="tiny"):
-    with factory() as s:
+def _check_consistent(ws, sessions, name="tiny"):
+    with sessions() as s:
         model = gallery.get_model(s, name)
         ids = gallery.model_ids(s, model.id)
         pairs = s.execute(select(Embedding.image_id, func.count()).group_by(Embedding.image_id)
@@ -38,15 +38,15 @@ def _check_consistent(ws, factory, name="tiny"):
 
 def test_incremental_embedding(home_with_model, tmp_path, db_url):
     ws = Workspace.open(home_with_model)
-    factory = open_database(db_url)
+    sessions = open_database(db_url)
     data = write_identity_set(tmp_path / "gallery", identities=3, per_identity=4, size=32)
     loaded = load_model(ws, "tiny")
 
-    first = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    first = embed_gallery(ws, sessions, data, loaded=loaded, quiet=True)
     assert (first.added, first.unchanged) == (12, 0) and first.model_calls > 0
-    assert first.index_rebuilt and _check_consistent(ws, factory) == 12
+    assert first.index_rebuilt and _check_consistent(ws, sessions) == 12
 
-    again = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    again = embed_gallery(ws, sessions, data, loaded=loaded, quiet=True)
     assert (again.added, again.unchanged, again.model_calls) == (0, 12, 0)
     assert not again.index_rebuilt
 
@@ -56,25 +56,25 @@ def test_incremental_embedding(home_with_model, tmp_path, db_url):
     shutil.move(data / "person_01" / "img_00.png", data / "person_02" / "renamed.png")
     (data / "person_02" / "img_03.png").unlink()
     (data / "person_02" / "broken.jpg").write_bytes(b"not a jpeg")
-    with factory() as s:
+    with sessions() as s:
         moved_before = s.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
                                 .where(Image.path.endswith("person_01/img_00.png")))
-    third = embed_gallery(ws, factory, data, loaded=loaded, quiet=True)
+    third = embed_gallery(ws, sessions, data, loaded=loaded, quiet=True)
     assert (third.updated, third.moved, third.missing, third.model_calls) == (1, 1, 1, 1)
     assert third.added == 0 and third.unchanged == 9
     assert list(third.skipped.values()) == ["not_an_image"]
-    with factory() as s:
+    with sessions() as s:
         row = s.scalar(select(Image).where(Image.path.endswith("renamed.png")))
         assert row.identity.name == "person_02"
         moved_after = s.scalar(select(Embedding.vector).where(Embedding.image_id == row.id))
         assert moved_after == moved_before  # not embedded again
         assert s.scalar(select(Image.status).where(Image.path.endswith("broken.jpg"))) == "skipped"
-    assert _check_consistent(ws, factory) == 12  # the missing one is kept until --prune
+    assert _check_consistent(ws, sessions) == 12  # the missing one is kept until --prune
 
-    pruned = embed_gallery(ws, factory, data, loaded=loaded, prune=True, quiet=True)
+    pruned = embed_gallery(ws, sessions, data, loaded=loaded, prune=True, quiet=True)
     assert pruned.removed == 1 and pruned.model_calls == 0
-    assert _check_consistent(ws, factory) == 11
-    factory.kw["bind"].dispose()
+    assert _check_consistent(ws, sessions) == 11
+    sessions.kw["bind"].dispose()
 
 
 def test_second_embed_fails_at_once(home_with_model, tmp_path):
@@ -134,10 +134,10 @@ def test_sigkill_mid_run_then_rerun(home_with_model, tmp_path):
     count = kill_after_commits(cmd, home_with_model / "verifier.db", 5, timeout=120, env=env)
     assert 5 <= count < 400, "the kill did not land mid-run"
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    summary = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    sessions = open_database(ws.database_url)
+    summary = embed_gallery(ws, sessions, data, model="tiny", quiet=True)
     assert summary.added == 400 - summary.unchanged and summary.unchanged >= 5
-    assert _check_consistent(ws, factory) == 400
+    assert _check_consistent(ws, sessions) == 400
 
 
 def test_every_bad_input_inside_a_gallery_run(home_with_model, tmp_path):
@@ -166,18 +166,18 @@ def test_every_bad_input_inside_a_gallery_run(home_with_model, tmp_path):
     img(400, 400).save(person / "huge.png")
     (person / ".hidden.png").write_bytes(b"")
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    s = embed_gallery(ws, factory, g, model="tiny", max_pixels=100_000, quiet=True)
+    sessions = open_database(ws.database_url)
+    s = embed_gallery(ws, sessions, g, model="tiny", max_pixels=100_000, quiet=True)
     assert s.added == 5
     reasons = {Path(p).name: r for p, r in s.skipped.items()}
     assert reasons == {"empty.png": "empty", "corrupt.jpg": "not_an_image",
                        "truncated.png": "truncated", "huge.png": "too_large"}
-    with factory() as session:
+    with sessions() as session:
         rotated = session.scalar(select(Image).where(Image.path.endswith("rotated.jpg")))
         assert (rotated.width, rotated.height) == (30, 40)
-    again = embed_gallery(ws, factory, g, model="tiny", max_pixels=100_000, quiet=True)
+    again = embed_gallery(ws, sessions, g, model="tiny", max_pixels=100_000, quiet=True)
     assert again.model_calls == 0 and len(again.skipped) == 4
-    assert _check_consistent(ws, factory) == 5
+    assert _check_consistent(ws, sessions) == 5
 
 
 def test_wait_queues_behind_the_running_embed(home_with_model, tmp_path):
@@ -217,10 +217,10 @@ def test_missing_detector_stops_the_job(home_with_model, tmp_path, monkeypatch):
     monkeypatch.setattr(MTCNNDetector, "_instance", None)
     data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
+    sessions = open_database(ws.database_url)
     with pytest.raises(DetectorUnavailable, match="pip install mtcnn"):
-        embed_gallery(ws, factory, data, model="tiny", quiet=True)
-    with factory() as s:
+        embed_gallery(ws, sessions, data, model="tiny", quiet=True)
+    with sessions() as s:
         assert s.scalar(select(func.count(Embedding.id))) == 0
         assert not s.scalars(select(Image).where(Image.flags.is_not(None))).all()
         assert not s.scalars(select(Image).where(Image.status == "skipped")).all()
@@ -234,14 +234,14 @@ def test_summary_counts_when_a_changed_file_no_longer_decodes(home_with_model, t
 
     data = write_identity_set(tmp_path / "g", identities=2, per_identity=3, size=32)
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    first = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    sessions = open_database(ws.database_url)
+    first = embed_gallery(ws, sessions, data, model="tiny", quiet=True)
     assert (first.added, first.updated) == (6, 0)
     buf = io.BytesIO()
     PILImage.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(buf, "PNG")
     (data / "person_00" / "img_00.png").write_bytes(buf.getvalue()[:80])  # header fine, pixels cut
     PILImage.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / "person_00" / "img_01.png")
-    second = embed_gallery(ws, factory, data, model="tiny", quiet=True)
+    second = embed_gallery(ws, sessions, data, model="tiny", quiet=True)
     assert (second.added, second.updated, second.unchanged) == (0, 1, 4)
     assert list(second.skipped.values()) == ["truncated"]
-    assert _check_consistent(ws, factory) == 5
+    assert _check_consistent(ws, sessions) == 5

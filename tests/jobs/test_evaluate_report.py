@@ -35,14 +35,14 @@ def pipeline_home(tmp_path, db_url):
 def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
     home, data, report, db_url = pipeline_home
     ws = Workspace.open(home)
-    factory = open_database(db_url)
+    sessions = open_database(db_url)
     pairs = np.load(home / "models" / "m" / "pairs.npz")
     photos = json.loads((home / "models" / "m" / "photos.json").read_text())
-    ev = evaluate(ws, factory, model="m", folds=3)
+    ev = evaluate(ws, sessions, model="m", folds=3)
     assert len(ev.distances) == len(pairs["test_first"])
     assert np.array_equal(ev.labels, pairs["test_label"])
     # distances equal those of the stored vectors, recomputed by hand
-    with factory() as s:
+    with sessions() as s:
         model_id = gallery.get_model(s, "m").id
         _, vectors = gallery.model_vectors(s, model_id)
         by_path = {p.path: v for p, v in zip(
@@ -54,7 +54,7 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
     # the threshold is the best-accuracy one on validation, stored with the model
     vd = np.linalg.norm(vec[pairs["validation_first"]] - vec[pairs["validation_second"]], axis=1)
     assert ev.threshold == pytest.approx(metrics.best_accuracy_threshold(vd, pairs["validation_label"]), rel=1e-5)
-    with factory() as s:
+    with sessions() as s:
         assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
     assert ev.folds["folds"] == 3
 
@@ -62,21 +62,21 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
 def test_target_far_and_given_threshold(pipeline_home):
     home, _, _, db_url = pipeline_home
     ws = Workspace.open(home)
-    factory = open_database(db_url)
-    ev = evaluate(ws, factory, target_far=0.05)
+    sessions = open_database(db_url)
+    ev = evaluate(ws, sessions, target_far=0.05)
     assert ev.validation["far"] <= 0.05 and ev.threshold_rule == "far<=0.05"
-    given = evaluate(ws, factory, threshold=0.123)
+    given = evaluate(ws, sessions, threshold=0.123)
     assert given.threshold == 0.123 and given.validation is None
-    with factory() as s:  # an explicit threshold does not overwrite the calibrated one
+    with sessions() as s:  # an explicit threshold does not overwrite the calibrated one
         assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
 
 
 def test_reports(pipeline_home, tmp_path):
     home, _, html_path, db_url = pipeline_home
-    factory = open_database(db_url)
+    sessions = open_database(db_url)
     pairs = np.load(home / "models" / "m" / "pairs.npz")
     n = len(pairs["test_first"])
-    out = write_report(factory, tmp_path / "r.csv", "csv")
+    out = write_report(sessions, tmp_path / "r.csv", "csv")
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == n
     assert set(rows[0]) == {"photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
@@ -84,7 +84,7 @@ def test_reports(pipeline_home, tmp_path):
     assert all((r["label"] == "1") == (r["identity_a"] == r["identity_b"]) for r in rows)
     # the seed protocol draws test pairs from the training photos; every row says so
     assert {r["photo_in_training"] for r in rows} == {"1"}
-    doc = json.loads(write_report(factory, tmp_path / "r.json", "json").read_text())
+    doc = json.loads(write_report(sessions, tmp_path / "r.json", "json").read_text())
     assert doc["model"]["name"] == "m" and "roc_auc" in doc["run"]["counts"]["metrics"]
     assert doc["run"]["counts"]["protocol"] == "seed"
     assert doc["run"]["counts"]["overlap"]["pairs_with_a_training_photo"] == n

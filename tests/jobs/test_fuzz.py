@@ -23,13 +23,13 @@ def fuzzed(trained_home, tmp_path_factory):
     home = tmp_path_factory.mktemp("fuzz") / "home"
     shutil.copytree(trained_home / "models", home / "models")
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
-    embed_gallery(ws, factory, write_identity_set(home.parent / "g", 3, 2, size=32), model="tiny",
+    sessions = open_database(ws.database_url)
+    embed_gallery(ws, sessions, write_identity_set(home.parent / "g", 3, 2, size=32), model="tiny",
                   quiet=True)
-    with factory.begin() as s:
+    with sessions.begin() as s:
         gallery.get_model(s, "tiny").threshold = 0.5
         key = create_key(s, "fuzz", "admin")
-    app = create_app(ws, factory, Settings(model="tiny"))
+    app = create_app(ws, sessions, Settings(model="tiny"))
     with TestClient(app):  # runs the lifespan: model and index loaded
         yield app, key
 

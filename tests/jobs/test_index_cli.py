@@ -8,17 +8,17 @@ from jobs.cli import main
 from jobs.embed import sync_index
 from storage import gallery
 from storage.database import open_database
-from storage.live_index import open_live_index
+from storage.follower import Follower
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
 
 
 def fill(home, n=3000, d=8, seed=0):
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
+    sessions = open_database(ws.database_url)
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, d)).astype(np.float32)
-    with factory.begin() as s:
+    with sessions.begin() as s:
         model_id = gallery.ensure_model(s, "tiny", {"backbone": "tiny"}, home / "models" / "tiny").id
         ident = gallery.identity_id(s, "crowd")
         images = [{"path": f"/g/crowd/{i}.png", "sha256": f"{i:064x}", "identity_id": ident,
@@ -29,22 +29,22 @@ def fill(home, n=3000, d=8, seed=0):
         s.execute(Embedding.__table__.insert(), [
             {"image_id": i, "model_id": model_id, "vector": gallery.vector_to_bytes(v),
              "created": __import__("datetime").datetime.now()} for i, v in zip(ids, vectors)])
-    sync_index(ws, factory, "tiny", model_id)  # a Flat index, as embed leaves it
-    return ws, factory, model_id
+    sync_index(ws, sessions, "tiny", model_id)  # a Flat index, as embed leaves it
+    return ws, sessions, model_id
 
 
 def test_streamed_ivf_pq_build_finds_every_vector_after_re_ranking(home_with_model):
-    ws, factory, model_id = fill(home_with_model)
+    ws, sessions, model_id = fill(home_with_model)
 
-    def fetch(wanted):
-        with factory() as s:
-            return gallery.vectors_of(s, wanted)
+    def follow():
+        follower = Follower(sessions, ws.index_path("tiny"), model="tiny", model_id=model_id, dimension=8)
+        caught = follower.load()
+        return follower.index, caught
 
-    with factory() as s:
+    with sessions() as s:
         db_ids = gallery.model_ids(s, model_id)
         vectors = gallery.vectors_of(s, db_ids)
-    old, _ = open_live_index(ws.index_path("tiny"), model="tiny", dimension=8, db_ids=db_ids,
-                             fetch=fetch)
+    old, _ = follow()
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "index", "build", "--factory",
                                   "IVF32,PQ4", "--train-sample", "2000", "--json"])
     assert r.exit_code == 0, r.output
@@ -54,8 +54,9 @@ def test_streamed_ivf_pq_build_finds_every_vector_after_re_ranking(home_with_mod
     # a reader that loaded the old index before the swap keeps answering from it
     _, found, _ = old.search(vectors[:5], 1)
     assert found[:, 0].tolist() == db_ids[:5].tolist() and old.factory == "Flat"
-    new, caught = open_live_index(ws.index_path("tiny"), model="tiny", dimension=8, db_ids=db_ids,
-                                  fetch=fetch)
+    caught = (follower := Follower(sessions, ws.index_path("tiny"), model="tiny", model_id=model_id,
+                                   dimension=8)).load()
+    new = follower.index
     assert new.factory == "IVF32,PQ4" and not caught.changed and not new.exact
     distances, found, _ = new.search(vectors, 1)
     assert found[:, 0].tolist() == db_ids.tolist()  # exact top-1 for every stored vector
@@ -66,7 +67,7 @@ def test_streamed_ivf_pq_build_finds_every_vector_after_re_ranking(home_with_mod
 
 
 def test_build_refuses_a_sample_too_small_and_keeps_the_old_index(home_with_model):
-    ws, factory, _ = fill(home_with_model, n=300)
+    ws, sessions, _ = fill(home_with_model, n=300)
     before = ws.index_path("tiny").read_bytes()
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "index", "build", "--factory",
                                   "IVF1024,Flat"])

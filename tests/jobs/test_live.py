@@ -28,14 +28,14 @@ def png(identity: int, seed: int) -> bytes:
 @pytest.fixture
 def opened(home_with_model, tmp_path, db_url):
     ws = Workspace.open(home_with_model)
-    factory = open_database(db_url)
+    sessions = open_database(db_url)
     data = write_identity_set(tmp_path / "gallery", identities=4, per_identity=3, size=32, seed=5)
-    embed_gallery(ws, factory, data, model="tiny", quiet=True)
-    with factory.begin() as s:
+    embed_gallery(ws, sessions, data, model="tiny", quiet=True)
+    with sessions.begin() as s:
         gallery.get_model(s, "tiny").threshold = 0.5
-    v = Verifier.open(ws, factory, "tiny")
+    v = Verifier.open(ws, sessions, "tiny")
     yield v, data
-    factory.kw["bind"].dispose()
+    sessions.kw["bind"].dispose()
 
 
 def brute_force(v: Verifier, vector: np.ndarray, k: int, live: dict[int, tuple[str, np.ndarray]]):
@@ -48,7 +48,7 @@ def brute_force(v: Verifier, vector: np.ndarray, k: int, live: dict[int, tuple[s
 
 
 def db_state(v: Verifier) -> dict[int, tuple[str, np.ndarray]]:
-    with v.factory() as s:
+    with v.sessions() as s:
         rows = s.execute(select(Embedding.id, Identity.name, Embedding.vector)
                          .join(Image, Embedding.image_id == Image.id)
                          .join(Identity, Image.identity_id == Identity.id)
@@ -82,7 +82,7 @@ def test_enroll_search_remove(opened):
     with pytest.raises(IdentityNotFound):
         v.remove_identity("newcomer")
     assert v.save()
-    with v.factory() as s:
+    with v.sessions() as s:
         ids = gallery.model_ids(s, v.model_id)
     load_index(v.ws.index_path("tiny"), model="tiny", ids=ids)  # the snapshot equals the database
 
@@ -194,8 +194,8 @@ def test_threads_search_while_another_writes(opened):
 def test_ranking_widens_past_the_first_window(home_with_model, tmp_path):
     """One identity fills the first search window; the others are still found."""
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    v = Verifier.open(ws, factory, "tiny")
+    sessions = open_database(ws.database_url)
+    v = Verifier.open(ws, sessions, "tiny")
     rng = np.random.default_rng(0)
     probe = rng.normal(size=v.loaded.dimension).astype(np.float32)
 
@@ -204,7 +204,7 @@ def test_ranking_widens_past_the_first_window(home_with_model, tmp_path):
         return (u / np.linalg.norm(u)).astype(np.float32)
 
     rows = [("crowd", 1.0 + i / 1000) for i in range(150)] + [("second", 2.0), ("third", 3.0)]
-    with factory.begin() as s:
+    with sessions.begin() as s:
         for n, (name, dist) in enumerate(rows):
             image = Image(path=f"/g/{name}/{n}.png", sha256=f"{n:064x}",
                           identity_id=gallery.identity_id(s, name), status="ok")
@@ -225,15 +225,16 @@ def test_refresh_picks_up_another_process(opened, tmp_path):
     more = write_identity_set(tmp_path / "more", identities=2, per_identity=2, size=32, seed=9)
     for folder in more.iterdir():
         folder.rename(more / f"late_{folder.name}")
-    embed_gallery(v.ws, v.factory, more, model="tiny", quiet=True)  # as another process would
+    embed_gallery(v.ws, v.sessions, more, model="tiny", quiet=True)  # as another process would
     probe = (more / "late_person_01" / "img_01.png").read_bytes()
     assert v.search(probe, k=1).matches[0].identity != "late_person_01"
     caught = v.refresh()
     assert caught.added == 4
     assert v.search(probe, k=1).matches[0].identity == "late_person_01"
-    with v.factory.begin() as s:  # another process deletes one embedding
-        s.execute(Embedding.__table__.delete().where(
+    with v.sessions.begin() as s:  # another process removes one photo
+        image_id = s.scalar(select(Embedding.image_id).where(
             Embedding.id == s.scalar(select(func.max(Embedding.id)))))
+        gallery.remove_photos(s, [image_id], v.ws.is_enrolled)
     assert v.refresh().removed == 1
 
 

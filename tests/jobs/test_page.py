@@ -43,20 +43,20 @@ def server(tmp_path_factory):
         for photo in sorted((SEED_FACES / person).iterdir())[:4]:
             shutil.copy(photo, data / person / photo.name)
     ws = Workspace.open(base / "home")
-    factory = open_database(ws.database_url)
+    sessions = open_database(ws.database_url)
     train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0,
-                           name="dlib"), quiet=True, echo=lambda s: None, database=factory)
-    embed_gallery(ws, factory, data, model="dlib", quiet=True)
+                           name="dlib"), quiet=True, echo=lambda s: None, database=sessions)
+    embed_gallery(ws, sessions, data, model="dlib", quiet=True)
     from jobs.evaluate import evaluate
 
-    evaluate(ws, factory, model="dlib", threshold=0.6)  # a run for the reports tab
-    with factory.begin() as s:
+    evaluate(ws, sessions, model="dlib", threshold=0.6)  # a run for the reports tab
+    with sessions.begin() as s:
         gallery.get_model(s, "dlib").threshold = 0.6  # dlib's own threshold
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write", "admin")}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = create_app(ws, factory, Settings(model="dlib", max_upload=2 * 1024 * 1024))
+    app = create_app(ws, sessions, Settings(model="dlib", max_upload=2 * 1024 * 1024))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

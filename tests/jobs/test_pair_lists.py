@@ -51,20 +51,20 @@ def pairs(tmp_path):
 def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_model, lfw_folder, pairs,
                                                                    tmp_path):
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    ev = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")
+    sessions = open_database(ws.database_url)
+    ev = evaluate_pairs(ws, sessions, pairs, lfw_folder, model="tiny")
     assert ev.split == "external" and ev.metrics["pairs"] == 7  # Bo_Li_0009 does not exist
     assert ev.unscored == [{"line": 7, "a": "Bo_Li/Bo_Li_0002.jpg", "b": "Bo_Li/Bo_Li_0009.jpg",
                             "reason": "Bo_Li/Bo_Li_0009.jpg: missing"}]
     assert ev.folds["folds"] == 2 and len(ev.folds["per_fold"]) == 2
     assert ev.overlap["photos_in_training"] == 0  # none of these photos trained the model
     assert ev.threshold_rule == "best on these pairs (optimistic)"
-    with factory() as s:
+    with sessions() as s:
         assert s.query(PairScore).filter(PairScore.run_id == ev.run_id).count() == 7
-    out = write_report(factory, tmp_path / "r.json", "json", ev.run_id)
+    out = write_report(sessions, tmp_path / "r.json", "json", ev.run_id)
     doc = json.loads(out.read_text())
     assert doc["run"]["counts"]["listed"] == 8 and len(doc["run"]["counts"]["unscored"]) == 1
-    html = write_report(factory, tmp_path / "r.html", "html", ev.run_id).read_text()
+    html = write_report(sessions, tmp_path / "r.html", "html", ev.run_id).read_text()
     assert "external lfw list, 2 folds from the file" in html and "1 of 8 listed pairs" in html
     # the same through the CLI, with the table
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "-q", "evaluate", "--pairs",
@@ -98,21 +98,21 @@ def test_overlap_warning_for_the_seed_protocol_not_for_identity_disjoint(tmp_pat
                                       "32", "--epochs", "1", "--protocol", protocol, "--name", protocol])
         assert r.exit_code == 0, r.output
     ws = Workspace.open(home)
-    factory = open_database(ws.database_url)
-    seed = evaluate(ws, factory, model="seed")
+    sessions = open_database(ws.database_url)
+    seed = evaluate(ws, sessions, model="seed")
     o = seed.overlap
     # the seed protocol: test pairs are drawn from the photos training uses
     assert o["photos_in_training"] == o["photos"] > 0 and o["pairs_with_a_training_photo"] == o["pairs"]
     assert o["identities_in_training"] == o["identities"] > 1
     assert f"{o['pairs']} of {o['pairs']} pairs contain a photo the model was trained on" \
         in overlap_warning(o)
-    html = write_report(factory, tmp_path / "s.html", "html", seed.run_id).read_text()
+    html = write_report(sessions, tmp_path / "s.html", "html", seed.run_id).read_text()
     assert "Read with care" in html and "Protocol: <b>seed</b>" in html
-    disjoint = evaluate(ws, factory, model="identity-disjoint")
+    disjoint = evaluate(ws, sessions, model="identity-disjoint")
     assert disjoint.overlap["photos_in_training"] == 0
     assert disjoint.overlap["identities_in_training"] == 0
     assert overlap_warning(disjoint.overlap) is None
-    html = write_report(factory, tmp_path / "d.html", "html", disjoint.run_id).read_text()
+    html = write_report(sessions, tmp_path / "d.html", "html", disjoint.run_id).read_text()
     assert "Read with care" not in html
 
 
@@ -120,21 +120,21 @@ def test_comparison_report_of_two_runs(home_with_model, lfw_folder, pairs, tmp_p
     from jobs.comparison import write_comparison
 
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    a = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny")
-    b = evaluate_pairs(ws, factory, pairs, lfw_folder, model="tiny", threshold=0.1)
-    other = evaluate(ws, factory, model="tiny", split="validation")
-    page = write_comparison(factory, tmp_path / "c.html", "html", [a.run_id, b.run_id]).read_text()
+    sessions = open_database(ws.database_url)
+    a = evaluate_pairs(ws, sessions, pairs, lfw_folder, model="tiny")
+    b = evaluate_pairs(ws, sessions, pairs, lfw_folder, model="tiny", threshold=0.1)
+    other = evaluate(ws, sessions, model="tiny", split="validation")
+    page = write_comparison(sessions, tmp_path / "c.html", "html", [a.run_id, b.run_id]).read_text()
     assert "All runs scored the same 7 pairs." in page
     assert page.count("<img alt=\"ROC curves") == 1 and page.count("<img alt=\"DET curves") == 1
     assert f"run {a.run_id}: tiny" in page and f"run {b.run_id}: tiny" in page
-    doc = json.loads(write_comparison(factory, tmp_path / "c.json", "json",
+    doc = json.loads(write_comparison(sessions, tmp_path / "c.json", "json",
                                       [a.run_id, b.run_id, other.run_id]).read_text())
     assert not doc["same_pairs"] and "different pairs" in doc["note"]
     assert [r["run"] for r in doc["runs"]] == [a.run_id, b.run_id, other.run_id]
     assert doc["runs"][1]["threshold"] == 0.1 and doc["runs"][0]["roc_auc"] == doc["runs"][1]["roc_auc"]
     rows = (tmp_path / "c.csv")
-    write_comparison(factory, rows, "csv", [a.run_id, b.run_id])
+    write_comparison(sessions, rows, "csv", [a.run_id, b.run_id])
     assert rows.read_text().splitlines()[0].startswith("run,model,backbone,protocol")
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "report", str(a.run_id),
                                   str(b.run_id), "--out", str(tmp_path / "cli.html")])

@@ -15,8 +15,8 @@ from verifier.synthetic import pattern_image, write_identity_set
 
 
 def _set_threshold(home, value):
-    factory = open_database(Workspace.open(home).database_url)
-    with factory.begin() as s:
+    sessions = open_database(Workspace.open(home).database_url)
+    with sessions.begin() as s:
         gallery.get_model(s, "tiny").threshold = value
 
 

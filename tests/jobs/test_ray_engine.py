@@ -24,8 +24,8 @@ from verifier.synthetic import write_identity_set
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def stored(factory) -> dict[str, tuple]:
-    with factory() as s:
+def stored(sessions) -> dict[str, tuple]:
+    with sessions() as s:
         rows = s.execute(select(Image.path, Image.status, Image.reason, Image.flags, Embedding.vector)
                          .outerjoin(Embedding, Embedding.image_id == Image.id)).all()
     return {Path(r[0]).name + "@" + Path(r[0]).parent.name: r[1:] for r in rows}
@@ -46,10 +46,10 @@ def test_ray_and_local_agree(home_with_model, tmp_path):
     for engine in ("local", "ray"):
         home = with_detector(Path(shutil.copytree(home_with_model, tmp_path / engine)))
         ws = Workspace.open(home)
-        factory = open_database(ws.database_url)
-        summary = embed_gallery(ws, factory, data, model="tiny", quiet=True, engine=engine,
+        sessions = open_database(ws.database_url)
+        summary = embed_gallery(ws, sessions, data, model="tiny", quiet=True, engine=engine,
                                 workers=2)
-        homes.append((summary, stored(factory)))
+        homes.append((summary, stored(sessions)))
     (local, local_rows), (ray_, ray_rows) = homes
     assert (ray_.added, ray_.skipped, ray_.flagged) == (local.added, local.skipped, local.flagged)
     assert local.added == 12 and list(local.skipped.values()) == ["not_an_image"]

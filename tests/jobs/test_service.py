@@ -45,36 +45,36 @@ def png(identity: int, seed: int, size: int = 32, mode: str = "RGB", fmt: str = 
 @pytest.fixture
 def served(home_with_model, tmp_path, db_url):
     ws = Workspace.open(home_with_model)
-    factory = open_database(db_url)
+    sessions = open_database(db_url)
     data = write_identity_set(tmp_path / "gallery", identities=4, per_identity=3, size=32, seed=5)
-    embed_gallery(ws, factory, data, model="tiny", quiet=True)
-    evaluate(ws, factory, model="tiny", split="validation")  # calibrates, stores a run
+    embed_gallery(ws, sessions, data, model="tiny", quiet=True)
+    evaluate(ws, sessions, model="tiny", split="validation")  # calibrates, stores a run
     keys = {}
-    with factory.begin() as s:
+    with sessions.begin() as s:
         for scope in ("read", "write", "admin"):
             keys[scope] = create_key(s, scope, scope)
         keys["revoked"] = create_key(s, "old", "admin")
         revoke_key(s, "old")
-    app = create_app(ws, factory, Settings(model="tiny", refresh_interval=0.2))
+    app = create_app(ws, sessions, Settings(model="tiny", refresh_interval=0.2))
     with TestClient(app) as client:
-        yield client, keys, data, ws, factory
-    factory.kw["bind"].dispose()
+        yield client, keys, data, ws, sessions
+    sessions.kw["bind"].dispose()
 
 
 def auth(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def state(ws, factory) -> tuple:
+def state(ws, sessions) -> tuple:
     """What a refused request must not change."""
-    with factory() as s:
+    with sessions() as s:
         counts = (s.scalar(select(func.count(Image.id))), s.scalar(select(func.count(Embedding.id))))
     files = sorted(p.name for p in ws.enrolled_dir.rglob("*")) if ws.enrolled_dir.exists() else []
     return counts, files
 
 
 def test_every_route(served):
-    client, keys, data, ws, factory = served
+    client, keys, data, ws, sessions = served
     w, a = auth(keys["write"]), auth(keys["admin"])
     probe = (data / "person_02" / "img_01.png").read_bytes()
     r = client.post("/v1/search", headers=w, files={"photo": ("p.png", probe)}, data={"k": "3"})
@@ -155,7 +155,7 @@ ROUTES = [("post", "/v1/search", "read"), ("post", "/v1/verify", "read"),
 
 
 def test_keys_and_scopes(served, caplog):
-    client, keys, data, ws, factory = served
+    client, keys, data, ws, sessions = served
     caplog.set_level(logging.DEBUG)
     for method, path, needed in ROUTES:
         for headers in ({}, auth("sv_wrong"), auth(keys["revoked"]), {"Authorization": "Basic x"}):
@@ -182,10 +182,10 @@ def test_no_auth_is_refused_off_loopback(home_with_model):
 
 
 def test_bad_input_changes_nothing(served):
-    client, keys, data, ws, factory = served
+    client, keys, data, ws, sessions = served
     w = auth(keys["write"])
     client.post("/v1/identities/keep/photos", headers=w, files=[("photos", ("k.png", png(9, 9)))])
-    before = state(ws, factory)
+    before = state(ws, sessions)
     big = io.BytesIO()
     PILImage.new("L", (8000, 8000)).save(big, "PNG")  # 64 Mpx in a few hundred kB: a bomb
     buf = io.BytesIO()
@@ -223,7 +223,7 @@ def test_bad_input_changes_nothing(served):
     r = client.post("/v1/search", headers={**w, "Content-Type": "multipart/form-data; boundary=x"},
                     content=chunks())
     assert r.status_code == 413 and r.json()["code"] == "too_large"
-    assert state(ws, factory) == before
+    assert state(ws, sessions) == before
     # awkward but valid photos are answered
     exif = PILImage.Exif()
     exif[0x0112] = 6
@@ -235,12 +235,12 @@ def test_bad_input_changes_nothing(served):
 
 def test_overload_is_503_not_a_pile(home_with_model, tmp_path):
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    embed_gallery(ws, factory, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
+    sessions = open_database(ws.database_url)
+    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
                   quiet=True)
-    with factory.begin() as s:
+    with sessions.begin() as s:
         key = create_key(s, "k", "read")
-    app = create_app(ws, factory, Settings(model="tiny", workers=1, queue=1))
+    app = create_app(ws, sessions, Settings(model="tiny", workers=1, queue=1))
     with TestClient(app) as client:
         verifier = app.state.service.verifier
         slow = verifier.search
@@ -267,12 +267,12 @@ def test_overload_is_503_not_a_pile(home_with_model, tmp_path):
 
 
 def test_live_catch_up_of_another_process(served, tmp_path):
-    client, keys, data, ws, factory = served
+    client, keys, data, ws, sessions = served
     w = auth(keys["read"])
     more = write_identity_set(tmp_path / "more", identities=2, per_identity=2, size=32, seed=11)
     (more / "person_01").rename(more / "latecomer")
     probe = (more / "latecomer" / "img_00.png").read_bytes()
-    embed_gallery(ws, factory, more, model="tiny", quiet=True)  # as `verifier embed` would
+    embed_gallery(ws, sessions, more, model="tiny", quiet=True)  # as `verifier embed` would
     deadline = time.time() + 10
     while time.time() < deadline:
         top = client.post("/v1/search", headers=w, files={"photo": ("p", probe)}).json()["matches"][0]
@@ -314,10 +314,10 @@ def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, t
     import httpx
 
     ws = Workspace.open(home_with_model)
-    factory = open_database(ws.database_url)
-    embed_gallery(ws, factory, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
+    sessions = open_database(ws.database_url)
+    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
                   quiet=True)
-    with factory.begin() as s:
+    with sessions.begin() as s:
         key = create_key(s, "w", "write")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -357,7 +357,7 @@ def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, t
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests end, the index is saved
         assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its shutdown
-    with factory() as s:
+    with sessions() as s:
         dupes = s.execute(select(Embedding.image_id).group_by(Embedding.image_id)
                           .having(func.count() > 1)).all()
         assert not dupes

@@ -16,8 +16,8 @@ evaluation run with 24 pair scores (3 job runs)."""
 TABLES = (Image, Embedding, JobRun, PairScore)
 
 
-def counts(factory) -> dict:
-    with factory() as s:
+def counts(sessions) -> dict:
+    with sessions() as s:
         return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) for t in TABLES}
 
 
@@ -32,16 +32,60 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
         assert conn.execute(text("select value from meta")).scalar() == "1"
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
-    factory = open_database(f"sqlite:///{path}")
-    assert schema_version(factory) == SCHEMA_VERSION == 2
-    assert counts(factory) == before
-    with factory() as s:
+    sessions = open_database(f"sqlite:///{path}")
+    assert schema_version(sessions) == SCHEMA_VERSION == 3
+    assert counts(sessions) == before
+    with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
         assert s.scalar(text("select version_num from alembic_version")) == HEAD_REVISION
         assert s.scalar(select(func.count(ApiKey.id))) == 0  # the new table exists
         assert s.scalar(select(func.count(Image.source))) == 0  # and the new column
-    factory.kw["bind"].dispose()
-    assert counts(open_database(f"sqlite:///{path}")) == before  # reopening changes nothing
+    assert_ids_never_reused(sessions)
+    sessions.kw["bind"].dispose()
+    after = dict(before, embeddings=before["embeddings"] - 1)
+    assert counts(open_database(f"sqlite:///{path}")) == after  # reopening changes nothing
+
+
+def assert_ids_never_reused(sessions) -> None:
+    """The largest embedding deleted, a new one gets another id (SQLite without
+    AUTOINCREMENT handed the deleted id out again)."""
+    with sessions.begin() as s:
+        top = s.scalar(select(func.max(Embedding.id)))
+        image_id, model_id = s.execute(select(Embedding.image_id, Embedding.model_id)
+                                       .where(Embedding.id == top)).one()
+        s.execute(sqlalchemy.delete(Embedding).where(Embedding.id == top))
+    with sessions.begin() as s:
+        row = Embedding(image_id=image_id, model_id=model_id, vector=bytes(8))
+        s.add(row)
+        s.flush()
+        assert row.id > top
+        s.delete(row)
+
+
+def test_schema_two_database_is_upgraded_in_place(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.database import MIGRATIONS
+
+    path = tmp_path / "verifier.db"
+    shutil.copy(FIXTURE, path)
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # a workspace of schema 2, as the last release left it
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.stamp(config, "0001")
+        command.upgrade(config, "0002")
+        vectors = conn.execute(text("select id, vector from embeddings order by id")).all()
+    engine.dispose()
+    sessions = open_database(f"sqlite:///{path}")
+    assert schema_version(sessions) == 3
+    with sessions() as s:
+        assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
+        assert s.scalar(text("select count(*) from pair_scores")) == 24  # nothing cascaded
+    assert_ids_never_reused(sessions)
+    sessions.kw["bind"].dispose()
 
 
 def test_postgres_schema_one_is_upgraded(db_url):
@@ -68,10 +112,11 @@ def test_postgres_schema_one_is_upgraded(db_url):
             conn.execute(text("insert into embeddings (id, image_id, model_id, vector, created) "
                               f"values ({i}, {i}, 1, :v, now())"), {"v": bytes(8)})
     engine.dispose()
-    factory = open_database(db_url)
-    assert schema_version(factory) == 2
-    assert counts(factory) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
-    factory.kw["bind"].dispose()
+    sessions = open_database(db_url)
+    assert schema_version(sessions) == 3
+    assert counts(sessions) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
+    assert_ids_never_reused(sessions)  # the sequences start after the rows inserted by id
+    sessions.kw["bind"].dispose()
 
 
 def test_head_revision_is_the_last_script():

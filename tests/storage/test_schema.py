@@ -10,10 +10,10 @@ from storage.schema import SCHEMA_VERSION, Embedding, Image, JobRun, Meta, Model
 
 
 def test_round_trip(db_url):
-    factory = open_database(db_url)
-    assert schema_version(factory) == SCHEMA_VERSION
+    sessions = open_database(db_url)
+    assert schema_version(sessions) == SCHEMA_VERSION
     vec = np.array([0.5, -1.25, 3.0], dtype=np.float32)
-    with factory.begin() as s:
+    with sessions.begin() as s:
         ident = gallery.identity_id(s, "Zoë")
         assert gallery.identity_id(s, "Zoë") == ident
         s.add(Image(path="/g/Zoë/1.png", sha256="a" * 64, identity_id=ident, width=10, height=20))
@@ -23,7 +23,7 @@ def test_round_trip(db_url):
         image = s.scalar(select(Image))
         s.add(Embedding(image_id=image.id, model_id=model.id, vector=gallery.vector_to_bytes(vec)))
         gallery.finish_run(s, run.id, "ok", {"added": 1})
-    with factory() as s:
+    with sessions() as s:
         ids, vectors = gallery.model_vectors(s, model.id)
         assert len(ids) == 1 and np.array_equal(vectors[0], vec)
         assert s.scalar(select(Model.config))["image_size"] == 32
@@ -35,19 +35,19 @@ def test_round_trip(db_url):
         assert gallery.model_counts(s) == [("m1", "tiny", 1, None)]
     # one embedding per image and model
     with pytest.raises(IntegrityError):
-        with factory.begin() as s:
+        with sessions.begin() as s:
             s.add(Embedding(image_id=image.id, model_id=model.id, vector=b"\0" * 12))
     # reopening keeps everything
-    factory = open_database(db_url)
-    with factory() as s:
+    sessions = open_database(db_url)
+    with sessions() as s:
         assert len(gallery.model_ids(s, model.id)) == 1
-    factory.kw["bind"].dispose()
+    sessions.kw["bind"].dispose()
 
 
 def test_newer_schema_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
-    factory = open_database(url)
-    with factory.begin() as s:
+    sessions = open_database(url)
+    with sessions.begin() as s:
         s.get(Meta, "schema_version").value = str(SCHEMA_VERSION + 1)
     with pytest.raises(DatabaseError, match="upgrade"):
         open_database(url)

@@ -5,12 +5,12 @@ from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, Upload
 from fastapi.responses import JSONResponse, Response
 
 from storage import gallery as store
-from storage.workspace import check_identity_name
+from storage.gallery import identity_name
 
 from ...live import IdentityNotFound, Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
-                       PhotoOut, RemovedOut)
+                       PhotoOut, RemovedOut, RenamedOut, RenameIn)
 from ..settings import MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL
 from . import ERROR_RESPONSES, jpeg, upload_name
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 def identities(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=MAX_PAGE),
                svc: Service = Depends(service)) -> IdentitiesPage:
     """People in the gallery with their photo counts, by name, a page at a time."""
-    with svc.factory() as session:
+    with svc.sessions() as session:
         total, rows = store.identities_page(session, offset, limit)
     return IdentitiesPage(total=total, offset=offset, limit=limit,
                           items=[IdentitySummary(name=n, photos=c) for n, c in rows])
@@ -30,8 +30,8 @@ def identities(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(5
 @router.get("/identities/{name}", response_model=IdentityOut, dependencies=[Depends(require("read"))])
 def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
     """One person's gallery photos."""
-    check_identity_name(name)
-    with svc.factory() as session:
+    name = identity_name(name)
+    with svc.sessions() as session:
         rows = store.identity_photos(session, name)
         photos = [PhotoOut(id=r.id, face=r.flags or "face", width=r.width, height=r.height,
                            source=r.source) for r in rows]
@@ -47,7 +47,7 @@ async def enroll(name: str, photos: list[UploadFile] = File(..., description="On
                  v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
     """Enroll photos of a person (created when new). All or nothing: one unusable
     photo refuses the request and nothing is stored. The same bytes twice are one photo."""
-    check_identity_name(name)
+    name = identity_name(name)
     if len(photos) > MAX_PHOTOS_PER_ENROLL:
         raise HTTPException(422, f"at most {MAX_PHOTOS_PER_ENROLL} photos per request")
     items = [(upload_name(p), await p.read()) for p in photos]
@@ -67,8 +67,16 @@ def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(ve
 @router.delete("/identities/{name}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
 def remove_identity(name: str, v: Verifier = Depends(verifier)) -> RemovedOut:
     """Take every photo of a person out of the gallery."""
-    check_identity_name(name)
+    name = identity_name(name)
     return RemovedOut(removed_photos=v.remove_identity(name).photos)
+
+
+@router.patch("/identities/{name}", response_model=RenamedOut, dependencies=[Depends(require("write"))])
+def rename_identity(name: str, body: RenameIn, v: Verifier = Depends(verifier)) -> RenamedOut:
+    """Rename a person, or merge them into an existing person with ``merge: true``
+    (every server follows the change)."""
+    photos = v.rename_identity(name, body.name, merge=body.merge)
+    return RenamedOut(name=identity_name(body.name), photos=photos)
 
 
 @router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],

@@ -4,8 +4,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from storage import gallery as store
-
 from ..deps import Service, service
 from ..schemas import Health
 
@@ -20,17 +18,18 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(svc: Service = Depends(service)):
-    """The model and the index are loaded and the index holds what the database holds."""
+    """The model and the index are loaded and the index has applied every gallery
+    change in the database (the change log)."""
     v = svc.verifier
     if v is None:
         return JSONResponse({"status": "loading", "detail": "the model is loading"}, 503)
-    with svc.factory() as session:
-        count, _ = store.model_state(session, v.model_id)
     size = v.gallery_size
-    if count != size:
+    lag = v.lag()
+    if lag.changes:
         return JSONResponse({"status": "catching_up",
-                             "detail": f"index {size}, database {count} vectors"}, 503)
-    return Health(status="ready", detail=f"model {v.model}, {size} vectors")
+                             "detail": f"{lag.changes} gallery changes behind ({lag.seconds:.1f} s); "
+                                       f"index {size} vectors at change {v.follower.seq}"}, 503)
+    return Health(status="ready", detail=f"model {v.model}, {size} vectors, change {v.follower.seq}")
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

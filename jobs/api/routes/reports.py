@@ -26,7 +26,7 @@ MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
 def models(svc: Service = Depends(service)) -> list[ModelOut]:
     """Model versions with their embedded counts and calibrated thresholds."""
     serving = svc.verifier.model if svc.verifier else None
-    with svc.factory() as session:
+    with svc.sessions() as session:
         rows = store.model_counts(session)
     return [ModelOut(name=n, backbone=b, embeddings=c, threshold=t, serving=n == serving)
             for n, b, c, t in rows]
@@ -36,7 +36,7 @@ def models(svc: Service = Depends(service)) -> list[ModelOut]:
 def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(service)):
     """Evaluation runs, newest first, with their headline metrics."""
     out = []
-    with svc.factory() as session:
+    with svc.sessions() as session:
         for run, model in store.evaluation_runs(session, limit):
             m = (run.counts or {}).get("metrics") or {}
             out.append(EvaluationOut(run=run.id, model=model, split=run.params.get("split"),
@@ -55,11 +55,11 @@ def report(run: int = PathParam(ge=1, le=MAX_ID), format: str = Query(DEFAULT_RE
     """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON)."""
     from ...report import write_report
 
-    with svc.factory() as session:
+    with svc.sessions() as session:
         if run not in {r.id for r, _ in store.evaluation_runs(session, 10 ** 6)}:
             raise HTTPException(404, f"no evaluation run {run}")
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_report(svc.factory, Path(tmp) / f"run{run}.{format}", format, run)
+        path = write_report(svc.sessions, Path(tmp) / f"run{run}.{format}", format, run)
         body = path.read_bytes()
     return Response(body, media_type=MEDIA[format], headers={
         "Content-Disposition": f'inline; filename="run{run}.{format}"'})

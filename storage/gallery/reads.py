@@ -1,26 +1,15 @@
-"""Queries and updates of the gallery tables, one unit of work per call site."""
+"""Reads of the gallery tables (the writes are in ``writes.py``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .errors import ModelNotFound
-from .schema import Embedding, Identity, Image, JobRun, Model, utcnow
-
-
-def identity_id(session: Session, name: str) -> int:
-    """The id of identity ``name``, created when new."""
-    found = session.scalar(select(Identity.id).where(Identity.name == name))
-    if found is not None:
-        return found
-    row = Identity(name=name)
-    session.add(row)
-    session.flush()
-    return row.id
+from ..errors import ModelNotFound
+from ..schema import Embedding, Identity, Image, ImageStatus, JobRun, Model, utcnow
 
 
 def ensure_model(session: Session, name: str, config: dict, artifact: Path) -> Model:
@@ -48,9 +37,25 @@ def model_vectors(session: Session, model_id: int) -> tuple[np.ndarray, np.ndarr
                            .where(Embedding.model_id == model_id).order_by(Embedding.id)).all()
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
+    vectors = np.stack([np.frombuffer(r.vector, dtype=np.float32) for r in rows])
     return ids, vectors
+
+
+def vectors_found(session: Session, ids: np.ndarray, chunk: int = 10_000
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, vectors)`` of those embedding ``ids`` that still exist, in the order
+    asked (a follower asks for embeddings that a later change may have removed)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    found: dict[int, bytes] = {}
+    for start in range(0, len(ids), chunk):
+        part = [int(i) for i in ids[start:start + chunk]]
+        found.update(session.execute(select(Embedding.id, Embedding.vector)
+                                     .where(Embedding.id.in_(part))).tuples().all())
+    kept = np.asarray([i for i in ids if int(i) in found], dtype=np.int64)
+    if not len(kept):
+        return kept, np.zeros((0, 0), np.float32)
+    return kept, np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in kept])
 
 
 def vectors_of(session: Session, ids: np.ndarray, chunk: int = 10_000) -> np.ndarray:
@@ -78,9 +83,9 @@ def iter_model_vectors(session: Session, model_id: int, chunk: int = 100_000):
                                .order_by(Embedding.id).limit(chunk)).all()
         if not rows:
             return
-        last = rows[-1][0]
-        yield (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-               np.stack([np.frombuffer(r[1], np.float32) for r in rows]))
+        last = rows[-1].id
+        yield (np.fromiter((r.id for r in rows), np.int64, len(rows)),
+               np.stack([np.frombuffer(r.vector, np.float32) for r in rows]))
 
 
 def model_ids(session: Session, model_id: int) -> np.ndarray:
@@ -88,20 +93,17 @@ def model_ids(session: Session, model_id: int) -> np.ndarray:
     return np.asarray(sorted(ids), dtype=np.int64)
 
 
-def model_state(session: Session, model_id: int) -> tuple[int, int]:
-    """``(count, largest id)`` of a model's embeddings: a cheap way to notice that
-    another process changed them."""
-    row = session.execute(select(func.count(Embedding.id), func.max(Embedding.id))
-                          .where(Embedding.model_id == model_id)).one()
-    return int(row[0]), int(row[1] or 0)
+def model_count(session: Session, model_id: int) -> int:
+    """How many embeddings a model has."""
+    return int(session.scalar(select(func.count(Embedding.id))
+                              .where(Embedding.model_id == model_id)) or 0)
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-@dataclass(frozen=True)
-class GalleryPhoto:
+class GalleryPhoto(NamedTuple):
     """A stored photo with its identity, as later jobs read it."""
 
     image_id: int
@@ -113,7 +115,8 @@ class GalleryPhoto:
 def embedded_photos(session: Session, model_id: int,
                     ids: np.ndarray | None = None) -> dict[int, GalleryPhoto]:
     """Embedding id -> photo, for a model (only embedding ``ids`` when given)."""
-    query = (select(Embedding.id, Image.id, Image.path, Image.sha256, Identity.name)
+    query = (select(Embedding.id.label("embedding_id"), Image.id, Image.path, Image.sha256,
+                    Identity.name)
              .join(Image, Embedding.image_id == Image.id)
              .join(Identity, Image.identity_id == Identity.id)
              .where(Embedding.model_id == model_id))
@@ -122,22 +125,32 @@ def embedded_photos(session: Session, model_id: int,
     else:
         chunks = (session.execute(query.where(Embedding.id.in_([int(i) for i in ids[a:a + 10_000]])))
                   for a in range(0, len(ids), 10_000))
-    return {r[0]: GalleryPhoto(r[1], r[2], r[3], r[4]) for rows in chunks for r in rows}
+    return {r.embedding_id: GalleryPhoto(r.id, r.path, r.sha256, r.name)
+            for rows in chunks for r in rows}
 
 
-def delete_embeddings_of(session: Session, image_ids: list[int]) -> int:
-    if not image_ids:
-        return 0
-    result = session.execute(delete(Embedding).where(Embedding.image_id.in_(image_ids)))
-    return int(result.rowcount or 0)
+def embedded_photos_of_images(session: Session, model_id: int,
+                              image_ids: set[int]) -> dict[int, GalleryPhoto]:
+    """Embedding id -> photo, for the embeddings of ``image_ids`` under a model."""
+    wanted = sorted(int(i) for i in image_ids)
+    out: dict[int, GalleryPhoto] = {}
+    for a in range(0, len(wanted), 10_000):
+        rows = session.execute(select(Embedding.id.label("embedding_id"), Image.id, Image.path,
+                                      Image.sha256, Identity.name)
+                               .join(Image, Embedding.image_id == Image.id)
+                               .join(Identity, Image.identity_id == Identity.id)
+                               .where(Embedding.model_id == model_id,
+                                      Image.id.in_(wanted[a:a + 10_000])))
+        out.update({r.embedding_id: GalleryPhoto(r.id, r.path, r.sha256, r.name) for r in rows})
+    return out
 
 
 def identity_counts(session: Session) -> list[tuple[str, int]]:
     rows = session.execute(
         select(Identity.name, func.count(Image.id))
         .join(Image, Image.identity_id == Identity.id)
-        .where(Image.status == "ok").group_by(Identity.name).order_by(Identity.name)).all()
-    return [(r[0], int(r[1])) for r in rows]
+        .where(Image.status == ImageStatus.OK).group_by(Identity.name).order_by(Identity.name)).all()
+    return [(name, int(n)) for name, n in rows]
 
 
 def model_counts(session: Session) -> list[tuple[str, str, int, float | None]]:
@@ -145,7 +158,7 @@ def model_counts(session: Session) -> list[tuple[str, str, int, float | None]]:
         select(Model.name, Model.backbone, func.count(Embedding.id), Model.threshold)
         .outerjoin(Embedding, Embedding.model_id == Model.id)
         .group_by(Model.id).order_by(Model.created)).all()
-    return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+    return [(name, backbone, int(n), threshold) for name, backbone, n, threshold in rows]
 
 
 def start_run(session: Session, kind: str, params: dict, model_id: int | None = None) -> JobRun:
@@ -170,22 +183,22 @@ def identities_page(session: Session, offset: int = 0, limit: int = 50
     gallery, by name."""
     counted = (select(Identity.name, func.count(Image.id).label("n"))
                .join(Image, Image.identity_id == Identity.id)
-               .where(Image.status == "ok").group_by(Identity.name))
+               .where(Image.status == ImageStatus.OK).group_by(Identity.name))
     total = session.scalar(select(func.count()).select_from(counted.subquery()))
     rows = session.execute(counted.order_by(Identity.name).offset(offset).limit(limit)).all()
-    return int(total or 0), [(r[0], int(r[1])) for r in rows]
+    return int(total or 0), [(name, int(n)) for name, n in rows]
 
 
 def identity_photos(session: Session, name: str) -> list[Image]:
     """The gallery photos of identity ``name`` (empty when unknown)."""
     return list(session.scalars(select(Image).join(Identity, Image.identity_id == Identity.id)
-                                .where(Identity.name == name, Image.status == "ok")
+                                .where(Identity.name == name, Image.status == ImageStatus.OK)
                                 .order_by(Image.id)))
 
 
 def gallery_photo(session: Session, photo_id: int) -> Image | None:
     row = session.get(Image, int(photo_id))
-    return row if row is not None and row.status == "ok" else None
+    return row if row is not None and row.status == ImageStatus.OK else None
 
 
 def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, str | None]]:
@@ -193,4 +206,4 @@ def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, st
     rows = session.execute(select(JobRun, Model.name).outerjoin(Model, JobRun.model_id == Model.id)
                            .where(JobRun.kind == "evaluate", JobRun.status == "ok")
                            .order_by(JobRun.id.desc()).limit(limit)).all()
-    return [(r[0], r[1]) for r in rows]
+    return [(run, model) for run, model in rows]

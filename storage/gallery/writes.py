@@ -1,0 +1,399 @@
+"""Every write to the gallery tables (identities, images, embeddings), and nothing
+else writes them: folder scans, embedded batches from any engine, enrollment,
+removal and renaming. Each function works inside the caller's transaction and
+notes what it changed in the change log (:mod:`.changes`); :func:`transaction`
+runs a unit of work with bounded retries of races between processes."""
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Generic, Iterable, NamedTuple, Sequence, TypeVar
+
+import numpy as np
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import GalleryConflict, InvalidName
+from ..schema import ChangeKind, Embedding, FaceFlag, Identity, Image, ImageStatus
+from . import changes
+from .reads import GalleryPhoto
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IDENTITY_MAX_LENGTH = 255
+RETRIES = 5
+"""Attempts of one unit of work that lost a race with another process (a unique
+row written first, a deadlock or serialisation failure on PostgreSQL)."""
+RETRY_PAUSE_S = 0.05
+TRANSIENT_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+# -- names -----------------------------------------------------------------------------
+
+def identity_name(name: str) -> str:
+    """The stored form of an identity name: NFC-normalised (two spellings of one name
+    are one person), 1-255 characters, no path separators, no Unicode control,
+    format (bidi, zero-width), unassigned or private-use characters (category C),
+    not ``.``/``..``, no surrounding spaces. Raises :class:`InvalidName`."""
+    if not isinstance(name, str):
+        raise InvalidName(f"invalid identity name {name!r}: not text")
+    name = unicodedata.normalize("NFC", name)
+    bad = next((c for c in name if unicodedata.category(c).startswith("C")), None)
+    if not name or len(name) > IDENTITY_MAX_LENGTH or name != name.strip() \
+            or name in (".", "..") or "/" in name or "\\" in name or bad is not None:
+        why = f" (it holds U+{ord(bad):04X})" if bad is not None else ""
+        raise InvalidName(f"invalid identity name {name!r}{why}: use 1-{IDENTITY_MAX_LENGTH} "
+                          "characters without '/', '\\', control or invisible formatting "
+                          "characters or surrounding spaces")
+    return name
+
+
+def identity_id(session: Session, name: str) -> int:
+    """The id of identity ``name`` (normalised), created when new."""
+    name = identity_name(name)
+    found = session.scalar(select(Identity.id).where(Identity.name == name))
+    if found is not None:
+        return found
+    row = Identity(name=name)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+# -- units of work -----------------------------------------------------------------------
+
+def _transient(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "pgcode", None)
+    return code in TRANSIENT_PGCODES or "database is locked" in str(exc.orig)
+
+
+class Committed(NamedTuple, Generic[T]):
+    """What a unit of work returned, and the change-log sequence numbers
+    ``(first, last)`` its commit was given (``None`` when it changed nothing)."""
+
+    result: T
+    changes: tuple[int, int] | None
+
+
+def transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
+                retries: int = RETRIES) -> T:
+    """Run ``work(session)`` in one transaction and commit; see :func:`commit`."""
+    return commit(sessions, work, retries=retries).result
+
+
+def commit(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
+           retries: int = RETRIES) -> Committed[T]:
+    """Run ``work(session)`` in one transaction and commit. A unique-constraint race
+    with another process is retried (the next attempt sees the other's row and
+    decides again: no change, or :class:`GalleryConflict`); a deadlock or
+    serialisation failure too. After ``retries`` attempts a race is a
+    :class:`GalleryConflict`."""
+    for attempt in range(1, retries + 1):
+        try:
+            with sessions.begin() as session:
+                result = work(session)
+            return Committed(result, changes.logged(session))
+        except IntegrityError as exc:
+            if attempt == retries:
+                raise GalleryConflict("another writer changed the same gallery rows at the "
+                                      "same moment; try again") from exc
+            log.info("unique-constraint race, attempt %d: %s", attempt, exc.orig)
+        except (OperationalError, DBAPIError) as exc:
+            if not _transient(exc) or attempt == retries:
+                raise
+            log.info("transient database error, attempt %d: %s", attempt, exc.orig)
+        time.sleep(RETRY_PAUSE_S * attempt)
+    raise AssertionError("unreachable")
+
+
+# -- folders -----------------------------------------------------------------------------
+
+class ScannedFile(NamedTuple):
+    """A photo file found in a gallery folder; ``width``/``height``/``reason`` are
+    ``None`` when its bytes are those already stored under its path."""
+
+    identity: str
+    path: str
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class FolderSync:
+    """What bringing the images table in line with a folder changed."""
+
+    changed: set[int] = field(default_factory=set)  # ids of photos whose bytes changed
+    moved: int = 0
+    removed: int = 0
+    missing: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+
+def folder_photos(session: Session, root: Path) -> dict[str, Image]:
+    """The stored photos under folder ``root``, by path."""
+    prefix = str(root) + "/"
+    return {row.path: row for row in session.scalars(
+        select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
+
+
+def _drop_embeddings(session: Session, image_ids: Sequence[int]) -> int:
+    """Delete every embedding of ``image_ids`` (all models), logging each."""
+    if not image_ids:
+        return 0
+    gone = session.execute(select(Embedding.id, Embedding.model_id, Embedding.image_id)
+                           .where(Embedding.image_id.in_(list(image_ids)))).all()
+    for row in gone:
+        changes.note(session, ChangeKind.REMOVE, model_id=row.model_id, embedding_id=row.id,
+                     image_id=row.image_id)
+    session.execute(delete(Embedding).where(Embedding.image_id.in_(list(image_ids))))
+    return len(gone)
+
+
+def _note_update(session: Session, image_id: int) -> None:
+    changes.note(session, ChangeKind.UPDATE, image_id=image_id)
+
+
+def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
+                prune: bool = False) -> FolderSync:
+    """Bring the images of folder ``root`` in line with the ``files`` scanned there:
+    new files added, changed bytes re-queued (their old vectors dropped), moved or
+    renamed files keep their vectors, files gone marked ``missing`` (deleted with
+    ``prune``). ``removed`` photos stay removed until their bytes change."""
+    out = FolderSync()
+    known = folder_photos(session, root)
+    by_sha: dict[str, list[Image]] = {}
+    for row in known.values():
+        by_sha.setdefault(row.sha256, []).append(row)
+    seen: set[str] = set()
+    fresh: list[ScannedFile] = []
+    for f in files:
+        seen.add(f.path)
+        row = known.get(f.path)
+        if row is not None and row.sha256 == f.sha256:
+            if row.status == ImageStatus.SKIPPED:
+                out.skipped[f.path] = row.reason or "skipped"
+            elif row.status == ImageStatus.MISSING:
+                row.status = ImageStatus.OK
+            continue
+        fresh.append(f)
+    gone = {p: r for p, r in known.items() if p not in seen}
+    identities: dict[str, int] = {}
+    for f in fresh:
+        if f.identity not in identities:
+            identities[f.identity] = identity_id(session, f.identity)
+        ident = identities[f.identity]
+        status = ImageStatus.OK if f.reason is None else ImageStatus.SKIPPED
+        if f.reason is not None:
+            out.skipped[f.path] = f.reason
+        row = known.get(f.path)
+        if row is not None:  # same path, new bytes: embed again
+            _drop_embeddings(session, [row.id])
+            row.sha256, row.width, row.height = f.sha256, f.width, f.height
+            row.status, row.reason, row.identity_id, row.flags = status, f.reason, ident, None
+            if status == ImageStatus.OK:
+                out.changed.add(row.id)
+            continue
+        moved = next((r for r in by_sha.get(f.sha256, []) if r.path in gone), None)
+        if moved is not None:  # same bytes under a new name: keep its vectors
+            del gone[moved.path]
+            moved.path, moved.identity_id, moved.status = f.path, ident, status
+            _note_update(session, moved.id)
+            out.moved += 1
+            continue
+        session.add(Image(path=f.path, sha256=f.sha256, identity_id=ident, width=f.width,
+                          height=f.height, status=status, reason=f.reason))
+    session.flush()
+    if prune and gone:
+        _drop_embeddings(session, [r.id for r in gone.values()])
+        session.execute(delete(Image).where(Image.id.in_([r.id for r in gone.values()])))
+        out.removed = len(gone)
+    else:
+        for row in gone.values():
+            row.status = ImageStatus.MISSING
+        out.missing = len(gone)
+    session.flush()
+    return out
+
+
+# -- vectors -----------------------------------------------------------------------------
+
+class PreparedRow(NamedTuple):
+    """One photo of an embedding batch: unusable (``reason``) or embedded with what
+    the detector found (``face``: face, several_faces, no_face or whole)."""
+
+    image_id: int
+    path: str
+    reason: str | None
+    face: str | None
+
+
+def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
+                 vectors: np.ndarray) -> list[int]:
+    if not len(image_ids):
+        return []
+    rows = [{"image_id": int(i), "model_id": model_id,
+             "vector": np.ascontiguousarray(v, dtype=np.float32).tobytes()}
+            for i, v in zip(image_ids, vectors)]
+    ids = list(session.scalars(insert(Embedding).returning(Embedding.id, sort_by_parameter_order=True),
+                               rows))
+    for emb, image in zip(ids, image_ids):
+        changes.note(session, ChangeKind.ADD, model_id=model_id, embedding_id=int(emb),
+                     image_id=int(image))
+    return ids
+
+
+def store_batch(session: Session, model_id: int, rows: Sequence[PreparedRow],
+                vectors: np.ndarray) -> list[int]:
+    """Store one embedded batch, whatever engine made it: unusable photos marked
+    ``skipped`` with their reason, face flags set by :meth:`FaceFlag.of`, and the
+    vectors of the usable rows (in order) added. Returns the new embedding ids."""
+    usable = [r for r in rows if r.reason is None]
+    for r in rows:
+        if r.reason is not None:
+            session.execute(update(Image).where(Image.id == r.image_id)
+                            .values(status=ImageStatus.SKIPPED, reason=r.reason))
+        elif (flag := FaceFlag.of(r.face)) is not None:
+            session.execute(update(Image).where(Image.id == r.image_id).values(flags=flag))
+    return _add_vectors(session, model_id, [r.image_id for r in usable], vectors)
+
+
+# -- enrollment --------------------------------------------------------------------------
+
+class NewPhoto(NamedTuple):
+    """A photo to enroll: stored at ``path`` (content-addressed), with its vector."""
+
+    path: str
+    sha256: str
+    width: int | None
+    height: int | None
+    face: str
+    source: str | None
+    vector: np.ndarray
+
+
+class EnrollOutcome(NamedTuple):
+    photo_id: int
+    embedding_id: int
+    face: str
+    created: bool
+    photo: GalleryPhoto
+
+
+def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> EnrollOutcome:
+    """Add one photo of ``identity`` (created when new) with its vector under
+    ``model_id``. The same bytes already enrolled for that identity change nothing
+    (``created`` false); enrolled for another identity: :class:`GalleryConflict`."""
+    name = identity_name(identity)
+    row = session.scalar(select(Image).where(Image.path == photo.path))
+    if row is not None and row.status == ImageStatus.OK and row.identity.name != name:
+        raise GalleryConflict(f"this photo is already enrolled as {row.identity.name!r} "
+                              f"(photo {row.id}); remove it there first")
+    existing = None if row is None else session.scalar(
+        select(Embedding.id).where(Embedding.image_id == row.id, Embedding.model_id == model_id))
+    gallery_photo = GalleryPhoto(0, photo.path, photo.sha256, name)
+    if row is not None and row.status == ImageStatus.OK and existing is not None:
+        return EnrollOutcome(row.id, existing, row.flags.value if row.flags else photo.face,
+                             False, gallery_photo._replace(image_id=row.id))
+    ident = identity_id(session, name)
+    flag = FaceFlag.of(photo.face)
+    source = (photo.source or "")[-255:] or None
+    if row is None:
+        row = Image(path=photo.path, sha256=photo.sha256, identity_id=ident, width=photo.width,
+                    height=photo.height, status=ImageStatus.OK, flags=flag, source=source)
+        session.add(row)
+        session.flush()
+    else:  # removed before, or enrolled under another model only
+        row.identity_id, row.status, row.flags, row.source = ident, ImageStatus.OK, flag, source
+        session.flush()
+        _note_update(session, row.id)
+    if existing is None:
+        existing = _add_vectors(session, model_id, [row.id], photo.vector[None, :])[0]
+    return EnrollOutcome(row.id, existing, photo.face, True, gallery_photo._replace(image_id=row.id))
+
+
+# -- removal and renaming ----------------------------------------------------------------
+
+class RemovedPhoto(NamedTuple):
+    """A photo taken out of the gallery: what to forget on disk."""
+
+    image_id: int
+    path: str
+    sha256: str
+    enrolled: bool
+
+
+def remove_photos(session: Session, image_ids: Sequence[int],
+                  is_enrolled: Callable[[str], bool]) -> list[RemovedPhoto]:
+    """Take gallery photos out (their vectors under every model). An enrolled photo's
+    row goes entirely, with its upload name (its file is the caller's to delete,
+    after the commit); a folder photo stays ``removed`` so that the next scan does
+    not bring it back. An identity left with no photo at all is deleted too."""
+    rows = list(session.scalars(select(Image).where(Image.id.in_([int(i) for i in image_ids]),
+                                                    Image.status == ImageStatus.OK)))
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    _drop_embeddings(session, ids)
+    out = [RemovedPhoto(r.id, r.path, r.sha256, is_enrolled(r.path)) for r in rows]
+    people = {r.identity_id for r in rows}
+    enrolled = [r.id for r, o in zip(rows, out) if o.enrolled]
+    if enrolled:
+        session.execute(delete(Image).where(Image.id.in_(enrolled)))
+    kept = [i for i in ids if i not in set(enrolled)]
+    if kept:
+        session.execute(update(Image).where(Image.id.in_(kept))
+                        .values(status=ImageStatus.REMOVED, source=None))
+    session.flush()
+    orphans = [i for i in people
+               if session.scalar(select(Image.id).where(Image.identity_id == i).limit(1)) is None]
+    if orphans:
+        session.execute(delete(Identity).where(Identity.id.in_(orphans)))
+    return out
+
+
+def photos_of(session: Session, name: str) -> list[int]:
+    """The ids of identity ``name``'s gallery photos."""
+    return list(session.scalars(select(Image.id).join(Identity, Image.identity_id == Identity.id)
+                                .where(Identity.name == identity_name(name),
+                                       Image.status == ImageStatus.OK)))
+
+
+def rename_identity(session: Session, old: str, new: str, *, merge: bool = False) -> int:
+    """Rename identity ``old`` to ``new``; when ``new`` exists, its photos are merged
+    only with ``merge`` (else :class:`GalleryConflict`). Returns the photos moved;
+    0 when ``old`` does not exist."""
+    old, new = identity_name(old), identity_name(new)
+    source = session.scalar(select(Identity).where(Identity.name == old))
+    if source is None:
+        return 0
+    if old == new:
+        return 0
+    target = session.scalar(select(Identity).where(Identity.name == new))
+    images = list(session.scalars(select(Image.id).where(Image.identity_id == source.id,
+                                                         Image.status == ImageStatus.OK)))
+    if not images:
+        return 0
+    if target is None:
+        source.name = new
+    elif not merge:
+        raise GalleryConflict(f"{new!r} is already a person in the gallery; merge the two "
+                              "explicitly (merge=true, --merge)")
+    else:
+        session.execute(update(Image).where(Image.identity_id == source.id)
+                        .values(identity_id=target.id))
+        images = list(session.scalars(select(Image.id).where(Image.identity_id == target.id,
+                                                             Image.status == ImageStatus.OK)))
+        session.flush()
+        session.delete(source)
+    for image in images:
+        _note_update(session, image)
+    session.flush()
+    return len(images)

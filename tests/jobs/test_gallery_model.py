@@ -1,0 +1,208 @@
+"""The gallery under faults, model-based: seeded random sequences of enrollments,
+removals, renames, folder embeds, concurrent bursts and SIGKILLs of real server
+processes, two servers on one database (SQLite and PostgreSQL). After every step
+each server's answers to probe photos equal brute force over the vectors stored in
+the database at that moment.
+
+``VERIFIER_MODEL_STEPS`` (default 120) sets the steps per database;
+``benchmarks/gallery_soak.py`` runs the same loop longer."""
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+pytest.importorskip("httpx")
+import httpx  # noqa: E402
+
+from jobs.embed import embed_gallery  # noqa: E402
+from jobs.models import load_model  # noqa: E402
+from storage import gallery  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.schema import Embedding, Identity, Image, ImageStatus  # noqa: E402
+from storage.workspace import Workspace  # noqa: E402
+from tests.servers import Server  # noqa: E402
+from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
+
+STEPS = int(os.environ.get("VERIFIER_MODEL_STEPS", "120"))
+NAMES = ["ana", "bo", "Zoë", "Zoe\u0308", "li", "max"]  # Zoë twice: NFC makes them one person
+
+
+def photo(identity: int, seed: int) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class World:
+    """The system under test and the means to check it."""
+
+    def __init__(self, home: Path, db_url: str, folder: Path, rng: random.Random) -> None:
+        self.ws = Workspace.open(home)
+        self.db_url = db_url
+        self.sessions = open_database(db_url)
+        self.folder = folder
+        self.rng = rng
+        self.loaded = load_model(self.ws, "tiny")
+        self.pool = [photo(i % 5, 100 + i) for i in range(24)]
+        self.probes = self.pool[::5] + [photo(0, 999)]
+        self.probe_vectors = self.loaded.embed(np.stack(
+            [self.loaded.preparer.prepare_bytes(p).pixels for p in self.probes]))
+        self.servers = [Server(home, db_url) for _ in range(2)]
+        self.kills = 0
+        self.statuses: dict[int, int] = {}
+
+    # -- the truth ---------------------------------------------------------------------
+
+    def stored(self) -> tuple[np.ndarray, list[str]]:
+        with self.sessions() as s:
+            rows = s.execute(select(Embedding.vector, Identity.name)
+                             .join(Image, Embedding.image_id == Image.id)
+                             .join(Identity, Image.identity_id == Identity.id)).all()
+        if not rows:
+            return np.zeros((0, 8), np.float32), []
+        return np.stack([np.frombuffer(r.vector, np.float32) for r in rows]), [r.name for r in rows]
+
+    def expected(self, k: int = 3) -> list[list[tuple[str, float]]]:
+        vectors, names = self.stored()
+        out = []
+        for probe in self.probe_vectors:
+            best: dict[str, float] = {}
+            for name, d in zip(names, np.sqrt(((vectors - probe) ** 2).sum(axis=1))):
+                best[name] = min(best.get(name, np.inf), float(d))
+            out.append(sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k])
+        return out
+
+    def check(self, step: int) -> None:
+        for server in self.servers:
+            server.wait_caught_up()
+        want = self.expected()
+        for server in self.servers:
+            for n, (probe, expected) in enumerate(zip(self.probes, want)):
+                got = server.search(probe)
+                assert_same_ranking(got, expected, f"step {step}, server {server.port}, probe {n}")
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def any_server(self) -> Server:
+        return self.rng.choice(self.servers)
+
+    def note(self, code: int) -> None:
+        assert code < 500, f"a server answered {code}"
+        self.statuses[code] = self.statuses.get(code, 0) + 1
+
+    def enroll(self) -> None:
+        name = self.rng.choice(NAMES)
+        photos = self.rng.sample(self.pool, self.rng.choice([1, 1, 2]))
+        self.note(self.any_server().enroll(name, photos))
+
+    def burst(self) -> None:
+        """Concurrent enrollments through both servers, the same photo under several names."""
+        shared = self.rng.choice(self.pool)
+        codes: list[int] = []
+        threads = [threading.Thread(target=lambda n=n: codes.append(
+            self.servers[n % 2].enroll(NAMES[n % len(NAMES)], [shared]))) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for code in codes:
+            self.note(code)
+        assert sum(c == 201 for c in codes) <= 1, codes  # one person at most got the photo
+
+    def photo_ids(self) -> list[int]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Image.id).where(Image.status == ImageStatus.OK)))
+
+    def remove_photo(self) -> None:
+        ids = self.photo_ids()
+        if ids:
+            self.note(self.any_server().delete(f"/v1/photos/{self.rng.choice(ids)}"))
+
+    def remove_person(self) -> None:
+        self.note(self.any_server().delete(f"/v1/identities/{self.rng.choice(NAMES)}"))
+
+    def rename(self) -> None:
+        old, new = self.rng.sample(NAMES, 2)
+        self.note(self.any_server().rename(old, new, merge=self.rng.random() < 0.5))
+
+    def embed_folder(self) -> None:
+        """The folder changes (a photo added, replaced or deleted), then `embed` runs
+        beside the servers, as another process would."""
+        files = sorted(self.folder.rglob("*.png"))
+        what = self.rng.random()
+        if what < 0.4 or not files:
+            person = self.folder / f"folder_{self.rng.randrange(3)}"
+            person.mkdir(exist_ok=True)
+            (person / f"p{self.rng.randrange(10 ** 6)}.png").write_bytes(self.rng.choice(self.pool))
+        elif what < 0.7:
+            self.rng.choice(files).write_bytes(photo(self.rng.randrange(5), self.rng.randrange(10 ** 6)))
+        else:
+            self.rng.choice(files).unlink()
+        embed_gallery(self.ws, self.sessions, self.folder, model="tiny", quiet=True, wait=True,
+                      prune=self.rng.random() < 0.5)
+
+    def kill(self) -> None:
+        server = self.any_server()
+        server.kill()
+        server.start()
+        self.kills += 1
+
+    def step(self) -> str:
+        ops = [(self.enroll, 30), (self.remove_photo, 15), (self.remove_person, 6), (self.rename, 10),
+               (self.embed_folder, 10), (self.burst, 6), (self.kill, 3)]
+        op = self.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
+        op()
+        return op.__name__
+
+
+def assert_same_ranking(got: list[dict], expected: list[tuple[str, float]], where: str) -> None:
+    assert len(got) == len(expected), f"{where}: {got} != {expected}"
+    for rank, (g, (name, d)) in enumerate(zip(got, expected)):
+        assert abs(g["distance"] - d) < 1e-4, f"{where}, rank {rank}: {got} != {expected}"
+        # names must agree except between entries the float round-off can reorder
+        tied = {n for n, e in expected if abs(e - d) < 1e-4}
+        assert g["identity"] == name or g["identity"] in tied, f"{where}: {got} != {expected}"
+
+
+def run_model(home: Path, db_url: str, folder: Path, seed: int, steps: int) -> World:
+    rng = random.Random(seed)
+    world = World(home, db_url, folder, rng)
+    try:
+        for server in world.servers:
+            server.start()
+        world.check(0)
+        for n in range(1, steps + 1):
+            world.step()
+            world.check(n)
+    finally:
+        for server in world.servers:
+            server.kill()
+        world.sessions.kw["bind"].dispose()
+    return world
+
+
+@pytest.mark.integration
+def test_servers_agree_with_the_database_under_random_writes_and_kills(home_with_model, tmp_path,
+                                                                       db_url):
+    ws = Workspace.open(home_with_model)
+    sessions = open_database(db_url)
+    folder = write_identity_set(tmp_path / "folder", identities=3, per_identity=2, size=32, seed=3)
+    for person in list(folder.iterdir()):
+        person.rename(folder / f"folder_{person.name[-1]}")
+    embed_gallery(ws, sessions, folder, model="tiny", quiet=True)
+    with sessions.begin() as s:
+        gallery.get_model(s, "tiny").threshold = 0.5
+    sessions.kw["bind"].dispose()
+    world = run_model(home_with_model, db_url, folder, seed=19, steps=STEPS)
+    print(f"{STEPS} steps, {world.kills} kills, answers {world.statuses}")
+    assert world.kills >= 1 or STEPS < 60

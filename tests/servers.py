@@ -1,0 +1,99 @@
+"""A real `verifier serve` process on 127.0.0.1, for the crash and consistency tests
+and the soak benchmark: started, SIGKILLed, restarted, asked over HTTP."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``verifier serve --no-auth`` over workspace ``home`` and database ``db_url``,
+    following the change log every ``refresh`` seconds."""
+
+    def __init__(self, home: Path, db_url: str, *, refresh: float = 0.1,
+                 snapshot: float = 0.5) -> None:
+        self.home, self.db_url = home, db_url
+        self.refresh, self.snapshot = refresh, snapshot
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.client: httpx.Client | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        self.port = free_port()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs", "--home", str(self.home), "--db-url", self.db_url, "-q",
+             "serve", "--no-auth", "--host", "127.0.0.1", "--port", str(self.port),
+             "--refresh-interval", str(self.refresh), "--snapshot-interval", str(self.snapshot)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(self.proc.stderr.read().decode()[-3000:])
+            try:
+                if self.client.get("/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.kill()
+        raise AssertionError("the server did not start")
+
+    def stop(self) -> None:
+        """SIGTERM: requests in flight end and the index snapshot is saved."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the server (no snapshot, no goodbye)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.client is not None:
+            self.client.close()
+        self.proc = self.client = None
+
+    def wait_caught_up(self, timeout: float = 30) -> float:
+        """Wait until ``/readyz`` says the server applied every change; the seconds waited."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            r = self.client.get("/readyz")
+            if r.status_code == 200:
+                return time.time() - t0
+            time.sleep(0.01)
+        raise AssertionError(f"server {self.port} still behind after {timeout} s: {r.text}")
+
+    def search(self, photo: bytes, k: int = 3) -> list[dict]:
+        r = self.client.post("/v1/search", data={"k": str(k)}, files={"photo": ("p.png", photo)})
+        if r.status_code == 409 and r.json()["code"] == "gallery_empty":
+            return []
+        assert r.status_code == 200, r.text
+        return r.json()["matches"]
+
+    def enroll(self, name: str, photos: list[bytes]) -> int:
+        files = [("photos", (f"p{n}.png", p)) for n, p in enumerate(photos)]
+        return self.client.post(f"/v1/identities/{name}/photos", files=files).status_code
+
+    def delete(self, path: str) -> int:
+        return self.client.delete(path).status_code
+
+    def rename(self, old: str, new: str, merge: bool = False) -> int:
+        return self.client.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}).status_code
