@@ -14,7 +14,7 @@ from storage.files import write_text_atomic
 from verifier import plots
 
 from .evaluate import overlap_warning
-from .report import ScoredPairs, _fmt, _img_tag, load_scored
+from .report import ScoredPairs, fmt_metric, img_tag, load_scored
 
 COLUMNS = ["run", "model", "backbone", "protocol", "split", "pairs", "threshold", "accuracy",
            "balanced_accuracy", "far", "frr", "roc_auc", "eer", "tar_at_far_1e-2",
@@ -70,7 +70,7 @@ def comparison_html(runs: list[ScoredPairs], rows: list[dict], same: bool, note:
     labels = [f"run {r['run']}: {r['model']}" for r in rows]
     roc, det = plots.comparison_pngs([(lab, s.distances, s.labels) for lab, s in zip(labels, runs)])
     head = "".join(f"<th scope='col'>{html.escape(lab)}</th>" for lab in labels)
-    body = "".join(f"<tr><th scope='row'>{c}</th>" + "".join(f"<td>{_fmt(r[c])}</td>" for r in rows)
+    body = "".join(f"<tr><th scope='row'>{c}</th>" + "".join(f"<td>{fmt_metric(r[c])}</td>" for r in rows)
                    + "</tr>" for c in COLUMNS[1:])
     warnings = "".join(
         f"<p class='warn'>Run {r['run']}: {html.escape(w)}.</p>"
@@ -85,8 +85,8 @@ th[scope=row] {{ text-align: left; }} .warn {{ border: 2px solid #b3261e; backgr
 <p class="{'ok' if same else 'warn'}">{html.escape(note)}</p>
 {warnings}
 <h2>Curves</h2>
-{_img_tag(roc, "ROC curves of the runs on the same axes")}
-{_img_tag(det, "DET curves of the runs on the same axes")}
+{img_tag(roc, "ROC curves of the runs on the same axes")}
+{img_tag(det, "DET curves of the runs on the same axes")}
 <h2>Metrics</h2>
 <table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>
 </body></html>

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.schema import Embedding, Image, JobRun, Model, PairScore
+from storage.schema import Embedding, Image, ImageStatus, JobRun, Model, PairScore
 from storage.workspace import Workspace
 from verifier import metrics
 from verifier.defaults import TUTORIAL_THRESHOLD
@@ -74,7 +74,7 @@ def photo_embeddings(session: Session, model_id: int, root: Path,
         .join(Embedding, Embedding.image_id == Image.id)
         .where(Embedding.model_id == model_id,
                Image.path.startswith(str(root) + "/", autoescape=True))).all()
-    by_sha = {r[1]: (r[0], r[2]) for r in rows}
+    by_sha = {r.sha256: (r.id, r.vector) for r in rows}
     missing = [p["path"] for p in photos if p["sha256"] not in by_sha]
     if missing:
         raise EvaluationError(
@@ -208,34 +208,12 @@ def evaluate_pairs(ws: Workspace, sessions: sessionmaker[Session], pairs_file: P
         raise EvaluationError(f"{root} is not a folder of photos")
     embed_gallery(ws, sessions, root, model=name, quiet=quiet, loaded=loaded)
     wanted = {p for pair in listing.pairs for p in (pair.a, pair.b)}
-    with sessions() as session:
-        model_row = gallery.get_model(session, name)
-        rows = session.execute(
-            select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
-            .outerjoin(Embedding, (Embedding.image_id == Image.id) & (Embedding.model_id == model_row.id))
-            .where(Image.path.startswith(str(root) + "/", autoescape=True))).all()
-        calibrated = model_row.threshold
-    found = {r[0][len(str(root)) + 1:]: r for r in rows if r[0][len(str(root)) + 1:] in wanted}
-
-    def problem(rel: str) -> str | None:
-        row = found.get(rel)
-        if row is None:
-            return "missing"
-        if row[3] != "ok":
-            return row[4] or row[3]
-        return None if row[5] is not None else "not embedded"
-
-    scored, unscored = [], []
-    for pair in listing.pairs:
-        reasons = [f"{rel}: {why}" for rel in (pair.a, pair.b) if (why := problem(rel))]
-        if reasons:
-            unscored.append({"line": pair.line, "a": pair.a, "b": pair.b, "reason": "; ".join(reasons)})
-        else:
-            scored.append(pair)
+    found, model_id, calibrated = _listed_photos(sessions, name, root, wanted)
+    scored, unscored = _scorable(listing.pairs, found)
     if not scored:
         raise EvaluationError(f"none of the {len(listing.pairs)} pairs of {pairs_file} can be "
                               f"scored with photos under {root} (first: {unscored[0]['reason']})")
-    vec = {rel: np.frombuffer(found[rel][5], dtype=np.float32) for p in scored for rel in (p.a, p.b)}
+    vec = {rel: np.frombuffer(found[rel].vector, dtype=np.float32) for p in scored for rel in (p.a, p.b)}
     d = euclidean_distance_np(np.stack([vec[p.a] for p in scored]), np.stack([vec[p.b] for p in scored]))
     y = np.array([p.label for p in scored], dtype=np.int64)
     if threshold is not None:
@@ -252,16 +230,7 @@ def evaluate_pairs(ws: Workspace, sessions: sessionmaker[Session], pairs_file: P
         fold_result = None
     result = metrics.summary(d, y, threshold)
     tutorial = metrics.threshold_metrics(d, y, TUTORIAL_THRESHOLD)
-    trained_on = training_photos(ws.model_dir(name))
-    trained = {p["sha256"] for p in trained_on}
-    trained_people = {p["identity"] for p in trained_on}
-    in_training = {rel for rel in vec if found[rel][2] in trained}
-    overlap = {"photos": len(vec), "photos_in_training": len(in_training),
-               "pairs": len(scored),
-               "pairs_with_a_training_photo": sum(p.a in in_training or p.b in in_training
-                                                  for p in scored),
-               "identities": len({rel.split("/")[0] for rel in vec}),
-               "identities_in_training": len({rel.split("/")[0] for rel in vec} & trained_people)}
+    overlap = _overlap(ws, name, {rel: found[rel].sha256 for rel in vec}, scored)
     protocol = f"external {listing.format} list" + (f", {listing.folds} folds from the file"
                                                      if listing.folds else "")
     with sessions.begin() as session:
@@ -269,12 +238,62 @@ def evaluate_pairs(ws: Workspace, sessions: sessionmaker[Session], pairs_file: P
             "split": "external", "pairs_file": str(Path(pairs_file).resolve()),
             "format": listing.format, "data": str(root), "threshold": float(threshold),
             "threshold_rule": rule, "folds": fold_result["folds"] if fold_result else None},
-            model_row.id)
-        store_pair_scores(session, run.id, np.array([found[p.a][1] for p in scored]),
-                          np.array([found[p.b][1] for p in scored]), y, d)
+            model_id)
+        store_pair_scores(session, run.id, np.array([found[p.a].id for p in scored]),
+                          np.array([found[p.b].id for p in scored]), y, d)
         gallery.finish_run(session, run.id, "ok", {
             "metrics": result, "tutorial": tutorial, "folds": fold_result, "protocol": protocol,
             "overlap": overlap, "unscored": unscored, "listed": len(listing.pairs)})
         run_id = run.id
     return Evaluation(run_id, name, "external", float(threshold), rule, result, tutorial, None,
                       fold_result, d, y, overlap=overlap, unscored=unscored, protocol=protocol)
+
+
+def _listed_photos(sessions: sessionmaker[Session], name: str, root: Path, wanted: set[str]
+                   ) -> tuple[dict, int, float | None]:
+    """The stored rows (path, id, sha256, status, reason, vector) of the listed photos
+    under ``root``, by path relative to it; the model's id and calibrated threshold."""
+    with sessions() as session:
+        model_row = gallery.get_model(session, name)
+        rows = session.execute(
+            select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
+            .outerjoin(Embedding, (Embedding.image_id == Image.id) & (Embedding.model_id == model_row.id))
+            .where(Image.path.startswith(str(root) + "/", autoescape=True))).all()
+    cut = len(str(root)) + 1
+    return ({row.path[cut:]: row for row in rows if row.path[cut:] in wanted}, model_row.id,
+            model_row.threshold)
+
+
+def _scorable(pairs: list, found: dict) -> tuple[list, list[dict]]:
+    """The pairs whose two photos are stored and embedded, and the others with why."""
+    def problem(rel: str) -> str | None:
+        row = found.get(rel)
+        if row is None:
+            return "missing"
+        if row.status != ImageStatus.OK:
+            return row.reason or row.status.value
+        return None if row.vector is not None else "not embedded"
+
+    scored, unscored = [], []
+    for pair in pairs:
+        reasons = [f"{rel}: {why}" for rel in (pair.a, pair.b) if (why := problem(rel))]
+        if reasons:
+            unscored.append({"line": pair.line, "a": pair.a, "b": pair.b, "reason": "; ".join(reasons)})
+        else:
+            scored.append(pair)
+    return scored, unscored
+
+
+def _overlap(ws: Workspace, name: str, scored_photos: dict[str, str], scored: list) -> dict:
+    """How much of the scored photos (relative path -> sha256) and their people the
+    model was trained on."""
+    trained_on = training_photos(ws.model_dir(name))
+    trained = {p["sha256"] for p in trained_on}
+    trained_people = {p["identity"] for p in trained_on}
+    in_training = {rel for rel, sha in scored_photos.items() if sha in trained}
+    people = {rel.split("/")[0] for rel in scored_photos}
+    return {"photos": len(scored_photos), "photos_in_training": len(in_training),
+            "pairs": len(scored),
+            "pairs_with_a_training_photo": sum(p.a in in_training or p.b in in_training
+                                               for p in scored),
+            "identities": len(people), "identities_in_training": len(people & trained_people)}

@@ -111,7 +111,7 @@ def per_identity(scored: ScoredPairs) -> list[dict]:
     return out
 
 
-def _img_tag(png: bytes, alt: str, width: int | None = None) -> str:
+def img_tag(png: bytes, alt: str, width: int | None = None) -> str:
     w = f' width="{width}"' if width else ""
     return (f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,'
             f'{base64.b64encode(png).decode()}">')
@@ -125,12 +125,12 @@ def _thumb(path: str, size: int = 112) -> str:
         img.thumbnail((size, size))
         buf = io.BytesIO()
         img.save(buf, "PNG")
-        return _img_tag(buf.getvalue(), Path(path).name)
+        return img_tag(buf.getvalue(), Path(path).name)
     except Exception:
         return f'<div class="missing">{html.escape(Path(path).name)}<br>(unreadable)</div>'
 
 
-def _fmt(v) -> str:
+def fmt_metric(v) -> str:
     if v is None:
         return "n/a"
     if isinstance(v, float):
@@ -166,35 +166,59 @@ def trust_note(scored: ScoredPairs) -> str:
     return out
 
 
-def write_html(scored: ScoredPairs, out: Path) -> None:
-    d, y, t = scored.distances, scored.labels, scored.threshold
+def _metric_tables(scored: ScoredPairs) -> tuple[str, str]:
+    """The rows of the at-threshold table (ours and the tutorial's 0.5) and of the
+    threshold-free one."""
     counts = scored.run["counts"]
     m, tut = counts["metrics"], counts["tutorial"]
-    c = m["confusion"]
     keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
-    rows = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td><td>{_fmt(tut[k])}</td></tr>" for k in keys)
-    free = "".join(f"<tr><td>{k}</td><td>{_fmt(m[k])}</td></tr>"
+    rows = "".join(f"<tr><td>{k}</td><td>{fmt_metric(m[k])}</td><td>{fmt_metric(tut[k])}</td></tr>"
+                   for k in keys)
+    free = "".join(f"<tr><td>{k}</td><td>{fmt_metric(m[k])}</td></tr>"
                    for k in ("roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "pairs", "positives"))
-    trust = trust_note(scored)
     folds = counts.get("folds")
     if folds:
         free += f"<tr><td>{folds['folds']}-fold accuracy</td><td>{folds['mean']:.4f} &plusmn; {folds['std']:.4f}</td></tr>"
-    ident = "".join(
+    return rows, free
+
+
+def _identity_rows(scored: ScoredPairs) -> str:
+    return "".join(
         f"<tr><td>{html.escape(r['identity'])}</td><td>{r['pairs']}</td><td>{r['same']}</td>"
         f"<td>{r['accuracy']:.3f}</td><td>{r['false_accepts']}</td><td>{r['false_rejects']}</td></tr>"
         for r in per_identity(scored))
 
-    def worst(mask: np.ndarray, reverse: bool) -> str:
-        idx = np.flatnonzero(mask)
-        idx = idx[np.argsort(d[idx])]
-        idx = idx[::-1][:10] if reverse else idx[:10]
-        if not len(idx):
-            return "<p>None.</p>"
-        return "".join(
-            f'<div class="pair">{_thumb(scored.path_a[i])}{_thumb(scored.path_b[i])}'
-            f'<div>{html.escape(scored.identity_a[i])} / {html.escape(scored.identity_b[i])}'
-            f'<br>distance {d[i]:.4f}</div></div>' for i in idx)
 
+def _worst(scored: ScoredPairs, mask: np.ndarray, reverse: bool) -> str:
+    """Thumbnails of the ten pairs of ``mask`` closest (or, ``reverse``, farthest)."""
+    d = scored.distances
+    idx = np.flatnonzero(mask)
+    idx = idx[np.argsort(d[idx])]
+    idx = idx[::-1][:10] if reverse else idx[:10]
+    if not len(idx):
+        return "<p>None.</p>"
+    return "".join(
+        f'<div class="pair">{_thumb(scored.path_a[i])}{_thumb(scored.path_b[i])}'
+        f'<div>{html.escape(scored.identity_a[i])} / {html.escape(scored.identity_b[i])}'
+        f'<br>distance {d[i]:.4f}</div></div>' for i in idx)
+
+
+def _figures(scored: ScoredPairs) -> str:
+    d, y, t = scored.distances, scored.labels, scored.threshold
+    c = scored.run["counts"]["metrics"]["confusion"]
+    return "\n".join([img_tag(plots.roc_png(d, y, t), "ROC curve"),
+                      img_tag(plots.det_png(d, y), "DET curve"),
+                      img_tag(plots.histogram_png(d, y, t), "distance histograms"),
+                      img_tag(plots.confusion_png(c['tp'], c['fp'], c['tn'], c['fn']),
+                              "confusion matrix")])
+
+
+def write_html(scored: ScoredPairs, out: Path) -> None:
+    """The self-contained HTML report: metrics, figures, per identity, worst pairs."""
+    d, y, t = scored.distances, scored.labels, scored.threshold
+    c = scored.run["counts"]["metrics"]["confusion"]
+    rows, free = _metric_tables(scored)
+    trust = trust_note(scored)
     dec = scored.decisions
     yb = y.astype(bool)
     cfg = scored.model["config"]
@@ -229,16 +253,13 @@ distance is at most the threshold).</p>
 {(~yb).mean():.4f} here.{_accepts_nothing_note(c)}</p>
 <h2>Figures</h2>
 <div class="figs">
-{_img_tag(plots.roc_png(d, y, t), "ROC curve")}
-{_img_tag(plots.det_png(d, y), "DET curve")}
-{_img_tag(plots.histogram_png(d, y, t), "distance histograms")}
-{_img_tag(plots.confusion_png(c['tp'], c['fp'], c['tn'], c['fn']), "confusion matrix")}
+{_figures(scored)}
 </div>
 <h2>Per identity</h2>
 <table><tr><th>identity</th><th>pairs</th><th>same</th><th>accuracy</th><th>false accepts</th>
-<th>false rejects</th></tr>{ident}</table>
-<h2>Worst false accepts (different people, closest)</h2>{worst(dec & ~yb, reverse=False)}
-<h2>Worst false rejects (same person, farthest)</h2>{worst(~dec & yb, reverse=True)}
+<th>false rejects</th></tr>{_identity_rows(scored)}</table>
+<h2>Worst false accepts (different people, closest)</h2>{_worst(scored, dec & ~yb, reverse=False)}
+<h2>Worst false rejects (same person, farthest)</h2>{_worst(scored, ~dec & yb, reverse=True)}
 </body></html>
 """
     write_text_atomic(out, page)

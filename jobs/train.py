@@ -95,13 +95,13 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     """Train a Siamese branch on ``opts.data`` and save it as a model version.
 
     Nothing is written to the workspace until training has finished: an
-    interruption leaves no half-written version.
+    interruption leaves no half-written version. Stages: scan (photos, faces,
+    pairs), features (the frozen backbone, once per photo), fit (the head), save.
     """
     import keras
 
     from verifier.backbones import default_weights, get_spec
-    from verifier.network import build_branch, inference_function
-    from verifier.trainer import FastTrainer, compute_features
+    from verifier.network import build_branch
 
     spec = get_spec(opts.backbone)
     size = opts.image_size or spec.default_size
@@ -112,19 +112,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
                              "choose another --name")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
-    preparer = PhotoPreparer(size, opts.detector, opts.face_padding,
-                             FaceCache(ws.faces_cache_dir, opts.detector)
-                             if opts.detector != "none" else None,
-                             require_face=opts.require_face, max_pixels=opts.max_pixels)
-    if opts.detector != "none":
-        _detect_all(dataset, preparer, quiet, echo)
-    echo(dataset.summary())
-    for s in dataset.skipped:
-        echo(f"  skipped {s.path}: {s.reason}{' (' + s.detail + ')' if s.detail else ''}")
-    pairs = make_pairs([p.identity for p in dataset.photos], opts.protocol, opts.seed)
-    for split, c in pairs.counts().items():
-        echo(f"  {split:<10} {c['pairs']:>7} pairs ({c['positive']} same, {c['negative']} different)")
+    dataset, preparer, pairs = _scan(ws, opts, size, quiet, echo)
     timings["scan"] = time.perf_counter() - t0
 
     keras.utils.set_random_seed(opts.seed)
@@ -134,53 +122,11 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
                           head=opts.head, cache_dir=ws.cache_dir)
     echo(f"{opts.backbone}: {branch.trainable_layers} of {branch.backbone_layers} backbone layers "
          f"trainable (from {branch.cut_layer}); input {size}x{size}")
-
-    # Feature rows: only photos used by training or validation pairs.
-    used = np.unique(np.concatenate([pairs.train.photos(), pairs.validation.photos()]))
-    rows = np.full(len(dataset.photos), -1, dtype=np.int64)
-    rows[used] = np.arange(len(used))
-    paths = [dataset.photos[i].path for i in used]
     t1 = time.perf_counter()
-    frozen = inference_function(branch.frozen)
-
-    def load(idx):
-        return np.stack([preparer.prepare(paths[i]).pixels for i in idx])
-
-    variants = []
-    with bar(len(used) * (2 if opts.augment == "flip" else 1), "frozen features",
-             quiet=quiet) as progress:
-        features = compute_features(frozen, load, len(used), cache_dir=ws.cache_dir,
-                                    progress=progress.update)
-        if opts.augment == "flip":  # the mirrored photos, also once each
-            variants.append(compute_features(frozen, lambda idx: load(idx)[:, :, ::-1],
-                                             len(used), cache_dir=ws.cache_dir,
-                                             progress=progress.update))
+    features, rows, variants = _features(ws, opts, dataset, preparer, pairs, branch, quiet)
     timings["features"] = time.perf_counter() - t1
-
-    trainer = FastTrainer(branch.head, margin=opts.margin)
-
-    def report(epoch: int, history) -> None:
-        line = f"epoch {epoch + 1}/{opts.epochs}  loss {history.loss[-1]:.4f}"
-        if history.val_loss:
-            line += f"  val_loss {history.val_loss[-1]:.4f}"
-        if history.val_auc and history.val_auc[-1] is not None:
-            line += f"  val_auc {history.val_auc[-1]:.3f}"
-        echo(line)
-
     t2 = time.perf_counter()
-    if branch.head.trainable_weights:
-        history = trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
-                              batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
-                              on_epoch=report, variants=variants)
-    else:  # --head none on a frozen backbone: the descriptor is the embedding
-        from verifier.trainer import History
-
-        history = History()
-        loss, auc = trainer.evaluate(features, rows, pairs.validation)
-        history.val_loss.append(loss)
-        history.val_auc.append(auc)
-        echo("nothing to train (--head none and --fine-tune 0): the backbone's output is the "
-             f"embedding; validation ROC AUC {auc if auc is None else round(auc, 4)}")
+    history = _fit(opts, branch, features, rows, variants, pairs, echo)
     timings["train"] = time.perf_counter() - t2
 
     config = {
@@ -195,6 +141,93 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         "data_root": str(Path(opts.data).resolve()),
         "pair_counts": pairs.counts(), "keras_version": keras.__version__,
     }
+    _save(ws, name, branch, dataset, pairs, history, timings, config, database)
+    timings["total"] = time.perf_counter() - t0
+    echo(f"saved model version {name} to {ws.model_dir(name)}")
+    return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
+                       branch.trainable_layers, branch.backbone_layers)
+
+
+def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
+          echo: Callable[[str], None]) -> tuple[Dataset, PhotoPreparer, PairSet]:
+    """The photos of ``opts.data`` (faces detected once each) and their pair splits."""
+    dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
+    preparer = PhotoPreparer(size, opts.detector, opts.face_padding,
+                             FaceCache(ws.faces_cache_dir, opts.detector)
+                             if opts.detector != "none" else None,
+                             require_face=opts.require_face, max_pixels=opts.max_pixels)
+    if opts.detector != "none":
+        _detect_all(dataset, preparer, quiet, echo)
+    echo(dataset.summary())
+    for s in dataset.skipped:
+        echo(f"  skipped {s.path}: {s.reason}{' (' + s.detail + ')' if s.detail else ''}")
+    pairs = make_pairs([p.identity for p in dataset.photos], opts.protocol, opts.seed)
+    for split, c in pairs.counts().items():
+        echo(f"  {split:<10} {c['pairs']:>7} pairs ({c['positive']} same, {c['negative']} different)")
+    return dataset, preparer, pairs
+
+
+def _features(ws: Workspace, opts: TrainOptions, dataset: Dataset, preparer: PhotoPreparer,
+              pairs: PairSet, branch, quiet: bool) -> tuple[np.ndarray, np.ndarray, list]:
+    """The frozen backbone's features of every photo a training or validation pair
+    uses, once each (``rows`` maps a photo to its feature row), and of their mirror
+    images with ``--augment flip``."""
+    from verifier.network import inference_function
+    from verifier.trainer import compute_features
+
+    used = np.unique(np.concatenate([pairs.train.photos(), pairs.validation.photos()]))
+    rows = np.full(len(dataset.photos), -1, dtype=np.int64)
+    rows[used] = np.arange(len(used))
+    paths = [dataset.photos[i].path for i in used]
+    frozen = inference_function(branch.frozen)
+
+    def load(idx):
+        return np.stack([preparer.prepare(paths[i]).pixels for i in idx])
+
+    variants = []
+    with bar(len(used) * (2 if opts.augment == "flip" else 1), "frozen features",
+             quiet=quiet) as progress:
+        features = compute_features(frozen, load, len(used), cache_dir=ws.cache_dir,
+                                    progress=progress.update)
+        if opts.augment == "flip":  # the mirrored photos, also once each
+            variants.append(compute_features(frozen, lambda idx: load(idx)[:, :, ::-1],
+                                             len(used), cache_dir=ws.cache_dir,
+                                             progress=progress.update))
+    return features, rows, variants
+
+
+def _fit(opts: TrainOptions, branch, features: np.ndarray, rows: np.ndarray, variants: list,
+         pairs: PairSet, echo: Callable[[str], None]):
+    """Train the head on the features (or, with nothing to train, score validation)."""
+    from verifier.trainer import FastTrainer, History
+
+    trainer = FastTrainer(branch.head, margin=opts.margin)
+
+    def report(epoch: int, history) -> None:
+        line = f"epoch {epoch + 1}/{opts.epochs}  loss {history.loss[-1]:.4f}"
+        if history.val_loss:
+            line += f"  val_loss {history.val_loss[-1]:.4f}"
+        if history.val_auc and history.val_auc[-1] is not None:
+            line += f"  val_auc {history.val_auc[-1]:.3f}"
+        echo(line)
+
+    if branch.head.trainable_weights:
+        return trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
+                           batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
+                           on_epoch=report, variants=variants)
+    # --head none on a frozen backbone: the descriptor is the embedding
+    history = History()
+    loss, auc = trainer.evaluate(features, rows, pairs.validation)
+    history.val_loss.append(loss)
+    history.val_auc.append(auc)
+    echo("nothing to train (--head none and --fine-tune 0): the backbone's output is the "
+         f"embedding; validation ROC AUC {auc if auc is None else round(auc, 4)}")
+    return history
+
+
+def _save(ws: Workspace, name: str, branch, dataset: Dataset, pairs: PairSet, history,
+          timings: dict, config: dict, database) -> None:
+    """The model version's folder, written whole or not at all, and its database row."""
     photos = [{"path": str(p.path.relative_to(dataset.root)), "identity": p.identity,
                "sha256": p.sha256} for p in dataset.photos]
     with atomic_folder(ws.model_dir(name)) as tmp:
@@ -208,10 +241,6 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
 
         with database.begin() as session:
             ensure_model(session, name, config, ws.model_dir(name))
-    timings["total"] = time.perf_counter() - t0
-    echo(f"saved model version {name} to {ws.model_dir(name)}")
-    return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
-                       branch.trainable_layers, branch.backbone_layers)
 
 
 def training_photos(folder: Path) -> list[dict]:

@@ -8,7 +8,7 @@ import click
 
 from verifier import defaults as d
 
-from .cli_context import Context, emit_json, friendly, pass_ctx
+from .context import Context, emit_json, friendly, pass_ctx
 
 
 def metric_table(ev) -> list[str]:
@@ -33,7 +33,7 @@ def metric_table(ev) -> list[str]:
     if ev.folds:
         lines.append(f"{str(ev.folds['folds']) + '-fold accuracy':<20}"
                      f"{ev.folds['mean']:>12.4f} +- {ev.folds['std']:.4f}")
-    from .evaluate import overlap_warning
+    from ..evaluate import overlap_warning
 
     if ev.protocol:
         lines.append(f"protocol: {ev.protocol}")
@@ -81,12 +81,12 @@ def evaluate(ctx: Context, model: str | None, split: str, threshold: float | Non
     if (pairs_file is None) != (data is None):
         raise click.UsageError("--pairs and --data go together")
     if pairs_file is not None:
-        from .evaluate import evaluate_pairs
+        from ..evaluate import evaluate_pairs
 
         ev = evaluate_pairs(ctx.workspace(), ctx.database(), pairs_file, data, model=model,
                             threshold=threshold, folds=folds, quiet=ctx.quiet)
     else:
-        from .evaluate import evaluate as run_evaluate
+        from ..evaluate import evaluate as run_evaluate
 
         ev = run_evaluate(ctx.workspace(), ctx.database(), model=model, split=split,
                           threshold=threshold, target_far=target_far, folds=folds, quiet=ctx.quiet)
@@ -121,11 +121,11 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
       verifier report --format html --out report.html
       verifier report 3 5 --format html
     """
-    from .evaluate import latest_run
-    from .report import write_report
+    from ..evaluate import latest_run
+    from ..report import write_report
 
     if len(runs) > 1:
-        from .comparison import write_comparison
+        from ..comparison import write_comparison
 
         out = out or ctx.workspace().reports_dir / f"compare-{'-'.join(map(str, runs))}.{fmt}"
         click.echo(f"report written to {write_comparison(ctx.database(), out, fmt, list(runs))}")
@@ -163,7 +163,7 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
       verifier query new_photo.jpg -k 3
       cat photo.jpg | verifier query - --json
     """
-    from .query import query as run_query
+    from ..query import query as run_query
 
     results = []
     for r in run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
@@ -172,7 +172,7 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
         if not as_json:
             _print_result(r)
     if csv_path:
-        from .query import write_csv
+        from ..query import write_csv
 
         write_csv(results, csv_path)
     if as_json:
@@ -216,7 +216,7 @@ def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshol
     Example:
       verifier verify a.jpg b.jpg && echo same
     """
-    from .query import verify as run_verify
+    from ..query import verify as run_verify
 
     v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
                    threshold=threshold, stdin=click.get_binary_stream("stdin"))

@@ -5,11 +5,11 @@ import ipaddress
 
 import click
 
-from .api.settings import (DEFAULT_HOST, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
+from ..api.settings import (DEFAULT_HOST, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
                            DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
 from storage.keys import SCOPES
 
-from .cli_context import Context, emit_json, friendly, pass_ctx
+from .context import Context, emit_json, friendly, pass_ctx
 
 
 def is_loopback(host: str) -> bool:
@@ -56,7 +56,7 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
     """
     import uvicorn
 
-    from .api import Settings, create_app
+    from ..api import Settings, create_app
 
     if no_auth and not is_loopback(host):
         raise click.UsageError(f"--no-auth is only allowed on a loopback address, not {host!r}; "

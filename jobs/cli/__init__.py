@@ -10,7 +10,7 @@ import click
 
 from verifier import defaults as d
 
-from .cli_context import Context, emit_json, friendly, pass_ctx
+from .context import Context, emit_json, friendly, pass_ctx
 
 TENSORFLOW_COMMANDS = frozenset({"train", "pipeline", "embed", "evaluate", "query", "verify", "serve"})
 
@@ -89,7 +89,7 @@ def main(ctx: click.Context, home: Path | None, db_url: str | None, quiet: bool,
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(home, quiet, db_url)
     if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and not ctx.resilient_parsing:
-        from .quiet import start_tensorflow
+        from ..quiet import start_tensorflow
 
         start_tensorflow(verbose)
 
@@ -149,7 +149,7 @@ def train_options(func: Callable) -> Callable:
 
 
 def _train_opts(kwargs: dict):
-    from .train import TrainOptions
+    from ..train import TrainOptions
 
     return TrainOptions(**{k: kwargs.pop(k) for k in list(kwargs)
                            if k in TrainOptions.__dataclass_fields__})
@@ -171,7 +171,7 @@ def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
     Example:
       verifier train --data ./faces --backbone mobilenet_v2 --epochs 10
     """
-    from .train import train as run_train
+    from ..train import train as run_train
 
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result = run_train(ctx.workspace(), _train_opts(kwargs), quiet=ctx.quiet, echo=echo,
@@ -200,12 +200,12 @@ def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) ->
     Example:
       verifier pipeline --data ../shared/data/seed-faces --backbone tiny --weights none
     """
-    from .pipeline import run_pipeline
+    from ..pipeline import run_pipeline
 
     result = run_pipeline(ctx.workspace(), ctx.database(), _train_opts(kwargs),
                           report_format=fmt, target_far=target_far, quiet=ctx.quiet,
                           echo=click.echo)
-    from .cli_scores import metric_table
+    from .scores import metric_table
 
     for line in metric_table(result.evaluation):
         click.echo(line)
@@ -243,7 +243,7 @@ def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> N
       verifier datasets fetch seed-faces --to ./seed-faces
       verifier datasets fetch lfw --to ./lfw
     """
-    from . import datasets as ds
+    from .. import datasets as ds
 
     dest = dest or ctx.workspace().root / "datasets" / name
     if name == "lfw":
@@ -258,9 +258,9 @@ def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> N
 
 
 def _register() -> None:
-    from . import cli_gallery, cli_scores, cli_service
+    from . import gallery, scores, service
 
-    for module in (cli_gallery, cli_scores, cli_service):
+    for module in (gallery, scores, service):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -8,7 +8,7 @@ import click
 
 from verifier import defaults as d
 
-from .cli_context import Context, emit_json, friendly, pass_ctx
+from .context import Context, emit_json, friendly, pass_ctx
 
 
 @click.command()
@@ -43,7 +43,7 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
     Example:
       verifier embed --data ./faces --model vgg19-20260101-120000
     """
-    from .embed import embed_gallery
+    from ..embed import embed_gallery
 
     summary = embed_gallery(ctx.workspace(), ctx.database(), data, model=model,
                             batch_size=batch_size, prune=prune, wait=wait,
@@ -109,7 +109,7 @@ def gallery_rename(ctx: Context, old: str, new: str, merge: bool, as_json: bool)
     """
     from storage.gallery import identity_name
 
-    from .live import rename_identity
+    from ..live import rename_identity
 
     photos = rename_identity(ctx.database(), old, new, merge=merge)
     if as_json:
@@ -134,7 +134,7 @@ def doctor(ctx: Context, repair: bool, as_json: bool) -> None:
     Example:
       verifier doctor --repair
     """
-    from .doctor import check_workspace
+    from ..doctor import check_workspace
 
     report = check_workspace(ctx.workspace(), ctx.database(), repair=repair)
     if as_json:
@@ -187,7 +187,7 @@ def index_build(ctx: Context, model: str | None, index_factory: str, train_sampl
     Example:
       verifier index build --factory IVF65536,PQ32 --train-sample 262144
     """
-    from .indexes import build
+    from ..indexes import build
 
     report = build(ctx.workspace(), ctx.database(), model=model, index_factory=index_factory,
                    train_sample=train_sample, wait=wait)
@@ -206,7 +206,7 @@ def index_info(ctx: Context, model: str | None, as_json: bool) -> None:
     Example:
       verifier index info --json
     """
-    from .indexes import info
+    from ..indexes import info
 
     _print_index(info(ctx.workspace(), ctx.database(), model=model), as_json)
 
