@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.errors import GalleryConflict
+from storage.errors import AlreadyEnrolled
 from storage.files import write_bytes_atomic
 from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
@@ -58,7 +58,7 @@ class IdentityNotFound(VerifierError):
     """No identity of that name in the gallery."""
 
 
-EnrollConflict = GalleryConflict
+EnrollConflict = AlreadyEnrolled
 """The same photo is already enrolled under another identity (a storage error)."""
 
 

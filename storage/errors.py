@@ -20,6 +20,10 @@ class GalleryConflict(StorageError):
     writer more often than it is retried."""
 
 
+class AlreadyEnrolled(GalleryConflict):
+    """The same photo is already enrolled under another identity."""
+
+
 class ModelNotFound(StorageError):
     """No such model version in the workspace."""
 

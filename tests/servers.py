@@ -30,6 +30,7 @@ class Server:
         self.home, self.db_url = home, db_url
         self.refresh, self.snapshot = refresh, snapshot
         self.port = 0
+        self.log = Path(home).parent / f"server-{id(self)}.log"  # its standard error, kept
         self.proc: subprocess.Popen | None = None
         self.client: httpx.Client | None = None
 
@@ -40,13 +41,13 @@ class Server:
             [sys.executable, "-m", "jobs", "--home", str(self.home), "--db-url", self.db_url, "-q",
              "serve", "--no-auth", "--host", "127.0.0.1", "--port", str(self.port),
              "--refresh-interval", str(self.refresh), "--snapshot-interval", str(self.snapshot)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
             start_new_session=True)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(self.proc.stderr.read().decode()[-3000:])
+                raise AssertionError(self.tail())
             try:
                 if self.client.get("/healthz", timeout=1).status_code == 200:
                     return
@@ -54,6 +55,10 @@ class Server:
                 time.sleep(0.1)
         self.kill()
         raise AssertionError("the server did not start")
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of what the server wrote to standard error (all its runs)."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stop(self) -> None:
         """SIGTERM: requests in flight end and the index snapshot is saved."""
@@ -85,15 +90,19 @@ class Server:
         r = self.client.post("/v1/search", data={"k": str(k)}, files={"photo": ("p.png", photo)})
         if r.status_code == 409 and r.json()["code"] == "gallery_empty":
             return []
-        assert r.status_code == 200, r.text
+        assert r.status_code == 200, f"{r.status_code} {r.text}\n{self.tail()}"
         return r.json()["matches"]
 
     def enroll(self, name: str, photos: list[bytes]) -> int:
         files = [("photos", (f"p{n}.png", p)) for n, p in enumerate(photos)]
-        return self.client.post(f"/v1/identities/{name}/photos", files=files).status_code
+        return self._code(self.client.post(f"/v1/identities/{name}/photos", files=files))
+
+    def _code(self, r: httpx.Response) -> int:
+        assert r.status_code < 500, f"{r.status_code} {r.text}\n{self.tail()}"
+        return r.status_code
 
     def delete(self, path: str) -> int:
-        return self.client.delete(path).status_code
+        return self._code(self.client.delete(path))
 
     def rename(self, old: str, new: str, merge: bool = False) -> int:
-        return self.client.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}).status_code
+        return self._code(self.client.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}))

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from storage.errors import (DatabaseError, InvalidName, ModelNotFound, StorageError,
-                            WorkspaceBusy)
+from storage.errors import (DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
+                            StorageError, WorkspaceBusy)
 from verifier.errors import DetectorUnavailable, ImageError, NoFaceFound, VerifierError
 
 from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
@@ -29,6 +29,7 @@ ERRORS: list[tuple[type[BaseException], int, str]] = [
     (PhotoNotFound, 404, "photo_not_found"),
     (IdentityNotFound, 404, "identity_not_found"),
     (EnrollConflict, 409, "already_enrolled"),
+    (GalleryConflict, 409, "conflict"),
     (GalleryEmpty, 409, "gallery_empty"),
     (NotCalibrated, 409, "not_calibrated"),
     (QueryError, 409, "not_ready"),

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import GalleryConflict, InvalidName
+from ..errors import AlreadyEnrolled, GalleryConflict, InvalidName
 from ..schema import ChangeKind, Embedding, FaceFlag, Identity, Image, ImageStatus
 from . import changes
 from .reads import GalleryPhoto
@@ -290,11 +290,11 @@ class EnrollOutcome(NamedTuple):
 def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> EnrollOutcome:
     """Add one photo of ``identity`` (created when new) with its vector under
     ``model_id``. The same bytes already enrolled for that identity change nothing
-    (``created`` false); enrolled for another identity: :class:`GalleryConflict`."""
+    (``created`` false); enrolled for another identity: :class:`AlreadyEnrolled`."""
     name = identity_name(identity)
     row = session.scalar(select(Image).where(Image.path == photo.path))
     if row is not None and row.status == ImageStatus.OK and row.identity.name != name:
-        raise GalleryConflict(f"this photo is already enrolled as {row.identity.name!r} "
+        raise AlreadyEnrolled(f"this photo is already enrolled as {row.identity.name!r} "
                               f"(photo {row.id}); remove it there first")
     existing = None if row is None else session.scalar(
         select(Embedding.id).where(Embedding.image_id == row.id, Embedding.model_id == model_id))

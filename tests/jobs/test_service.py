@@ -379,3 +379,23 @@ def test_keys_cli(home_with_model):
     assert CliRunner().invoke(main, ["--home", home, "keys", "revoke", "kiosk"]).exit_code == 0
     assert "revoked" in CliRunner().invoke(main, ["--home", home, "keys", "list"]).output
     assert CliRunner().invoke(main, ["--home", home, "keys", "revoke", "nobody"]).exit_code == 1
+
+
+def test_rename_and_merge_over_http(served):
+    client, keys, data, ws, sessions = served
+    w, r = auth(keys["write"]), auth(keys["read"])
+    probe = (data / "person_00" / "img_00.png").read_bytes()
+    n0, n1 = (len(client.get(f"/v1/identities/person_0{i}", headers=r).json()["photos"]) for i in (0, 1))
+    assert client.patch("/v1/identities/person_00", headers=r, json={"name": "x"}).status_code == 403
+    got = client.patch("/v1/identities/person_00", headers=w, json={"name": "Zoe\u0308"})
+    assert got.status_code == 200 and got.json() == {"name": "Zo\u00eb", "photos": n0}
+    top = client.post("/v1/search", headers=r, files={"photo": ("p", probe)}).json()["matches"][0]
+    assert top["identity"] == "Zo\u00eb"
+    clash = client.patch("/v1/identities/Zo\u00eb", headers=w, json={"name": "person_01"})
+    assert clash.status_code == 409 and clash.json()["code"] == "conflict"
+    merged = client.patch("/v1/identities/Zoe\u0308", headers=w, json={"name": "person_01", "merge": True})
+    assert merged.status_code == 200 and merged.json()["photos"] == n0 + n1
+    missing = client.patch("/v1/identities/nobody", headers=w, json={"name": "y"})
+    assert missing.status_code == 404 and missing.json()["code"] == "identity_not_found"
+    bad = client.patch("/v1/identities/person_01", headers=w, json={"name": "a\u200bb"})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_name"
