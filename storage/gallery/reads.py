@@ -59,19 +59,13 @@ def vectors_found(session: Session, ids: np.ndarray, chunk: int = 10_000
 
 
 def vectors_of(session: Session, ids: np.ndarray, chunk: int = 10_000) -> np.ndarray:
-    """The stored vectors of embedding ``ids``, one row per id in that order."""
-    ids = np.asarray(ids, dtype=np.int64)
-    found: dict[int, bytes] = {}
-    for start in range(0, len(ids), chunk):
-        part = [int(i) for i in ids[start:start + chunk]]
-        found.update(session.execute(select(Embedding.id, Embedding.vector)
-                                     .where(Embedding.id.in_(part))).tuples().all())
-    missing = [int(i) for i in ids if int(i) not in found]
-    if missing:
-        raise KeyError(f"embeddings {missing[:5]} are not in the database")
-    if not len(ids):
-        return np.zeros((0, 0), np.float32)
-    return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in ids])
+    """The stored vectors of embedding ``ids``, one row per id in that order
+    (:class:`KeyError` when one is not stored)."""
+    kept, vectors = vectors_found(session, ids, chunk)
+    if len(kept) != len(ids):
+        missing = np.setdiff1d(np.asarray(ids, np.int64), kept)
+        raise KeyError(f"embeddings {missing[:5].tolist()} are not in the database")
+    return vectors
 
 
 def iter_model_vectors(session: Session, model_id: int, chunk: int = 100_000):
@@ -112,37 +106,35 @@ class GalleryPhoto(NamedTuple):
     identity: str
 
 
-def embedded_photos(session: Session, model_id: int,
-                    ids: np.ndarray | None = None) -> dict[int, GalleryPhoto]:
-    """Embedding id -> photo, for a model (only embedding ``ids`` when given)."""
+def _photos_by_embedding(session: Session, model_id: int, where=None, values=None,
+                         chunk: int = 10_000) -> dict[int, GalleryPhoto]:
+    """Embedding id -> photo for a model's embeddings; with ``where`` (a column) only
+    those whose ``where`` is in ``values``, asked ``chunk`` values at a time."""
     query = (select(Embedding.id.label("embedding_id"), Image.id, Image.path, Image.sha256,
                     Identity.name)
              .join(Image, Embedding.image_id == Image.id)
              .join(Identity, Image.identity_id == Identity.id)
              .where(Embedding.model_id == model_id))
-    if ids is None:
+    if where is None:
         chunks = [session.execute(query)]
     else:
-        chunks = (session.execute(query.where(Embedding.id.in_([int(i) for i in ids[a:a + 10_000]])))
-                  for a in range(0, len(ids), 10_000))
+        values = sorted(int(v) for v in values)
+        chunks = (session.execute(query.where(where.in_(values[a:a + chunk])))
+                  for a in range(0, len(values), chunk))
     return {r.embedding_id: GalleryPhoto(r.id, r.path, r.sha256, r.name)
             for rows in chunks for r in rows}
+
+
+def embedded_photos(session: Session, model_id: int,
+                    ids: np.ndarray | None = None) -> dict[int, GalleryPhoto]:
+    """Embedding id -> photo, for a model (only embedding ``ids`` when given)."""
+    return _photos_by_embedding(session, model_id, None if ids is None else Embedding.id, ids)
 
 
 def embedded_photos_of_images(session: Session, model_id: int,
                               image_ids: set[int]) -> dict[int, GalleryPhoto]:
     """Embedding id -> photo, for the embeddings of ``image_ids`` under a model."""
-    wanted = sorted(int(i) for i in image_ids)
-    out: dict[int, GalleryPhoto] = {}
-    for a in range(0, len(wanted), 10_000):
-        rows = session.execute(select(Embedding.id.label("embedding_id"), Image.id, Image.path,
-                                      Image.sha256, Identity.name)
-                               .join(Image, Embedding.image_id == Image.id)
-                               .join(Identity, Image.identity_id == Identity.id)
-                               .where(Embedding.model_id == model_id,
-                                      Image.id.in_(wanted[a:a + 10_000])))
-        out.update({r.embedding_id: GalleryPhoto(r.id, r.path, r.sha256, r.name) for r in rows})
-    return out
+    return _photos_by_embedding(session, model_id, Image.id, image_ids)
 
 
 def identity_counts(session: Session) -> list[tuple[str, int]]:

@@ -99,6 +99,26 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
         assert r.json()["face"] in ("face", "several_faces")
         r = client.post("/v1/search", files={"photo": ("stripes.png", blank.read_bytes())})
         assert r.status_code == 422 and r.json()["code"] == "no_face"
+        # an enrollment refused part-way leaves no cached detection and no file behind;
+        # an accepted one caches its detection, and removing it forgets it
+        from verifier.images import sha256_bytes
+
+        fresh = sorted((SEED_FACES / held.name).iterdir())[7].read_bytes()
+        cached = ws.faces_cache_dir / "mtcnn" / sha256_bytes(fresh)[:2] / f"{sha256_bytes(fresh)}.json"
+        r = client.post("/v1/identities/held/photos", files=[("photos", ("a.png", fresh))])
+        assert r.status_code == 201 and cached.exists()
+        photo_id = r.json()["photos"][0]["photo_id"]
+        assert client.delete(f"/v1/photos/{photo_id}").status_code == 200 and not cached.exists()
+        r = client.post("/v1/identities/other/photos", files=[("photos", ("a.png", fresh)),
+                                                               ("photos", ("b.png", probe.read_bytes()))])
+        assert r.status_code == 201  # the probe is a folder photo, not an enrolled one
+        r = client.post("/v1/identities/third/photos", files=[
+            ("photos", ("c.png", sorted((SEED_FACES / held.name).iterdir())[5].read_bytes())),
+            ("photos", ("a.png", fresh))])
+        assert r.status_code == 409 and r.json()["code"] == "already_enrolled"
+        held_back = sha256_bytes(sorted((SEED_FACES / held.name).iterdir())[5].read_bytes())
+        assert not (ws.faces_cache_dir / "mtcnn" / held_back[:2] / f"{held_back}.json").exists()
+        assert not list(ws.enrolled_dir.rglob(f"{held_back}.*"))
     # a trained Dense head on top of the descriptor also works
     r = run("train", "--data", data, "--backbone", "dlib-resnet", "--fine-tune", "0",
             "--epochs", "2", "--embedding-dim", "16", "--name", "dlib-head")
