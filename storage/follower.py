@@ -153,8 +153,9 @@ class Follower:
         # an embedding removed since is not found: its removal is further on in the log
         ids, vectors = gallery.vectors_found(session, wanted)
         photos = gallery.embedded_photos(session, self.model_id, ids) if len(ids) else {}
-        keep = np.asarray([int(i) in photos for i in ids], bool)
-        ids, vectors = ids[keep] if len(ids) else ids, vectors[keep] if len(ids) else vectors
+        if len(ids):  # an embedding whose photo went in between is left to its removal
+            keep = np.asarray([int(i) in photos for i in ids], bool)
+            ids, vectors = ids[keep], vectors[keep]
         updated = gallery.embedded_photos_of_images(session, self.model_id, touched) if touched else {}
         self._remove(gone)
         for i in removes:  # metadata loaded from the database may be ahead of the index

@@ -224,4 +224,4 @@ def test_a_unique_race_between_writers_is_a_conflict_not_an_error(home_with_mode
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(type(o).__name__ for o in outcomes) == ["EnrollOutcome", "GalleryConflict"]
+    assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyEnrolled", "EnrollOutcome"]
