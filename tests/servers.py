@@ -22,28 +22,34 @@ def free_port() -> int:
 
 
 class Server:
-    """``verifier serve --no-auth`` over workspace ``home`` and database ``db_url``,
-    following the change log every ``refresh`` seconds."""
+    """``verifier serve`` over workspace ``home`` and database ``db_url`` (``--no-auth``
+    unless ``key`` is given), following the change log every ``refresh`` seconds. A
+    restarted server keeps its port."""
 
     def __init__(self, home: Path, db_url: str, *, refresh: float = 0.1,
-                 snapshot: float = 0.5) -> None:
+                 snapshot: float = 0.5, key: str | None = None) -> None:
         self.home, self.db_url = home, db_url
         self.refresh, self.snapshot = refresh, snapshot
-        self.port = 0
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.port = free_port()
         self.log = Path(home).parent / f"server-{id(self)}.log"  # its standard error, kept
         self.proc: subprocess.Popen | None = None
         self.client: httpx.Client | None = None
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 120) -> None:
-        self.port = free_port()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobs", "--home", str(self.home), "--db-url", self.db_url, "-q",
-             "serve", "--no-auth", "--host", "127.0.0.1", "--port", str(self.port),
-             "--refresh-interval", str(self.refresh), "--snapshot-interval", str(self.snapshot)],
+             "serve", *([] if self.headers else ["--no-auth"]), "--host", "127.0.0.1",
+             "--port", str(self.port), "--refresh-interval", str(self.refresh),
+             "--snapshot-interval", str(self.snapshot)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
             start_new_session=True)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        self.client = httpx.Client(base_url=self.url, headers=self.headers, timeout=60)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -60,12 +66,15 @@ class Server:
         """The end of what the server wrote to standard error (all its runs)."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
-    def stop(self) -> None:
-        """SIGTERM: requests in flight end and the index snapshot is saved."""
+    def stop(self) -> int | None:
+        """SIGTERM: requests in flight end and the index snapshot is saved. Returns the
+        exit status."""
+        code = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(60)
+            code = self.proc.wait(60)
         self.kill()
+        return code
 
     def kill(self) -> None:
         """SIGKILL the server (no snapshot, no goodbye)."""

@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import os
 import random
-import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,6 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 pytest.importorskip("httpx")
-import httpx  # noqa: E402
 
 from jobs.embed import embed_gallery  # noqa: E402
 from jobs.models import load_model  # noqa: E402

@@ -3,14 +3,9 @@ uvicorn process (SIGKILL, restart, live catch-up)."""
 import io
 import json
 import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,9 +25,8 @@ from storage.database import open_database  # noqa: E402
 from storage.keys import create_key, revoke_key  # noqa: E402
 from storage.schema import Embedding, Image  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from tests.servers import Server  # noqa: E402
 from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def png(identity: int, seed: int, size: int = 32, mode: str = "RGB", fmt: str = "PNG", **kw) -> bytes:
@@ -284,32 +278,6 @@ def test_live_catch_up_of_another_process(served, tmp_path):
 
 # -- a real server process ---------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "jobs", "--home", str(home), "-q", "serve",
-                             "--port", str(port), "--snapshot-interval", "3600"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import httpx
-
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode()[-3000:])
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the server did not become ready")
-
-
 def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, tmp_path):
     import httpx
 
@@ -319,9 +287,9 @@ def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, t
                   quiet=True)
     with sessions.begin() as s:
         key = create_key(s, "w", "write")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(home_with_model, port)
+    server = Server(home_with_model, ws.database_url, key=key, refresh=2.0, snapshot=3600)
+    server.start()
+    base = server.url
     answered: dict[str, bytes] = {}
     stop = threading.Event()
 
@@ -343,20 +311,19 @@ def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, t
     deadline = time.time() + 60
     while len(answered) < 15 and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    server.kill()
     stop.set()
     thread.join(15)
     assert len(answered) >= 15
-    proc = start_server(home_with_model, port)
+    server.start()
     try:
-        with httpx.Client(base_url=base, headers=auth(key), timeout=10) as c:
-            for name, photo in answered.items():
-                top = c.post("/v1/search", files={"photo": ("x", photo)}).json()["matches"][0]
-                assert top["identity"] == name and top["distance"] < 1e-3, name
+        for name, photo in answered.items():
+            top = server.search(photo, k=1)[0]
+            assert top["identity"] == name and top["distance"] < 1e-3, name
     finally:
-        proc.send_signal(signal.SIGTERM)  # graceful: in-flight requests end, the index is saved
-        assert proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its shutdown
+        # graceful: in-flight requests end, the index is saved; uvicorn re-raises the
+        # signal after its shutdown
+        assert server.stop() in (0, -signal.SIGTERM)
     with sessions() as s:
         dupes = s.execute(select(Embedding.image_id).group_by(Embedding.image_id)
                           .having(func.count() > 1)).all()

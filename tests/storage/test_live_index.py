@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from storage.index import load_index, save_index
+from storage.index import load_index
 from storage.live_index import LiveIndex, ReadWriteLock
 
 
