@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from ..schema import Change, ChangeHead, ChangeKind, utcnow
@@ -39,6 +39,12 @@ def note(session: Session, kind: ChangeKind, *, model_id: int | None = None,
          "image_id": image_id})
 
 
+_HEAD = ChangeHead.__table__
+_BUMP = (_HEAD.update().where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + bindparam("n"))
+         .returning(_HEAD.c.seq))
+_LOG = Change.__table__.insert()
+
+
 @event.listens_for(Session, "before_commit")
 def _write_log(session: Session) -> None:
     pending = session.info.pop(PENDING, None)
@@ -46,13 +52,12 @@ def _write_log(session: Session) -> None:
         return
     session.flush()
     # the row lock on the head is held until this transaction ends: a concurrent
-    # writer waits here, then numbers its changes after ours
-    first = session.execute(update(ChangeHead).where(ChangeHead.id == 1)
-                            .values(seq=ChangeHead.seq + len(pending))
-                            .returning(ChangeHead.seq)).scalar_one() - len(pending) + 1
+    # writer waits here, then numbers its changes after ours (Core statements: this
+    # runs in every gallery write)
+    conn = session.connection()
+    first = conn.execute(_BUMP, {"n": len(pending)}).scalar_one() - len(pending) + 1
     now = utcnow()
-    session.execute(insert(Change), [dict(row, seq=first + n, at=now)
-                                     for n, row in enumerate(pending)])
+    conn.execute(_LOG, [dict(row, seq=first + n, at=now) for n, row in enumerate(pending)])
     session.info[LOGGED] = (first, first + len(pending) - 1)
 
 

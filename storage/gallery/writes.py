@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -242,8 +242,9 @@ def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
     rows = [{"image_id": int(i), "model_id": model_id,
              "vector": np.ascontiguousarray(v, dtype=np.float32).tobytes()}
             for i, v in zip(image_ids, vectors)]
-    ids = list(session.scalars(insert(Embedding).returning(Embedding.id, sort_by_parameter_order=True),
-                               rows))
+    table = Embedding.__table__  # Core: no ORM bookkeeping for rows nobody reads back
+    ids = list(session.connection().execute(
+        table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
     for emb, image in zip(ids, image_ids):
         changes.note(session, ChangeKind.ADD, model_id=model_id, embedding_id=int(emb),
                      image_id=int(image))
