@@ -15,6 +15,7 @@ disagreement with the step that caused it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = ap.parse_args()
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes of in-process embeds
     from jobs.embed import embed_gallery
     from storage import gallery
     from storage.database import open_database
