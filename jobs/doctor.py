@@ -4,14 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
 from storage.errors import IndexMismatch
 from storage.follower import Follower, audit
 from storage.index import load_index
-from storage.schema import Image, ImageStatus, Model
+from storage.schema import Model
 from storage.workspace import Workspace
 
 from .embed import sync_index
@@ -89,8 +88,8 @@ def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
     ``repair``, rebuild or update indexes from the stored vectors."""
     report = DoctorReport()
     with sessions() as session:
-        models = list(session.scalars(select(Model)))
-        photos = session.execute(select(Image.path).where(Image.status == ImageStatus.OK)).scalars().all()
+        models = gallery.models(session)
+        photos = gallery.photo_paths(session)
     report.checked = {"models": len(models), "photos": len(photos)}
     for model in models:
         folder = ws.models_dir / model.name

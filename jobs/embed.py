@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
 from storage.follower import Follower
 from storage.errors import InvalidName
 from storage.lock import job_lock
-from storage.schema import Embedding, FaceFlag, Image, ImageStatus
+from storage.schema import FaceFlag
 from storage.workspace import Workspace
 from verifier.errors import ImageError, NoFaceFound, VerifierError
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS
@@ -182,15 +181,8 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
         try:
             with sessions.begin() as session:
                 changed = _sync_folder(session, root, summary, prune, max_pixels)
-                todo = session.execute(
-                    select(Image.id, Image.path).where(
-                        Image.path.startswith(str(root) + "/", autoescape=True),
-                        Image.status == ImageStatus.OK,
-                        ~select(Embedding.id).where(Embedding.image_id == Image.id,
-                                                    Embedding.model_id == model_id).exists())
-                    .order_by(Image.path)).all()
-                ok_total = session.scalar(select(func.count(Image.id)).where(
-                    Image.path.startswith(str(root) + "/", autoescape=True), Image.status == ImageStatus.OK))
+                todo = gallery.unembedded_photos(session, root, model_id)
+                ok_total = gallery.folder_count(session, root)
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
                 if engine == "ray":

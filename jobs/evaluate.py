@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.schema import Embedding, Image, ImageStatus, JobRun, Model, PairScore
+from storage.schema import ImageStatus, JobRun, Model, PairScore
 from storage.workspace import Workspace
 from verifier import metrics
 from verifier.defaults import TUTORIAL_THRESHOLD
@@ -69,12 +69,7 @@ def store_pair_scores(session: Session, run_id: int, first: np.ndarray, second: 
 def photo_embeddings(session: Session, model_id: int, root: Path,
                      photos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """``(image_ids, vectors)`` for the training-time photo list, matched by content."""
-    rows = session.execute(
-        select(Image.id, Image.sha256, Embedding.vector)
-        .join(Embedding, Embedding.image_id == Image.id)
-        .where(Embedding.model_id == model_id,
-               Image.path.startswith(str(root) + "/", autoescape=True))).all()
-    by_sha = {r.sha256: (r.id, r.vector) for r in rows}
+    by_sha = gallery.folder_vectors(session, root, model_id)
     missing = [p["path"] for p in photos if p["sha256"] not in by_sha]
     if missing:
         raise EvaluationError(
@@ -255,10 +250,7 @@ def _listed_photos(sessions: sessionmaker[Session], name: str, root: Path, wante
     under ``root``, by path relative to it; the model's id and calibrated threshold."""
     with sessions() as session:
         model_row = gallery.get_model(session, name)
-        rows = session.execute(
-            select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
-            .outerjoin(Embedding, (Embedding.image_id == Image.id) & (Embedding.model_id == model_row.id))
-            .where(Image.path.startswith(str(root) + "/", autoescape=True))).all()
+        rows = gallery.folder_photos_with_vectors(session, root, model_row.id)
     cut = len(str(root)) + 1
     return ({row.path[cut:]: row for row in rows if row.path[cut:] in wanted}, model_row.id,
             model_row.threshold)

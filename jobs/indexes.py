@@ -6,14 +6,12 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
 from storage.errors import IndexMismatch
 from storage.index import build_index_streaming, load_index, read_sidecar, save_index
 from storage.lock import job_lock
-from storage.schema import Embedding
 from storage.workspace import Workspace
 
 DEFAULT_TRAIN_SAMPLE = 262_144
@@ -71,8 +69,7 @@ def build(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None =
 
 
 def _dimension(session: Session, model_id: int) -> int:
-    blob = session.scalar(select(Embedding.vector).where(Embedding.model_id == model_id).limit(1))
-    return len(blob) // 4 if blob else 128
+    return gallery.vector_dimension(session, model_id) or 128
 
 
 def info(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None = None) -> IndexReport:

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
@@ -22,7 +21,6 @@ from storage.errors import AlreadyEnrolled
 from storage.files import write_bytes_atomic
 from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
-from storage.schema import Embedding, Image
 from storage.gallery import identity_name
 from storage.workspace import Workspace
 from verifier.errors import VerifierError
@@ -301,12 +299,10 @@ class Verifier:
     def photo_vector(self, photo_id: int) -> np.ndarray:
         """The stored embedding of gallery photo ``photo_id`` under this model."""
         with self.sessions() as session:
-            blob = session.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
-                                  .where(Image.id == int(photo_id), Image.status == "ok",
-                                         Embedding.model_id == self.model_id))
-        if blob is None:
+            vector = gallery.photo_vector(session, photo_id, self.model_id)
+        if vector is None:
             raise PhotoNotFound(f"no gallery photo {photo_id} embedded with model {self.model!r}")
-        return np.frombuffer(blob, dtype=np.float32)
+        return vector
 
     def face_chip(self, photo_id: int) -> np.ndarray:
         """The branch input of gallery photo ``photo_id`` (the aligned face chip, or
@@ -388,7 +384,7 @@ class Verifier:
         if not paths:
             return
         with self.sessions() as session:
-            kept = set(session.scalars(select(Image.path).where(Image.path.in_([str(p) for p in paths]))))
+            kept = gallery.stored_paths(session, [str(p) for p in paths])
         for path in paths:
             if str(path) not in kept:
                 path.unlink(missing_ok=True)
@@ -408,17 +404,13 @@ class Verifier:
     def _remove(self, find, not_found) -> Removed:
         self._gallery()
         with self._write_lock:
-            def work(session: Session):
-                image_ids = find(session)
-                mine = list(session.scalars(select(Embedding.id).where(
-                    Embedding.image_id.in_(image_ids), Embedding.model_id == self.model_id)))
-                return gallery.remove_photos(session, image_ids, self.ws.is_enrolled), mine
-
-            done = gallery.commit(self.sessions, work)
-            removed, mine = done.result
+            done = gallery.commit(self.sessions, lambda session: gallery.remove_photos(
+                session, find(session), self.ws.is_enrolled))
+            removed = done.result
             if not removed:
                 raise not_found()
-            self.follower.apply_own(done.changes, [], mine)
+            self.follower.apply_own(done.changes, [], [p.embeddings[self.model_id] for p in removed
+                                                       if self.model_id in p.embeddings])
             version = self.follower.index.version
         for photo in removed:
             self.ws.forget(photo.path, photo.sha256)

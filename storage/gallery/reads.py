@@ -188,6 +188,85 @@ def identity_photos(session: Session, name: str) -> list[Image]:
                                 .order_by(Image.id)))
 
 
+def photo_vector(session: Session, photo_id: int, model_id: int) -> np.ndarray | None:
+    """The stored vector of gallery photo ``photo_id`` under a model, if any."""
+    blob = session.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
+                          .where(Image.id == int(photo_id), Image.status == ImageStatus.OK,
+                                 Embedding.model_id == model_id))
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32)
+
+
+def stored_paths(session: Session, paths: list[str]) -> set[str]:
+    """Those of ``paths`` that a stored photo has."""
+    return set(session.scalars(select(Image.path).where(Image.path.in_(paths))))
+
+
+def unembedded_photos(session: Session, root: Path, model_id: int) -> list[tuple[int, str]]:
+    """``(image id, path)`` of the usable photos under folder ``root`` with no vector
+    under the model yet, by path."""
+    rows = session.execute(
+        select(Image.id, Image.path).where(
+            Image.path.startswith(str(root) + "/", autoescape=True), Image.status == ImageStatus.OK,
+            ~select(Embedding.id).where(Embedding.image_id == Image.id,
+                                        Embedding.model_id == model_id).exists())
+        .order_by(Image.path)).all()
+    return [(row.id, row.path) for row in rows]
+
+
+def folder_count(session: Session, root: Path) -> int:
+    """Usable photos stored under folder ``root``."""
+    return int(session.scalar(select(func.count(Image.id)).where(
+        Image.path.startswith(str(root) + "/", autoescape=True), Image.status == ImageStatus.OK)) or 0)
+
+
+def models(session: Session) -> list[Model]:
+    """Every registered model version."""
+    return list(session.scalars(select(Model)))
+
+
+def photo_paths(session: Session) -> list[str]:
+    """The paths of every photo in the gallery."""
+    return list(session.scalars(select(Image.path).where(Image.status == ImageStatus.OK)))
+
+
+def vector_dimension(session: Session, model_id: int) -> int | None:
+    """The length of a model's stored vectors (``None`` when it has none)."""
+    blob = session.scalar(select(Embedding.vector).where(Embedding.model_id == model_id).limit(1))
+    return len(blob) // 4 if blob else None
+
+
+def folder_vectors(session: Session, root: Path, model_id: int) -> dict[str, tuple[int, bytes]]:
+    """sha256 -> ``(image id, vector)`` of the photos under folder ``root`` embedded
+    with a model."""
+    rows = session.execute(
+        select(Image.id, Image.sha256, Embedding.vector)
+        .join(Embedding, Embedding.image_id == Image.id)
+        .where(Embedding.model_id == model_id,
+               Image.path.startswith(str(root) + "/", autoescape=True))).all()
+    return {r.sha256: (r.id, r.vector) for r in rows}
+
+
+class FolderPhoto(NamedTuple):
+    """A stored photo under a folder, with its vector under a model (``None`` when
+    it has none)."""
+
+    path: str
+    id: int
+    sha256: str
+    status: ImageStatus
+    reason: str | None
+    vector: bytes | None
+
+
+def folder_photos_with_vectors(session: Session, root: Path, model_id: int) -> list[FolderPhoto]:
+    """Every stored photo under folder ``root`` (any status) with its vector under a model."""
+    rows = session.execute(
+        select(Image.path, Image.id, Image.sha256, Image.status, Image.reason, Embedding.vector)
+        .outerjoin(Embedding, (Embedding.image_id == Image.id) & (Embedding.model_id == model_id))
+        .where(Image.path.startswith(str(root) + "/", autoescape=True))).all()
+    return [FolderPhoto(*row) for row in rows]
+
+
 def gallery_photo(session: Session, photo_id: int) -> Image | None:
     row = session.get(Image, int(photo_id))
     return row if row is not None and row.status == ImageStatus.OK else None

@@ -144,17 +144,18 @@ def folder_photos(session: Session, root: Path) -> dict[str, Image]:
         select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
 
 
-def _drop_embeddings(session: Session, image_ids: Sequence[int]) -> int:
-    """Delete every embedding of ``image_ids`` (all models), logging each."""
+def _drop_embeddings(session: Session, image_ids: Sequence[int]) -> list:
+    """Delete every embedding of ``image_ids`` (all models), logging each; returns
+    their ``(id, model_id, image_id)`` rows."""
     if not image_ids:
-        return 0
+        return []
     gone = session.execute(select(Embedding.id, Embedding.model_id, Embedding.image_id)
                            .where(Embedding.image_id.in_(list(image_ids)))).all()
     for row in gone:
         changes.note(session, ChangeKind.REMOVE, model_id=row.model_id, embedding_id=row.id,
                      image_id=row.image_id)
     session.execute(delete(Embedding).where(Embedding.image_id.in_(list(image_ids))))
-    return len(gone)
+    return gone
 
 
 def _note_update(session: Session, image_id: int) -> None:
@@ -323,12 +324,14 @@ def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> E
 # -- removal and renaming ----------------------------------------------------------------
 
 class RemovedPhoto(NamedTuple):
-    """A photo taken out of the gallery: what to forget on disk."""
+    """A photo taken out of the gallery: what to forget on disk, and the embeddings
+    it had (model id -> embedding id)."""
 
     image_id: int
     path: str
     sha256: str
     enrolled: bool
+    embeddings: dict[int, int]
 
 
 def remove_photos(session: Session, image_ids: Sequence[int],
@@ -342,8 +345,11 @@ def remove_photos(session: Session, image_ids: Sequence[int],
     if not rows:
         return []
     ids = [r.id for r in rows]
-    _drop_embeddings(session, ids)
-    out = [RemovedPhoto(r.id, r.path, r.sha256, is_enrolled(r.path)) for r in rows]
+    vectors: dict[int, dict[int, int]] = {}
+    for gone in _drop_embeddings(session, ids):
+        vectors.setdefault(gone.image_id, {})[gone.model_id] = gone.id
+    out = [RemovedPhoto(r.id, r.path, r.sha256, is_enrolled(r.path), vectors.get(r.id, {}))
+           for r in rows]
     people = {r.identity_id for r in rows}
     enrolled = [r.id for r, o in zip(rows, out) if o.enrolled]
     if enrolled:
