@@ -4,7 +4,7 @@ processes, two servers on one database (SQLite and PostgreSQL). After every step
 each server's answers to probe photos equal brute force over the vectors stored in
 the database at that moment.
 
-``VERIFIER_MODEL_STEPS`` (default 120) sets the steps per database;
+``VERIFIER_MODEL_STEPS`` (default 150) sets the steps per database;
 ``benchmarks/gallery_soak.py`` runs the same loop longer."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from storage.workspace import Workspace  # noqa: E402
 from tests.servers import Server  # noqa: E402
 from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
 
-STEPS = int(os.environ.get("VERIFIER_MODEL_STEPS", "120"))
+STEPS = int(os.environ.get("VERIFIER_MODEL_STEPS", "150"))
 NAMES = ["ana", "bo", "Zoë", "Zoe\u0308", "li", "max"]  # Zoë twice: NFC makes them one person
 
 
