@@ -59,13 +59,14 @@ def load_scored(sessions: sessionmaker[Session], run_id: int | None = None) -> S
         run_doc = {"id": run.id, "params": run.params, "counts": run.counts,
                    "started": str(run.started), "ended": str(run.ended)}
         model_doc = {"name": model.name, "backbone": model.backbone, "config": model.config}
-    cols = list(zip(*rows)) if rows else [[]] * 8
+    path_a, path_b, identity_a, identity_b, labels, distances, sha_a, sha_b = \
+        (list(column) for column in zip(*rows)) if rows else ([] for _ in range(8))
     trained = _training_contents(Path(model.artifact))
     in_training = None if trained is None else \
-        [sa in trained or sb in trained for sa, sb in zip(cols[6], cols[7])]
-    return ScoredPairs(run_doc, model_doc, list(cols[0]), list(cols[1]), list(cols[2]),
-                       list(cols[3]), np.array(cols[4], dtype=np.int8),
-                       np.array(cols[5], dtype=np.float64), in_training)
+        [sa in trained or sb in trained for sa, sb in zip(sha_a, sha_b)]
+    return ScoredPairs(run_doc, model_doc, path_a, path_b, identity_a, identity_b,
+                       np.array(labels, dtype=np.int8), np.array(distances, dtype=np.float64),
+                       in_training)
 
 
 def _training_contents(model_folder: Path) -> set[str] | None:
