@@ -208,10 +208,14 @@ class Verifier:
     # -- photos to vectors ---------------------------------------------------------------
 
     def prepare(self, data: bytes, name: object = "<bytes>", *, remember: bool = False) -> Prepared:
-        """A photo's branch input. A model trained with a face detector requires a
-        face (:class:`NoFaceFound`); unusable bytes raise :class:`ImageError`. The
-        detection is cached only with ``remember`` (photos that join the gallery),
-        so that searches leave nothing behind."""
+        """A photo's branch input. A photo given one at a time (a probe, an
+        enrollment) must show a face when the model has a detector
+        (:class:`NoFaceFound`: the caller can send another photo), whereas a folder
+        scan follows the model's ``require_face`` and embeds a faceless photo whole,
+        flagged ``no_face``. Unusable bytes raise :class:`ImageError`. The detection
+        is cached only with ``remember``; enrollment caches it after its commit
+        (:meth:`PhotoPreparer.remember`), so that searches and refusals leave nothing
+        behind."""
         preparer = self.loaded.preparer
         return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none",
                                       remember=remember)
