@@ -23,7 +23,7 @@ from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
 from storage.gallery import identity_name
 from storage.workspace import Workspace
-from verifier.errors import VerifierError
+from verifier.errors import ImageError, VerifierError
 from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
 
@@ -50,6 +50,10 @@ class NotCalibrated(QueryError):
 
 class PhotoNotFound(VerifierError):
     """No gallery photo with that id (or it has no embedding under this model)."""
+
+
+class PhotoFileMissing(PhotoNotFound):
+    """A gallery photo whose file is gone from the server's disk."""
 
 
 class IdentityNotFound(VerifierError):
@@ -146,10 +150,13 @@ class Verifier:
 
     @classmethod
     def open(cls, ws: Workspace, sessions: sessionmaker[Session],
-             model: str | None = None) -> "Verifier":
+             model: str | None = None, *, max_pixels: int | None = None) -> "Verifier":
         """Load model version ``model`` (default: the most recent). The index and the
-        photo metadata are loaded on first use (verification does not need them)."""
+        photo metadata are loaded on first use (verification does not need them).
+        ``max_pixels`` lowers the largest photo decoded (the service's own limit)."""
         loaded = load_model(ws, model)
+        if max_pixels is not None:
+            loaded.preparer.max_pixels = max_pixels
         with sessions.begin() as session:
             row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
             model_id, threshold = row.id, row.threshold
@@ -316,7 +323,11 @@ class Verifier:
             path = None if row is None else row.path
         if path is None:
             raise PhotoNotFound(f"no gallery photo {photo_id}")
-        data = read_photo_bytes(Path(path))
+        try:
+            data = read_photo_bytes(Path(path))
+        except ImageError:  # named by its id: a client never sees the server's paths
+            raise PhotoFileMissing(f"the file of gallery photo {photo_id} is gone; "
+                                   "run `verifier doctor` on the server") from None
         return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False).pixels
 
     def verify(self, a: Photo, b: Photo, *, threshold: float | None = None,

@@ -31,6 +31,7 @@ class Server:
         self.home, self.db_url = home, db_url
         self.refresh, self.snapshot = refresh, snapshot
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.extra: list[str] = []  # more `verifier serve` options
         self.port = free_port()
         self.log = Path(home).parent / f"server-{id(self)}.log"  # its standard error, kept
         self.proc: subprocess.Popen | None = None
@@ -46,7 +47,7 @@ class Server:
             [sys.executable, "-m", "jobs", "--home", str(self.home), "--db-url", self.db_url, "-q",
              "serve", *([] if self.headers else ["--no-auth"]), "--host", "127.0.0.1",
              "--port", str(self.port), "--refresh-interval", str(self.refresh),
-             "--snapshot-interval", str(self.snapshot)],
+             "--snapshot-interval", str(self.snapshot), *self.extra],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
             start_new_session=True)
         self.client = httpx.Client(base_url=self.url, headers=self.headers, timeout=60)

@@ -26,7 +26,17 @@ from .errors import DatasetError, ImageError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"})
-"""Largest accepted photo, in pixels (width x height); larger files are skipped."""
+"""File names a folder scan looks at."""
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+"""The only formats Pillow is allowed to decode (JPEG includes MPO, the multi-picture
+JPEG of some cameras), for uploads and folder scans alike:
+the decoders of rarely-audited formats (EPS runs Ghostscript, PSD, FITS, ...) are
+never reached. Anything else is ``not_an_image``."""
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -90,16 +100,18 @@ def sha256_bytes(data: bytes) -> str:
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB."""
     mode = img.mode
+    # in integer types: a 50-megapixel 16-bit photo must not become float64 copies
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        # 16-bit and 32-bit integer images: scale the stored range down to 8 bits.
-        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+        arr = np.asarray(img)
+        hi = int(arr.max()) if arr.size else 0
+        # 16-bit and 32-bit integer images: the stored range down to 8 bits
+        if hi > 255:
+            arr = np.clip(arr, 0, 65535).astype(np.uint16) >> 8
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
     elif mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        arr = (arr - lo) * np.float32(255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
         img = Image.fromarray(arr.astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
@@ -120,7 +132,8 @@ def _pillow_errors(name: object) -> Iterator[None]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(name, "too_large", str(exc)) from None
     except UnidentifiedImageError:
-        raise ImageError(name, "not_an_image", "Pillow cannot identify the format") from None
+        raise ImageError(name, "not_an_image",
+                         f"accepted formats: {', '.join(IMAGE_FORMATS)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         text = str(exc)
         reason = "truncated" if "truncat" in text.lower() or "end of" in text.lower() else "corrupt"
@@ -143,7 +156,7 @@ def decode_image(data: bytes, *, name: object = "<bytes>",
     if not data:
         raise ImageError(name, "empty", "the file has zero bytes")
     with _pillow_errors(name):
-        img = Image.open(io.BytesIO(data))
+        img = _open(data)
         _check_size(name, *img.size, max_pixels)
         img.seek(0)
         img.load()
@@ -164,7 +177,7 @@ def read_header(data: bytes, *, name: object = "<bytes>",
     if not data:
         raise ImageError(name, "empty", "the file has zero bytes")
     with _pillow_errors(name):
-        img = Image.open(io.BytesIO(data))
+        img = _open(data)
         w, h = img.size
         _check_size(name, w, h, max_pixels)
         # EXIF from the header only (getexif() on a PNG decodes the whole file)
@@ -181,10 +194,10 @@ def image_format(data: bytes) -> str:
     """The usual file extension of an image's format (``jpg``, ``png``, ...), from its
     header; ``img`` when Pillow cannot tell."""
     try:
-        fmt = (Image.open(io.BytesIO(data)).format or "").lower()
+        fmt = (_open(data).format or "").lower()
     except Exception:  # noqa: BLE001 - any unreadable header
         return "img"
-    return {"jpeg": "jpg", "tiff": "tif", "mpo": "jpg"}.get(fmt, fmt or "img")
+    return {"jpeg": "jpg", "mpo": "jpg"}.get(fmt, fmt or "img")
 
 
 def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

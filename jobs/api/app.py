@@ -76,7 +76,7 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         share_cores(settings.workers)
-        svc.verifier = Verifier.open(ws, sessions, settings.model)
+        svc.verifier = Verifier.open(ws, sessions, settings.model, max_pixels=settings.max_pixels)
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
         svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
@@ -118,6 +118,5 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
     for module in (search, gallery, reports, health, page):
         app.include_router(module.router)
     app.mount("/static", page.static_files(), name="static")
-    app.add_middleware(Guard, sessions=sessions, max_upload=settings.max_upload, auth=settings.auth,
-                       metrics=svc.metrics)
+    app.add_middleware(Guard, service=svc)
     return app

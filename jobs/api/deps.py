@@ -12,14 +12,16 @@ from storage.keys import allows
 from storage.workspace import Workspace
 
 from ..live import Verifier
-from .errors import Overloaded
+from .errors import ModelLoading
 from .metrics import Metrics
 from .settings import Settings
 
 
 class Admission:
-    """At most ``workers`` inference calls run at once and ``queue`` more wait;
-    past that a request is refused at once (503) instead of piling up."""
+    """At most ``workers`` inference calls run at once and ``queue`` more requests are
+    admitted (reading their body or waiting); past that the guard refuses a request
+    (503) from its headers, before its body is read, instead of piling it up. Used
+    from the event loop only."""
 
     def __init__(self, workers: int, queue: int) -> None:
         self.limiter = anyio.CapacityLimiter(workers)
@@ -30,14 +32,19 @@ class Admission:
     def waiting(self) -> int:
         return max(0, self.in_flight - int(self.limiter.borrowed_tokens))
 
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+    def enter(self) -> bool:
+        """Take a place for one request; ``False`` when there is none."""
         if self.in_flight >= self.capacity:
-            raise Overloaded()
+            return False
         self.in_flight += 1
-        try:
-            return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
-        finally:
-            self.in_flight -= 1
+        return True
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func`` on a worker thread of an admitted request."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
 
 
 @dataclass
@@ -58,7 +65,7 @@ def service(request: Request) -> Service:
 
 def verifier(svc: Service = Depends(service)) -> Verifier:
     if svc.verifier is None:
-        raise HTTPException(503, "the model is still loading")
+        raise ModelLoading("the model is still loading; retry in a moment")
     return svc.verifier
 
 
@@ -71,9 +78,10 @@ def require(needed: str) -> Callable:
 
     def check(request: Request) -> str:
         scope = request.state.key_scope
-        if not allows(scope, needed):
+        if not allows(scope, needed):  # the guard refused it already; kept as a second lock
             raise HTTPException(403, f"this API key has scope {scope!r}; this needs {needed!r}")
         return scope
 
     check.__name__ = f"require_{needed}"
+    check.needed_scope = needed  # read by the guard, which decides before the body
     return check

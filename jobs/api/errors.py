@@ -46,8 +46,8 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               422: "invalid_request", 503: "overloaded"}
 
 
-class Overloaded(Exception):
-    """The inference queue is full."""
+class ModelLoading(Exception):
+    """The service has not loaded its model yet."""
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -73,10 +73,9 @@ def install(app: FastAPI) -> None:
     async def _library(_: Request, exc: Exception) -> JSONResponse:
         return library_error(exc)
 
-    @app.exception_handler(Overloaded)
-    async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
-        return error(503, "overloaded", "the server is busy; retry in a moment",
-                     {"Retry-After": str(RETRY_AFTER_S)})
+    @app.exception_handler(ModelLoading)
+    async def _loading(_: Request, exc: Exception) -> JSONResponse:
+        return error(503, "loading", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -11,6 +11,12 @@ DEFAULT_WORKERS = 2
 """Inference requests running at once (threads; the model's own ops use every core)."""
 DEFAULT_QUEUE = 16
 """Inference requests allowed to wait for a worker; more are answered 503."""
+DEFAULT_MAX_PIXELS = 25_000_000
+"""Largest photo the service decodes (batch jobs allow 50 megapixels): a photo of a
+few hundred kB can hold this many pixels, so it bounds a request's memory."""
+DEFAULT_LIMIT_CONCURRENCY = 1000
+"""Connections and requests at once past which uvicorn answers 503 (idle
+connections count: keep it well above the clients you expect)."""
 DEFAULT_SNAPSHOT_INTERVAL = 60.0
 DEFAULT_REFRESH_INTERVAL = 2.0
 MAX_ID = 2 ** 62
@@ -31,3 +37,9 @@ class Settings:
     queue: int = DEFAULT_QUEUE
     snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    host: str | None = None
+    """The address served; Host headers are checked against it (``None``: not checked,
+    as for an app served by another program)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """More Host names to answer (``--allowed-host``), e.g. behind a reverse proxy."""

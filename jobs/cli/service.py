@@ -5,8 +5,9 @@ import ipaddress
 
 import click
 
-from ..api.settings import (DEFAULT_HOST, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
-                           DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
+from ..api.settings import (DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY, DEFAULT_MAX_PIXELS,
+                            DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
+                            DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
 from storage.keys import SCOPES
 
 from .context import Context, emit_json, friendly, pass_ctx
@@ -38,10 +39,19 @@ def is_loopback(host: str) -> bool:
 @click.option("--refresh-interval", default=DEFAULT_REFRESH_INTERVAL, show_default=True,
               type=click.FloatRange(0.1),
               help="Seconds between checks for gallery changes made by other processes.")
+@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
+              help="Largest photo decoded, in pixels (width x height); larger: 413.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another Host name to answer besides the bound address and localhost "
+                   "(e.g. the name a reverse proxy forwards); repeatable.")
+@click.option("--limit-concurrency", default=DEFAULT_LIMIT_CONCURRENCY, show_default=True,
+              type=click.IntRange(1),
+              help="Open connections and requests past which new requests get 503.")
 @pass_ctx
 @friendly
 def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, max_upload: int,
-          workers: int, queue: int, snapshot_interval: float, refresh_interval: float) -> None:
+          workers: int, queue: int, snapshot_interval: float, refresh_interval: float,
+          max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int) -> None:
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
@@ -65,12 +75,14 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
     ws.resolve_model(model)  # a missing model is a clear error before the server starts
     settings = Settings(model=model, auth=not no_auth, max_upload=max_upload, workers=workers,
                         queue=queue, snapshot_interval=snapshot_interval,
-                        refresh_interval=refresh_interval)
+                        refresh_interval=refresh_interval, max_pixels=max_pixels, host=host,
+                        allowed_hosts=allowed_hosts)
     app = create_app(ws, ctx.database(), settings)
     click.echo(f"serving {ws.root} on http://{host}:{port} "
                f"({'no API keys' if no_auth else 'API keys required'}); Ctrl-C stops", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning" if ctx.quiet else "info",
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=30, limit_concurrency=limit_concurrency,
+                server_header=False)
 
 
 @click.group()

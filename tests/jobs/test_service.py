@@ -133,7 +133,7 @@ def test_every_route(served):
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/readyz").json()["status"] == "ready"
     metrics = client.get("/metrics").text
-    assert 'verifier_requests_total{route="/v1/search",method="POST",status="200"}' in metrics
+    assert 'verifier_requests_total{method="POST",route="/v1/search",status="200"}' in metrics
     assert "verifier_gallery_vectors" in metrics and "verifier_request_seconds_bucket" in metrics
     schema = client.get("/openapi.json").json()
     assert {"/v1/search", "/v1/verify", "/v1/identities/{name}/photos"} <= set(schema["paths"])

@@ -19,13 +19,32 @@ def _rgb(w=20, h=10, seed=0):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "1", "CMYK", "I;16", "I", "F"])
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "1", "CMYK", "I;16"])
 def test_every_mode_becomes_rgb(mode):
     img = _rgb().convert(mode) if mode != "I;16" else Image.fromarray(
         (np.arange(200, dtype=np.uint16).reshape(10, 20) * 300))
-    fmt = {"CMYK": "JPEG", "F": "TIFF", "I": "TIFF"}.get(mode, "PNG")
+    fmt = {"CMYK": "JPEG"}.get(mode, "PNG")
     out = decode_image(_save(img, fmt))
     assert out.dtype == np.uint8 and out.shape == (10, 20, 3)
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_wide_modes_become_rgb_in_integer_steps(mode):
+    from verifier.images import _to_rgb
+
+    img = Image.fromarray((np.arange(200).reshape(10, 20) * 300).astype(
+        np.int32 if mode == "I" else np.float32), mode)
+    out = np.asarray(_to_rgb(img))
+    assert out.dtype == np.uint8 and out.shape == (10, 20, 3) and out.max() >= 230
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "EPS", "PSD", "ICO", "PPM", "TGA"])
+def test_formats_outside_the_list_are_not_decoded(fmt):
+    data = {"PSD": b"8BPS\x00\x01" + bytes(40), "EPS": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
+            }.get(fmt) or _save(_rgb() if fmt != "ICO" else _rgb(16, 16), fmt)
+    with pytest.raises(ImageError) as err:
+        decode_image(data)
+    assert err.value.reason == "not_an_image" and "accepted format" in str(err.value)
 
 
 def test_sixteen_bit_png_is_scaled_down():

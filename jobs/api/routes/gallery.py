@@ -60,8 +60,7 @@ async def enroll(name: str, photos: list[UploadFile] = File(..., description="On
 @router.delete("/photos/{photo_id}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
 def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier)) -> RemovedOut:
     """Take one photo out of the gallery (an enrolled copy is deleted)."""
-    v.remove_photo(photo_id)
-    return RemovedOut(removed_photos=1)
+    return RemovedOut(removed_photos=v.remove_photo(photo_id).photos)
 
 
 @router.delete("/identities/{name}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
@@ -85,5 +84,5 @@ async def face(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(veri
     """The aligned face chip of a gallery photo, as JPEG (for thumbnails)."""
     chip = await queue.run(v.face_chip, photo_id)
     return Response(jpeg(chip), media_type="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=3600"})
+                    headers={"Cache-Control": "no-store"})  # a face: nothing kept after use
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..deps import Service, service
+from ..metrics import CONTENT_TYPE
 from ..schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -33,7 +34,7 @@ def readyz(svc: Service = Depends(service)):
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(svc: Service = Depends(service)) -> PlainTextResponse:
+def metrics(svc: Service = Depends(service)) -> Response:
     """Request counts and latency histograms per route, queue depth, gallery size
     (Prometheus text format)."""
-    return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

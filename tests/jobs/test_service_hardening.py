@@ -1,0 +1,178 @@
+"""What the service decides before a body is read, and what it refuses: real server
+processes where the behaviour lives in uvicorn or the ASGI guard, in process for the
+rest."""
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from jobs.api import Settings, create_app  # noqa: E402
+from jobs.embed import embed_gallery  # noqa: E402
+from storage import gallery  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.keys import create_key  # noqa: E402
+from storage.workspace import Workspace  # noqa: E402
+from tests.servers import Server  # noqa: E402
+from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
+
+
+def png(identity: int = 0, seed: int = 1) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def workspace(home, tmp_path):
+    ws = Workspace.open(home)
+    sessions = open_database(ws.database_url)
+    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
+                  quiet=True)
+    with sessions.begin() as s:
+        gallery.get_model(s, "tiny").threshold = 0.5
+        keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
+    return ws, sessions, keys
+
+
+def raw_request(port: int, head: str, body_part: bytes = b"", timeout: float = 5.0) -> tuple[float, bytes]:
+    """Send a request's head and the start of its body, withhold the rest; the seconds
+    until the answer's first bytes, and those bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body_part)
+        t = time.perf_counter()
+        answer = s.recv(4096)
+        return time.perf_counter() - t, answer
+
+
+def multipart_head(path: str, key: str, length: int = 5_000_000, host: str = "127.0.0.1") -> str:
+    return (f"POST {path} HTTP/1.1\nHost: {host}\nAuthorization: Bearer {key}\n"
+            f"Content-Type: multipart/form-data; boundary=xyz\nContent-Length: {length}\n")
+
+
+@pytest.mark.integration
+def test_scope_and_admission_are_decided_before_the_body(home_with_model, tmp_path):
+    ws, sessions, keys = workspace(home_with_model, tmp_path)
+    server = Server(home_with_model, ws.database_url, key=keys["write"], refresh=2.0, snapshot=3600)
+    server.extra = ["--workers", "1", "--queue", "0"]
+    server.start()
+    try:
+        start = b"--xyz\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"a.png\"\r\n\r\n"
+        # a read key enrolling 5 MB, of which it sends the first bytes only: 403 at once
+        waited, answer = raw_request(server.port, multipart_head("/v1/identities/x/photos", keys["read"]),
+                                     start)
+        assert answer.startswith(b"HTTP/1.1 403") and b"connection: close" in answer.lower()
+        assert waited < 2.0
+        # one inference request admitted and waiting for its body holds the only place...
+        with socket.create_connection(("127.0.0.1", server.port)) as held:
+            held.sendall(multipart_head("/v1/search", keys["read"]).replace("\n", "\r\n").encode()
+                         + b"\r\n" + start)
+            time.sleep(0.5)
+            # ... so the next is refused from its headers, its body never read
+            waited, answer = raw_request(server.port, multipart_head("/v1/search", keys["read"]), start)
+            assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+            assert b'"code":"overloaded"' in answer and waited < 2.0
+        time.sleep(0.5)  # the held request's place is given back when it goes
+        assert server.search(png(), k=1)  # an ordinary client is answered
+        # 200 idle connections (no request sent) do not stop a client being answered
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+        try:
+            t = time.perf_counter()
+            assert server.client.get("/healthz").status_code == 200
+            assert time.perf_counter() - t < 1.0
+        finally:
+            for s in idle:
+                s.close()
+    finally:
+        server.kill()
+
+
+@pytest.mark.integration
+def test_no_auth_answers_only_its_own_host_and_origin(home_with_model, tmp_path):
+    ws, sessions, _ = workspace(home_with_model, tmp_path)
+    server = Server(home_with_model, ws.database_url, refresh=2.0, snapshot=3600)
+    server.extra = ["--allowed-host", "faces.example"]
+    server.start()
+    try:
+        c = server.client
+        assert c.get("/healthz", headers={"Host": "evil.example"}).json()["code"] == "bad_host"
+        assert c.get("/healthz", headers={"Host": "faces.example"}).status_code == 200
+        assert c.get("/healthz", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+        # a page on another site posting a form to the loopback server
+        r = c.post("/v1/identities/x/photos", headers={"Origin": "http://evil.example"},
+                   files=[("photos", ("a.png", png()))])
+        assert r.status_code == 403 and r.json()["code"] == "foreign_origin"
+        r = c.post("/v1/identities/x/photos", headers={"Origin": server.url},
+                   files=[("photos", ("a.png", png()))])
+        assert r.status_code == 201
+        r = c.post("/v1/search", headers={"Origin": "http://evil.example"}, files={"photo": ("p", png())})
+        assert r.status_code == 403  # searching posts too: no other site may use the server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def client(home_with_model, tmp_path):
+    ws, sessions, keys = workspace(home_with_model, tmp_path)
+    app = create_app(ws, sessions, Settings(model="tiny", max_pixels=1_000_000))
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {keys['write']}"
+        yield c, ws, sessions
+    sessions.kw["bind"].dispose()
+
+
+def test_security_headers_on_every_response(client):
+    c, _, _ = client
+    for r in (c.get("/healthz"), c.get("/static/app.js"), c.get("/v1/nothing"),
+              c.post("/v1/search", files={"photo": ("p", b"junk")}), c.get("/")):
+        assert r.headers["x-content-type-options"] == "nosniff", r.url
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_only_the_listed_formats_and_sizes_are_decoded(client):
+    c, _, _ = client
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    r = c.post("/v1/search", files={"photo": ("a.eps", eps)})
+    assert r.status_code == 415 and r.json()["code"] == "not_an_image"
+    tiff = io.BytesIO()
+    PILImage.new("RGB", (8, 8)).save(tiff, "TIFF")
+    assert c.post("/v1/search", files={"photo": ("a.tif", tiff.getvalue())}).status_code == 415
+    big = io.BytesIO()  # 16-bit, 1.2 megapixels, a few kB: over this server's --max-pixels
+    PILImage.fromarray(np.zeros((1000, 1200), np.uint16)).save(big, "PNG")
+    r = c.post("/v1/search", files={"photo": ("big.png", big.getvalue())})
+    assert r.status_code == 413 and r.json()["code"] == "too_large"
+
+
+def test_metrics_labels_are_a_closed_set(client):
+    c, _, _ = client
+    for n in range(20):
+        c.request(f"X{n:04d}", "/healthz")
+        c.get(f"/made/up/{n}")
+    text = c.get("/metrics").text
+    methods = {line.split('method="')[1].split('"')[0] for line in text.splitlines()
+               if line.startswith("verifier_requests_total{")}
+    routes = {line.split('route="')[1].split('"')[0] for line in text.splitlines()
+              if line.startswith("verifier_requests_total{")}
+    assert methods <= {"GET", "POST", "other"} and "other" in methods
+    assert "unmatched" in routes and not any(r.startswith("/made") for r in routes)
+
+
+def test_faces_are_not_cached_and_paths_never_shown(client):
+    c, ws, sessions = client
+    enrolled = c.post("/v1/identities/someone/photos", files=[("photos", ("a.png", png(3, 3)))])
+    photo_id = enrolled.json()["photos"][0]["photo_id"]
+    r = c.get(f"/v1/photos/{photo_id}/face")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    with sessions() as s:
+        path = gallery.gallery_photo(s, photo_id).path
+    (ws.root / path).unlink()
+    r = c.get(f"/v1/photos/{photo_id}/face")
+    assert r.status_code == 404 and str(ws.root) not in r.text and f"photo {photo_id}" in r.text
+    assert c.delete(f"/v1/photos/{photo_id}").json() == {"removed_photos": 1}
