@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .errors import StorageError
@@ -76,3 +76,8 @@ def authenticate(session: Session, secret: str) -> ApiKey | None:
         return None
     row = session.scalar(select(ApiKey).where(ApiKey.secret_sha256 == secret_hash(secret)))
     return row if row is not None and row.revoked is None else None
+
+
+def touch(session: Session, name: str) -> None:
+    """Record that key ``name`` was used now (``verifier keys list`` shows it)."""
+    session.execute(update(ApiKey).where(ApiKey.name == name).values(last_used=utcnow()))

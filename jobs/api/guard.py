@@ -9,6 +9,7 @@ security headers. Keys are never logged."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage.keys import allows, authenticate
+from storage.keys import allows, authenticate, touch
 
 from .errors import error
 from .settings import RETRY_AFTER_S
@@ -33,6 +34,11 @@ reports set their own, also with ``frame-ancestors 'none'``)."""
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 WILDCARDS = {"0.0.0.0", "::", ""}
+FAILURE_WINDOW_S = 60.0
+"""A client address that failed to authenticate ``Settings.auth_failures`` times in
+this window is answered 429 without a key lookup."""
+TOUCH_EVERY_S = 60.0
+"""A key's ``last_used`` is written at most this often (not a database write per request)."""
 
 
 class BodyTooLarge(HTTPException):
@@ -62,7 +68,10 @@ class Guard:
         self.max_upload = settings.max_upload
         self.auth = settings.auth
         self.hosts = allowed_hosts(settings.host, settings.allowed_hosts)
+        self.failures_allowed = settings.auth_failures
         self._routes: dict[int, tuple[str | None, bool]] = {}
+        self._failures: dict[str, deque] = {}  # client address -> times of failed keys
+        self._touched: dict[str, float] = {}   # key name -> when last_used was written
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +115,7 @@ class Guard:
         state = scope.setdefault("state", {})
         needed, inference = self._route_needs(scope)
         if scope["path"].startswith("/v1/"):
-            refusal = await self._key_refusal(headers, state, needed)
+            refusal = await self._key_refusal(headers, state, needed, _client(scope))
             if refusal is not None:
                 return refusal, False
         if inference:
@@ -132,10 +141,19 @@ class Guard:
                                                     "change this server's gallery")
         return None
 
-    async def _key_refusal(self, headers: dict, state: dict, needed: str | None):
+    async def _key_refusal(self, headers: dict, state: dict, needed: str | None, client: str):
         if not self.auth:
             state["key_scope"], state["key_name"] = "admin", None
             return None
+        failures = self._failures.get(client)
+        now = time.monotonic()
+        while failures and now - failures[0] > FAILURE_WINDOW_S:
+            failures.popleft()
+        if failures is not None and len(failures) >= self.failures_allowed:
+            wait = int(FAILURE_WINDOW_S - (now - failures[0])) + 1
+            return error(429, "too_many_failures", f"{len(failures)} failed authentications "
+                         f"from this address in {FAILURE_WINDOW_S:g} s; retry in {wait} s",
+                         {"Retry-After": str(wait)})
         raw = headers.get(b"authorization", b"").decode("latin-1")
         kind, _, secret = raw.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
@@ -144,6 +162,9 @@ class Guard:
                          {"WWW-Authenticate": "Bearer"})
         key = await anyio.to_thread.run_sync(self._lookup, secret.strip())
         if key is None:
+            self._failures.setdefault(client, deque()).append(now)
+            if len(self._failures) > 10_000:  # bounded memory under many addresses
+                self._failures.pop(next(iter(self._failures)))
             return error(401, "unauthorized", "this API key is not valid (unknown or revoked)",
                          {"WWW-Authenticate": "Bearer"})
         state["key_scope"], state["key_name"] = key
@@ -166,7 +187,12 @@ class Guard:
     def _lookup(self, secret: str) -> tuple[str, str] | None:
         with self.svc.sessions.begin() as session:
             row = authenticate(session, secret)
-            return None if row is None else (row.scope, row.name)
+            if row is None:
+                return None
+            if time.monotonic() - self._touched.get(row.name, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+                self._touched[row.name] = time.monotonic()
+                touch(session, row.name)
+            return row.scope, row.name
 
     def _capped(self, receive: Receive) -> Receive:
         seen = 0
@@ -181,6 +207,11 @@ class Guard:
             return message
 
         return capped
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "?"
 
 
 def _matching_route(routes, scope: Scope):

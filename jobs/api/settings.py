@@ -17,6 +17,8 @@ few hundred kB can hold this many pixels, so it bounds a request's memory."""
 DEFAULT_LIMIT_CONCURRENCY = 1000
 """Connections and requests at once past which uvicorn answers 503 (idle
 connections count: keep it well above the clients you expect)."""
+DEFAULT_AUTH_FAILURES = 20
+"""Failed authentications one client address may make a minute; then 429."""
 DEFAULT_SNAPSHOT_INTERVAL = 60.0
 DEFAULT_REFRESH_INTERVAL = 2.0
 MAX_ID = 2 ** 62
@@ -38,6 +40,7 @@ class Settings:
     snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     max_pixels: int = DEFAULT_MAX_PIXELS
+    auth_failures: int = DEFAULT_AUTH_FAILURES
     host: str | None = None
     """The address served; Host headers are checked against it (``None``: not checked,
     as for an app served by another program)."""

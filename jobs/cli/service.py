@@ -133,11 +133,12 @@ def list_(ctx: Context, as_json: bool) -> None:
         rows = list_keys(session)
     if as_json:
         emit_json([{"name": k.name, "scope": k.scope, "created": k.created,
-                    "revoked": k.revoked} for k in rows])
+                    "last_used": k.last_used, "revoked": k.revoked} for k in rows])
         return
     for k in rows:
         state = f"revoked {k.revoked:%Y-%m-%d %H:%M}" if k.revoked else "active"
-        click.echo(f"{k.name:<24} {k.scope:<6} created {k.created:%Y-%m-%d %H:%M}  {state}")
+        used = f"last used {k.last_used:%Y-%m-%d %H:%M}" if k.last_used else "never used"
+        click.echo(f"{k.name:<24} {k.scope:<6} created {k.created:%Y-%m-%d %H:%M}  {used:<27} {state}")
 
 
 @keys.command("revoke")

@@ -49,7 +49,8 @@ def served(home_with_model, tmp_path, db_url):
             keys[scope] = create_key(s, scope, scope)
         keys["revoked"] = create_key(s, "old", "admin")
         revoke_key(s, "old")
-    app = create_app(ws, sessions, Settings(model="tiny", refresh_interval=0.2))
+    # many wrong keys on purpose: no 429 here (test_service_hardening.py tests it)
+    app = create_app(ws, sessions, Settings(model="tiny", refresh_interval=0.2, auth_failures=10 ** 6))
     with TestClient(app) as client:
         yield client, keys, data, ws, sessions
     sessions.kw["bind"].dispose()

@@ -47,8 +47,11 @@ def raw_request(port: int, head: str, body_part: bytes = b"", timeout: float = 5
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body_part)
         t = time.perf_counter()
-        answer = s.recv(4096)
-        return time.perf_counter() - t, answer
+        answer = s.recv(65536)
+        waited = time.perf_counter() - t
+        while chunk := s.recv(65536):  # a refusal closes the connection after its body
+            answer += chunk
+        return waited, answer
 
 
 def multipart_head(path: str, key: str, length: int = 5_000_000, host: str = "127.0.0.1") -> str:
@@ -176,3 +179,21 @@ def test_faces_are_not_cached_and_paths_never_shown(client):
     r = c.get(f"/v1/photos/{photo_id}/face")
     assert r.status_code == 404 and str(ws.root) not in r.text and f"photo {photo_id}" in r.text
     assert c.delete(f"/v1/photos/{photo_id}").json() == {"removed_photos": 1}
+
+
+def test_failed_keys_are_rate_limited_and_used_keys_dated(client, home_with_model):
+    from click.testing import CliRunner
+
+    from jobs.api.settings import DEFAULT_AUTH_FAILURES as FAILURES_ALLOWED
+    from jobs.cli import main
+
+    c, ws, sessions = client
+    assert c.get("/v1/identities").status_code == 200  # the good key: used now
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "keys", "list", "--json"])
+    used = {k["name"]: k["last_used"] for k in __import__("json").loads(r.output)}
+    assert used["write"] is not None and used["read"] is None
+    bad = {"Authorization": "Bearer sv_not-a-key"}
+    codes = [c.get("/v1/identities", headers=bad).status_code for _ in range(FAILURES_ALLOWED + 2)]
+    assert codes[:FAILURES_ALLOWED] == [401] * FAILURES_ALLOWED and codes[-2:] == [429, 429]
+    r = c.get("/v1/identities", headers=bad)
+    assert r.json()["code"] == "too_many_failures" and int(r.headers["retry-after"]) > 0
