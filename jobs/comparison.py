@@ -14,7 +14,7 @@ from storage.files import write_text_atomic
 from verifier import plots
 
 from .evaluate import overlap_warning
-from .report import ScoredPairs, fmt_metric, img_tag, load_scored
+from .report import ReportError, ScoredPairs, fmt_metric, img_tag, load_scored
 
 COLUMNS = ["run", "model", "backbone", "protocol", "split", "pairs", "threshold", "accuracy",
            "balanced_accuracy", "far", "frr", "roc_auc", "eer", "tar_at_far_1e-2",
@@ -62,7 +62,7 @@ def write_comparison(sessions: sessionmaker[Session], out: Path, fmt: str,
     elif fmt == "html":
         write_text_atomic(out, comparison_html(runs, rows, same, note))
     else:
-        raise ValueError(f"unknown format {fmt!r}")
+        raise ReportError(f"unknown report format {fmt!r}; choose html, csv or json")
     return out
 
 

@@ -33,7 +33,10 @@ from .preprocess import Prepared, read_photo_bytes
 
 SEARCH_WINDOW = 50
 """Photos fetched per search at least (``20 * k`` when larger); widened until ``k``
-distinct identities are found or the gallery is exhausted."""
+distinct identities are found, the gallery is exhausted or :data:`SEARCH_LIMIT`."""
+SEARCH_LIMIT = 10_000
+"""The most photos one search looks at: a ``k`` above the gallery's number of people
+gets the people found among them, not a walk over the whole index."""
 
 
 class QueryError(VerifierError):
@@ -287,7 +290,7 @@ class Verifier:
         index = self._gallery()
         self._require_gallery()
         threshold = self.threshold
-        wanted = min(len(index), max(k * 20, SEARCH_WINDOW))
+        wanted = min(len(index), SEARCH_LIMIT, max(k * 20, SEARCH_WINDOW))
         while True:
             dist, ids, version = index.search(vector[None, :], wanted)
             photos = self._photos
@@ -299,9 +302,9 @@ class Verifier:
                 if photo.identity not in best or d < best[photo.identity][0]:
                     best[photo.identity] = (float(d), photo)
             size = len(index)
-            if len(best) >= k or wanted >= size:
+            if len(best) >= k or wanted >= min(size, SEARCH_LIMIT):
                 break
-            wanted = min(size, wanted * 4)
+            wanted = min(size, SEARCH_LIMIT, wanted * 4)
         ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[:k]
         return [Match(r + 1, name, d, photo.path,
                       None if threshold is None else d <= threshold, photo.image_id)

@@ -18,9 +18,14 @@ from storage.files import write_text_atomic
 from storage.schema import Identity, Image, Model, PairScore
 from verifier import plots
 from verifier.defaults import TUTORIAL_THRESHOLD
+from verifier.errors import VerifierError
 from verifier.images import load_image
 
 from .evaluate import latest_run
+
+
+class ReportError(VerifierError):
+    """A report cannot be written as asked (an unknown format)."""
 
 
 @dataclass
@@ -278,5 +283,5 @@ def write_report(sessions: sessionmaker[Session], out: Path, fmt: str = "html",
     elif fmt == "html":
         write_html(scored, out)
     else:
-        raise ValueError(f"unknown format {fmt!r}")
+        raise ReportError(f"unknown report format {fmt!r}; choose html, csv or json")
     return out

@@ -28,6 +28,10 @@ class ModelNotFound(StorageError):
     """No such model version in the workspace."""
 
 
+class VectorsMissing(StorageError, KeyError):
+    """Stored vectors asked for by id are not in the database."""
+
+
 class DatabaseError(StorageError):
     """The database cannot be opened or used."""
 

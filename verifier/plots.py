@@ -12,19 +12,18 @@ from .metrics import roc_curve
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return buf.getvalue()
 
 
 def _figure(width: float = 5.0, height: float = 3.6):
-    import matplotlib
+    """A figure and its axes through matplotlib's object API: no pyplot state, so
+    reports can be drawn from several threads at once (a server's requests)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
 def roc_png(distances: np.ndarray, labels: np.ndarray, threshold: float) -> bytes:

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..errors import ModelNotFound
+from ..errors import ModelNotFound, VectorsMissing
 from ..schema import Embedding, Identity, Image, ImageStatus, JobRun, Model, utcnow
 
 
@@ -60,11 +60,12 @@ def vectors_found(session: Session, ids: np.ndarray, chunk: int = 10_000
 
 def vectors_of(session: Session, ids: np.ndarray, chunk: int = 10_000) -> np.ndarray:
     """The stored vectors of embedding ``ids``, one row per id in that order
-    (:class:`KeyError` when one is not stored)."""
+    (:class:`VectorsMissing` when one is not stored)."""
     kept, vectors = vectors_found(session, ids, chunk)
     if len(kept) != len(ids):
         missing = np.setdiff1d(np.asarray(ids, np.int64), kept)
-        raise KeyError(f"embeddings {missing[:5].tolist()} are not in the database")
+        raise VectorsMissing(f"embeddings {missing[:5].tolist()} are not in the database; "
+                             "run `verifier doctor --repair`")
     return vectors
 
 
@@ -270,6 +271,12 @@ def folder_photos_with_vectors(session: Session, root: Path, model_id: int) -> l
 def gallery_photo(session: Session, photo_id: int) -> Image | None:
     row = session.get(Image, int(photo_id))
     return row if row is not None and row.status == ImageStatus.OK else None
+
+
+def evaluation_run(session: Session, run_id: int) -> JobRun | None:
+    """Finished evaluation run ``run_id``, if there is one."""
+    run = session.get(JobRun, int(run_id))
+    return run if run is not None and run.kind == "evaluate" and run.status == "ok" else None
 
 
 def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, str | None]]:

@@ -243,3 +243,16 @@ def test_search_without_gallery(home_with_model):
     v = Verifier.open(ws, open_database(ws.database_url), "tiny")
     with pytest.raises(QueryError, match="never embedded"):
         v.search(png(0, 0))
+
+
+def test_a_large_k_looks_at_a_bounded_window(opened, monkeypatch):
+    import jobs.live as live
+
+    v, data = opened
+    monkeypatch.setattr(live, "SEARCH_LIMIT", 5)
+    index, asked = v._gallery(), []
+    real = index.search
+    monkeypatch.setattr(index, "search", lambda q, k: (asked.append(k), real(q, k))[1])
+    found = v.search((data / "person_00" / "img_00.png").read_bytes(), k=100)
+    assert max(asked) <= 5 and 1 <= len(found.matches) <= 4  # not the whole 12-photo gallery
+    assert found.matches[0].identity == "person_00"

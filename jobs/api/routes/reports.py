@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from storage import gallery as store
 from verifier.defaults import DEFAULT_REPORT_FORMAT, REPORT_FORMATS
 
-from ..deps import Service, require, service
+from ..deps import Admission, Service, admission, require, service
 from ..schemas import EvaluationOut, ModelOut
 from ..settings import MAX_ID
 from . import ERROR_RESPONSES
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v1", tags=["models and reports"], responses=ERROR_RE
 
 MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8",
          "json": "application/json"}
+REPORT_POLICY = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+                 "frame-ancestors 'none'")
 
 
 @router.get("/models", response_model=list[ModelOut], dependencies=[Depends(require("read"))])
@@ -50,16 +52,23 @@ def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(ser
             dependencies=[Depends(require("admin"))],
             responses={200: {"content": {v: {} for v in MEDIA.values()},
                              "description": "The report, as `verifier report` writes it"}})
-def report(run: int = PathParam(ge=1, le=MAX_ID), format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
-           svc: Service = Depends(service)) -> Response:
-    """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON)."""
+async def report(run: int = PathParam(ge=1, le=MAX_ID),
+                 format: str = Query(DEFAULT_REPORT_FORMAT, pattern="^(" + "|".join(REPORT_FORMATS) + ")$"),
+                 svc: Service = Depends(service), queue: Admission = Depends(admission)) -> Response:
+    """The report of an evaluation run (HTML with figures, CSV of every pair, or JSON).
+    Drawing it takes a worker, like a search."""
     from ...report import write_report
 
     with svc.sessions() as session:
-        if run not in {r.id for r, _ in store.evaluation_runs(session, 10 ** 6)}:
+        if store.evaluation_run(session, run) is None:
             raise HTTPException(404, f"no evaluation run {run}")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_report(svc.sessions, Path(tmp) / f"run{run}.{format}", format, run)
-        body = path.read_bytes()
-    return Response(body, media_type=MEDIA[format], headers={
-        "Content-Disposition": f'inline; filename="run{run}.{format}"'})
+
+    def render() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            return write_report(svc.sessions, Path(tmp) / f"run{run}.{format}", format, run).read_bytes()
+
+    body = await queue.run(render)
+    headers = {"Content-Disposition": f'inline; filename="run{run}.{format}"'}
+    if format == "html":  # figures are inline images, the style an inline sheet
+        headers["Content-Security-Policy"] = REPORT_POLICY
+    return Response(body, media_type=MEDIA[format], headers=headers)
