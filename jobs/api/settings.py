@@ -17,6 +17,8 @@ few hundred kB can hold this many pixels, so it bounds a request's memory."""
 DEFAULT_LIMIT_CONCURRENCY = 1000
 """Connections and requests at once past which uvicorn answers 503 (idle
 connections count: keep it well above the clients you expect)."""
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a client has to send a request's headers (slow or idle clients are cut)."""
 DEFAULT_AUTH_FAILURES = 20
 """Failed authentications one client address may make a minute; then 429."""
 DEFAULT_SNAPSHOT_INTERVAL = 60.0

@@ -5,8 +5,8 @@ import ipaddress
 
 import click
 
-from ..api.settings import (DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY, DEFAULT_MAX_PIXELS,
-                            DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
+from ..api.settings import (DEFAULT_HEADER_TIMEOUT, DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY,
+                            DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
                             DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
 from storage.keys import SCOPES
 
@@ -47,11 +47,15 @@ def is_loopback(host: str) -> bool:
 @click.option("--limit-concurrency", default=DEFAULT_LIMIT_CONCURRENCY, show_default=True,
               type=click.IntRange(1),
               help="Open connections and requests past which new requests get 503.")
+@click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
+              type=click.FloatRange(0.1),
+              help="Seconds a client has to send a request's headers; slower ones are cut.")
 @pass_ctx
 @friendly
 def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, max_upload: int,
           workers: int, queue: int, snapshot_interval: float, refresh_interval: float,
-          max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int) -> None:
+          max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int,
+          header_timeout: float) -> None:
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
@@ -67,6 +71,7 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
     import uvicorn
 
     from ..api import Settings, create_app
+    from ..api.protocol import with_header_deadline
 
     if no_auth and not is_loopback(host):
         raise click.UsageError(f"--no-auth is only allowed on a loopback address, not {host!r}; "
@@ -82,7 +87,7 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
                f"({'no API keys' if no_auth else 'API keys required'}); Ctrl-C stops", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning" if ctx.quiet else "info",
                 timeout_graceful_shutdown=30, limit_concurrency=limit_concurrency,
-                server_header=False)
+                server_header=False, http=with_header_deadline(header_timeout))
 
 
 @click.group()

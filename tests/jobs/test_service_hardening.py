@@ -63,7 +63,7 @@ def multipart_head(path: str, key: str, length: int = 5_000_000, host: str = "12
 def test_scope_and_admission_are_decided_before_the_body(home_with_model, tmp_path):
     ws, sessions, keys = workspace(home_with_model, tmp_path)
     server = Server(home_with_model, ws.database_url, key=keys["write"], refresh=2.0, snapshot=3600)
-    server.extra = ["--workers", "1", "--queue", "0"]
+    server.extra = ["--workers", "1", "--queue", "0", "--header-timeout", "2"]
     server.start()
     try:
         start = b"--xyz\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"a.png\"\r\n\r\n"
@@ -89,6 +89,21 @@ def test_scope_and_admission_are_decided_before_the_body(home_with_model, tmp_pa
             t = time.perf_counter()
             assert server.client.get("/healthz").status_code == 200
             assert time.perf_counter() - t < 1.0
+            # and they are cut after --header-timeout, as is a client dribbling its headers
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as slow:
+                t = time.perf_counter()
+                closed = False
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n":
+                    try:
+                        slow.sendall(bytes([byte]))
+                    except OSError:
+                        closed = True
+                        break
+                    time.sleep(0.2)
+                if not closed:
+                    assert slow.recv(100) == b""
+                assert time.perf_counter() - t < 5
+            assert idle[0].recv(100) == b""  # closed by the server, long since
         finally:
             for s in idle:
                 s.close()
