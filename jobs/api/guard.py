@@ -145,15 +145,6 @@ class Guard:
         if not self.auth:
             state["key_scope"], state["key_name"] = "admin", None
             return None
-        failures = self._failures.get(client)
-        now = time.monotonic()
-        while failures and now - failures[0] > FAILURE_WINDOW_S:
-            failures.popleft()
-        if failures is not None and len(failures) >= self.failures_allowed:
-            wait = int(FAILURE_WINDOW_S - (now - failures[0])) + 1
-            return error(429, "too_many_failures", f"{len(failures)} failed authentications "
-                         f"from this address in {FAILURE_WINDOW_S:g} s; retry in {wait} s",
-                         {"Retry-After": str(wait)})
         raw = headers.get(b"authorization", b"").decode("latin-1")
         kind, _, secret = raw.partition(" ")
         if kind.lower() != "bearer" or not secret.strip():
@@ -162,9 +153,10 @@ class Guard:
                          {"WWW-Authenticate": "Bearer"})
         key = await anyio.to_thread.run_sync(self._lookup, secret.strip())
         if key is None:
-            self._failures.setdefault(client, deque()).append(now)
-            if len(self._failures) > 10_000:  # bounded memory under many addresses
-                self._failures.pop(next(iter(self._failures)))
+            wait = self._failed(client)
+            if wait:  # a valid key from the same address (a proxy's) still gets through
+                return error(429, "too_many_failures", f"too many failed authentications from "
+                             f"this address; retry in {wait} s", {"Retry-After": str(wait)})
             return error(401, "unauthorized", "this API key is not valid (unknown or revoked)",
                          {"WWW-Authenticate": "Bearer"})
         state["key_scope"], state["key_name"] = key
@@ -172,6 +164,20 @@ class Guard:
             return error(403, "forbidden", f"this API key has scope {key[0]!r}; this needs "
                                            f"{needed!r}")
         return None
+
+    def _failed(self, client: str) -> int:
+        """Record a failed key from ``client``; the seconds it must wait when it failed
+        more than ``auth_failures`` times in :data:`FAILURE_WINDOW_S` (else 0)."""
+        now = time.monotonic()
+        failures = self._failures.setdefault(client, deque())
+        while failures and now - failures[0] > FAILURE_WINDOW_S:
+            failures.popleft()
+        failures.append(now)
+        if len(self._failures) > 10_000:  # bounded memory under many addresses
+            self._failures.pop(next(iter(self._failures)))
+        if len(failures) <= self.failures_allowed:
+            return 0
+        return int(FAILURE_WINDOW_S - (now - failures[0])) + 1
 
     def _route_needs(self, scope: Scope) -> tuple[str | None, bool]:
         """The scope the matched route requires and whether it runs inference, from

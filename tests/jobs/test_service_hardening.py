@@ -212,3 +212,4 @@ def test_failed_keys_are_rate_limited_and_used_keys_dated(client, home_with_mode
     assert codes[:FAILURES_ALLOWED] == [401] * FAILURES_ALLOWED and codes[-2:] == [429, 429]
     r = c.get("/v1/identities", headers=bad)
     assert r.json()["code"] == "too_many_failures" and int(r.headers["retry-after"]) > 0
+    assert c.get("/v1/identities").status_code == 200  # a good key from the same address
