@@ -213,3 +213,12 @@ def test_failed_keys_are_rate_limited_and_used_keys_dated(client, home_with_mode
     r = c.get("/v1/identities", headers=bad)
     assert r.json()["code"] == "too_many_failures" and int(r.headers["retry-after"]) > 0
     assert c.get("/v1/identities").status_code == 200  # a good key from the same address
+
+
+def test_while_the_model_loads_inference_is_503_loading(home_with_model, tmp_path):
+    ws, sessions, keys = workspace(home_with_model, tmp_path)
+    app = create_app(ws, sessions, Settings(model="tiny"))
+    c = TestClient(app)  # not entered: the lifespan (the model's loading) has not run
+    r = c.post("/v1/search", headers={"Authorization": f"Bearer {keys['read']}"},
+               files={"photo": ("p", png())})
+    assert r.status_code == 503 and r.json()["code"] == "loading" and r.headers["retry-after"] == "1"
