@@ -102,12 +102,15 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     # in integer types: a 50-megapixel 16-bit photo must not become float64 copies
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img)
-        hi = int(arr.max()) if arr.size else 0
-        # 16-bit and 32-bit integer images: the stored range down to 8 bits
-        if hi > 255:
-            arr = np.clip(arr, 0, 65535).astype(np.uint16) >> 8
-        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+        # 16-bit and 32-bit integer images: the stored range down to 8 bits, in place
+        arr = np.array(img)
+        img.close()
+        if arr.dtype != np.uint16:
+            np.clip(arr, 0, 65535, out=arr)
+        if arr.size and int(arr.max()) > 255:
+            np.right_shift(arr, 8, out=arr)
+        img = Image.fromarray(arr.astype(np.uint8), "L")
+        del arr
     elif mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         lo, hi = float(arr.min()), float(arr.max())
@@ -164,7 +167,11 @@ def decode_image(data: bytes, *, name: object = "<bytes>",
         img = ImageOps.exif_transpose(img)
     except Exception as exc:  # a broken EXIF block must not lose the photo
         log.debug("ignoring unreadable EXIF in %s: %s", name, exc)
-    return np.asarray(_to_rgb(img), dtype=np.uint8)
+    rgb = _to_rgb(img)
+    img.close()
+    out = np.array(rgb, dtype=np.uint8)
+    rgb.close()  # one full-size copy at a time (a 50-megapixel photo is 150 MB in RGB)
+    return out
 
 
 def read_header(data: bytes, *, name: object = "<bytes>",
