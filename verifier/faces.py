@@ -93,8 +93,19 @@ def align(image: np.ndarray, landmarks, size: int, padding: float = DEFAULT_PADD
     d, e, f = inverse[1]
     c += 0.5 - 0.5 * (a + b)
     f += 0.5 - 0.5 * (d + e)
-    out = Image.fromarray(image).transform((size, size), Image.AFFINE, (a, b, c, d, e, f),
-                                           resample=Image.BILINEAR)
+    # only the part of the photo the chip samples is handed to Pillow (with a margin
+    # for the bilinear neighbours): no full-size copy of a large photo
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    xs = corners[:, 0] * a + corners[:, 1] * b + c
+    ys = corners[:, 0] * d + corners[:, 1] * e + f
+    h, w = image.shape[:2]
+    x0, x1 = max(0, int(np.floor(xs.min())) - 2), min(w, int(np.ceil(xs.max())) + 2)
+    y0, y1 = max(0, int(np.floor(ys.min())) - 2), min(h, int(np.ceil(ys.max())) + 2)
+    if x1 <= x0 or y1 <= y0:  # the chip lies outside the photo: all black
+        return np.zeros((size, size, 3), np.uint8)
+    region = np.ascontiguousarray(image[y0:y1, x0:x1])
+    out = Image.fromarray(region).transform((size, size), Image.AFFINE,
+                                            (a, b, c - x0, d, e, f - y0), resample=Image.BILINEAR)
     return np.asarray(out)
 
 

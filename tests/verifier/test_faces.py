@@ -119,3 +119,25 @@ def test_a_huge_photo_is_searched_small_and_aligned_at_full_resolution(seed_face
     assert prepared.status == "face"
     np.testing.assert_array_equal(
         prepared.pixels, align(decoded, detector.detect(decoded)[0].landmarks, 150))
+
+
+@pytest.mark.parametrize("where", [(0.5, 0.5), (0.02, 0.03), (0.97, 0.9)])
+def test_align_samples_only_the_face_region_with_the_same_result(where):
+    """The chip from a crop around the face equals Pillow's transform of the whole photo."""
+    from PIL import Image
+
+    from verifier.faces import align, similarity_transform, template_points
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (700, 900, 3), dtype=np.uint8)
+    cx, cy = where[0] * 900, where[1] * 700
+    landmarks = [(cx - 30, cy - 20), (cx + 30, cy - 22), (cx + 2, cy + 5), (cx - 22, cy + 30),
+                 (cx + 24, cy + 29)]
+    chip = align(image, landmarks, 150, 0.25)
+    m = similarity_transform(np.asarray(landmarks, np.float64), template_points(150, 0.25))
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+    (a, b, c), (d, e, f) = inv
+    whole = np.asarray(Image.fromarray(image).transform(
+        (150, 150), Image.AFFINE, (a, b, c + 0.5 - 0.5 * (a + b), d, e, f + 0.5 - 0.5 * (d + e)),
+        resample=Image.BILINEAR))
+    assert chip.shape == (150, 150, 3) and np.array_equal(chip, whole)
