@@ -98,7 +98,8 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB."""
+    """Convert any Pillow mode to 8-bit RGB, or to 8-bit grey ``L`` for grey photos
+    (the caller spreads it over three channels)."""
     mode = img.mode
     # in integer types: a 50-megapixel 16-bit photo must not become float64 copies
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -120,7 +121,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
+    return img if img.mode == "L" else img.convert("RGB")
 
 
 @contextmanager
@@ -168,7 +169,12 @@ def decode_image(data: bytes, *, name: object = "<bytes>",
     except Exception as exc:  # a broken EXIF block must not lose the photo
         log.debug("ignoring unreadable EXIF in %s: %s", name, exc)
     rgb = _to_rgb(img)
-    img.close()
+    if rgb is not img:
+        img.close()
+    if rgb.mode == "L":  # grey: three views of one plane, not Pillow's 4-byte RGB copy
+        grey = np.asarray(rgb, dtype=np.uint8)
+        rgb.close()
+        return np.repeat(grey[:, :, None], 3, axis=2)
     out = np.array(rgb, dtype=np.uint8)
     rgb.close()  # one full-size copy at a time (a 50-megapixel photo is 150 MB in RGB)
     return out
