@@ -87,10 +87,7 @@ def main() -> None:
     print(f"{len(uploads)} uploads of 8660x5774 16-bit PNG, {np.mean([len(u) for u in uploads]) / 1e3:.0f} kB each")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        sl.verifier(home, "train", "--data", str(sl.SEED), "--backbone", "dlib-resnet", "--head",
-                    "none", "--fine-tune", "0", "--name", "m")
-        sl.verifier(home, "embed", "--data", str(sl.SEED))
-        key = sl.verifier(home, "keys", "create", "big", "--scope", "read").stdout.strip()
+        key = sl.dlib_workspace(home, sl.SEED)
         for label, extra in (("--max-pixels 60000000 (decoded)", ("--max-pixels", "60000000")),
                              ("default --max-pixels (refused from the header)", ())):
             idle, peak, codes = measure(home, key, uploads, "--max-upload", str(50 * 2 ** 20), *extra)

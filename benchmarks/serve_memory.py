@@ -30,10 +30,7 @@ def main() -> None:
     photos = sorted(args.data.rglob("*.png"))
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        sl.verifier(home, "train", "--data", str(args.data), "--backbone", "dlib-resnet", "--head",
-                    "none", "--fine-tune", "0", "--name", "m")
-        sl.verifier(home, "embed", "--data", str(args.data))
-        key = sl.verifier(home, "keys", "create", "mem", "--scope", "read").stdout.strip()
+        key = sl.dlib_workspace(home, args.data)
         for label, arenas in (("default arenas", None), ("MALLOC_ARENA_MAX=2", "2")):
             saved = os.environ.get("MALLOC_ARENA_MAX")
             if arenas:
