@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,11 +23,15 @@ from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
 from storage.gallery import identity_name
 from storage.workspace import Workspace
+from verifier.defaults import DEFAULT_MAX_FACES
 from verifier.errors import ImageError, VerifierError
 from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
 
 from .models import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from .detect import Detection
 from .preprocess import Prepared, read_photo_bytes
 
 
@@ -229,6 +233,18 @@ class Verifier:
         preparer = self.loaded.preparer
         return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none",
                                       remember=remember)
+
+    def detect(self, data: bytes, name: str = "<bytes>", *, chips: bool = False,
+               max_faces: int = DEFAULT_MAX_FACES) -> "Detection":
+        """Every face of a photo (largest first) with box, score and landmarks, and
+        with ``chips`` the aligned face this model would embed; the gallery is not
+        touched and nothing is cached."""
+        from .detect import detect_faces
+
+        preparer = self.loaded.preparer
+        return detect_faces(data, name, max_faces=max_faces,
+                            chip_size=preparer.size if chips else None, padding=preparer.padding,
+                            max_pixels=preparer.max_pixels)
 
     def embed(self, prepared: Sequence[Prepared]) -> np.ndarray:
         if not prepared:

@@ -38,4 +38,6 @@ DEFAULT_REPORT_FORMAT = "html"
 DATASETS = ("seed-faces", "lfw")
 """Data sets `verifier datasets fetch` knows."""
 DEFAULT_K = 5
+DEFAULT_MAX_FACES = 20
+"""Faces reported per photo by `verifier detect` and ``/v1/detect``, largest first."""
 """Identities listed by a query."""

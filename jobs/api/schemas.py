@@ -77,6 +77,22 @@ class EnrollOut(BaseModel):
     photos: list[EnrolledOut]
 
 
+class FaceOut(BaseModel):
+    box: list[int] = Field(description="[left, top, width, height] in pixels of the photo as "
+                                        "displayed (EXIF rotation applied)")
+    score: float = Field(description="The detector's confidence")
+    landmarks: dict[str, list[float]] = Field(description="left_eye, right_eye, nose, mouth_left, "
+                                                         "mouth_right as [x, y]")
+    chip: str | None = Field(None, description="The aligned face as a data: URL (with chips=true)")
+
+
+class DetectOut(BaseModel):
+    photo: str
+    width: int
+    height: int
+    faces: list[FaceOut] = Field(description="Largest first")
+
+
 class RemovedOut(BaseModel):
     removed_photos: int
 

@@ -27,6 +27,7 @@ MAX_ID = 2 ** 62
 """Ids a client may name (photo ids, run numbers); larger ones cannot exist."""
 MAX_OFFSET = 10 ** 9
 MAX_K = 100
+MAX_FACES = 100
 MAX_PAGE = 500
 MAX_PHOTOS_PER_ENROLL = 20
 RETRY_AFTER_S = 1

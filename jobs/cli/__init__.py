@@ -12,7 +12,8 @@ from verifier import defaults as d
 
 from .context import Context, emit_json, friendly, pass_ctx
 
-TENSORFLOW_COMMANDS = frozenset({"train", "pipeline", "embed", "evaluate", "query", "verify", "serve"})
+TENSORFLOW_COMMANDS = frozenset({"train", "pipeline", "embed", "evaluate", "query", "verify", "serve",
+                                 "detect"})
 
 
 class AnywhereGroup(click.Group):

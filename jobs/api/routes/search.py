@@ -1,12 +1,12 @@
-"""``POST /v1/search`` and ``POST /v1/verify``."""
+"""``POST /v1/search``, ``POST /v1/detect`` and ``POST /v1/verify``."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 
 from ...live import Verifier
 from ..deps import Admission, admission, require, verifier
-from ..schemas import MatchOut, SearchOut, VerifyOut
-from ..settings import MAX_ID, MAX_K
+from ..schemas import DetectOut, FaceOut, MatchOut, SearchOut, VerifyOut
+from ..settings import MAX_FACES, MAX_ID, MAX_K
 from . import ERROR_RESPONSES, data_url, upload_name
 
 router = APIRouter(prefix="/v1", tags=["search"], responses=ERROR_RESPONSES)
@@ -25,6 +25,20 @@ async def search(photo: UploadFile = File(..., description="The photo to look up
                      unknown=result.unknown, probe_chip=data_url(result.chip),
                      matches=[MatchOut(rank=m.rank, identity=m.identity, distance=m.distance,
                                        passes=m.passes, photo_id=m.photo_id) for m in result.matches])
+
+
+@router.post("/detect", response_model=DetectOut, dependencies=[Depends(require("read"))])
+async def detect(photo: UploadFile = File(..., description="The photo to look at"),
+                 chips: bool = Form(False, description="Also return each aligned face"),
+                 max_faces: int = Form(20, ge=1, le=MAX_FACES, description="Faces at most, largest first"),
+                 v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> DetectOut:
+    """Every face in the photo, largest first: box, score, landmarks and (with
+    ``chips``) the aligned face. The gallery is not touched."""
+    data = await photo.read()
+    found = await queue.run(lambda: v.detect(data, upload_name(photo), chips=chips,
+                                             max_faces=max_faces))
+    return DetectOut(photo=found.photo, width=found.width, height=found.height,
+                     faces=[FaceOut(**f.as_dict(), chip=data_url(f.chip)) for f in found.faces])
 
 
 @router.post("/verify", response_model=VerifyOut, dependencies=[Depends(require("read"))])
