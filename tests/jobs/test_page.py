@@ -1,6 +1,7 @@
 """The web page in a real headless Chromium (Debian's `chromium` package, driven by
 Playwright), against a real server on 127.0.0.1 over a gallery of seed photos."""
 import io
+import re
 import shutil
 import socket
 import threading
@@ -118,7 +119,12 @@ def test_search_names_obama(page, server):
     first = page.locator(".card h3").first.inner_text()
     assert first == "1. obama"
     assert page.get_attribute(".probe img", "src").startswith("data:image/jpeg;base64,")
-    page.wait_for_function("document.querySelector('.card img').src.startsWith('blob:')")
+    # Playwright's own assertion: a string predicate (wait_for_function) is evaluated in
+    # the page, which its Content-Security-Policy (no 'unsafe-eval') refuses when it polls
+    from playwright.sync_api import expect
+
+    expect(page.locator(".card img").first).to_have_attribute("src", re.compile(r"^blob:"),
+                                                             timeout=30_000)
     assert page.locator(".card").count() == 3
 
 
