@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import AlreadyEnrolled, GalleryConflict, InvalidName
 from ..schema import ChangeKind, Embedding, FaceFlag, Identity, Image, ImageStatus
 from . import changes
-from .reads import GalleryPhoto
+from .reads import GalleryPhoto, vector_to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +240,7 @@ def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
                  vectors: np.ndarray) -> list[int]:
     if not len(image_ids):
         return []
-    rows = [{"image_id": int(i), "model_id": model_id,
-             "vector": np.ascontiguousarray(v, dtype=np.float32).tobytes()}
+    rows = [{"image_id": int(i), "model_id": model_id, "vector": vector_to_bytes(v)}
             for i, v in zip(image_ids, vectors)]
     table = Embedding.__table__  # Core: no ORM bookkeeping for rows nobody reads back
     ids = list(session.connection().execute(
