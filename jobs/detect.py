@@ -9,7 +9,7 @@ import numpy as np
 
 from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS, DEFAULT_PADDING
 from verifier.errors import VerifierError
-from verifier.faces import LANDMARKS, MTCNNDetector, align
+from verifier.faces import LANDMARKS, Face, MTCNNDetector, align
 from verifier.images import decode_image
 
 CHIP_SIZE = 150
@@ -22,13 +22,25 @@ class DetectedFace:
     displayed (EXIF rotation applied)."""
 
     box: tuple[int, int, int, int]
-    score: float
-    landmarks: dict[str, tuple[float, float]]
+    score: float | None
+    """The detector's confidence (``None``: the whole photo, a model without a detector)."""
+    landmarks: dict[str, tuple[float, float]] | None
     chip: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def of(cls, face: Face | None, chip: np.ndarray | None = None,
+           size: tuple[int, int] = (0, 0), **more) -> "DetectedFace":
+        """A detector's face (or, for ``None``, the whole ``size`` photo) as answered."""
+        if face is None:
+            return cls((0, 0, *size), None, None, chip, **more)
+        return cls(tuple(int(round(v)) for v in face.box), face.confidence,
+                   dict(zip(LANDMARKS, face.landmarks)), chip, **more)
+
     def as_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(self.score, 6),
-                "landmarks": {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.landmarks.items()}}
+        return {"box": list(self.box),
+                "score": None if self.score is None else round(self.score, 6),
+                "landmarks": None if self.landmarks is None else
+                {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.landmarks.items()}}
 
 
 @dataclass
@@ -55,9 +67,7 @@ def detect_faces(data: bytes, name: str = "<bytes>", *, max_faces: int = DEFAULT
     :class:`ImageError`. Nothing is cached or stored."""
     image = decode_image(data, name=name, max_pixels=max_pixels)
     found = (detector or MTCNNDetector()).detect(image)[:max_faces]
-    faces = [DetectedFace(tuple(int(round(v)) for v in f.box), f.confidence,
-                          dict(zip(LANDMARKS, f.landmarks)),
-                          align(image, f.landmarks, chip_size, padding) if chip_size else None)
+    faces = [DetectedFace.of(f, align(image, f.landmarks, chip_size, padding) if chip_size else None)
              for f in found]
     return Detection(name, int(image.shape[1]), int(image.shape[0]), faces)
 

@@ -24,15 +24,17 @@ from storage.live_index import LiveIndex
 from storage.gallery import identity_name
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_MAX_FACES
-from verifier.errors import ImageError, VerifierError
+from verifier.errors import ImageError, NoSuchFace, SeveralFaces, VerifierError
+from verifier.faces import Face, largest_first
 from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
 
+from .detect import DetectedFace
 from .models import LoadedModel, load_model
+from .preprocess import FaceChoice, Prepared, read_photo_bytes
 
 if TYPE_CHECKING:
     from .detect import Detection
-from .preprocess import Prepared, read_photo_bytes
 
 
 SEARCH_WINDOW = 50
@@ -41,6 +43,10 @@ distinct identities are found, the gallery is exhausted or :data:`SEARCH_LIMIT`.
 SEARCH_LIMIT = 10_000
 """The most photos one search looks at: a ``k`` above the gallery's number of people
 gets the people found among them, not a walk over the whole index."""
+
+
+LARGEST = "largest"
+"""The ``face`` of an enrollment that asks for the photo's largest face."""
 
 
 class QueryError(VerifierError):
@@ -81,8 +87,28 @@ class Match:
     photo_id: int = 0
 
 
+@dataclass(frozen=True)
+class FaceAnswer(DetectedFace):
+    """One face of a searched photo (box, score, landmarks, and with ``keep_chip``
+    the aligned face) and its ranked identities."""
+
+    matches: tuple[Match, ...] = ()
+
+    @property
+    def unknown(self) -> bool:
+        """No identity passes the threshold."""
+        return not any(m.passes for m in self.matches)
+
+    def as_dict(self) -> dict:
+        return super().as_dict() | {"unknown": self.unknown,
+                                    "matches": [asdict(m) for m in self.matches]}
+
+
 @dataclass
 class QueryResult:
+    """The answer for one photo: ``faces`` holds every face, largest first; the
+    top-level ``matches``, ``face`` and ``chip`` describe the largest face."""
+
     photo: str
     matches: list[Match] = field(default_factory=list)
     face: str = ""
@@ -90,19 +116,37 @@ class QueryResult:
     model: str = ""
     version: int = 0  # the index version the answer was found in
     chip: np.ndarray | None = field(default=None, repr=False)  # the probe's branch input
+    faces: list[FaceAnswer] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
 
     @property
     def unknown(self) -> bool:
-        """No identity passes the threshold (or there is no answer at all)."""
+        """No identity passes the threshold for the largest face (or there is no answer)."""
         return not any(m.passes for m in self.matches)
 
     def as_dict(self) -> dict:
         return {"photo": self.photo, "unknown": self.unknown, "face": self.face,
-                "error": self.error, "matches": [asdict(m) for m in self.matches]}
+                "error": self.error, "matches": [asdict(m) for m in self.matches],
+                "width": self.width, "height": self.height,
+                "faces": [f.as_dict() for f in self.faces]}
+
+    def answer(self, faces: Sequence[Prepared], ranked: Sequence[list[Match]],
+               keep_chip: bool = False) -> None:
+        """Fill in the answer from a photo's prepared faces and their ranked matches."""
+        self.faces = [FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size,
+                                    matches=tuple(m)) for p, m in zip(faces, ranked)]
+        first = faces[0]
+        self.face, (self.width, self.height) = first.status, first.size
+        self.matches, self.chip = list(ranked[0]), self.faces[0].chip
 
 
 @dataclass
 class Verification:
+    """``faces_a``/``faces_b``: faces found in each uploaded photo (``None`` for a
+    gallery photo id or a model without a detector); ``face_a``/``face_b``: the
+    one compared (0 is the largest) and ``box_a``/``box_b`` where it is."""
+
     photo_a: str
     photo_b: str
     distance: float
@@ -110,6 +154,12 @@ class Verification:
     same: bool
     model: str
     chips: tuple | None = field(default=None, repr=False)  # the two branch inputs, on request
+    faces_a: int | None = None
+    faces_b: int | None = None
+    face_a: int = 0
+    face_b: int = 0
+    box_a: list[int] | None = None
+    box_b: list[int] | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "chips"}
@@ -126,6 +176,8 @@ class Enrolled:
     face: str
     created: bool
     version: int
+    box: list[int] | None = None
+    """The face enrolled, when the model has a detector."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +273,8 @@ class Verifier:
 
     # -- photos to vectors ---------------------------------------------------------------
 
-    def prepare(self, data: bytes, name: object = "<bytes>", *, remember: bool = False) -> Prepared:
+    def prepare(self, data: bytes, name: object = "<bytes>", *, remember: bool = False,
+                face: FaceChoice = None) -> Prepared:
         """A photo's branch input. A photo given one at a time (a probe, an
         enrollment) must show a face when the model has a detector
         (:class:`NoFaceFound`: the caller can send another photo), whereas a folder
@@ -232,7 +285,7 @@ class Verifier:
         behind."""
         preparer = self.loaded.preparer
         return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none",
-                                      remember=remember)
+                                      remember=remember, face=face)
 
     def detect(self, data: bytes, name: str = "<bytes>", *, chips: bool = False,
                max_faces: int = DEFAULT_MAX_FACES) -> "Detection":
@@ -247,6 +300,7 @@ class Verifier:
                             max_pixels=preparer.max_pixels)
 
     def embed(self, prepared: Sequence[Prepared]) -> np.ndarray:
+        """The vectors of prepared faces, in one forward pass."""
         if not prepared:
             return np.zeros((0, self.loaded.dimension), np.float32)
         return self.loaded.embed(np.stack([p.pixels for p in prepared]))
@@ -254,45 +308,53 @@ class Verifier:
     # -- reading -------------------------------------------------------------------------
 
     def search(self, data: bytes, k: int = 5, name: str = "<bytes>", *,
-               keep_chip: bool = False) -> QueryResult:
-        """The ``k`` nearest identities of one photo (errors raise); with
-        ``keep_chip`` the result holds the aligned face it was searched with."""
-        prepared = self.prepare(data, name)
-        result = QueryResult(photo=name, face=prepared.status, model=self.model,
-                             chip=prepared.pixels if keep_chip else None)
-        result.matches, result.version = self.rank(self.embed([prepared])[0], k)
+               keep_chip: bool = False, max_faces: int = DEFAULT_MAX_FACES) -> QueryResult:
+        """The ``k`` nearest identities of every face of one photo (up to
+        ``max_faces``, largest first, one batched forward pass); errors raise. With
+        ``keep_chip`` each face holds the aligned face it was searched with."""
+        faces = self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces)
+        result = QueryResult(photo=name, model=self.model)
+        ranked, result.version = self.rank_many(self.embed(faces), k)
+        result.answer(faces, ranked, keep_chip)
         return result
 
     def search_many(self, items: Iterable[tuple[str, bytes | Exception]], k: int = 5,
-                    batch_size: int = 32) -> Iterable[QueryResult]:
-        """Answers for ``(name, bytes)`` items, in order, embedding in batches. An
-        item that cannot be used (or an exception in place of its bytes) is answered
-        with ``error`` set; the others are still answered."""
+                    batch_size: int = 32, max_faces: int = DEFAULT_MAX_FACES) -> Iterable[QueryResult]:
+        """Answers for ``(name, bytes)`` items, in order, every face of each,
+        embedding the faces of several photos in one batch. An item that cannot be
+        used (or an exception in place of its bytes) is answered with ``error`` set;
+        the others are still answered."""
         self._require_gallery()
-        pending: list[tuple[QueryResult, Prepared | None]] = []
+        pending: list[tuple[QueryResult, list[Prepared]]] = []
 
         def flush():
-            ready = [(r, p) for r, p in pending if p is not None]
-            vectors = self.embed([p for _, p in ready])
-            for (result, _), vector in zip(ready, vectors):
-                result.matches, result.version = self.rank(vector, k)
+            faces = [p for _, prepared in pending for p in prepared]
+            ranked, version = self.rank_many(self.embed(faces), k) if faces else ([], 0)
+            at = 0
+            for result, prepared in pending:
+                if prepared:
+                    result.answer(prepared, ranked[at:at + len(prepared)])
+                    result.version = version
+                    at += len(prepared)
             out = [r for r, _ in pending]
             pending.clear()
             return out
 
+        waiting = 0
         for name, data in items:
             result = QueryResult(photo=name, model=self.model)
-            prepared = None
+            prepared: list[Prepared] = []
             try:
                 if isinstance(data, Exception):
                     raise data
-                prepared = self.prepare(data, name)
-                result.face = prepared.status
+                prepared = self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces)
             except VerifierError as exc:
                 result.error = str(exc)
             pending.append((result, prepared))
-            if sum(p is not None for _, p in pending) >= batch_size:
+            waiting += len(prepared)
+            if waiting >= batch_size:
                 yield from flush()
+                waiting = 0
         yield from flush()
 
     def _require_gallery(self) -> None:
@@ -303,28 +365,43 @@ class Verifier:
     def rank(self, vector: np.ndarray, k: int) -> tuple[list[Match], int]:
         """The ``k`` nearest identities and the index version searched; an
         identity's distance is that of its closest gallery photo."""
+        ranked, version = self.rank_many(vector[None, :], k)
+        return ranked[0], version
+
+    def rank_many(self, vectors: np.ndarray, k: int) -> tuple[list[list[Match]], int]:
+        """:meth:`rank` for several vectors in one index search (the search is
+        widened only for the vectors that found fewer than ``k`` identities)."""
         index = self._gallery()
         self._require_gallery()
         threshold = self.threshold
+        vectors = np.asarray(vectors, np.float32)
         wanted = min(len(index), SEARCH_LIMIT, max(k * 20, SEARCH_WINDOW))
-        while True:
-            dist, ids, version = index.search(vector[None, :], wanted)
+        best: list[dict[str, tuple[float, gallery.GalleryPhoto]]] = [{} for _ in vectors]
+        todo, version = list(range(len(vectors))), 0
+        while todo:
+            dist, ids, version = index.search(vectors[todo], wanted)
             photos = self._photos
-            best: dict[str, tuple[float, gallery.GalleryPhoto]] = {}
-            for d, i in zip(dist[0], ids[0]):
-                photo = photos.get(int(i)) if i >= 0 else None
-                if photo is None:  # removed between the search and this lookup
-                    continue
-                if photo.identity not in best or d < best[photo.identity][0]:
-                    best[photo.identity] = (float(d), photo)
+            for row, row_dist, row_ids in zip(todo, dist, ids):
+                nearest: dict[str, tuple[float, gallery.GalleryPhoto]] = {}
+                for d, i in zip(row_dist, row_ids):
+                    photo = photos.get(int(i)) if i >= 0 else None
+                    if photo is None:  # removed between the search and this lookup
+                        continue
+                    if photo.identity not in nearest or d < nearest[photo.identity][0]:
+                        nearest[photo.identity] = (float(d), photo)
+                best[row] = nearest
             size = len(index)
-            if len(best) >= k or wanted >= min(size, SEARCH_LIMIT):
+            if wanted >= min(size, SEARCH_LIMIT):
                 break
+            todo = [row for row in todo if len(best[row]) < k]
             wanted = min(size, SEARCH_LIMIT, wanted * 4)
-        ranked = sorted(best.items(), key=lambda kv: (kv[1][0], kv[0]))[:k]
-        return [Match(r + 1, name, d, photo.path,
-                      None if threshold is None else d <= threshold, photo.image_id)
-                for r, (name, (d, photo)) in enumerate(ranked)], version
+        out = []
+        for nearest in best:
+            ranked = sorted(nearest.items(), key=lambda kv: (kv[1][0], kv[0]))[:k]
+            out.append([Match(r + 1, name, d, photo.path,
+                              None if threshold is None else d <= threshold, photo.image_id)
+                        for r, (name, (d, photo)) in enumerate(ranked)])
+        return out, version
 
     def photo_vector(self, photo_id: int) -> np.ndarray:
         """The stored embedding of gallery photo ``photo_id`` under this model."""
@@ -339,7 +416,7 @@ class Verifier:
         the resized photo for models without a detector), from its stored file."""
         with self.sessions() as session:
             row = gallery.gallery_photo(session, photo_id)
-            path = None if row is None else row.path
+            path, box = (None, None) if row is None else (row.path, row.face_box)
         if path is None:
             raise PhotoNotFound(f"no gallery photo {photo_id}")
         try:
@@ -347,52 +424,75 @@ class Verifier:
         except ImageError:  # named by its id: a client never sees the server's paths
             raise PhotoFileMissing(f"the file of gallery photo {photo_id} is gone; "
                                    "run `verifier doctor` on the server") from None
-        return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False).pixels
+        return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False,
+                                                  face=box).pixels
 
     def verify(self, a: Photo, b: Photo, *, threshold: float | None = None,
                names: tuple[str, str] = ("<bytes>", "<bytes>"),
-               keep_chips: bool = False) -> Verification:
+               keep_chips: bool = False, face_a: int = 0, face_b: int = 0) -> Verification:
         """Distance between two photos (bytes or gallery photo ids) and the decision
         at ``threshold`` (default: the model's calibrated one); with ``keep_chips``
-        the result holds both aligned faces."""
+        the result holds both aligned faces. An uploaded photo's largest face is
+        compared unless ``face_a``/``face_b`` names another (0 is the largest);
+        the result says how many faces each upload holds."""
         if threshold is None:
             threshold = self.threshold
         if threshold is None:
             raise NotCalibrated(f"model {self.model!r} has no calibrated threshold yet; run "
                              "`verifier evaluate` once, or pass --threshold")
-        prepared = [self.prepare(x, n) for x, n in zip((a, b), names) if not isinstance(x, int)]
-        vectors = iter(self.embed(prepared))
-        va, vb = (self.photo_vector(x) if isinstance(x, int) else next(vectors) for x in (a, b))
+        sides = list(zip((a, b), names, (face_a, face_b)))
+        prepared = {i: self.prepare(x, n, face=f) for i, (x, n, f) in enumerate(sides)
+                    if not isinstance(x, int)}
+        vectors = dict(zip(prepared, self.embed(list(prepared.values()))))
+        va, vb = (self.photo_vector(x) if isinstance(x, int) else vectors[i]
+                  for i, (x, _, _) in enumerate(sides))
         distance = float(euclidean_distance_np(va, vb))
-        label = [f"photo {x}" if isinstance(x, int) else n for x, n in zip((a, b), names)]
+        label = [f"photo {x}" if isinstance(x, int) else n for x, n, _ in sides]
         chips = None
         if keep_chips:
-            uploaded = iter(p.pixels for p in prepared)
-            chips = tuple(self.face_chip(x) if isinstance(x, int) else next(uploaded) for x in (a, b))
+            chips = tuple(self.face_chip(x) if isinstance(x, int) else prepared[i].pixels
+                          for i, (x, _, _) in enumerate(sides))
+        found = [prepared[i].found if i in prepared and prepared[i].face is not None else None
+                 for i in range(2)]
+        boxes = [list(prepared[i].box) if i in prepared else None for i in range(2)]
         return Verification(label[0], label[1], distance, float(threshold),
-                            distance <= threshold, self.model, chips)
+                            distance <= threshold, self.model, chips, found[0], found[1],
+                            prepared[0].index if 0 in prepared else 0,
+                            prepared[1].index if 1 in prepared else 0, boxes[0], boxes[1])
 
     # -- writing -------------------------------------------------------------------------
 
-    def enroll(self, identity: str, data: bytes, *, source: str | None = None) -> Enrolled:
+    def enroll(self, identity: str, data: bytes, *, source: str | None = None,
+               face: int | str | None = None) -> Enrolled:
         """Add one photo of ``identity`` (created when new): the bytes are stored
         content-addressed in the workspace, the vector in the database and the live
         index. Enrolling the same bytes again for the same identity changes nothing.
-        ``source`` (the upload's file name) is kept with the photo."""
-        return self.enroll_many(identity, [(source, data)])[0]
+        ``source`` (the upload's file name) is kept with the photo. A photo with
+        several faces is refused (:class:`SeveralFaces`) unless ``face`` names one
+        (``N``, 0 the largest) or is ``"largest"``."""
+        return self.enroll_many(identity, [(source, data)], face=face)[0]
 
-    def enroll_many(self, identity: str, photos: Sequence[tuple[str | None, bytes]]
-                    ) -> list[Enrolled]:
+    def enroll_many(self, identity: str, photos: Sequence[tuple[str | None, bytes]], *,
+                    face: int | str | None = None) -> list[Enrolled]:
         """:meth:`enroll` for several photos of one identity, all or nothing: every
         photo is decoded and checked first (one bad photo refuses the request), the
         vectors come from one batch, and one transaction stores them. A refusal
         part-way (a conflict on the third photo) leaves no file and no cached
-        detection behind."""
+        detection behind. ``face`` applies to every photo."""
         identity = identity_name(identity)
-        prepared = [self.prepare(data, source or "<upload>") for source, data in photos]
+        choice = 0 if face == LARGEST else face
+        if choice is not None and not isinstance(choice, int):
+            raise NoSuchFace(f"face must be a number (0 is the largest) or {LARGEST!r}, not {face!r}")
+        prepared = [self.prepare(data, source or "<upload>", face=choice) for source, data in photos]
+        for (source, _), p in zip(photos, prepared):
+            if choice is None and p.found > 1:
+                raise SeveralFaces(
+                    f"{source or '<upload>'}: the photo holds {p.found} faces; say which one to "
+                    f"enroll (face=0 is the largest) or ask for face={LARGEST}", self.boxes(p))
         vectors = self.embed(prepared)
         new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
-                                *read_header(data), p.status, source, vector)
+                                *read_header(data), p.status, source, vector,
+                                p.box if p.face is not None else None)
                for (source, data), p, vector in zip(photos, prepared, vectors)]
         self._gallery()
         with self._write_lock:
@@ -409,8 +509,17 @@ class Verifier:
         for outcome, p in zip(done.result, prepared):
             if outcome.created:
                 self.loaded.preparer.remember(p)
-        return [Enrolled(o.photo_id, o.embedding_id, identity, o.face, o.created, version)
-                for o in done.result]
+        return [Enrolled(o.photo_id, o.embedding_id, identity, o.face, o.created, version,
+                         list(n.face_box) if n.face_box else None)
+                for o, n in zip(done.result, new)]
+
+    def boxes(self, prepared: Prepared) -> list[list[int]]:
+        """The boxes of every face of a prepared photo, largest first."""
+        detections = prepared.detections
+        if detections is None and self.loaded.preparer.cache is not None:
+            detections = self.loaded.preparer.cache.get(prepared.sha256)
+        faces = largest_first([Face.from_dict(f) for f in detections or []])
+        return [[int(round(v)) for v in f.box] for f in faces]
 
     def _unlink_unreferenced(self, paths: list[Path]) -> None:
         """Delete files this process wrote for a refused enrollment, unless another

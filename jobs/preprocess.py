@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from storage.facecache import FaceCache
-from verifier.errors import NoFaceFound
-from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, most_prominent
-from verifier.defaults import DEFAULT_MAX_PIXELS
+from verifier.errors import NoFaceFound, NoSuchFace
+from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
+from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.images import decode_image, resize, sha256_bytes
 
 
@@ -36,6 +36,47 @@ class Prepared:
     detections: tuple[dict, ...] | None = None
     """What the detector found when it ran for this call and the result was not
     cached (``remember=False``): :meth:`PhotoPreparer.remember` caches it later."""
+    face: Face | None = None
+    """The face used (``None``: the whole photo)."""
+    index: int = 0
+    """Its position among the photo's faces, largest first."""
+    found: int = 0
+    """Faces the detector found in the photo."""
+    size: tuple[int, int] = (0, 0)
+    """The photo's width and height as displayed (EXIF rotation applied)."""
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``[left, top, width, height]`` of the face in the photo (the whole photo
+        when no face was used)."""
+        if self.face is None:
+            return (0, 0, *self.size)
+        return tuple(int(round(v)) for v in self.face.box)
+
+
+FaceChoice = int | tuple[float, float, float, float] | None
+"""Which face of a photo to use: ``None`` the largest, ``N`` the ``N``-th largest
+(from 0), a box ``(x, y, width, height)`` the face that overlaps it most."""
+
+MIN_BOX_OVERLAP = 0.3
+"""A face chosen by its box must overlap it at least this much (intersection over
+union); boxes of one face from two detector runs overlap far more."""
+
+
+def choose_face(faces: list[Face], choice: FaceChoice, name: object = "<bytes>") -> int:
+    """The position in ``faces`` (largest first) of the face ``choice`` names."""
+    if choice is None:
+        return 0
+    if isinstance(choice, int):
+        if not 0 <= choice < len(faces):
+            raise NoSuchFace(f"{name}: there is no face {choice}; the photo holds "
+                             f"{len(faces)} face{'s' * (len(faces) != 1)} (0 is the largest)")
+        return choice
+    overlaps = [box_overlap(f.box, choice) for f in faces]
+    best = int(np.argmax(overlaps))
+    if overlaps[best] < MIN_BOX_OVERLAP:
+        raise NoSuchFace(f"{name}: no face found at {[int(round(v)) for v in choice]}")
+    return best
 
 
 class PhotoPreparer:
@@ -83,24 +124,41 @@ class PhotoPreparer:
             self.cache.put(prepared.sha256, list(prepared.detections))
 
     def prepare_bytes(self, data: bytes, name: object = "<bytes>", *,
-                      require_face: bool | None = None, remember: bool = True) -> Prepared:
-        """Raises :class:`ImageError` for unusable files and :class:`NoFaceFound` when
-        a face is required (``require_face``, default: as configured) and none is found."""
+                      require_face: bool | None = None, remember: bool = True,
+                      face: FaceChoice = None) -> Prepared:
+        """The branch input of one face of a photo (``face``, default the largest).
+        Raises :class:`ImageError` for unusable files, :class:`NoFaceFound` when a
+        face is required (``require_face``, default: as configured) and none is
+        found, :class:`NoSuchFace` when the chosen face is not there."""
+        return self._prepare(data, name, require_face, remember, face, None)[0]
+
+    def prepare_faces(self, data: bytes, name: object = "<bytes>", *,
+                      max_faces: int = DEFAULT_MAX_FACES, remember: bool = False) -> list[Prepared]:
+        """The branch inputs of every face of a photo, largest first (at most
+        ``max_faces``), from one detection; one ``whole`` input for a model without
+        a detector. A face is required (:class:`NoFaceFound`)."""
+        return self._prepare(data, name, self._mtcnn is not None, remember, None, max_faces)
+
+    def _prepare(self, data: bytes, name: object, require_face: bool | None, remember: bool,
+                 choice: FaceChoice, every: int | None) -> list[Prepared]:
         if require_face is None:
             require_face = self.require_face
         image = decode_image(data, name=name, max_pixels=self.max_pixels)
         digest = sha256_bytes(data)
+        size = (int(image.shape[1]), int(image.shape[0]))
         if self._mtcnn is None:
-            return Prepared(resize(image, self.size), "whole", digest)
+            return [Prepared(resize(image, self.size), "whole", digest, size=size)]
         faces, fresh = self._faces(image, digest, remember)
         found = tuple(f.as_dict() for f in faces) if fresh else None
         if not faces:
             if require_face:
                 raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")
-            return Prepared(resize(image, self.size), "no_face", digest, found)
-        face = most_prominent(faces)
-        chip = align(image, face.landmarks, self.size, self.padding)
-        return Prepared(chip, "several_faces" if len(faces) > 1 else "face", digest, found)
+            return [Prepared(resize(image, self.size), "no_face", digest, found, size=size)]
+        faces = largest_first(faces)
+        status = "several_faces" if len(faces) > 1 else "face"
+        chosen = range(min(every, len(faces))) if every is not None else [choose_face(faces, choice, name)]
+        return [Prepared(align(image, faces[i].landmarks, self.size, self.padding), status, digest,
+                         found, faces[i], i, len(faces), size) for i in chosen]
 
     def face_status(self, path: Path) -> str:
         """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting

@@ -12,7 +12,7 @@ from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeB
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
 never reused (AUTOINCREMENT on SQLite) and the gallery change log
 (``storage/migrations`` upgrades a database in place)."""
@@ -101,6 +101,9 @@ class Image(Base):
     flags: Mapped[FaceFlag | None] = mapped_column(_values(FaceFlag))
     source: Mapped[str | None] = mapped_column(String(255))
     """The file name an enrolled photo was uploaded as (informative only)."""
+    face_box: Mapped[list[int] | None] = mapped_column(JSON)
+    """``[left, top, width, height]`` of the face an enrolled photo stands for
+    (``None``: its largest face, or no detector)."""
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     identity: Mapped[Identity] = relationship(back_populates="images")
 

@@ -49,3 +49,16 @@ class NoFaceFound(VerifierError):
 class DetectorUnavailable(VerifierError):
     """The face detector cannot run (its package is missing or broken): a setup
     error that stops a job, never a photo without a face."""
+
+
+class SeveralFaces(VerifierError):
+    """A photo holds several faces where one must be chosen (enrolling it): the
+    caller names the face, or asks for the largest."""
+
+    def __init__(self, message: str, boxes: list[list[int]]) -> None:
+        super().__init__(message)
+        self.boxes = boxes
+
+
+class NoSuchFace(VerifierError):
+    """A face was asked for by its position (or box) and the photo has no such face."""

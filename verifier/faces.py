@@ -171,3 +171,18 @@ def most_prominent(faces: list[Face]) -> Face:
     if not faces:
         raise NoFaceFound("no face found in the photo")
     return max(faces, key=lambda f: f.area)
+
+
+def largest_first(faces: list[Face]) -> list[Face]:
+    """The faces ordered as every answer lists them: largest first (ties keep the
+    detector's order), so that face ``0`` is the one a single-face path uses."""
+    return sorted(faces, key=lambda f: -f.area)
+
+
+def box_overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``(x, y, width, height)`` boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException
 
 from storage.errors import (DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
                             StorageError, WorkspaceBusy)
-from verifier.errors import DetectorUnavailable, ImageError, NoFaceFound, VerifierError
+from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace,
+                             SeveralFaces, VerifierError)
 
 from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
                     PhotoNotFound, QueryError)
@@ -25,6 +26,8 @@ IMAGE_STATUS = {"too_large": 413, "not_an_image": 415}
 # (exception, status, code); the first that matches wins
 ERRORS: list[tuple[type[BaseException], int, str]] = [
     (NoFaceFound, 422, "no_face"),
+    (SeveralFaces, 422, "several_faces"),
+    (NoSuchFace, 422, "no_such_face"),
     (DetectorUnavailable, 503, "detector_unavailable"),
     (PhotoNotFound, 404, "photo_not_found"),
     (IdentityNotFound, 404, "identity_not_found"),
@@ -50,8 +53,10 @@ class ModelLoading(Exception):
     """The service has not loaded its model yet."""
 
 
-def error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+def error(status: int, code: str, message: str, headers: dict | None = None,
+          **details) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message} | details, status_code=status,
+                        headers=headers)
 
 
 def library_error(exc: Exception) -> JSONResponse:
@@ -63,7 +68,8 @@ def library_error(exc: Exception) -> JSONResponse:
         if isinstance(exc, kind):
             if status >= 500:
                 log.warning("%s: %s", code, exc)
-            return error(status, code, str(exc))
+            details = {"faces": exc.boxes} if isinstance(exc, SeveralFaces) else {}
+            return error(status, code, str(exc), **details)
     raise exc
 
 

@@ -19,14 +19,32 @@ class MatchOut(BaseModel):
     photo_id: int = Field(description="The closest gallery photo of this identity")
 
 
+class FaceOut(BaseModel):
+    box: list[int] = Field(description="[left, top, width, height] in pixels of the photo as "
+                                        "displayed (EXIF rotation applied)")
+    score: float | None = Field(description="The detector's confidence (null: a model without a "
+                                            "detector, the whole photo)")
+    landmarks: dict[str, list[float]] | None = Field(
+        description="left_eye, right_eye, nose, mouth_left, mouth_right as [x, y]")
+    chip: str | None = Field(None, description="The aligned face as a data: URL (with chips=true)")
+
+
+class SearchFaceOut(FaceOut):
+    unknown: bool = Field(description="No identity passes the threshold for this face")
+    matches: list[MatchOut]
+
+
 class SearchOut(BaseModel):
     model: str
-    face: str = Field(description="face, several_faces (the largest was used), no_face or whole")
+    face: str = Field(description="face, several_faces, no_face or whole (of the photo)")
     threshold: float | None
-    unknown: bool = Field(description="No identity passes the threshold")
-    matches: list[MatchOut]
-    probe_chip: str | None = Field(None, description="With chips=true: the aligned face searched "
-                                                     "with, as a data: URL (JPEG)")
+    unknown: bool = Field(description="No identity passes the threshold (for the largest face)")
+    matches: list[MatchOut] = Field(description="The largest face's matches (as in faces[0])")
+    probe_chip: str | None = Field(None, description="With chips=true: the largest aligned face "
+                                                     "searched with, as a data: URL (JPEG)")
+    width: int = Field(description="The photo's width as displayed")
+    height: int = Field(description="The photo's height as displayed")
+    faces: list[SearchFaceOut] = Field(description="Every face, largest first, with its matches")
 
 
 class VerifyOut(BaseModel):
@@ -39,6 +57,13 @@ class VerifyOut(BaseModel):
     chip_a: str | None = Field(None, description="With chips=true: the aligned faces compared, "
                                                  "as data: URLs (JPEG)")
     chip_b: str | None = None
+    faces_a: int | None = Field(None, description="Faces found in photo_a (null: a gallery photo)")
+    faces_b: int | None = None
+    face_a: int = Field(0, description="The face of photo_a compared (0 is the largest)")
+    face_b: int = 0
+    box_a: list[int] | None = Field(None, description="Where that face is, [left, top, width, "
+                                                      "height] (null: a gallery photo)")
+    box_b: list[int] | None = None
 
 
 class IdentitySummary(BaseModel):
@@ -70,20 +95,12 @@ class EnrolledOut(BaseModel):
     photo_id: int
     face: str
     created: bool = Field(description="False when the same bytes were already enrolled")
+    box: list[int] | None = Field(None, description="The face enrolled, [left, top, width, height]")
 
 
 class EnrollOut(BaseModel):
     identity: str
     photos: list[EnrolledOut]
-
-
-class FaceOut(BaseModel):
-    box: list[int] = Field(description="[left, top, width, height] in pixels of the photo as "
-                                        "displayed (EXIF rotation applied)")
-    score: float = Field(description="The detector's confidence")
-    landmarks: dict[str, list[float]] = Field(description="left_eye, right_eye, nose, mouth_left, "
-                                                         "mouth_right as [x, y]")
-    chip: str | None = Field(None, description="The aligned face as a data: URL (with chips=true)")
 
 
 class DetectOut(BaseModel):

@@ -145,14 +145,17 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write one row per photo and rank to this CSV file.")
+              help="Also write one row per photo, face and rank to this CSV file.")
+@click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True, type=click.IntRange(1),
+              help="Faces answered at most per photo, largest first.")
 @pass_ctx
 @friendly
 def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_json: bool,
-          csv_path: Path | None) -> None:
-    """Find the most similar people in the gallery for each photo.
+          csv_path: Path | None, max_faces: int) -> None:
+    """Find the most similar people in the gallery for each face of each photo.
 
-    PHOTOS are files, folders (every photo inside) or - for standard input. Each
+    PHOTOS are files, folders (every photo inside) or - for standard input. Every
+    face is answered (up to --max-faces, largest first, with its box). Each
     identity is ranked by its closest gallery photo; a match passes when its
     distance is within the model's calibrated threshold. When no identity passes,
     the answer is "unknown" and the nearest ones are still listed. Exits 1 if any
@@ -167,7 +170,7 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
 
     results = []
     for r in run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
-                       stdin=click.get_binary_stream("stdin")):
+                       stdin=click.get_binary_stream("stdin"), max_faces=max_faces):
         results.append(r)
         if not as_json:
             _print_result(r)
@@ -181,19 +184,33 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
         sys.exit(1)
 
 
+def _verdict(answer) -> str:
+    best = answer.matches[0] if answer.matches else None
+    note = "" if best is None or best.passes is not None else \
+        " (model not calibrated: run `verifier evaluate`)"
+    return ("unknown" if answer.unknown else best.identity) + note
+
+
 def _print_result(r) -> None:
     if r.error:
         click.echo(f"{r.photo}: error: {r.error}", err=True)
         return
-    best = r.matches[0] if r.matches else None
-    verdict = "unknown" if r.unknown else best.identity
-    note = "" if best is None or best.passes is not None else \
-        " (model not calibrated: run `verifier evaluate`)"
-    click.echo(f"{r.photo}: {verdict}{note}")
-    click.echo(f"  {'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
-    for m in r.matches:
+    if len(r.faces) == 1:
+        click.echo(f"{r.photo}: {_verdict(r)}")
+        _print_matches(r.matches, "  ")
+        return
+    click.echo(f"{r.photo}: {len(r.faces)} faces ({r.width}x{r.height}), largest first")
+    for i, face in enumerate(r.faces):
+        left, top, w, h = face.box
+        click.echo(f"  face {i} at left {left}, top {top}, {w}x{h}: {_verdict(face)}")
+        _print_matches(face.matches, "    ")
+
+
+def _print_matches(matches, indent: str) -> None:
+    click.echo(f"{indent}{'rank':>4}  {'identity':<28} {'distance':>9}  {'passes':<6}  gallery photo")
+    for m in matches:
         passes = "-" if m.passes is None else ("yes" if m.passes else "no")
-        click.echo(f"  {m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
+        click.echo(f"{indent}{m.rank:>4}  {m.identity:<28} {m.distance:>9.4f}  {passes:<6}  {m.photo}")
 
 
 @click.command()
@@ -201,30 +218,44 @@ def _print_result(r) -> None:
 @click.argument("photo_b")
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--threshold", type=float, help="Override the model's calibrated threshold.")
+@click.option("--face-a", default=0, show_default=True, type=click.IntRange(0),
+              help="Which face of PHOTO_A to compare (0 is the largest; see `verifier detect`).")
+@click.option("--face-b", default=0, show_default=True, type=click.IntRange(0),
+              help="Which face of PHOTO_B to compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @pass_ctx
 @friendly(status=2)
 def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshold: float | None,
-           as_json: bool) -> None:
+           face_a: int, face_b: int, as_json: bool) -> None:
     """Decide whether two photos show the same person.
 
     Prints the distance, the threshold and the decision. Exit status: 0 = same
     person, 1 = different people, 2 = error (unreadable photo, no face, no model).
-    Either photo may be - for standard input.
+    Either photo may be - for standard input. The largest face of each photo is
+    compared unless --face-a/--face-b name another; a photo with several faces is
+    said so.
 
     \b
     Example:
       verifier verify a.jpg b.jpg && echo same
+      verifier verify group.jpg b.jpg --face-a 1
     """
     from ..query import verify as run_verify
 
     v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
-                   threshold=threshold, stdin=click.get_binary_stream("stdin"))
+                   threshold=threshold, stdin=click.get_binary_stream("stdin"),
+                   face_a=face_a, face_b=face_b)
     if as_json:
         emit_json(v.as_dict())
     else:
         click.echo(f"{'same' if v.same else 'different'}: distance {v.distance:.4f}, "
                    f"threshold {v.threshold:.4f} (model {v.model})")
+        for label, photo, found, face, box in (("a", v.photo_a, v.faces_a, v.face_a, v.box_a),
+                                               ("b", v.photo_b, v.faces_b, v.face_b, v.box_b)):
+            if found and (found > 1 or face):
+                left, top, w, h = box
+                click.echo(f"  {photo}: {found} faces; compared face {face} at left {left}, "
+                           f"top {top}, {w}x{h} (choose another with --face-{label})")
     sys.exit(0 if v.same else 1)
 
 @click.command()
@@ -239,7 +270,8 @@ def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshol
 def detect(ctx: Context, photos: tuple[str, ...], as_json: bool, chips_dir: Path | None,
            max_faces: int) -> None:
     """Find every face in each photo: its box [left, top, width, height], the
-    detector's score and five landmarks, largest first. Needs no model and does not
+    detector's score and five landmarks, largest first (face 0 is the largest, the
+    number --face-a/--face-b of `verifier verify` take). Needs no model and does not
     touch the gallery. PHOTOS are files, folders or - for standard input. Exits 1
     if any photo could not be read.
 
@@ -275,7 +307,7 @@ def _write_chips(r, folder: Path, n: int) -> None:
         buf = io.BytesIO()
         Image.fromarray(face.chip).save(buf, "PNG")
         # named by position, never by the photo's own name
-        write_bytes_atomic(folder / f"photo{n:04d}-face{i + 1:02d}.png", buf.getvalue())
+        write_bytes_atomic(folder / f"photo{n:04d}-face{i:02d}.png", buf.getvalue())
 
 
 def _print_detection(r) -> None:
@@ -284,9 +316,9 @@ def _print_detection(r) -> None:
         return
     click.echo(f"{r.photo}: {len(r.faces)} face{'s' if len(r.faces) != 1 else ''} "
                f"({r.width}x{r.height})")
-    for i, f in enumerate(r.faces, 1):
+    for i, f in enumerate(r.faces):
         left, top, w, h = f.box
-        click.echo(f"  {i:>2}. box left {left}, top {top}, {w}x{h}  score {f.score:.3f}")
+        click.echo(f"  face {i}: left {left}, top {top}, {w}x{h}  score {f.score:.3f}")
 
 
 COMMANDS = [evaluate, report, query, verify, detect]

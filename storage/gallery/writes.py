@@ -278,6 +278,8 @@ class NewPhoto(NamedTuple):
     face: str
     source: str | None
     vector: np.ndarray
+    face_box: tuple[int, int, int, int] | None = None
+    """The face the photo stands for, when the detector found one."""
 
 
 class EnrollOutcome(NamedTuple):
@@ -306,12 +308,16 @@ def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> E
     ident = identity_id(session, name)
     flag = FaceFlag.of(photo.face)
     source = (photo.source or "")[-255:] or None
+    box = None if photo.face_box is None else [int(v) for v in photo.face_box]
     if row is None:
         row = Image(path=photo.path, sha256=photo.sha256, identity_id=ident, width=photo.width,
-                    height=photo.height, status=ImageStatus.OK, flags=flag, source=source)
+                    height=photo.height, status=ImageStatus.OK, flags=flag, source=source,
+                    face_box=box)
         session.add(row)
         session.flush()
-    else:  # removed before, or enrolled under another model only
+    else:  # removed before, or enrolled under another model only (which chose its face)
+        if row.status != ImageStatus.OK:
+            row.face_box = box
         row.identity_id, row.status, row.flags, row.source = ident, ImageStatus.OK, flag, source
         session.flush()
         _note_update(session, row.id)

@@ -73,9 +73,9 @@ def test_cli_detect(group_photo, tmp_path):
     assert len(results[0]["faces"]) == 2 and results[0]["faces"][0]["box"][2] > 100
     assert "not_an_image" in results[1]["error"]
     assert sorted(p.name for p in (tmp_path / "chips").iterdir()) == [
-        "photo0001-face01.png", "photo0001-face02.png"]
+        "photo0001-face00.png", "photo0001-face01.png"]
     r = CliRunner().invoke(main, ["detect", str(photo)])
-    assert r.exit_code == 0 and "2 faces (720x420)" in r.output and "box left" in r.output
+    assert r.exit_code == 0 and "2 faces (720x420)" in r.output and "face 1: left " in r.output
 
 
 def test_http_detect(group_photo, home_with_model, tmp_path):

@@ -1,6 +1,5 @@
 """The web page in a real headless Chromium (Debian's `chromium` package, driven by
 Playwright), against a real server on 127.0.0.1 over a gallery of seed photos."""
-import io
 import re
 import shutil
 import socket
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SEED_FACES
+from tests.groups import compose, dlib_home, seed
 
 pytestmark = pytest.mark.integration
 
@@ -30,29 +30,14 @@ def server(tmp_path_factory):
     import uvicorn
 
     from jobs.api import Settings, create_app
-    from jobs.embed import embed_gallery
-    from jobs.train import TrainOptions, train
-    from storage import gallery
-    from storage.database import open_database
+    from jobs.evaluate import evaluate
     from storage.keys import create_key
-    from storage.workspace import Workspace
 
     base = tmp_path_factory.mktemp("page")
-    data = base / "gallery"
-    for person in PEOPLE[:3]:  # meryl_streep stays out: the page enrolls her
-        (data / person).mkdir(parents=True)
-        for photo in sorted((SEED_FACES / person).iterdir())[:4]:
-            shutil.copy(photo, data / person / photo.name)
-    ws = Workspace.open(base / "home")
-    sessions = open_database(ws.database_url)
-    train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0,
-                           name="dlib"), quiet=True, echo=lambda s: None, database=sessions)
-    embed_gallery(ws, sessions, data, model="dlib", quiet=True)
-    from jobs.evaluate import evaluate
-
+    # meryl_streep stays out: the page enrolls her
+    ws, sessions, _ = dlib_home(base, PEOPLE[:3], photos=4)
     evaluate(ws, sessions, model="dlib", threshold=0.6)  # a run for the reports tab
     with sessions.begin() as s:
-        gallery.get_model(s, "dlib").threshold = 0.6  # dlib's own threshold
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write", "admin")}
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,10 +90,6 @@ def use_key(pg, key: str) -> None:
     pg.fill("#key", key)
     pg.click("#key-form button[type=submit]")
     pg.wait_for_selector("#key-state:has-text('key set')")
-
-
-def seed(person: str, n: int) -> Path:
-    return sorted((SEED_FACES / person).iterdir())[n]
 
 
 def test_search_names_obama(page, server):

@@ -33,7 +33,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 3
+    assert schema_version(sessions) == SCHEMA_VERSION == 4
     assert counts(sessions) == before
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
@@ -80,7 +80,7 @@ def test_schema_two_database_is_upgraded_in_place(tmp_path):
         vectors = conn.execute(text("select id, vector from embeddings order by id")).all()
     engine.dispose()
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == 3
+    assert schema_version(sessions) == 4
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
         assert s.scalar(text("select count(*) from pair_scores")) == 24  # nothing cascaded
@@ -113,7 +113,7 @@ def test_postgres_schema_one_is_upgraded(db_url):
                               f"values ({i}, {i}, 1, :v, now())"), {"v": bytes(8)})
     engine.dispose()
     sessions = open_database(db_url)
-    assert schema_version(sessions) == 3
+    assert schema_version(sessions) == 4
     assert counts(sessions) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
     assert_ids_never_reused(sessions)  # the sequences start after the rows inserted by id
     sessions.kw["bind"].dispose()

@@ -1,13 +1,13 @@
 """The gallery: ``/v1/identities``, their photos, enrollment and removal."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from storage import gallery as store
 from storage.gallery import identity_name
 
-from ...live import IdentityNotFound, Verifier
+from ...live import LARGEST, IdentityNotFound, Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
                        PhotoOut, RemovedOut, RenamedOut, RenameIn)
@@ -44,16 +44,20 @@ def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
              dependencies=[Depends(require("write"))],
              responses={200: {"model": EnrollOut, "description": "Every photo was enrolled already"}})
 async def enroll(name: str, photos: list[UploadFile] = File(..., description="One or more photos"),
+                 face: str | None = Form(None, pattern=r"^(largest|[0-9]{1,2})$", description=(
+                     "Which face of each photo to enroll: N (0 is the largest) or 'largest'. "
+                     "Without it a photo with several faces is refused (422 several_faces)")),
                  v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
     """Enroll photos of a person (created when new). All or nothing: one unusable
     photo refuses the request and nothing is stored. The same bytes twice are one photo."""
     name = identity_name(name)
     if len(photos) > MAX_PHOTOS_PER_ENROLL:
         raise HTTPException(422, f"at most {MAX_PHOTOS_PER_ENROLL} photos per request")
+    choice = face if face in (None, LARGEST) else int(face)
     items = [(upload_name(p), await p.read()) for p in photos]
-    done = await queue.run(v.enroll_many, name, items)
+    done = await queue.run(lambda: v.enroll_many(name, items, face=choice))
     body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face=e.face,
-                                                        created=e.created) for e in done])
+                                                        created=e.created, box=e.box) for e in done])
     return JSONResponse(body.model_dump(), status_code=201 if any(e.created for e in done) else 200)
 
 

@@ -1,0 +1,60 @@
+"""Group photos composed from the seed photos, and a dlib-resnet workspace over a
+few seed people: shared by the multi-face tests, the page's browser tests and the
+group-photo benchmark."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from tests.conftest import SEED_FACES
+
+
+def seed(person: str, n: int) -> Path:
+    """The ``n``-th seed photo of ``person`` (sorted by name)."""
+    return sorted((SEED_FACES / person).iterdir())[n]
+
+
+def compose(photos: Sequence[Path], sides: Sequence[int], *, gap: int = 30,
+            background: tuple[int, int, int] = (90, 90, 90)) -> bytes:
+    """The photos side by side (each resized to a square of its side, tops
+    staggered), as PNG bytes: a group photo whose faces are ordered by ``sides``."""
+    width = sum(sides) + gap * (len(sides) + 1)
+    height = max(sides) + 2 * gap
+    canvas = Image.new("RGB", (width, height), background)
+    x = gap
+    for i, (photo, side) in enumerate(zip(photos, sides)):
+        face = Image.open(photo).convert("RGB").resize((side, side))
+        canvas.paste(face, (x, gap + (i % 2) * (max(sides) - side)))
+        x += side + gap
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def dlib_home(base: Path, people: Sequence[str], photos: int = 4, threshold: float = 0.6):
+    """A workspace with the dlib-resnet model (MTCNN faces) over the first
+    ``photos`` seed photos of each of ``people``, embedded, its threshold set to
+    dlib's own. Returns ``(workspace, sessions, data folder)``."""
+    from jobs.embed import embed_gallery
+    from jobs.train import TrainOptions, train
+    from storage import gallery
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    data = base / "gallery"
+    for person in people:
+        (data / person).mkdir(parents=True)
+        for photo in sorted((SEED_FACES / person).iterdir())[:photos]:
+            shutil.copy(photo, data / person / photo.name)
+    ws = Workspace.open(base / "home")
+    sessions = open_database(ws.database_url)
+    train(ws, TrainOptions(data=data, backbone="dlib-resnet", head="none", fine_tune=0.0,
+                           name="dlib"), quiet=True, echo=lambda s: None, database=sessions)
+    embed_gallery(ws, sessions, data, model="dlib", quiet=True)
+    with sessions.begin() as s:
+        gallery.get_model(s, "dlib").threshold = threshold
+    return ws, sessions, data
