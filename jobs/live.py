@@ -484,11 +484,11 @@ class Verifier:
         if choice is not None and not isinstance(choice, int):
             raise NoSuchFace(f"face must be a number (0 is the largest) or {LARGEST!r}, not {face!r}")
         prepared = [self.prepare(data, source or "<upload>", face=choice) for source, data in photos]
-        for (source, _), p in zip(photos, prepared):
+        for i, ((source, _), p) in enumerate(zip(photos, prepared)):
             if choice is None and p.found > 1:
                 raise SeveralFaces(
                     f"{source or '<upload>'}: the photo holds {p.found} faces; say which one to "
-                    f"enroll (face=0 is the largest) or ask for face={LARGEST}", self.boxes(p))
+                    f"enroll (face=0 is the largest) or ask for face={LARGEST}", self.boxes(p), i)
         vectors = self.embed(prepared)
         new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
                                 *read_header(data), p.status, source, vector,

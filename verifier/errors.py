@@ -55,9 +55,10 @@ class SeveralFaces(VerifierError):
     """A photo holds several faces where one must be chosen (enrolling it): the
     caller names the face, or asks for the largest."""
 
-    def __init__(self, message: str, boxes: list[list[int]]) -> None:
+    def __init__(self, message: str, boxes: list[list[int]], photo: int = 0) -> None:
         super().__init__(message)
-        self.boxes = boxes
+        self.boxes = boxes  # [left, top, width, height] of each face, largest first
+        self.photo = photo  # the photo's position among those sent together
 
 
 class NoSuchFace(VerifierError):

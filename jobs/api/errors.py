@@ -68,7 +68,7 @@ def library_error(exc: Exception) -> JSONResponse:
         if isinstance(exc, kind):
             if status >= 500:
                 log.warning("%s: %s", code, exc)
-            details = {"faces": exc.boxes} if isinstance(exc, SeveralFaces) else {}
+            details = {"faces": exc.boxes, "photo": exc.photo} if isinstance(exc, SeveralFaces) else {}
             return error(status, code, str(exc), **details)
     raise exc
 

@@ -142,6 +142,88 @@ def test_enroll_a_new_person_then_find_and_remove_them(page, server):
     page.wait_for_selector("#gallery-status:has-text('Removed Meryl Streep (2 photos)')")
 
 
+def test_group_photo_answered_face_by_face(page, browser, server, tmp_path):
+    """Three seed people side by side, the largest a stranger: every face is outlined
+    and labelled, and choosing one (click, keyboard, tap at 360 px) shows its matches."""
+    from playwright.sync_api import expect
+
+    use_key(page, server[1]["read"])
+    group = tmp_path / "group.png"
+    # 860 px wide: meryl_streep (not in the gallery) at 30-330, obama 360-600, lula 630-830
+    group.write_bytes(compose([seed("meryl_streep", 0), seed("obama", 6), seed("lula", 6)],
+                              [300, 240, 200]))
+    page.set_input_files("#search-file", str(group))
+    page.wait_for_selector("#faces-summary")
+    assert page.inner_text("#faces-summary").startswith("3 faces, largest first: unknown, obama, lula")
+    boxes = page.locator(".facebox")
+    assert [boxes.nth(i).inner_text() for i in range(3)] == ["unknown", "obama", "lula"]
+    assert page.inner_text("#verdict").startswith("No match in the gallery")
+    assert boxes.nth(0).get_attribute("aria-pressed") == "true"
+    expect(boxes.nth(1)).to_have_css("background-color", "rgba(0, 0, 0, 0)")  # the face shows through
+    boxes.nth(1).click()
+    expect(page.locator("#verdict")).to_have_text("Same person: obama")
+    assert boxes.nth(1).get_attribute("aria-pressed") == "true"
+    assert boxes.nth(0).get_attribute("aria-pressed") == "false"
+    assert page.locator(".card h3").first.inner_text() == "1. obama"
+    boxes.nth(2).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#verdict")).to_have_text("Same person: lula")
+
+    def centre(i: int) -> float:  # where box i sits across the photo, 0 to 1
+        photo, box = page.locator(".photo .frame > img").bounding_box(), boxes.nth(i).bounding_box()
+        return (box["x"] + box["width"] / 2 - photo["x"]) / photo["width"]
+
+    for i, (lo, hi) in enumerate([(30, 330), (360, 600), (630, 830)]):
+        assert lo / 860 < centre(i) < hi / 860
+    page.screenshot(path=str(tmp_path / "group-wide.png"))
+    # a phone: 360 px wide, touch
+    phone = browser.new_context(viewport={"width": 360, "height": 780}, has_touch=True, is_mobile=True)
+    try:
+        page = phone.new_page()
+        page.goto(server[0] + "/")
+        use_key(page, server[1]["read"])
+        page.set_input_files("#search-file", str(group))
+        page.wait_for_selector("#faces-summary")
+        boxes = page.locator(".facebox")
+        photo = page.locator(".photo .frame > img").bounding_box()
+        assert photo["x"] >= 0 and photo["x"] + photo["width"] <= 360
+        for i, (lo, hi) in enumerate([(30, 330), (360, 600), (630, 830)]):
+            assert lo / 860 < centre(i) < hi / 860
+        boxes.nth(2).tap()
+        expect(page.locator("#verdict")).to_have_text("Same person: lula")
+        page.screenshot(path=str(tmp_path / "group-360.png"), full_page=True)
+    finally:
+        phone.close()
+
+
+def test_enroll_asks_which_face_of_a_group_photo(page, server, tmp_path):
+    from playwright.sync_api import expect
+
+    use_key(page, server[1]["write"])
+    group = tmp_path / "group.png"
+    group.write_bytes(compose([seed("meryl_streep", 1), seed("obama", 6)], [300, 220]))
+    page.click("button[data-tab=gallery]")
+    page.wait_for_selector(".person")
+    page.fill("#enroll-name", "Streep in a group")
+    page.set_input_files("#enroll-files", [str(group), str(seed("meryl_streep", 2))])
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector("#face-picker .facebox")
+    assert "shows 2 faces. Which one is Streep in a group?" in page.inner_text("#face-picker")
+    picks = page.locator("#face-picker .facebox")
+    assert [picks.nth(i).inner_text() for i in range(2)] == ["face 1", "face 2"]
+    picks.first.click()
+    page.wait_for_selector("#gallery-status:has-text('Enrolled 2 new photos of Streep in a group')")
+    expect(page.locator("#face-picker")).to_be_hidden()
+    assert page.inner_text("#gallery-error") == ""
+    page.click("button[data-tab=search]")
+    page.set_input_files("#search-file", str(seed("meryl_streep", 6)))
+    expect(page.locator("#verdict")).to_have_text("Same person: Streep in a group")
+    page.click("button[data-tab=gallery]")
+    page.on("dialog", lambda d: d.accept())
+    page.click("button:has-text('Remove Streep in a group')")
+    page.wait_for_selector("#gallery-status:has-text('Removed Streep in a group (2 photos)')")
+
+
 def test_errors_are_shown_on_the_page(page, server):
     from PIL import Image
 

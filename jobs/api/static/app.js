@@ -30,6 +30,7 @@ async function api(path, options = {}) {
     try { body = await response.json(); } catch (_) { /* not JSON */ }
     const error = new Error(explain(response.status, body));
     error.status = response.status;
+    error.body = body;
     throw error;
   }
   return response;
@@ -101,7 +102,75 @@ function bar(distance, limit) {
   return b;
 }
 
+// -- faces drawn on a photo -------------------------------------------------------------
+// The photo as the browser shows it (EXIF rotation applied, like the boxes), scaled to
+// the page; each face is a button placed in percent of the photo, so it scales too.
+function facesOnPhoto(file, width, height, faces, label, onChoose) {
+  const fig = el("figure", undefined, "photo");
+  const frame = el("div", undefined, "frame");
+  fig.appendChild(frame);
+  const url = URL.createObjectURL(file);
+  const shown = img("Your photo with " + faces.length + " face" + (faces.length === 1 ? "" : "s") + " outlined");
+  shown.src = url;
+  shown.addEventListener("load", () => URL.revokeObjectURL(url));
+  frame.appendChild(shown);
+  const buttons = faces.map((face, i) => {
+    const [left, top, w, h] = face.box;
+    const b = el("button", undefined, "facebox");
+    b.type = "button";
+    b.style.left = (100 * left / width) + "%"; b.style.top = (100 * top / height) + "%";
+    b.style.width = (100 * w / width) + "%"; b.style.height = (100 * h / height) + "%";
+    const text = label(face, i);
+    b.appendChild(el("span", text));
+    b.setAttribute("aria-label", "Face " + (i + 1) + " of " + faces.length + ": " + text);
+    b.setAttribute("aria-pressed", "false");
+    b.addEventListener("click", () => {
+      buttons.forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
+      onChoose(i);
+    });
+    frame.appendChild(b);
+    return b;
+  });
+  return { fig, buttons };
+}
+
 // -- search ---------------------------------------------------------------------------
+function nameOf(face) {
+  return face.unknown ? "unknown" : face.matches[0].identity;
+}
+function showFace(answer, face, into) {
+  into.textContent = "";
+  const probe = el("div", undefined, "probe");
+  const chip = img("The face chosen in your photo, aligned", "chip");
+  chip.src = face.chip;
+  probe.appendChild(chip);
+  const best = face.matches[0];
+  const verdict = face.unknown
+    ? el("p", "No match in the gallery" + (best ? " (nearest: " + best.identity + ")" : ""), "verdict none")
+    : el("p", "Same person: " + best.identity, "verdict same");
+  verdict.id = "verdict";
+  const side = el("div"); side.appendChild(verdict);
+  side.appendChild(el("p", "model " + answer.model +
+    (answer.threshold !== null ? " · threshold " + answer.threshold.toFixed(3) : " · not calibrated") +
+    (face.score !== null ? " · detector score " + face.score.toFixed(3) : ""), "small"));
+  probe.appendChild(side);
+  into.appendChild(probe);
+  const cards = el("ol", undefined, "cards");
+  cards.setAttribute("aria-label", "Nearest identities");
+  for (const m of face.matches) {
+    const card = el("li", undefined, "card" + (m.passes ? " pass" : ""));
+    const pic = img("Nearest gallery photo of " + m.identity, "chip");
+    card.appendChild(pic);
+    const text = el("div");
+    text.appendChild(el("h3", m.rank + ". " + m.identity));
+    text.appendChild(el("p", "distance " + m.distance.toFixed(3) + (m.passes === null ? "" : m.passes ? " · same person" : " · different"), "small"));
+    text.appendChild(bar(m.distance, answer.threshold));
+    card.appendChild(text);
+    cards.appendChild(card);
+    faceUrl(m.photo_id).then((u) => { pic.src = u; }).catch(() => {});
+  }
+  into.appendChild(cards);
+}
 async function search(file) {
   await guarded("search-error", async () => {
     const out = $("search-result");
@@ -114,35 +183,18 @@ async function search(file) {
     try { answer = await (await api("/v1/search", { method: "POST", body: form })).json(); }
     catch (err) { out.textContent = ""; throw err; }
     out.textContent = "";
-    const probe = el("div", undefined, "probe");
-    const chip = img("The face found in your photo, aligned", "chip");
-    chip.src = answer.probe_chip;
-    probe.appendChild(chip);
-    const best = answer.matches[0];
-    const verdict = answer.unknown
-      ? el("p", "No match in the gallery" + (best ? " (nearest: " + best.identity + ")" : ""), "verdict none")
-      : el("p", "Same person: " + best.identity, "verdict same");
-    verdict.id = "verdict";
-    const side = el("div"); side.appendChild(verdict);
-    side.appendChild(el("p", "face: " + answer.face.replace("_", " ") + " · model " + answer.model +
-      (answer.threshold !== null ? " · threshold " + answer.threshold.toFixed(3) : " · not calibrated"), "small"));
-    probe.appendChild(side);
-    out.appendChild(probe);
-    const cards = el("ol", undefined, "cards");
-    cards.setAttribute("aria-label", "Nearest identities");
-    for (const m of answer.matches) {
-      const card = el("li", undefined, "card" + (m.passes ? " pass" : ""));
-      const face = img("Nearest gallery photo of " + m.identity, "chip");
-      card.appendChild(face);
-      const text = el("div");
-      text.appendChild(el("h3", m.rank + ". " + m.identity));
-      text.appendChild(el("p", "distance " + m.distance.toFixed(3) + (m.passes === null ? "" : m.passes ? " · same person" : " · different"), "small"));
-      text.appendChild(bar(m.distance, answer.threshold));
-      card.appendChild(text);
-      cards.appendChild(card);
-      faceUrl(m.photo_id).then((u) => { face.src = u; }).catch(() => {});
-    }
-    out.appendChild(cards);
+    const n = answer.faces.length;
+    const summary = el("p", n === 1 ? "One face: " + nameOf(answer.faces[0]) + "."
+      : n + " faces, largest first: " + answer.faces.map(nameOf).join(", ") + ". Choose a face to see its matches.", "small");
+    summary.id = "faces-summary";
+    const detail = el("div", undefined, "face-detail");
+    const { fig, buttons } = facesOnPhoto(file, answer.width, answer.height, answer.faces, nameOf,
+      (i) => showFace(answer, answer.faces[i], detail));
+    out.appendChild(fig);
+    out.appendChild(summary);
+    out.appendChild(detail);
+    buttons[0].setAttribute("aria-pressed", "true");
+    showFace(answer, answer.faces[0], detail);
   });
 }
 $("search-file").addEventListener("change", (e) => e.target.files[0] && search(e.target.files[0]));
@@ -243,15 +295,57 @@ async function removePhoto(id) {
     await loadPeople();
   });
 }
+// Enrolling: photos go in one request; a photo with several faces is refused by the
+// server with its boxes, and the user picks the face (it is then sent on its own).
+async function enrollPhotos(name, files, face) {
+  const form = new FormData();
+  for (const f of files) form.append("photos", f);
+  if (face !== undefined) form.append("face", String(face));
+  return (await api("/v1/identities/" + encodeURIComponent(name) + "/photos", { method: "POST", body: form })).json();
+}
+function pickFace(file, faces, name) {
+  return new Promise((resolve) => {
+    const box = $("face-picker");
+    box.textContent = "";
+    box.appendChild(el("p", (file.name || "This photo") + " shows " + faces.length + " faces. Which one is " + name + "?", "verdict"));
+    const image = new Image();
+    const url = URL.createObjectURL(file);
+    image.addEventListener("load", () => {
+      const { fig } = facesOnPhoto(file, image.naturalWidth, image.naturalHeight,
+        faces.map((b) => ({ box: b })), (_, i) => "face " + (i + 1), (i) => { box.hidden = true; resolve(i); });
+      box.insertBefore(fig, cancel);
+      URL.revokeObjectURL(url);
+    });
+    image.src = url;
+    const cancel = el("button", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", () => { box.hidden = true; resolve(null); });
+    box.appendChild(cancel);
+    box.hidden = false;
+  });
+}
 $("enroll-form").addEventListener("submit", (e) => {
   e.preventDefault();
   guarded("gallery-error", async () => {
     const name = $("enroll-name").value.trim();
-    const form = new FormData();
-    for (const f of $("enroll-files").files) form.append("photos", f);
-    const r = await (await api("/v1/identities/" + encodeURIComponent(name) + "/photos", { method: "POST", body: form })).json();
-    const added = r.photos.filter((p) => p.created).length;
-    $("gallery-status").textContent = "Enrolled " + added + " new photo" + (added === 1 ? "" : "s") + " of " + r.identity + ".";
+    let rest = [...$("enroll-files").files];
+    let added = 0, identity = name;
+    while (rest.length) {
+      try {
+        const r = await enrollPhotos(name, rest);
+        added += r.photos.filter((p) => p.created).length; identity = r.identity;
+        rest = [];
+      } catch (err) {
+        if (!err.body || err.body.code !== "several_faces") throw err;
+        const file = rest[err.body.photo];
+        const face = await pickFace(file, err.body.faces, name);
+        if (face === null) { $("gallery-status").textContent = "Enrollment cancelled."; return; }
+        const r = await enrollPhotos(name, [file], face);
+        added += r.photos.filter((p) => p.created).length; identity = r.identity;
+        rest = rest.filter((f) => f !== file);
+      }
+    }
+    $("gallery-status").textContent = "Enrolled " + added + " new photo" + (added === 1 ? "" : "s") + " of " + identity + ".";
     $("enroll-form").reset();
     await loadPeople();
   });
