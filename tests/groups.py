@@ -3,14 +3,12 @@ few seed people: shared by the multi-face tests, the page's browser tests and th
 group-photo benchmark."""
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image
-
 from tests.conftest import SEED_FACES
+from verifier.synthetic import compose_group
 
 
 def seed(person: str, n: int) -> Path:
@@ -18,21 +16,9 @@ def seed(person: str, n: int) -> Path:
     return sorted((SEED_FACES / person).iterdir())[n]
 
 
-def compose(photos: Sequence[Path], sides: Sequence[int], *, gap: int = 30,
-            background: tuple[int, int, int] = (90, 90, 90)) -> bytes:
-    """The photos side by side (each resized to a square of its side, tops
-    staggered), as PNG bytes: a group photo whose faces are ordered by ``sides``."""
-    width = sum(sides) + gap * (len(sides) + 1)
-    height = max(sides) + 2 * gap
-    canvas = Image.new("RGB", (width, height), background)
-    x = gap
-    for i, (photo, side) in enumerate(zip(photos, sides)):
-        face = Image.open(photo).convert("RGB").resize((side, side))
-        canvas.paste(face, (x, gap + (i % 2) * (max(sides) - side)))
-        x += side + gap
-    buf = io.BytesIO()
-    canvas.save(buf, "PNG")
-    return buf.getvalue()
+def compose(photos: Sequence[Path], sides: Sequence[int], **kw) -> bytes:
+    """The photos side by side as one PNG (:func:`verifier.synthetic.compose_group`)."""
+    return compose_group(list(photos), list(sides), **kw)[0]
 
 
 def dlib_home(base: Path, people: Sequence[str], photos: int = 4, threshold: float = 0.6):

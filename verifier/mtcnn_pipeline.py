@@ -19,6 +19,8 @@ photo.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -43,12 +45,33 @@ def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(index, n_in - 1), (np.clip(high - low, 0, None) / scale).astype(np.float32)
 
 
+@lru_cache(maxsize=512)
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix of an area resize along one axis (mostly zeros)."""
+    index, weights = _area_weights(n_in, n_out)
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.repeat(np.arange(n_out)[:, None], index.shape[1], 1), index), weights)
+    m.setflags(write=False)
+    return m
+
+
+DENSE_FROM = 3.0
+"""Shrinking by this factor or more, an axis is resized by a matrix product (each
+output sums many inputs); less, by gathering the two or three rows each one needs."""
+
+
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """``tf.image.resize(image, (height, width), "area")`` of one ``(h, w, c)`` float32
-    image, as separable weighted sums of at most a few rows and columns each."""
-    rows, row_weights = _area_weights(image.shape[0], height)
-    cols, col_weights = _area_weights(image.shape[1], width)
-    out = np.einsum("hk,hkwc->hwc", row_weights, image[rows], optimize=True)
+    image, as separable weighted sums along each axis."""
+    h, w, c = image.shape
+    if h / height >= DENSE_FROM:
+        out = (_area_matrix(h, height) @ image.reshape(h, w * c)).reshape(height, w, c)
+    else:
+        rows, row_weights = _area_weights(h, height)
+        out = np.einsum("hk,hkwc->hwc", row_weights, image[rows], optimize=True)
+    if w / width >= DENSE_FROM:
+        return np.matmul(_area_matrix(w, width), out)
+    cols, col_weights = _area_weights(w, width)
     return np.einsum("wk,hwkc->hwc", col_weights, out[:, cols], optimize=True)
 
 
@@ -72,12 +95,40 @@ def crop_and_resize(image: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarr
 
     y_low, y_high, y_frac, y_in = axis(boxes[:, 0], boxes[:, 2], h)
     x_low, x_high, x_frac, x_in = axis(boxes[:, 1], boxes[:, 3], w)
-    ys, xs = (y_low[:, :, None], y_high[:, :, None]), (x_low[:, None, :], x_high[:, None, :])
+    # the four neighbours by flat pixel index (one gather each, not two-axis indexing)
+    pixels = image.reshape(h * w, -1)
+    rows_low, rows_high = (y_low * w)[:, :, None], (y_high * w)[:, :, None]
+    cols_low, cols_high = x_low[:, None, :], x_high[:, None, :]
     fx = x_frac[:, None, :, None]
-    top = image[ys[0], xs[0]] + (image[ys[0], xs[1]] - image[ys[0], xs[0]]) * fx
-    bottom = image[ys[1], xs[0]] + (image[ys[1], xs[1]] - image[ys[1], xs[0]]) * fx
+    top_left, top_right = pixels[rows_low + cols_low], pixels[rows_low + cols_high]
+    bottom_left, bottom_right = pixels[rows_high + cols_low], pixels[rows_high + cols_high]
+    top = top_left + (top_right - top_left) * fx
+    bottom = bottom_left + (bottom_right - bottom_left) * fx
     patches = top + (bottom - top) * y_frac[:, :, None, None]
     return patches * (y_in[:, :, None, None] & x_in[:, None, :, None])
+
+
+def suppress(boxes: np.ndarray, threshold: float, method: str = "union",
+             initial_sort: bool = True) -> np.ndarray:
+    """``mtcnn.utils.bboxes.smart_nms_from_bboxes`` for the boxes of one image (rows
+    ``[image, x1, y1, x2, y2, score, ...]``), with the same arithmetic and order: a
+    box goes when any box before it (by score, when sorting) overlaps it more than
+    ``threshold``, suppressed or not. Boolean masks instead of integer matrices."""
+    if initial_sort:
+        boxes = boxes[np.argsort(boxes[:, 5])[::-1]]
+    if len(boxes) == 0:
+        return boxes
+    corners = boxes[:, 1:5]
+    area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    a, b = corners[None, :, :], corners[:, None, :]
+    height = np.maximum(0, np.minimum(a[:, :, 2], b[:, :, 2]) - np.maximum(a[:, :, 0], b[:, :, 0]))
+    width = np.maximum(0, np.minimum(a[:, :, 3], b[:, :, 3]) - np.maximum(a[:, :, 1], b[:, :, 1]))
+    inter = height * width
+    if method == "union":
+        overlap = inter / (area[:, None] + area[None, :] - inter)
+    else:
+        overlap = inter / np.minimum(area[:, None], area[None, :])
+    return boxes[~np.triu(overlap > threshold, 1).any(axis=0)]
 
 
 class MTCNNPipeline:
@@ -101,7 +152,7 @@ class MTCNNPipeline:
         defaults are the package's."""
         from mtcnn.utils.bboxes import (adjust_bboxes, generate_bounding_box, limit_bboxes,
                                         pick_matches, replace_confidence, resize_to_square,
-                                        smart_nms_from_bboxes, to_json, upscale_bboxes)
+                                        to_json, upscale_bboxes)
         from mtcnn.utils.images import build_scale_pyramid
         from mtcnn.utils.landmarks import adjust_landmarks
 
@@ -118,13 +169,11 @@ class MTCNNPipeline:
             reg, cls = self._pnet.run(None, {"input": level[None]})
             found = upscale_bboxes(generate_bounding_box(_Host(reg), _Host(cls), threshold_pnet),
                                    np.asarray([scale]))
-            proposals.append(smart_nms_from_bboxes(found, threshold=nms_pnet1, method="union",
-                                                   initial_sort=False))
+            proposals.append(suppress(found, nms_pnet1, "union", initial_sort=False))
         boxes = np.concatenate(proposals, axis=0) if proposals else np.empty((0, 6))
         if len(boxes) == 0:
             return []
-        boxes = resize_to_square(smart_nms_from_bboxes(boxes, threshold=nms_pnet2, method="union",
-                                                       initial_sort=True))
+        boxes = resize_to_square(suppress(boxes, nms_pnet2, "union"))
 
         # RNet refines the proposals
         offsets, scores = self._patches(self._rnet, normalized, boxes, 24)
@@ -132,8 +181,7 @@ class MTCNNPipeline:
                              score_threshold=threshold_rnet)
         if len(boxes) == 0:
             return []
-        boxes = resize_to_square(smart_nms_from_bboxes(boxes, threshold=nms_rnet, method="union",
-                                                       initial_sort=True))
+        boxes = resize_to_square(suppress(boxes, nms_rnet, "union"))
 
         # ONet: final boxes, confidences and landmarks
         offsets, landmarks, scores = self._patches(self._onet, normalized, boxes, 48)
@@ -143,7 +191,7 @@ class MTCNNPipeline:
                              score_threshold=threshold_onet)
         if len(boxes) == 0:
             return []
-        boxes = smart_nms_from_bboxes(boxes, threshold=nms_onet, method="min", initial_sort=True)
+        boxes = suppress(boxes, nms_onet, "min")
         boxes = limit_bboxes(boxes, images_shapes=np.array([image.shape]), limit_landmarks=False)
         return to_json(boxes, images_count=1, output_as_width_height=True, input_as_width_height=False)[0]
 

@@ -37,3 +37,30 @@ def write_identity_set(root: Path, identities: int = 6, per_identity: int = 6, s
         for j in range(per_identity):
             Image.fromarray(pattern_image(i, rng, size, noise)).save(folder / f"img_{j:02d}.png")
     return Path(root)
+
+
+Box = tuple[int, int, int, int]
+
+
+def compose_group(photos: "list[Path]", sides: "list[int]", *, gap: int = 30,
+                  background: tuple[int, int, int] = (90, 90, 90)) -> tuple[bytes, list[Box]]:
+    """A group photo made of ``photos`` side by side, each resized to a square of its
+    side in ``sides`` (tops staggered), as PNG bytes, with where each photo was pasted
+    (``[left, top, width, height]``): test and benchmark data for multi-face paths."""
+    import io
+
+    from PIL import Image
+
+    width = sum(sides) + gap * (len(sides) + 1)
+    height = max(sides) + 2 * gap
+    canvas = Image.new("RGB", (width, height), background)
+    placed: list[Box] = []
+    x = gap
+    for i, (photo, side) in enumerate(zip(photos, sides)):
+        top = gap + (i % 2) * (max(sides) - side)
+        canvas.paste(Image.open(photo).convert("RGB").resize((side, side)), (x, top))
+        placed.append((x, top, side, side))
+        x += side + gap
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue(), placed

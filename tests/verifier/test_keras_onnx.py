@@ -108,7 +108,8 @@ def test_the_cascade_returns_what_the_package_returns_on_synthetic_photos():
 
 
 @pytest.mark.parametrize("shape,size", [((300, 260), (180, 156)), ((393, 392), (94, 93)),
-                                        ((222, 206), (17, 16)), ((50, 60), (50, 60)), ((40, 30), (12, 25))])
+                                        ((222, 206), (17, 16)), ((50, 60), (50, 60)), ((40, 30), (12, 25)),
+                                        ((300, 300), (12, 200)), ((61, 400), (20, 100))])
 def test_area_resize_is_tensorflows(shape, size):
     import tensorflow as tf
 
@@ -117,6 +118,31 @@ def test_area_resize_is_tensorflows(shape, size):
     image = np.random.default_rng(sum(shape)).uniform(-1, 1, (*shape, 3)).astype(np.float32)
     want = tf.raw_ops.ResizeArea(images=image[None], size=list(size)).numpy()[0]
     np.testing.assert_allclose(resize_area(image, *size), want, atol=5e-5)
+
+
+@pytest.mark.parametrize("method,sort", [("union", True), ("union", False), ("min", True)])
+def test_suppression_is_the_packages(method, sort):
+    """Seeded random boxes (clusters, ties in score, a degenerate box, landmark
+    columns): the same boxes kept, in the same order, as the package's own NMS."""
+    from mtcnn.utils.bboxes import smart_nms_from_bboxes
+
+    from verifier.mtcnn_pipeline import suppress
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 17, 300):
+        centres = rng.uniform(0, 200, (max(n // 5, 1), 2))[rng.integers(0, max(n // 5, 1), n)]
+        xy = centres + rng.normal(0, 6, (n, 2))
+        side = rng.uniform(10, 60, (n, 1))
+        boxes = np.hstack([np.zeros((n, 1)), xy, xy + side, rng.choice([0.7, 0.8, 0.9], (n, 1)),
+                           rng.uniform(0, 200, (n, 10))])
+        if n > 3:
+            boxes[3, 3:5] = boxes[3, 1:3]  # zero area
+        want = smart_nms_from_bboxes(boxes, threshold=0.5, method=method, initial_sort=sort)
+        got = suppress(boxes, 0.5, method, initial_sort=sort)
+        if n == 0:  # the package answers an empty (0, 6) array
+            assert len(got) == len(want) == 0
+            continue
+        assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("side", [1, 24, 48])

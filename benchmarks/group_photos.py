@@ -1,0 +1,141 @@
+"""Group photos answered face by face: accuracy and cost per extra face, in one run.
+
+    python benchmarks/group_photos.py [--photos 300] [--seed 0]
+
+The gallery is the first six seed photos of each of the 16 people (dlib-resnet with
+MTCNN faces, threshold calibrated by `verifier evaluate` on the validation split).
+The probes are group photos composed, seeded, from the held-out seventh and eighth
+photos: 2 to 4 different people side by side, each pasted at 110-300 px. For every
+pasted person it counts whether exactly one face was found there, whether that
+face's first match is the right person within the threshold, and whether any face
+was *named wrongly* (another person within the threshold) - the error that matters.
+Then the warm cost of `Verifier.search` by number of faces (one face: the held-out
+photos themselves), the extra milliseconds each face adds (least squares), and the
+faces per second of `search_many` (faces of several photos in one forward pass).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.serve_load import dlib_workspace, verifier  # noqa: E402
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+GALLERY_PHOTOS = 6
+
+
+def build(home: Path, data: Path) -> None:
+    import shutil
+
+    for person in sorted(p for p in SEED.iterdir() if p.is_dir()):
+        (data / person.name).mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:GALLERY_PHOTOS]:
+            shutil.copy(photo, data / person.name / photo.name)
+    dlib_workspace(home, data)
+    verifier(home, "evaluate", "--split", "validation")
+
+
+def group_photos(n: int, seed: int) -> list[tuple[bytes, list, list[str]]]:
+    """``(png bytes, pasted boxes, people)`` of ``n`` seeded group photos."""
+    from verifier.synthetic import compose_group
+
+    rng = np.random.default_rng(seed)
+    people = sorted(p for p in SEED.iterdir() if p.is_dir())
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(2, 5))
+        chosen = [people[i] for i in rng.choice(len(people), k, replace=False)]
+        photos = [sorted(p.iterdir())[GALLERY_PHOTOS + int(rng.integers(0, 2))] for p in chosen]
+        sides = [int(s) for s in rng.integers(110, 301, k)]
+        data, placed = compose_group(photos, sides)
+        out.append((data, placed, [p.name for p in chosen]))
+    return out
+
+
+def inside(box, region) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return region[0] <= cx < region[0] + region[2] and region[1] <= cy < region[1] + region[3]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    from jobs.live import Verifier
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        build(home, Path(tmp) / "gallery")
+        ws = Workspace.open(home)
+        v = Verifier.open(ws, open_database(ws.database_url))
+        groups = group_photos(args.photos, args.seed)
+        singles = [p.read_bytes() for person in sorted(SEED.iterdir()) if person.is_dir()
+                   for p in sorted(person.iterdir())[GALLERY_PHOTOS:]]
+        for data in singles[:3] + [g[0] for g in groups[:3]]:  # warm: every batch shape once
+            v.search(data, 1)
+        for n in range(1, 5):
+            v.loaded.embed(np.zeros((n, v.loaded.image_size, v.loaded.image_size, 3), np.uint8))
+
+        pasted = found = right = named_wrong = extra = 0
+        by_faces: dict[int, list[float]] = {}
+        for data in singles:
+            t = time.perf_counter()
+            r = v.search(data, 1)
+            by_faces.setdefault(len(r.faces), []).append(time.perf_counter() - t)
+        for data, placed, people in groups:
+            t = time.perf_counter()
+            r = v.search(data, 1)
+            by_faces.setdefault(len(r.faces), []).append(time.perf_counter() - t)
+            used = set()
+            for region, person in zip(placed, people):
+                pasted += 1
+                here = [i for i, f in enumerate(r.faces) if inside(f.box, region)]
+                used.update(here)
+                found += len(here) == 1
+                for i in here:
+                    best = r.faces[i].matches[0]
+                    right += best.passes and best.identity == person
+                    named_wrong += bool(best.passes and best.identity != person)
+            extra += len(r.faces) - len(used)
+        print(f"{len(groups)} group photos, {pasted} people pasted (seed {args.seed}); gallery of "
+              f"{v.gallery_size} photos, threshold {v.threshold:.4f}")
+        print(f"  faces found, one per person:      {found}/{pasted}")
+        print(f"  right name first, within threshold: {right}/{pasted} (goal: all)")
+        print(f"  named wrongly (another person within threshold): {named_wrong}")
+        print(f"  faces found outside any pasted photo: {extra}")
+
+        counts = sorted(by_faces)
+        p50 = {n: float(np.median(by_faces[n])) * 1000 for n in counts}
+        x = np.concatenate([[n] * len(by_faces[n]) for n in counts])
+        y = np.concatenate([by_faces[n] for n in counts]) * 1000
+        slope = float(np.polyfit(x, y, 1)[0])
+        print("warm Verifier.search (decode, detect, align, one forward pass, rank), ms:")
+        for n in counts:
+            print(f"  {n} face{'s' if n > 1 else ' '}: p50 {p50[n]:6.1f}  ({len(by_faces[n])} photos)")
+        print(f"  each extra face adds {slope:.1f} ms (least squares over all photos; goal <= 5)")
+        print("  (group photos are larger than single ones: part of the slope is the detector's "
+              "pyramid over more pixels)")
+
+        items = [(str(i), g[0]) for i, g in enumerate(groups)]
+        t = time.perf_counter()
+        answered = list(v.search_many(items, 1))
+        seconds = time.perf_counter() - t
+        faces = sum(len(r.faces) for r in answered)
+        print(f"search_many over the group photos: {len(items) / seconds:.1f} photos/s, "
+              f"{faces / seconds:.1f} faces/s ({faces} faces)")
+
+
+if __name__ == "__main__":
+    main()
