@@ -19,8 +19,6 @@ photo.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 
@@ -45,33 +43,14 @@ def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(index, n_in - 1), (np.clip(high - low, 0, None) / scale).astype(np.float32)
 
 
-@lru_cache(maxsize=512)
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """The ``(n_out, n_in)`` matrix of an area resize along one axis (mostly zeros)."""
-    index, weights = _area_weights(n_in, n_out)
-    m = np.zeros((n_out, n_in), np.float32)
-    np.add.at(m, (np.repeat(np.arange(n_out)[:, None], index.shape[1], 1), index), weights)
-    m.setflags(write=False)
-    return m
-
-
-DENSE_FROM = 3.0
-"""Shrinking by this factor or more, an axis is resized by a matrix product (each
-output sums many inputs); less, by gathering the two or three rows each one needs."""
-
-
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """``tf.image.resize(image, (height, width), "area")`` of one ``(h, w, c)`` float32
-    image, as separable weighted sums along each axis."""
-    h, w, c = image.shape
-    if h / height >= DENSE_FROM:
-        out = (_area_matrix(h, height) @ image.reshape(h, w * c)).reshape(height, w, c)
-    else:
-        rows, row_weights = _area_weights(h, height)
-        out = np.einsum("hk,hkwc->hwc", row_weights, image[rows], optimize=True)
-    if w / width >= DENSE_FROM:
-        return np.matmul(_area_matrix(w, width), out)
-    cols, col_weights = _area_weights(w, width)
+    image, as separable weighted sums of at most a few rows and columns each. (A
+    matrix product is no faster here: NumPy's BLAS threads then compete with the
+    other photos' threads.)"""
+    rows, row_weights = _area_weights(image.shape[0], height)
+    cols, col_weights = _area_weights(image.shape[1], width)
+    out = np.einsum("hk,hkwc->hwc", row_weights, image[rows], optimize=True)
     return np.einsum("wk,hwkc->hwc", col_weights, out[:, cols], optimize=True)
 
 
