@@ -3,45 +3,49 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from storage.workspace import Workspace
+from verifier.defaults import DEFAULT_INFERENCE_ENGINE, INFERENCE_ENGINES
+from verifier.errors import VerifierError
+from verifier.onnx_branch import BRANCH_FILE, Branch
+
 from .preprocess import PhotoPreparer
 
 log = logging.getLogger(__name__)
 
 
+class ModelError(VerifierError):
+    """A model version cannot be run as asked (an unknown inference engine)."""
+
+
 class LoadedModel:
     """A model version ready to embed photos with its own preprocessing.
 
-    Safe to share between threads: the compiled inference function is built once
-    (the first call traces it under a lock), and the call counter is locked."""
+    ``forward`` maps ``(N, side, side, 3)`` float32 branch inputs to ``(N, dimension)``
+    embeddings: an ONNX Runtime session on the exported branch (the default), or
+    the Keras branch. Safe to share between threads; the call counter is locked."""
 
-    def __init__(self, name: str, path: Path, config: dict, branch: Any,
-                 preparer: PhotoPreparer) -> None:
-        from verifier.network import inference_function
-
+    def __init__(self, name: str, path: Path, config: dict, forward: Callable[[np.ndarray], np.ndarray],
+                 dimension: int, preparer: PhotoPreparer, engine: str = DEFAULT_INFERENCE_ENGINE) -> None:
         self.name = name
         self.path = path
         self.config = config
-        self.branch = branch
+        self.forward = forward
+        self.dimension = dimension
         self.preparer = preparer
+        self.engine = engine
         self.calls = 0  # model invocations, for tests and benchmarks
-        self._run = inference_function(branch)
         self._lock = threading.Lock()
-        self._traced = False
 
     @property
     def image_size(self) -> int:
         return int(self.config["image_size"])
-
-    @property
-    def dimension(self) -> int:
-        return int(self.branch.output.shape[-1])
 
     def load(self, path: Path) -> np.ndarray:
         """The branch input for one photo file (face detected and aligned when the
@@ -61,11 +65,29 @@ class LoadedModel:
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
         with self._lock:
             self.calls += 1
-            if not self._traced:  # trace once, not once per racing thread
-                out = self._run(pixels)
-                self._traced = True
-                return np.asarray(out, dtype=np.float32)
-        return np.asarray(self._run(pixels), dtype=np.float32)
+        return np.asarray(self.forward(pixels), dtype=np.float32)
+
+
+class KerasForward:
+    """The Keras branch as one compiled inference function; the first call traces it
+    under a lock (not once per racing thread)."""
+
+    def __init__(self, branch: Any) -> None:
+        from verifier.network import inference_function
+
+        self.branch = branch
+        self._run = inference_function(branch)
+        self._lock = threading.Lock()
+        self._traced = False
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if not self._traced:
+            with self._lock:
+                if not self._traced:
+                    out = self._run(pixels)
+                    self._traced = True
+                    return out
+        return self._run(pixels)
 
 
 def read_config(ws: Workspace, name: str) -> dict:
@@ -73,20 +95,63 @@ def read_config(ws: Workspace, name: str) -> dict:
     return json.loads((ws.model_dir(name) / "config.json").read_text("utf-8"))
 
 
-def load_model(ws: Workspace, name: str | None = None) -> LoadedModel:
-    """Load model version ``name`` (default: the most recent one)."""
+def inference_engine(engine: str | None = None) -> str:
+    """The engine asked for: ``engine``, else ``$VERIFIER_ENGINE``, else the default."""
+    engine = engine or os.environ.get("VERIFIER_ENGINE") or DEFAULT_INFERENCE_ENGINE
+    if engine not in INFERENCE_ENGINES:
+        raise ModelError(f"unknown inference engine {engine!r}; choose one of "
+                         f"{', '.join(INFERENCE_ENGINES)} (VERIFIER_ENGINE)")
+    return engine
+
+
+def load_model(ws: Workspace, name: str | None = None, *, engine: str | None = None,
+               threads: int | None = None) -> LoadedModel:
+    """Load model version ``name`` (default: the most recent one). With the ONNX
+    engine (default) TensorFlow is not loaded, except once to export a version saved
+    before exports existed (:func:`export_onnx`). ``threads``: ONNX Runtime's
+    intra-op threads (default: every core)."""
+    engine = inference_engine(engine)
+    resolved = ws.resolve_model(name)
+    folder = ws.model_dir(resolved)
+    config = read_config(ws, resolved)
+    preparer = PhotoPreparer.for_config(config, ws.faces_cache_dir)
+    if engine == "keras":
+        branch = _keras_branch(ws, resolved)
+        return LoadedModel(resolved, folder, config, KerasForward(branch),
+                           int(branch.output.shape[-1]), preparer, engine)
+    branch = Branch(ensure_onnx(ws, resolved), threads or os.cpu_count() or 1)
+    return LoadedModel(resolved, folder, config, branch, branch.dimension, preparer, engine)
+
+
+def ensure_onnx(ws: Workspace, name: str) -> Path:
+    """The path of a model version's ``branch.onnx``, exported first if missing."""
+    path = ws.model_dir(name) / BRANCH_FILE
+    return path if path.is_file() else export_onnx(ws, name)
+
+
+def export_onnx(ws: Workspace, name: str) -> Path:
+    """Write ``branch.onnx`` beside a model version's ``branch.keras`` (checked
+    against Keras, atomic): done by ``train`` for new versions, and on first use for
+    versions saved before. Loads TensorFlow."""
+    from verifier.onnx_branch import export_branch
+
+    from .quiet import start_tensorflow
+
+    start_tensorflow()
+    log.info("exporting model version %s to ONNX (once)", name)
+    return export_branch(_keras_branch(ws, name), ws.model_dir(name) / BRANCH_FILE)
+
+
+def _keras_branch(ws: Workspace, name: str) -> Any:
     import keras
 
     import verifier.layers  # noqa: F401  (registers the preprocessing layer)
 
-    resolved = ws.resolve_model(name)
-    folder = ws.model_dir(resolved)
-    config = read_config(ws, resolved)
-    branch = keras.models.load_model(folder / "branch.keras", compile=False)
+    config = read_config(ws, name)
+    branch = keras.models.load_model(ws.model_dir(name) / "branch.keras", compile=False)
     if config.get("backbone") == "dlib-resnet":
         branch = _without_padded_convolutions(branch, config, ws.cache_dir)
-    return LoadedModel(resolved, folder, config, branch,
-                       PhotoPreparer.for_config(config, ws.faces_cache_dir))
+    return branch
 
 
 def _without_padded_convolutions(branch: Any, config: dict, cache_dir: Path) -> Any:

@@ -35,7 +35,7 @@ class Embedder:
 
         from .models import load_model
 
-        self.loaded = load_model(Workspace.open(home), model)
+        self.loaded = load_model(Workspace.open(home), model, threads=threads)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
 
     def __call__(self, batch: dict) -> dict:
@@ -76,6 +76,9 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
         import ray.data  # noqa: F401
     except ImportError:
         raise EmbedError("--engine ray needs Ray: pip install 'siamese-verifier[ray]'") from None
+    from .models import ensure_onnx
+
+    ensure_onnx(ws, model)  # exported once here, not by every worker at once
     verbose = logging.getLogger().getEffectiveLevel() < logging.WARNING
     with contextlib.nullcontext() if verbose else without_native_log_lines():
         yield from _run(ws, model, todo, batch_size, address, workers,

@@ -230,8 +230,11 @@ def _save(ws: Workspace, name: str, branch, dataset: Dataset, pairs: PairSet, hi
     """The model version's folder, written whole or not at all, and its database row."""
     photos = [{"path": str(p.path.relative_to(dataset.root)), "identity": p.identity,
                "sha256": p.sha256} for p in dataset.photos]
+    from verifier.onnx_branch import BRANCH_FILE, export_branch
+
     with atomic_folder(ws.model_dir(name)) as tmp:
         branch.model.save(tmp / "branch.keras")
+        export_branch(branch.model, tmp / BRANCH_FILE)  # what inference runs, without TensorFlow
         np.savez_compressed(tmp / "pairs.npz", **pairs.to_arrays())
         write_json_atomic(tmp / "photos.json", photos)
         write_json_atomic(tmp / "history.json", {**history.as_dict(), "seconds": timings})

@@ -41,3 +41,9 @@ DEFAULT_K = 5
 DEFAULT_MAX_FACES = 20
 """Faces reported per photo by `verifier detect` and ``/v1/detect``, largest first."""
 """Identities listed by a query."""
+
+INFERENCE_ENGINES = ("onnx", "keras")
+DEFAULT_INFERENCE_ENGINE = "onnx"
+"""What runs a model version's branch: ONNX Runtime on its exported ``branch.onnx``
+(no TensorFlow), or Keras on ``branch.keras`` (TensorFlow). The environment
+variable ``VERIFIER_ENGINE`` overrides it, for comparison or as a fallback."""

@@ -111,7 +111,8 @@ def align(image: np.ndarray, landmarks, size: int, padding: float = DEFAULT_PADD
 
 class MTCNNDetector:
     """MTCNN with the ``mtcnn`` package's weights and rules, its networks run on ONNX
-    Runtime (:mod:`verifier.mtcnn_pipeline`); loaded once per process."""
+    Runtime (:mod:`verifier.mtcnn_pipeline`, translations cached on disk, so no
+    TensorFlow); loaded once per process."""
 
     _lock = threading.Lock()
     _instance = None
@@ -123,11 +124,9 @@ class MTCNNDetector:
         with MTCNNDetector._lock:
             if MTCNNDetector._instance is None:
                 try:
-                    from mtcnn import MTCNN
-
                     from .mtcnn_pipeline import MTCNNPipeline
 
-                    MTCNNDetector._instance = MTCNNPipeline(MTCNN())
+                    MTCNNDetector._instance = MTCNNPipeline.cached()
                 except Exception as exc:  # ImportError, or a package that cannot load
                     raise DetectorUnavailable(
                         f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "

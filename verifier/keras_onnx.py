@@ -110,11 +110,10 @@ def _activation(g: _Graph, layer, x: str, axis: int) -> str:
     raise OnnxMismatch(f"{layer.name}: activation {name} is not translated")
 
 
-def to_session(model, input_size: int | None, threads: int = 1):
-    """An ``onnxruntime.InferenceSession`` computing ``model`` (input NHWC float32,
+def to_onnx(model, input_size: int | None) -> bytes:
+    """The serialized ONNX model computing ``model`` (input NHWC float32,
     ``input_size`` x ``input_size`` or any size when ``None``; outputs as the model's,
-    channels last)."""
-    import onnxruntime as ort
+    channels last), checked against Keras on a probe input (:class:`OnnxMismatch`)."""
     from onnx import TensorProto, helper
 
     probe_side = input_size or 37
@@ -137,18 +136,28 @@ def to_session(model, input_size: int | None, threads: int = 1):
     sides = [input_size, input_size] if input_size else ["h", "w"]
     graph = helper.make_graph(g.nodes, model.name, [helper.make_tensor_value_info(
         "input", TensorProto.FLOAT, ["n", *sides, 3])], outputs, g.weights)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(onnx_model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": probe})
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]).SerializeToString()
+    got = session(data, 1).run(None, {"input": probe})
     for k, (a, b) in enumerate(zip(got, expected)):
         if a.shape != b.shape or not np.allclose(a, b, atol=TOLERANCE, rtol=0):
             raise OnnxMismatch(f"{model.name} output {k}: ONNX {a.shape} differs from Keras {b.shape} "
                                f"(largest difference {np.abs(a - b).max() if a.shape == b.shape else 'n/a'})")
-    return session
+    return data
+
+
+def session(model: bytes | str, threads: int = 1):
+    """An ``onnxruntime.InferenceSession`` on the CPU for a serialized model (or the
+    path of one), with ``threads`` intra-op threads that do not spin when idle."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def to_session(model, input_size: int | None, threads: int = 1):
+    """:func:`to_onnx` as a ready session."""
+    return session(to_onnx(model, input_size), threads)

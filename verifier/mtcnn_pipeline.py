@@ -8,28 +8,25 @@ input shape (every photo has its own pyramid) and its small element-wise layers
 (PReLU) cost as much as the convolutions; ONNX Runtime runs the same weights
 without either cost (``benchmarks/faces_speed.py`` shows the stage times).
 
-Everything around the networks is the package's own code (pyramid scales,
-thresholds, box regression, non-maximum suppression, landmark placement, the
-output format), and the two image operations the package runs in TensorFlow (area
-resize, bilinear crop-and-resize) are computed the same way in NumPy (tested
-against TensorFlow's), so no TensorFlow op runs per photo and the detector's speed
-does not depend on TensorFlow's thread settings. The detections are
-``MTCNN.detect_faces``'s: ``tests/verifier/test_faces.py`` compares them photo by
+Everything around the networks computes what the package computes (pyramid
+scales, thresholds, box regression, non-maximum suppression, landmark placement,
+the output format: :mod:`verifier.mtcnn_boxes`, and :func:`suppress` here), and the
+two image operations the package runs in TensorFlow (area resize, bilinear
+crop-and-resize) are computed the same way in NumPy (tested against TensorFlow's),
+so no TensorFlow op runs per photo. The networks' ONNX translations are cached on
+disk (:meth:`MTCNNPipeline.cached`), so a process that detects faces does not load
+TensorFlow at all. The detections are ``MTCNN.detect_faces``'s:
+``tests/verifier/test_faces.py`` and ``test_keras_onnx.py`` compare them photo by
 photo.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
-
-class _Host:
-    """A NumPy array where the package's helpers expect a tensor (they call ``.numpy()``)."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-
-    def numpy(self) -> np.ndarray:
-        return self.array
+from . import mtcnn_boxes as boxes_
 
 
 def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,17 +107,71 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union",
     return boxes[~np.triu(overlap > threshold, 1).any(axis=0)]
 
 
+NETWORKS = (("pnet", None), ("rnet", 24), ("onet", 48))
+"""MTCNN's three networks and their input sides (PNet takes any size)."""
+
+
+def cache_dir(root: Path | None = None) -> Path:
+    """Where the networks' ONNX translations are kept between processes: one folder
+    per ``mtcnn`` package version and translator opset, under ``root`` (default
+    ``$VERIFIER_CACHE``, else ``$XDG_CACHE_HOME/siamese-verifier``, else
+    ``~/.cache/siamese-verifier``)."""
+    from importlib.metadata import version
+
+    from .keras_onnx import OPSET
+
+    root = root or os.environ.get("VERIFIER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "siamese-verifier")
+    return Path(root) / f"mtcnn-{version('mtcnn')}-onnx{OPSET}"
+
+
 class MTCNNPipeline:
-    """The networks of a ``mtcnn.MTCNN`` (its weights) run on ONNX Runtime with
+    """MTCNN's networks (the ``mtcnn`` package's weights) on ONNX Runtime with
     ``threads`` threads per call. Thread-safe: calls share no state."""
 
-    def __init__(self, package_mtcnn, threads: int = 1) -> None:
-        from .keras_onnx import to_session
+    def __init__(self, networks: dict[str, bytes | str], threads: int = 1) -> None:
+        from .keras_onnx import session
 
-        pnet, rnet, onet = (stage.model for stage in package_mtcnn.stages)
-        self._pnet = to_session(pnet, None, threads)
-        self._rnet = to_session(rnet, 24, threads)
-        self._onet = to_session(onet, 48, threads)
+        self._pnet, self._rnet, self._onet = (session(networks[name], threads) for name, _ in NETWORKS)
+
+    @classmethod
+    def from_package(cls, package_mtcnn, threads: int = 1) -> "MTCNNPipeline":
+        """Translate a ``mtcnn.MTCNN``'s Keras networks (this needs TensorFlow)."""
+        return cls(cls.translate(package_mtcnn), threads)
+
+    @staticmethod
+    def translate(package_mtcnn) -> dict[str, bytes]:
+        from .keras_onnx import to_onnx
+
+        return {name: to_onnx(stage.model, side)
+                for (name, side), stage in zip(NETWORKS, package_mtcnn.stages)}
+
+    @classmethod
+    def cached(cls, threads: int = 1, folder: Path | None = None) -> "MTCNNPipeline":
+        """The networks from the translations cached in ``folder`` (default
+        :func:`cache_dir`): no TensorFlow. The first time, the package's networks are
+        loaded (with TensorFlow), translated, checked and cached (atomic writes; a
+        folder that cannot be written only costs the next process the same work)."""
+        folder = Path(folder or cache_dir())
+        files = {name: folder / f"{name}.onnx" for name, _ in NETWORKS}
+        if all(f.is_file() for f in files.values()):
+            try:
+                return cls({name: str(f) for name, f in files.items()}, threads)
+            except Exception:  # a damaged file: translate again
+                pass
+        from mtcnn import MTCNN
+
+        networks = cls.translate(MTCNN())
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in networks.items():
+                tmp = files[name].with_name(f".{name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, files[name])
+        except OSError:
+            pass
+        return cls(networks, threads)
 
     def detect(self, image: np.ndarray, min_face_size: int = 20, scale_factor: float = 0.709,
                threshold_pnet: float = 0.6, threshold_rnet: float = 0.7, threshold_onet: float = 0.8,
@@ -129,50 +180,40 @@ class MTCNNPipeline:
         """What ``MTCNN.detect_faces(image, ...)`` returns for an RGB ``uint8`` image: a
         list of ``{"box", "confidence", "keypoints"}``; the keyword arguments and their
         defaults are the package's."""
-        from mtcnn.utils.bboxes import (adjust_bboxes, generate_bounding_box, limit_bboxes,
-                                        pick_matches, replace_confidence, resize_to_square,
-                                        to_json, upscale_bboxes)
-        from mtcnn.utils.images import build_scale_pyramid
-        from mtcnn.utils.landmarks import adjust_landmarks
-
         h, w = image.shape[:2]
         normalized = (image.astype(np.float32) - 127.5) / 128
 
         # PNet over the pyramid: proposals suppressed per level, then across levels
-        proposals = []
-        for scale in build_scale_pyramid(w, h, min_face_size=min_face_size, scale_factor=scale_factor):
+        found = []
+        for scale in boxes_.scale_pyramid(w, h, min_face_size, scale_factor):
             size = (int(h * scale), int(w * scale))  # truncated, as the package's resize does
             if min(size) < 12:
                 continue  # smaller than PNet's 12-pixel window: no output
             level = resize_area(normalized, *size)
             reg, cls = self._pnet.run(None, {"input": level[None]})
-            found = upscale_bboxes(generate_bounding_box(_Host(reg), _Host(cls), threshold_pnet),
-                                   np.asarray([scale]))
-            proposals.append(suppress(found, nms_pnet1, "union", initial_sort=False))
-        boxes = np.concatenate(proposals, axis=0) if proposals else np.empty((0, 6))
+            found.append(suppress(boxes_.proposals(reg, cls, threshold_pnet, scale), nms_pnet1,
+                                  "union", initial_sort=False))
+        boxes = np.concatenate(found, axis=0) if found else np.empty((0, 6))
         if len(boxes) == 0:
             return []
-        boxes = resize_to_square(suppress(boxes, nms_pnet2, "union"))
+        boxes = boxes_.to_square(suppress(boxes, nms_pnet2, "union"))
 
         # RNet refines the proposals
         offsets, scores = self._patches(self._rnet, normalized, boxes, 24)
-        boxes = pick_matches(adjust_bboxes(replace_confidence(boxes, scores), offsets),
-                             score_threshold=threshold_rnet)
+        boxes = boxes_.above(boxes_.regress(boxes_.rescore(boxes, scores), offsets), threshold_rnet)
         if len(boxes) == 0:
             return []
-        boxes = resize_to_square(suppress(boxes, nms_rnet, "union"))
+        boxes = boxes_.to_square(suppress(boxes, nms_rnet, "union"))
 
         # ONet: final boxes, confidences and landmarks
         offsets, landmarks, scores = self._patches(self._onet, normalized, boxes, 48)
-        landmarks = adjust_landmarks(_Host(landmarks), boxes)
-        boxes = adjust_bboxes(replace_confidence(boxes, scores), offsets)
-        boxes = pick_matches(np.concatenate([boxes, landmarks], axis=-1), scores_column=5,
-                             score_threshold=threshold_onet)
+        landmarks = boxes_.place_landmarks(landmarks, boxes)
+        boxes = boxes_.regress(boxes_.rescore(boxes, scores), offsets)
+        boxes = boxes_.above(np.concatenate([boxes, landmarks], axis=-1), threshold_onet, column=5)
         if len(boxes) == 0:
             return []
         boxes = suppress(boxes, nms_onet, "min")
-        boxes = limit_bboxes(boxes, images_shapes=np.array([image.shape]), limit_landmarks=False)
-        return to_json(boxes, images_count=1, output_as_width_height=True, input_as_width_height=False)[0]
+        return boxes_.as_faces(boxes_.clip(boxes, image.shape))
 
     @staticmethod
     def _patches(session, normalized: np.ndarray, boxes: np.ndarray, side: int) -> list[np.ndarray]:

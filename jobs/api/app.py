@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from storage.workspace import Workspace
 
 from ..live import Verifier
+from ..models import inference_engine
 from . import errors
 from .deps import Admission, Service
 from .guard import Guard
@@ -50,18 +52,17 @@ class Maintenance(threading.Thread):
                 log.exception("index maintenance failed")
 
 
-def share_cores(workers: int) -> None:
-    """Give each inference worker its share of the cores (TensorFlow's intra-op
-    threads), before TensorFlow starts: a request's small tensors gain nothing from
-    a second thread, and concurrent requests then run side by side
-    (`benchmarks/serve_load.py`: 8 clients 1.04x one client before, 1.53x after, with
-    MTCNN then run by TensorFlow). No effect once TensorFlow runs."""
-    import os
-
+def share_cores(threads: int) -> None:
+    """With the Keras engine: give each inference worker its share of the cores
+    (TensorFlow's intra-op threads), before TensorFlow starts: a request's small
+    tensors gain nothing from a second thread, and concurrent requests then run side
+    by side (`benchmarks/serve_load.py`: 8 clients 1.04x one client before, 1.53x
+    after). No effect once TensorFlow runs. The ONNX engine gets the same budget as
+    its sessions' intra-op threads."""
     import tensorflow as tf
 
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // workers))
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:  # already initialised (an app created in a process that used TF)
         pass
 
@@ -75,8 +76,11 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        share_cores(settings.workers)
-        svc.verifier = Verifier.open(ws, sessions, settings.model, max_pixels=settings.max_pixels)
+        threads = max(1, (os.cpu_count() or 1) // settings.workers)
+        if inference_engine() == "keras":
+            share_cores(threads)
+        svc.verifier = Verifier.open(ws, sessions, settings.model, max_pixels=settings.max_pixels,
+                                     threads=threads)
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
         svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",

@@ -12,8 +12,9 @@ from verifier import defaults as d
 
 from .context import Context, emit_json, friendly, pass_ctx
 
-TENSORFLOW_COMMANDS = frozenset({"train", "pipeline", "embed", "evaluate", "query", "verify", "serve",
-                                 "detect"})
+TENSORFLOW_COMMANDS = frozenset({"train", "pipeline"})
+"""Commands that load TensorFlow (quietly, at start). Inference runs on ONNX Runtime;
+a model version saved before ONNX exports loads it once, to export itself."""
 
 
 class AnywhereGroup(click.Group):

@@ -214,6 +214,7 @@ def test_missing_detector_stops_the_job(home_with_model, tmp_path, monkeypatch):
     config = json.loads(config_path.read_text())
     config_path.write_text(json.dumps({**config, "detector": "mtcnn"}))
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # import mtcnn -> ImportError
+    monkeypatch.setenv("VERIFIER_CACHE", str(tmp_path / "empty"))  # no cached networks either
     monkeypatch.setattr(MTCNNDetector, "_instance", None)
     data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
     ws = Workspace.open(home_with_model)

@@ -91,7 +91,7 @@ def test_the_cascade_returns_what_the_package_returns_on_synthetic_photos():
     from verifier.mtcnn_pipeline import MTCNNPipeline
 
     package = MTCNN()
-    fast = MTCNNPipeline(package)
+    fast = MTCNNPipeline.from_package(package)
     low = {"threshold_pnet": 0.3, "threshold_rnet": 0.1, "threshold_onet": 0.1}
     found = 0
     for k, (h, w) in enumerate([(97, 120), (160, 160), (233, 181), (300, 260)]):
