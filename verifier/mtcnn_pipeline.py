@@ -100,10 +100,11 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union",
     height = np.maximum(0, np.minimum(a[:, :, 2], b[:, :, 2]) - np.maximum(a[:, :, 0], b[:, :, 0]))
     width = np.maximum(0, np.minimum(a[:, :, 3], b[:, :, 3]) - np.maximum(a[:, :, 1], b[:, :, 1]))
     inter = height * width
-    if method == "union":
-        overlap = inter / (area[:, None] + area[None, :] - inter)
-    else:
-        overlap = inter / np.minimum(area[:, None], area[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a box of no area overlaps nothing
+        if method == "union":
+            overlap = inter / (area[:, None] + area[None, :] - inter)
+        else:
+            overlap = inter / np.minimum(area[:, None], area[None, :])
     return boxes[~np.triu(overlap > threshold, 1).any(axis=0)]
 
 
