@@ -51,3 +51,46 @@ def test_a_wrong_export_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
     with pytest.raises(OnnxMismatch, match="differs from Keras"):
         export_branch(model, tmp_path / "branch.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_dlib_branch_reproduces_dlibs_descriptors(tmp_path):
+    """The exported dlib-resnet branch (preprocessing included) on dlib's own 128
+    reference chips: dlib's descriptors within 1e-4, and Keras' within 1e-5."""
+    import json
+
+    from PIL import Image
+
+    from tests.conftest import DLIB_REFERENCE
+    from verifier.onnx_branch import Branch, export_branch
+
+    if not (DLIB_REFERENCE / "descriptors.json").is_file():
+        pytest.skip(f"{DLIB_REFERENCE} is absent")
+    model = _branch("dlib-resnet", "none").model
+    onnx = Branch(export_branch(model, tmp_path / "branch.onnx"))
+    reference = json.loads((DLIB_REFERENCE / "descriptors.json").read_text())
+    names = sorted(n for n, v in reference.items() if v.get("descriptor"))
+    chips = np.stack([np.asarray(Image.open(DLIB_REFERENCE / "chips" / n).convert("RGB"))
+                      for n in names]).astype(np.float32)
+    got = np.concatenate([onnx(chips[i:i + 32]) for i in range(0, len(chips), 32)])
+    want = np.concatenate([np.asarray(model(chips[i:i + 32], training=False))
+                           for i in range(0, len(chips), 32)])
+    assert np.abs(got - np.array([reference[n]["descriptor"] for n in names])).max() < 1e-4
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_vgg19_embeds_the_seed_photos_as_keras_does(seed_faces, tmp_path):
+    """Every seed photo (whole, 64 px) through a vgg19 branch: ONNX within 1e-5 of Keras."""
+    from PIL import Image
+
+    from verifier.network import build_branch
+    from verifier.onnx_branch import Branch, export_branch
+
+    model = build_branch("vgg19", weights="none", image_size=64, embedding_dim=128).model
+    onnx = Branch(export_branch(model, tmp_path / "branch.onnx"))
+    photos = sorted(seed_faces.rglob("*.png"))
+    x = np.stack([np.asarray(Image.open(p).convert("RGB").resize((64, 64))) for p in photos]
+                 ).astype(np.float32)
+    got = np.concatenate([onnx(x[i:i + 32]) for i in range(0, len(x), 32)])
+    want = np.concatenate([np.asarray(model(x[i:i + 32], training=False)) for i in range(0, len(x), 32)])
+    assert got.shape == (128, 128) and np.abs(want).max() <= 1
+    assert np.abs(got - want).max() < 1e-5
