@@ -22,8 +22,6 @@ from .quiet import without_native_log_lines
 
 log = logging.getLogger(__name__)
 
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
-
 
 class Embedder:
     """A Ray Data actor: loads the model version once, then embeds batches of
@@ -94,8 +92,9 @@ def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | 
     if started:
         kwargs = {"address": address} if address else \
             {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
-        ray.init(**kwargs, log_to_driver=False, logging_level=notes,
-                 runtime_env={"env_vars": QUIET_ENV})
+        # no runtime_env: the workers load no TensorFlow to quieten, and a runtime
+        # environment costs worker start-up time
+        ray.init(**kwargs, log_to_driver=False, logging_level=notes)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.verbose_stats_logs = False
