@@ -44,12 +44,21 @@ with TestClient(create_app(ws, open_database(ws.database_url), Settings(auth=Fal
 print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "mtcnn")}))
 """
 
+RAY_WORKER = """
+import json, sys
+import numpy as np
+from jobs.ray_engine import Embedder
+out = Embedder(sys.argv[1], "tiny", 1)({"image_id": np.array([1]), "path": np.array([sys.argv[2]], dtype=object)})
+assert out["vector"].shape == (1, 64) and out["reason"][0] == "", out
+print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "mtcnn")}))
+"""
+"""What a Ray worker runs: the actor that loads the model and embeds a batch."""
+
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A trained tiny model (its branch exported by train) with an embedded gallery,
     and MTCNN's networks translated into a cache the child processes share."""
-    from jobs.embed import embed_gallery
     from jobs.train import TrainOptions, train
     from storage.database import open_database
     from storage.workspace import Workspace
@@ -64,8 +73,7 @@ def home(tmp_path_factory):
     train(ws, TrainOptions(data=data, backbone="tiny", weights="none", image_size=32, epochs=1,
                            detector="none", name="tiny"), quiet=True, echo=lambda s: None,
           database=sessions)
-    embed_gallery(ws, sessions, data, model="tiny", quiet=True)
-    sessions.kw["bind"].dispose()
+    sessions.kw["bind"].dispose()  # not embedded: `evaluate` embeds the photos it scores
     MTCNNPipeline.cached(folder=cache_dir(base / "cache"))
     return base
 
@@ -100,17 +108,20 @@ def test_cached_mtcnn_is_what_the_package_computes(home):
 
 
 def test_inference_commands_never_import_tensorflow(home, tmp_path):
+    """In this order: evaluate embeds the gallery first (the photos it scores)."""
     photo = next((home / "faces").rglob("*.png"))
     other = sorted((home / "faces").rglob("*.png"))[-1]
     face = tmp_path / "face.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 80, 3), dtype=np.uint8)).save(face)
-    for args in (["embed", "--data", str(home / "faces")],
+    for args in (["evaluate", "--threshold", "0.5"],  # embeds the photos first
+                 ["embed", "--data", str(home / "faces")],
                  ["query", str(photo), "-k", "2", "--json"],
                  ["verify", str(photo), str(other), "--threshold", "1"],
-                 ["evaluate", "--threshold", "0.5"],
                  ["detect", str(face)]):
         loaded, out = run(home, *args)
         assert loaded == {"tensorflow": False, "keras": False, "mtcnn": False}, (args, loaded)
+    loaded, _ = run(home, str(home / "home"), str(photo), script=RAY_WORKER)
+    assert loaded == {"tensorflow": False, "keras": False, "mtcnn": False}
     _, answer = run(home, "query", str(photo), "-k", "2", "--json")
     assert json.loads(answer)["results"][0]["matches"]  # answered, not only started
     loaded, _ = run(home, str(home / "home"), str(photo), script=SERVE)
@@ -118,6 +129,7 @@ def test_inference_commands_never_import_tensorflow(home, tmp_path):
 
 
 def test_onnx_answers_what_keras_answers(home):
+    run(home, "embed", "--data", str(home / "faces"))  # unchanged when an earlier test did it
     photo = next((home / "faces").rglob("*.png"))
     onnx_loaded, onnx_out = run(home, "query", str(photo), "-k", "3", "--json")
     keras_loaded, keras_out = run(home, "query", str(photo), "-k", "3", "--json", engine="keras")
@@ -131,6 +143,7 @@ def test_onnx_answers_what_keras_answers(home):
 def test_a_version_saved_before_exports_is_exported_once(home, tmp_path):
     """Without branch.onnx (a version saved by an older release) the first use
     exports it; the next process runs without TensorFlow."""
+    run(home, "embed", "--data", str(home / "faces"))
     copy = tmp_path / "copy"
     shutil.copytree(home, copy, ignore=shutil.ignore_patterns("cache"))
     shutil.copytree(home / "cache", copy / "cache")
