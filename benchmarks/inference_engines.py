@@ -69,21 +69,25 @@ def folder_of(n: int, photos: list[Path], root: Path) -> Path:
     return root
 
 
-def forward(label: str, keras_model, onnx_path: Path, side: int, batch: int = 32, reps: int = 3) -> None:
+def forward(label: str, keras_model, onnx_path: Path, side: int, batch: int = 32, rounds: int = 5) -> None:
+    """Inputs per second of each engine, rounds alternating between them (the
+    machine's speed drifts), median round."""
     from verifier.network import inference_function
     from verifier.onnx_branch import Branch
 
     x = np.random.default_rng(0).uniform(0, 255, (batch, side, side, 3)).astype(np.float32)
     runs = {"keras": inference_function(keras_model), "onnx": Branch(onnx_path, os.cpu_count() or 1)}
-    speed = {}
-    for engine, run in runs.items():
+    times: dict[str, list[float]] = {engine: [] for engine in runs}
+    for run in runs.values():
         run(x)
-        t = time.perf_counter()
-        for _ in range(reps):
+    for _ in range(rounds):
+        for engine, run in runs.items():
+            t = time.perf_counter()
             run(x)
-        speed[engine] = batch * reps / (time.perf_counter() - t)
+            times[engine].append(time.perf_counter() - t)
+    speed = {engine: batch / float(np.median(t)) for engine, t in times.items()}
     print(f"{label:<44} TensorFlow {speed['keras']:6.1f} | ONNX Runtime {speed['onnx']:6.1f} inputs/s"
-          f" -> {speed['onnx'] / speed['keras']:4.2f}x", flush=True)
+          f" -> {speed['onnx'] / speed['keras']:4.2f}x (median of {rounds} alternating rounds)", flush=True)
 
 
 def main() -> None:

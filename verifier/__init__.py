@@ -11,7 +11,8 @@ from typing import Any
 
 _EXPORTS = {
     "VerifierError": "errors", "ImageError": "errors", "NoFaceFound": "errors",
-    "DetectorUnavailable": "errors", "BackboneError": "errors",
+    "DetectorUnavailable": "errors", "BackboneError": "errors", "SeveralFaces": "errors",
+    "NoSuchFace": "errors",
     "decode_image": "images", "scan_dataset": "images",
     "Face": "faces", "MTCNNDetector": "faces", "align": "faces",
     "build_branch": "network", "build_siamese": "network", "inference_function": "network",
@@ -19,6 +20,7 @@ _EXPORTS = {
     "make_pairs": "pairs", "PairSet": "pairs",
     "summary": "metrics", "best_accuracy_threshold": "metrics", "far_threshold": "metrics",
     "kfold_accuracy": "metrics",
+    "Branch": "onnx_branch", "export_branch": "onnx_branch",
 }
 __all__ = sorted(_EXPORTS)
 
