@@ -159,3 +159,22 @@ def test_crop_and_resize_is_tensorflows(side):
     want = tf.raw_ops.CropAndResize(image=image[None], boxes=boxes, box_ind=np.zeros(4, np.int32),
                                     crop_size=[side, side]).numpy()
     np.testing.assert_allclose(crop_and_resize(image, boxes, side), want, atol=1e-6)
+
+
+def test_mtcnn_translations_are_cached_and_a_damaged_file_is_made_again(tmp_path, monkeypatch):
+    from verifier.mtcnn_pipeline import MTCNNPipeline
+
+    folder = tmp_path / "mtcnn"
+    first = MTCNNPipeline.cached(folder=folder)
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(files) == ["onet.onnx", "pnet.onnx", "rnet.onnx"]
+    image = _cartoon_face(160, 160, 1)
+    # from the files alone: translating again would fail here
+    monkeypatch.setattr(MTCNNPipeline, "translate", lambda package: 1 / 0)
+    assert MTCNNPipeline.cached(folder=folder).detect(image) == first.detect(image)
+    monkeypatch.undo()
+    (folder / "rnet.onnx").write_bytes(b"not a model")
+    again = MTCNNPipeline.cached(folder=folder)
+    assert again.detect(image) == first.detect(image)
+    assert (folder / "rnet.onnx").read_bytes() != b"not a model"  # translated and written again
+    assert not list(folder.glob(".*"))  # no temporary file left
