@@ -124,9 +124,17 @@ def load_model(ws: Workspace, name: str | None = None, *, engine: str | None = N
 
 
 def ensure_onnx(ws: Workspace, name: str) -> Path:
-    """The path of a model version's ``branch.onnx``, exported first if missing."""
-    path = ws.model_dir(name) / BRANCH_FILE
-    return path if path.is_file() else export_onnx(ws, name)
+    """The path of a model version's ``branch.onnx``, exported first if missing:
+    beside ``branch.keras``, or in ``HOME/cache/onnx/`` when the model's folder cannot
+    be written (a read-only volume shared by servers)."""
+    for path in _onnx_places(ws, name):
+        if path.is_file():
+            return path
+    return export_onnx(ws, name)
+
+
+def _onnx_places(ws: Workspace, name: str) -> list[Path]:
+    return [ws.model_dir(name) / BRANCH_FILE, ws.cache_dir / "onnx" / f"{name}.onnx"]
 
 
 def export_onnx(ws: Workspace, name: str) -> Path:
@@ -139,7 +147,10 @@ def export_onnx(ws: Workspace, name: str) -> Path:
 
     start_tensorflow()
     log.info("exporting model version %s to ONNX (once)", name)
-    return export_branch(_keras_branch(ws, name), ws.model_dir(name) / BRANCH_FILE)
+    beside, cached = _onnx_places(ws, name)
+    target = beside if os.access(beside.parent, os.W_OK) else cached
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return export_branch(_keras_branch(ws, name), target)
 
 
 def _keras_branch(ws: Workspace, name: str) -> Any:

@@ -154,3 +154,22 @@ def test_a_version_saved_before_exports_is_exported_once(home, tmp_path):
     assert loaded["tensorflow"] and onnx.is_file()
     loaded, _ = run(copy, "query", str(photo), "--json")
     assert not loaded["tensorflow"]
+
+
+def test_a_read_only_model_folder_exports_into_the_cache(home, tmp_path, monkeypatch):
+    """A model folder that cannot be written (a shared read-only volume): the export
+    goes to HOME/cache/onnx/ and is found there next time."""
+    from jobs.models import ensure_onnx
+    from storage.workspace import Workspace
+
+    copy = tmp_path / "home"
+    shutil.copytree(home / "home", copy)
+    ws = Workspace.open(copy)
+    (ws.model_dir("tiny") / "branch.onnx").unlink()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ws.model_dir("tiny")
+                        else real(p, mode))
+    path = ensure_onnx(ws, "tiny")
+    assert path == ws.cache_dir / "onnx" / "tiny.onnx" and path.is_file()
+    assert not (ws.model_dir("tiny") / "branch.onnx").exists()
+    assert ensure_onnx(ws, "tiny") == path
