@@ -10,6 +10,10 @@ from verifier import defaults as d
 
 from .context import Context, emit_json, friendly, pass_ctx
 
+MAX_FACES = click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True,
+                         type=click.IntRange(1), help="Faces at most per photo, largest first.")
+"""The option of every command that looks at each face of a photo."""
+
 
 def metric_table(ev) -> list[str]:
     keys = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "far", "frr"]
@@ -146,8 +150,7 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write one row per photo, face and rank to this CSV file.")
-@click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True, type=click.IntRange(1),
-              help="Faces answered at most per photo, largest first.")
+@MAX_FACES
 @pass_ctx
 @friendly
 def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_json: bool,
@@ -258,13 +261,13 @@ def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshol
                            f"top {top}, {w}x{h} (choose another with --face-{label})")
     sys.exit(0 if v.same else 1)
 
+
 @click.command()
 @click.argument("photos", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the faces as one JSON document.")
 @click.option("--chips", "chips_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Also write each face's aligned chip (150 px PNG) into this folder.")
-@click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True, type=click.IntRange(1),
-              help="Faces at most per photo, largest first.")
+@MAX_FACES
 @pass_ctx
 @friendly
 def detect(ctx: Context, photos: tuple[str, ...], as_json: bool, chips_dir: Path | None,
