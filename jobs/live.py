@@ -496,9 +496,22 @@ class Verifier:
                                 *read_header(data), p.status, source, vector,
                                 p.box if p.face is not None else None)
                for (source, data), p, vector in zip(photos, prepared, vectors)]
+        done = self.enroll_embedded(identity, new, [data for _, data in photos])
+        for outcome, p in zip(done, prepared):
+            if outcome.created:
+                self.loaded.preparer.remember(p)
+        return done
+
+    def enroll_embedded(self, identity: str, new: Sequence[gallery.NewPhoto],
+                        datas: Sequence[bytes]) -> list[Enrolled]:
+        """Store photos whose vectors were computed already (``new``, with each
+        photo's bytes in ``datas``) as photos of ``identity``, in one transaction:
+        the second half of :meth:`enroll_many`, and how a named cluster joins the
+        gallery without embedding its faces again."""
+        identity = identity_name(identity)
         self._gallery()
         with self._write_lock:
-            written = [Path(n.path) for n, (_, data) in zip(new, photos) if _write_new(Path(n.path), data)]
+            written = [Path(n.path) for n, data in zip(new, datas) if _write_new(Path(n.path), data)]
             try:
                 done = gallery.commit(self.sessions, lambda session: [
                     gallery.enroll(session, self.model_id, identity, n) for n in new])
@@ -508,9 +521,6 @@ class Verifier:
             added = [(o.embedding_id, o.photo, n.vector) for o, n in zip(done.result, new) if o.created]
             self.follower.apply_own(done.changes, added, [])
             version = self.follower.index.version
-        for outcome, p in zip(done.result, prepared):
-            if outcome.created:
-                self.loaded.preparer.remember(p)
         return [Enrolled(o.photo_id, o.embedding_id, identity, o.face, o.created, version,
                          list(n.face_box) if n.face_box else None)
                 for o, n in zip(done.result, new)]

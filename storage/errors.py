@@ -47,3 +47,7 @@ class IndexStale(IndexMismatch):
 
 class WorkspaceBusy(StorageError):
     """Another job holds the workspace lock."""
+
+
+class RunNotFound(StorageError):
+    """No cluster run, or no group in it, by that number."""

@@ -12,9 +12,10 @@ from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeB
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
-never reused (AUTOINCREMENT on SQLite) and the gallery change log
+never reused (AUTOINCREMENT on SQLite) and the gallery change log; 4: the face an
+enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs
 (``storage/migrations`` upgrades a database in place)."""
 
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
@@ -197,3 +198,54 @@ class ApiKey(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FaceVector(Base):
+    """One face of a photo that need not be in the gallery (an unlabeled photo to
+    cluster) and its vector under one model, keyed by the photo's content: a face is
+    embedded once per content and model, however many runs or paths show it."""
+
+    __tablename__ = "face_vectors"
+    __table_args__ = (UniqueConstraint("sha256", "model_id", "face", name="uq_face_vector"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    face: Mapped[int] = mapped_column(Integer)
+    """Its position among the photo's faces, largest first."""
+    faces: Mapped[int] = mapped_column(Integer)
+    """Faces the detector found in the photo."""
+    box: Mapped[list[int] | None] = mapped_column(JSON)
+    """``[left, top, width, height]`` (``None``: the whole photo, no detector)."""
+    score: Mapped[float | None] = mapped_column(Float)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Cluster(Base):
+    """One group of faces of a cluster run (a :class:`JobRun` of kind ``cluster``).
+    ``cluster`` is the group's id, kept by a later run when its members are the same."""
+
+    __tablename__ = "clusters"
+    __table_args__ = (UniqueConstraint("run_id", "cluster", name="uq_cluster_run"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"), index=True)
+    cluster: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    suggestion: Mapped[str | None] = mapped_column(String(255))
+    """The nearest gallery identity, when it is within the threshold."""
+    distance: Mapped[float | None] = mapped_column(Float)
+    named: Mapped[str | None] = mapped_column(String(255))
+    """The identity the group was enrolled as."""
+
+
+class ClusterMember(Base):
+    """A face of a cluster run: in group ``cluster``, or unclustered (``None``)."""
+
+    __tablename__ = "cluster_members"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"), index=True)
+    cluster: Mapped[int | None] = mapped_column(Integer)
+    face_id: Mapped[int] = mapped_column(ForeignKey("face_vectors.id", ondelete="CASCADE"))
+    photo: Mapped[str] = mapped_column(String(1024))
+    """Where the photo was read (a path on the machine that ran the job)."""
+    source: Mapped[str | None] = mapped_column(String(255))
+    """The name the photo is shown by (an upload's file name, a path under the folder)."""

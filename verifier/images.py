@@ -292,3 +292,26 @@ def load_batch(paths: Sequence[Path], size: int, *,
     for i, path in enumerate(paths):
         out[i] = resize(load_image(path, max_pixels=max_pixels), size)
     return out
+
+
+def face_thumbnail(image: np.ndarray, box: Sequence[float] | None, size: int = 96,
+                   margin: float = 0.3) -> np.ndarray:
+    """A square ``size`` x ``size`` crop around face ``box`` (``[left, top, width,
+    height]``, widened by ``margin`` of its size on each side and clipped to the
+    photo) for contact sheets and thumbnails; the whole photo when ``box`` is None."""
+    h, w = image.shape[:2]
+    if box is None:
+        left, top, side = 0.0, 0.0, float(max(w, h))
+        cx, cy = w / 2, h / 2
+    else:
+        left, top, bw, bh = (float(v) for v in box)
+        side = max(bw, bh) * (1 + 2 * margin)
+        cx, cy = left + bw / 2, top + bh / 2
+    x0, y0 = int(max(0, round(cx - side / 2))), int(max(0, round(cy - side / 2)))
+    x1, y1 = int(min(w, round(cx + side / 2))), int(min(h, round(cy + side / 2)))
+    crop = image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    img = Image.fromarray(np.ascontiguousarray(crop))
+    img.thumbnail((size, size))
+    canvas = Image.new("RGB", (size, size), (240, 240, 240))
+    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
+    return np.asarray(canvas)

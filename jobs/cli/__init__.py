@@ -260,9 +260,9 @@ def fetch(ctx: Context, name: str, dest: Path | None, base_url: str | None) -> N
 
 
 def _register() -> None:
-    from . import gallery, scores, service
+    from . import cluster, gallery, scores, service
 
-    for module in (gallery, scores, service):
+    for module in (cluster, gallery, scores, service):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
@@ -285,3 +285,16 @@ def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, st
                            .where(JobRun.kind == "evaluate", JobRun.status == "ok")
                            .order_by(JobRun.id.desc()).limit(limit)).all()
     return [(run, model) for run, model in rows]
+
+
+def enrolled_as(session: Session, paths: Sequence[str]) -> dict[str, str]:
+    """The identity each of ``paths`` is in the gallery as (paths not in it are absent)."""
+    rows = session.execute(select(Image.path, Identity.name).join(Identity, Identity.id == Image.identity_id)
+                           .where(Image.path.in_(list(paths)), Image.status == ImageStatus.OK))
+    return {path: name for path, name in rows}
+
+
+def identity_exists(session: Session, name: str) -> bool:
+    """Whether ``name`` has a photo in the gallery."""
+    return session.scalar(select(func.count(Image.id)).join(Identity, Identity.id == Image.identity_id)
+                          .where(Identity.name == name, Image.status == ImageStatus.OK)) > 0

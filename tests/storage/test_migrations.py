@@ -33,7 +33,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 4
+    assert schema_version(sessions) == SCHEMA_VERSION == 5
     assert counts(sessions) == before
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
@@ -80,7 +80,7 @@ def test_schema_two_database_is_upgraded_in_place(tmp_path):
         vectors = conn.execute(text("select id, vector from embeddings order by id")).all()
     engine.dispose()
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == 4
+    assert schema_version(sessions) == SCHEMA_VERSION
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
         assert s.scalar(text("select count(*) from pair_scores")) == 24  # nothing cascaded
@@ -113,7 +113,7 @@ def test_postgres_schema_one_is_upgraded(db_url):
                               f"values ({i}, {i}, 1, :v, now())"), {"v": bytes(8)})
     engine.dispose()
     sessions = open_database(db_url)
-    assert schema_version(sessions) == 4
+    assert schema_version(sessions) == SCHEMA_VERSION
     assert counts(sessions) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
     assert_ids_never_reused(sessions)  # the sequences start after the rows inserted by id
     sessions.kw["bind"].dispose()
@@ -128,3 +128,21 @@ def test_head_revision_is_the_last_script():
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_upgraded_database_has_every_table_and_column_of_the_schema(tmp_path):
+    """A release-one database upgraded by the scripts holds what a new database
+    gets from the models: no table, column or index missing or extra."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.schema import Base
+
+    path = tmp_path / "verifier.db"
+    shutil.copy(FIXTURE, path)
+    sessions = open_database(f"sqlite:///{path}")
+    with sessions.kw["bind"].connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    structural = [d for d in diff if isinstance(d, tuple) and d[0] in
+                  ("add_table", "remove_table", "add_column", "remove_column")]
+    assert structural == []

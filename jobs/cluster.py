@@ -1,0 +1,464 @@
+"""The cluster use case: group the faces of unlabeled photos into people, record the
+run, and enroll a group under a name.
+
+Every face is embedded once per photo content and model (``face_vectors``; the
+detections are cached as for ``embed``), so a rerun on a grown folder embeds only
+the new photos. Groups come from Chinese whispers over a k-nearest-neighbour graph
+(:mod:`verifier.clustering`) with the model's calibrated threshold as the distance
+cut. A group keeps its id in a later run when its members are the same.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import clusters as store
+from storage import gallery
+from storage.errors import GalleryConflict
+from storage.schema import Model
+from storage.workspace import Workspace
+from verifier.clustering import (DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS, UNCLUSTERED,
+                                 cluster_vectors)
+from verifier.defaults import DEFAULT_MAX_FACES
+from verifier.errors import VerifierError
+from verifier.images import image_format, is_image_file, read_header, sha256_bytes
+
+from .live import GalleryEmpty, IdentityNotFound, NotCalibrated, Verifier
+from .models import LoadedModel, load_model
+from .preprocess import Prepared, read_photo_bytes
+
+log = logging.getLogger(__name__)
+
+BATCH = 32
+"""Photos read, detected and embedded together."""
+PROGRESS_EVERY_S = 0.5
+"""How often a run writes its progress to the database."""
+
+
+class ClusterError(VerifierError):
+    """A cluster run or a naming that cannot go ahead."""
+
+
+class RunNotDone(ClusterError):
+    """The run is still going, or failed."""
+
+
+class OtherModel(ClusterError):
+    """The run was made with another model than the one loaded."""
+
+
+@dataclass(frozen=True)
+class PhotoItem:
+    """A photo to cluster: where it is read, and the name it is shown by."""
+
+    path: Path
+    name: str
+
+
+def photo_items(items: Sequence[str | Path]) -> list[PhotoItem]:
+    """Photos named on the command line; a folder stands for every photo under it
+    (its sub-folder names are not labels). Shown by the path as given."""
+    out = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            out += [PhotoItem(p, str(p)) for p in sorted(path.rglob("*"))
+                    if is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        else:
+            out.append(PhotoItem(path, str(item)))
+    return out
+
+
+@dataclass(frozen=True)
+class GroupFace:
+    photo: str
+    box: list[int] | None
+    face: int
+    face_id: int
+    path: str
+
+
+@dataclass
+class Group:
+    cluster: int
+    faces: list[GroupFace]
+    suggestion: str | None = None
+    distance: float | None = None
+    named: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.faces)
+
+    @property
+    def photos(self) -> list[str]:
+        return list(dict.fromkeys(f.photo for f in self.faces))
+
+    def as_dict(self) -> dict:
+        return {"cluster": self.cluster, "size": self.size, "photos": self.photos,
+                "faces": [{"photo": f.photo, "box": f.box} for f in self.faces],
+                "suggestion": None if self.suggestion is None else
+                {"identity": self.suggestion, "distance": round(self.distance, 4)},
+                "named": self.named}
+
+
+@dataclass
+class ClusterRun:
+    """A cluster run: its groups (largest first), the faces left alone, and what
+    could not be used."""
+
+    run: int
+    model: str
+    status: str
+    threshold: float | None = None
+    min_size: int = DEFAULT_MIN_SIZE
+    groups: list[Group] = field(default_factory=list)
+    alone: list[GroupFace] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def unclustered(self) -> list[str]:
+        return list(dict.fromkeys(f.photo for f in self.alone))
+
+    def as_dict(self) -> dict:
+        return {"run": self.run, "model": self.model, "status": self.status,
+                "threshold": self.threshold, "min_size": self.min_size,
+                "progress": {"done": self.counts.get("done", 0), "total": self.counts.get("total", 0)},
+                "clusters": [g.as_dict() for g in self.groups],
+                "unclustered": self.unclustered,
+                "unclustered_faces": [{"photo": f.photo, "box": f.box} for f in self.alone],
+                "skipped": dict(self.skipped), "counts": dict(self.counts), "error": self.error}
+
+    def lines(self) -> list[str]:
+        if self.status != "done":
+            done, total = self.counts.get("done", 0), self.counts.get("total", 0)
+            return [f"cluster run {self.run} ({self.model}): {self.status}, {done}/{total} photos"
+                    + (f": {self.error}" if self.error else "")]
+        c = self.counts
+        out = [f"cluster run {self.run} ({self.model}, threshold {self.threshold:.4f}): "
+               f"{c.get('faces', 0)} faces in {c.get('photos', 0)} photos -> {len(self.groups)} groups, "
+               f"{len(self.alone)} faces unclustered ({c.get('embedded', 0)} faces embedded, "
+               f"{c.get('reused', 0)} reused; {c.get('seconds', 0):.1f} s)"]
+        if self.groups:
+            out.append(f"{'group':>6} {'faces':>5}  {'suggestion':<28} photos")
+        for g in self.groups:
+            hint = f"{g.suggestion} ({g.distance:.3f})" if g.suggestion else "-"
+            if g.named:
+                hint = f"named {g.named}"
+            shown = ", ".join(g.photos[:3]) + (f", ... ({len(g.photos) - 3} more)" if len(g.photos) > 3 else "")
+            out.append(f"{g.cluster:>6} {g.size:>5}  {hint:<28} {shown}")
+        if self.alone:
+            out.append(f"unclustered: {', '.join(self.unclustered[:5])}"
+                       + (f", ... ({len(self.unclustered) - 5} more)" if len(self.unclustered) > 5 else ""))
+        out += [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())]
+        if self.groups:
+            out.append(f"name a group: verifier cluster name {self.run} GROUP NAME")
+        return out
+
+
+def _model_row(session: Session, model_id: int | None) -> Model:
+    row = session.get(Model, model_id) if model_id is not None else None
+    if row is None:
+        raise ClusterError("the model of this cluster run is gone")
+    return row
+
+
+def open_verifier(ws: Workspace, sessions: sessionmaker[Session], model: str | None = None,
+                  loaded: LoadedModel | None = None) -> Verifier:
+    """A :class:`Verifier` for model ``model`` (its index is loaded only if used)."""
+    loaded = loaded or load_model(ws, model)
+    with sessions.begin() as session:
+        row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
+        model_id, threshold = row.id, row.threshold
+    return Verifier(ws, sessions, loaded, model_id, threshold)
+
+
+def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold: float | None = None,
+              min_size: int = DEFAULT_MIN_SIZE, neighbours: int = DEFAULT_NEIGHBOURS,
+              max_faces: int = DEFAULT_MAX_FACES, photos: int = 0) -> int:
+    """Record a new run (status ``running``) and return its number; the threshold
+    must be known (given, or calibrated by ``verifier evaluate``)."""
+    threshold = verifier.threshold if threshold is None else threshold
+    if threshold is None:
+        raise NotCalibrated(f"model {verifier.model!r} has no calibrated threshold yet; run "
+                            "`verifier evaluate` once, or pass --threshold")
+    params = {"threshold": float(threshold), "min_size": min_size, "neighbours": neighbours,
+              "max_faces": max_faces, "algorithm": "chinese-whispers"}
+    with sessions.begin() as session:
+        run_id = store.start(session, verifier.model_id, params)
+    store.progress(sessions, run_id, 0, photos)
+    return run_id
+
+
+def cluster_photos(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[PhotoItem], *,
+                   verifier: Verifier, run_id: int | None = None, threshold: float | None = None,
+                   min_size: int = DEFAULT_MIN_SIZE, neighbours: int = DEFAULT_NEIGHBOURS,
+                   max_faces: int = DEFAULT_MAX_FACES,
+                   on_progress: Callable[[int, int], None] | None = None) -> ClusterRun:
+    """Embed every face of ``photos`` not embedded before, group all of them, record
+    the run and return it. ``run_id``: a run made by :func:`start_run` (the service
+    answers with its number before the work starts). A run that fails is recorded
+    as ``failed`` with its error."""
+    if run_id is None:
+        run_id = start_run(sessions, verifier, threshold=threshold, min_size=min_size,
+                           neighbours=neighbours, max_faces=max_faces, photos=len(photos))
+    try:
+        return _cluster(sessions, list(photos), verifier, run_id, on_progress)
+    except BaseException as exc:
+        store.fail(sessions, run_id, str(exc) or type(exc).__name__)
+        raise
+
+
+def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier: Verifier,
+             run_id: int, on_progress: Callable[[int, int], None] | None) -> ClusterRun:
+    started = time.perf_counter()
+    with sessions() as session:
+        params = store.get_run(session, run_id, members=False).params
+    threshold, min_size = float(params["threshold"]), int(params["min_size"])
+    total = len(photos)
+    skipped: dict[str, str] = {}
+    # per photo: the faces of its content (StoredFace), None when skipped
+    found: list[list[store.StoredFace] | None] = []
+    embedded = reused = 0
+    last = time.monotonic()
+    threads = max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(threads) as pool:
+        for at in range(0, total, BATCH):
+            chunk = photos[at:at + BATCH]
+            datas: list[bytes | None] = []
+            for item in chunk:
+                try:
+                    datas.append(read_photo_bytes(item.path))
+                except VerifierError as exc:
+                    skipped[item.name] = str(exc)
+                    datas.append(None)
+            shas = [sha256_bytes(d) if d is not None else None for d in datas]
+            with sessions() as session:
+                known = store.faces_of(session, verifier.model_id, [s for s in shas if s])
+            todo = {s: (d, item) for s, d, item in zip(shas, datas, chunk) if s and s not in known}
+            prepared = dict(zip(todo, pool.map(lambda kv: _prepare(verifier, *kv, params), todo.values())))
+            new: list[store.NewFace] = []
+            faces = [p for ps in prepared.values() if not isinstance(ps, str) for p in ps]
+            vectors = verifier.embed(faces)
+            at_vector = 0
+            for sha, ps in prepared.items():
+                if isinstance(ps, str):
+                    continue
+                for p in ps:
+                    new.append(store.NewFace(sha, p.index, max(p.found, 1),
+                                             list(p.box) if p.face is not None else None,
+                                             None if p.face is None else float(p.face.confidence),
+                                             vectors[at_vector]))
+                    at_vector += 1
+            if new:
+                known.update(store.store_faces(sessions, verifier.model_id, new))
+                embedded += len(new)
+            for sha, item in zip(shas, chunk):
+                if sha is None:
+                    found.append(None)
+                elif isinstance(prepared.get(sha), str):
+                    skipped[item.name] = prepared[sha]
+                    found.append(None)
+                else:
+                    if sha not in prepared:
+                        reused += len(known.get(sha, []))
+                    found.append(known.get(sha, []))
+            done = min(at + BATCH, total)
+            if on_progress:
+                on_progress(done, total)
+            if time.monotonic() - last >= PROGRESS_EVERY_S or done == total:
+                store.progress(sessions, run_id, done, total)
+                last = time.monotonic()
+    # one vector per face content; several paths may show the same content
+    members: list[tuple[PhotoItem, store.StoredFace]] = [
+        (item, face) for item, faces in zip(photos, found) if faces for face in faces]
+    unique = {face.id: face for _, face in members}
+    ids = np.fromiter(unique, dtype=np.int64, count=len(unique))
+    vectors = np.stack([unique[i].vector for i in ids]) if len(ids) else np.zeros((0, 1), np.float32)
+    labels = cluster_vectors(vectors, threshold, k=int(params["neighbours"]), min_size=1) \
+        if len(ids) else np.zeros(0, np.int64)
+    label_of = dict(zip(ids.tolist(), labels.tolist()))
+    by_label: dict[int, list[tuple[PhotoItem, store.StoredFace]]] = {}
+    for item, face in members:
+        by_label.setdefault(label_of[face.id], []).append((item, face))
+    big = {lab: m for lab, m in by_label.items() if len(m) >= min_size}
+    alone = [m for lab, ms in by_label.items() if lab not in big for m in ms]
+    with sessions() as session:
+        previous, top = store.previous_groups(session, verifier.model_id, run_id)
+    groups: list[Group] = []
+    fresh = top + 1
+    for lab, ms in sorted(big.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        key = frozenset(face.id for _, face in ms)
+        if key in previous:
+            number = previous[key]
+        else:
+            number, fresh = fresh, fresh + 1
+        groups.append(Group(number, [_group_face(item, face) for item, face in ms]))
+    _suggest(verifier, groups, unique, threshold)
+    groups.sort(key=lambda g: (-g.size, g.cluster))
+    counts = {"done": total, "total": total, "photos": total - len(skipped),
+              "faces": len(members), "embedded": embedded, "reused": reused,
+              "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
+              "seconds": round(time.perf_counter() - started, 3), "skipped_photos": skipped}
+    store.finish(sessions, run_id,
+                 [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
+                 [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
+                 + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
+                 counts)
+    return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
+                      [_group_face(item, face) for item, face in alone], skipped, counts)
+
+
+def _prepare(verifier: Verifier, data: bytes, item: PhotoItem, params: dict) -> list[Prepared] | str:
+    """Every face of one photo (detection cached by content), or why it cannot be used."""
+    try:
+        return verifier.loaded.preparer.prepare_faces(data, item.name, max_faces=int(params["max_faces"]),
+                                                      remember=True)
+    except VerifierError as exc:
+        return str(exc)
+
+
+def _group_face(item: PhotoItem, face: store.StoredFace) -> GroupFace:
+    return GroupFace(item.name, face.box, face.face, face.id, str(item.path))
+
+
+def _suggest(verifier: Verifier, groups: list[Group], faces: dict[int, store.StoredFace],
+             threshold: float) -> None:
+    """Each group's suggestion: the gallery identity that most of its faces find
+    nearest within the threshold (distance: the median of those faces'), if any."""
+    if not groups:
+        return
+    ids = [f.face_id for g in groups for f in g.faces]
+    try:
+        ranked, _ = verifier.rank_many(np.stack([faces[i].vector for i in ids]), 1)
+    except GalleryEmpty:
+        return
+    at = 0
+    for g in groups:
+        votes: dict[str, list[float]] = {}
+        for matches in ranked[at:at + g.size]:
+            if matches and matches[0].distance <= threshold:
+                votes.setdefault(matches[0].identity, []).append(matches[0].distance)
+        at += g.size
+        if votes:
+            name, distances = max(votes.items(), key=lambda kv: (len(kv[1]), -min(kv[1])))
+            g.suggestion, g.distance = name, float(np.median(distances))
+
+
+def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
+    """A recorded run as :func:`cluster_photos` returned it (or its progress)."""
+    with sessions() as session:
+        stored = store.get_run(session, run_id)
+        model = _model_row(session, stored.model_id).name
+    counts = dict(stored.counts)
+    skipped = counts.pop("skipped_photos", {}) or {}
+    groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named) for g in stored.groups}
+    alone = []
+    for m in stored.members:
+        face = GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)
+        (groups[m.cluster].faces if m.cluster in groups else alone).append(face)
+    return ClusterRun(stored.id, model, stored.status, stored.params.get("threshold"),
+                      int(stored.params.get("min_size", DEFAULT_MIN_SIZE)),
+                      sorted(groups.values(), key=lambda g: (-g.size, g.cluster)), alone,
+                      skipped, counts, stored.error)
+
+
+def group_face(sessions: sessionmaker[Session], run_id: int, cluster: int | None, index: int) -> GroupFace:
+    """Face ``index`` of group ``cluster`` (``None``: the unclustered faces) of a run."""
+    run = load_run(sessions, run_id)
+    faces = run.alone if cluster is None else next((g.faces for g in run.groups if g.cluster == cluster), None)
+    if faces is None or not 0 <= index < len(faces):
+        raise store.RunNotFound(f"cluster run {run_id} has no face {index} in group {cluster}")
+    return faces[index]
+
+
+@dataclass
+class Named:
+    run: int
+    cluster: int
+    identity: str
+    enrolled: int
+    already: int
+    skipped: dict[str, str]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def lines(self) -> list[str]:
+        out = [f"group {self.cluster} of run {self.run} -> {self.identity}: {self.enrolled} photos "
+               f"enrolled, {self.already} already there"]
+        out += [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())]
+        return out
+
+
+def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int, cluster: int,
+               name: str, *, merge: bool = False) -> Named:
+    """Enroll the faces of group ``cluster`` of run ``run_id`` as person ``name``
+    through the gallery's one write path, with the vectors the run computed (nothing
+    is embedded again). ``name`` must be new, or an existing person with ``merge``.
+    A photo that changed since the run, or that the gallery holds as someone else
+    (a gallery photo stands for one face), is skipped and reported."""
+    name = gallery.identity_name(name)
+    run = load_run(sessions, run_id)
+    if run.status != "done":
+        raise RunNotDone(f"cluster run {run_id} is {run.status}; name its groups once it is done")
+    if run.model != verifier.model:
+        raise OtherModel(f"cluster run {run_id} was made with model {run.model!r}, not {verifier.model!r}")
+    group = next((g for g in run.groups if g.cluster == cluster), None)
+    if group is None:
+        raise store.RunNotFound(f"cluster run {run_id} has no group {cluster}")
+    with sessions() as session:
+        exists = gallery.identity_exists(session, name)
+        faces = {f.id: f for m in store.get_run(session, run_id).members for f in [m.face]}
+    if exists and not merge:
+        raise GalleryConflict(f"there is already a person named {name!r}; merge the group into "
+                              "them on purpose (--merge-into / merge=true) or choose another name")
+    if merge and not exists:
+        raise IdentityNotFound(f"no identity {name!r} in the gallery to merge into")
+    skipped: dict[str, str] = {}
+    new: list[gallery.NewPhoto] = []
+    datas: list[bytes] = []
+    for face in sorted(group.faces, key=lambda f: f.face):  # a photo's largest face first
+        stored = faces[face.face_id]
+        try:
+            data = read_photo_bytes(Path(face.path))
+        except VerifierError as exc:
+            skipped[face.photo] = str(exc)
+            continue
+        sha = sha256_bytes(data)
+        if sha != stored.sha256:
+            skipped[face.photo] = f"the photo changed since cluster run {run_id}"
+            continue
+        path = str(verifier.ws.enrolled_path(sha, image_format(data)))
+        if any(n.path == path for n in new):
+            continue
+        new.append(gallery.NewPhoto(path, sha, *read_header(data),
+                                    "several_faces" if stored.faces > 1 else "face",
+                                    Path(face.photo).name, stored.vector,
+                                    None if stored.box is None else tuple(stored.box)))
+        datas.append(data)
+    with sessions() as session:
+        taken = gallery.enrolled_as(session, [n.path for n in new])
+    keep = []
+    for n, data in zip(new, datas):
+        other = taken.get(n.path)
+        if other is not None and other != name:
+            skipped[n.source] = f"this photo is in the gallery as {other!r} already (a photo stands for one face)"
+        else:
+            keep.append((n, data))
+    done = verifier.enroll_embedded(name, [n for n, _ in keep], [d for _, d in keep]) if keep else []
+    with sessions.begin() as session:
+        store.mark_named(session, run_id, cluster, name)
+    created = sum(e.created for e in done)
+    return Named(run_id, cluster, name, created, len(done) - created, skipped)
+

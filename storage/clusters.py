@@ -1,0 +1,194 @@
+"""Cluster runs in the database: face vectors of unlabeled photos (by content and
+model, stored once), and each run's groups and members.
+
+A run is a ``job_runs`` row of kind ``cluster``; its ``counts`` hold the progress
+while it runs (``done``/``total`` photos) and the outcome after.
+"""
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import RunNotFound
+from .gallery.reads import vector_to_bytes
+from .schema import Cluster, ClusterMember, FaceVector, JobRun, utcnow
+
+RUN_KIND = "cluster"
+
+
+class StoredFace(NamedTuple):
+    """One face of a photo content, as stored."""
+
+    id: int
+    sha256: str
+    face: int
+    faces: int
+    box: list[int] | None
+    score: float | None
+    vector: np.ndarray
+
+
+class NewFace(NamedTuple):
+    sha256: str
+    face: int
+    faces: int
+    box: list[int] | None
+    score: float | None
+    vector: np.ndarray
+
+
+def _stored(row: FaceVector) -> StoredFace:
+    return StoredFace(row.id, row.sha256, row.face, row.faces, row.box, row.score,
+                      np.frombuffer(row.vector, dtype=np.float32))
+
+
+def faces_of(session: Session, model_id: int, sha256s: Iterable[str],
+             chunk: int = 500) -> dict[str, list[StoredFace]]:
+    """The stored faces of each photo content under ``model_id``, in face order;
+    contents never embedded are absent."""
+    wanted = list(dict.fromkeys(sha256s))
+    out: dict[str, list[StoredFace]] = {}
+    for at in range(0, len(wanted), chunk):
+        rows = session.scalars(select(FaceVector).where(
+            FaceVector.model_id == model_id, FaceVector.sha256.in_(wanted[at:at + chunk]))
+            .order_by(FaceVector.sha256, FaceVector.face))
+        for row in rows:
+            out.setdefault(row.sha256, []).append(_stored(row))
+    return out
+
+
+def store_faces(sessions: sessionmaker[Session], model_id: int,
+                faces: Sequence[NewFace]) -> dict[str, list[StoredFace]]:
+    """Store new faces in one transaction; a content another run stored meanwhile
+    keeps that run's rows (the same model gives the same vectors). Returns the
+    stored faces of every content given."""
+    try:
+        with sessions.begin() as session:
+            known = set(faces_of(session, model_id, (f.sha256 for f in faces)))
+            session.add_all(FaceVector(sha256=f.sha256, model_id=model_id, face=f.face,
+                                       faces=f.faces, box=f.box, score=f.score,
+                                       vector=vector_to_bytes(f.vector))
+                            for f in faces if f.sha256 not in known)
+    except IntegrityError:  # a concurrent run stored one of these contents first
+        pass
+    with sessions() as session:
+        return faces_of(session, model_id, (f.sha256 for f in faces))
+
+
+def start(session: Session, model_id: int, params: dict) -> int:
+    run = JobRun(kind=RUN_KIND, model_id=model_id, params=params, status="running",
+                 counts={"done": 0, "total": 0})
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def progress(sessions: sessionmaker[Session], run_id: int, done: int, total: int) -> None:
+    with sessions.begin() as session:
+        run = session.get(JobRun, run_id)
+        run.counts = dict(run.counts or {}, done=done, total=total)
+
+
+def fail(sessions: sessionmaker[Session], run_id: int, error: str) -> None:
+    with sessions.begin() as session:
+        run = session.get(JobRun, run_id)
+        run.status, run.ended, run.error = "failed", utcnow(), error[:2000]
+
+
+class GroupRow(NamedTuple):
+    cluster: int
+    size: int
+    suggestion: str | None
+    distance: float | None
+
+
+class MemberRow(NamedTuple):
+    cluster: int | None
+    face_id: int
+    photo: str
+    source: str | None
+
+
+def previous_groups(session: Session, model_id: int, before: int
+                    ) -> tuple[dict[frozenset[int], int], int]:
+    """The groups of the last finished cluster run of ``model_id`` before run
+    ``before`` (by their members' face ids), and the largest group id any earlier
+    run of the model used."""
+    last = session.scalar(select(JobRun.id).where(
+        JobRun.kind == RUN_KIND, JobRun.model_id == model_id, JobRun.status == "done",
+        JobRun.id < before).order_by(JobRun.id.desc()).limit(1))
+    top = session.scalar(select(func.max(Cluster.cluster)).join(JobRun, JobRun.id == Cluster.run_id)
+                         .where(JobRun.model_id == model_id, JobRun.id < before))
+    groups: dict[int, set[int]] = {}
+    if last is not None:
+        for cluster, face_id in session.execute(select(ClusterMember.cluster, ClusterMember.face_id)
+                                                .where(ClusterMember.run_id == last,
+                                                       ClusterMember.cluster.is_not(None))):
+            groups.setdefault(cluster, set()).add(face_id)
+    return {frozenset(v): k for k, v in groups.items()}, int(top if top is not None else -1)
+
+
+def finish(sessions: sessionmaker[Session], run_id: int, groups: Sequence[GroupRow],
+           members: Sequence[MemberRow], counts: dict) -> None:
+    """Record a run's groups and members and mark it done, in one transaction."""
+    with sessions.begin() as session:
+        session.execute(delete(Cluster).where(Cluster.run_id == run_id))
+        session.execute(delete(ClusterMember).where(ClusterMember.run_id == run_id))
+        session.add_all(Cluster(run_id=run_id, cluster=g.cluster, size=g.size,
+                                suggestion=g.suggestion, distance=g.distance) for g in groups)
+        session.add_all(ClusterMember(run_id=run_id, cluster=m.cluster, face_id=m.face_id,
+                                      photo=m.photo[:1024], source=(m.source or "")[-255:] or None)
+                        for m in members)
+        run = session.get(JobRun, run_id)
+        run.status, run.ended, run.counts = "done", utcnow(), counts
+
+
+class Member(NamedTuple):
+    cluster: int | None
+    photo: str
+    source: str | None
+    face: StoredFace
+
+
+class StoredRun(NamedTuple):
+    id: int
+    model_id: int | None
+    status: str
+    params: dict
+    counts: dict
+    error: str | None
+    groups: list[Cluster]
+    members: list[Member]
+
+
+def get_run(session: Session, run_id: int, *, members: bool = True) -> StoredRun:
+    run = session.get(JobRun, run_id)
+    if run is None or run.kind != RUN_KIND:
+        raise RunNotFound(f"no cluster run {run_id}")
+    groups = list(session.scalars(select(Cluster).where(Cluster.run_id == run_id)
+                                  .order_by(Cluster.size.desc(), Cluster.cluster)))
+    found: list[Member] = []
+    if members:
+        rows = session.execute(select(ClusterMember, FaceVector)
+                               .join(FaceVector, FaceVector.id == ClusterMember.face_id)
+                               .where(ClusterMember.run_id == run_id).order_by(ClusterMember.id))
+        found = [Member(m.cluster, m.photo, m.source, _stored(f)) for m, f in rows]
+    return StoredRun(run.id, run.model_id, run.status, dict(run.params or {}),
+                     dict(run.counts or {}), run.error, groups, found)
+
+
+def runs(session: Session, limit: int = 20) -> list[JobRun]:
+    """The most recent cluster runs, newest first."""
+    return list(session.scalars(select(JobRun).where(JobRun.kind == RUN_KIND)
+                                .order_by(JobRun.id.desc()).limit(limit)))
+
+
+def mark_named(session: Session, run_id: int, cluster: int, name: str) -> None:
+    row = session.scalar(select(Cluster).where(Cluster.run_id == run_id, Cluster.cluster == cluster))
+    if row is None:
+        raise RunNotFound(f"cluster run {run_id} has no group {cluster}")
+    row.named = name
