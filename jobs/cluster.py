@@ -25,7 +25,7 @@ from storage import gallery
 from storage.errors import GalleryConflict
 from storage.schema import Model
 from storage.workspace import Workspace
-from verifier.clustering import (DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS, UNCLUSTERED,
+from verifier.clustering import (DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS,
                                  cluster_vectors)
 from verifier.defaults import DEFAULT_MAX_FACES
 from verifier.errors import VerifierError
@@ -309,12 +309,12 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
     counts = {"done": total, "total": total, "photos": total - len(skipped),
               "faces": len(members), "embedded": embedded, "reused": reused,
               "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
-              "seconds": round(time.perf_counter() - started, 3), "skipped_photos": skipped}
+              "seconds": round(time.perf_counter() - started, 3)}
     store.finish(sessions, run_id,
                  [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
                  [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
                  + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
-                 counts)
+                 dict(counts, skipped_photos=skipped))
     return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
                       [_group_face(item, face) for item, face in alone], skipped, counts)
 
