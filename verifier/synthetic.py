@@ -67,14 +67,17 @@ def compose_group(photos: "list[Path]", sides: "list[int]", *, gap: int = 30,
 
 
 def identity_mixture(people: int, per_person: int | tuple[int, int] = 8, dim: int = 128, *,
-                     spread: float = 0.025, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     spread: float = 0.025, lookalikes: float | None = None,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded face-like vectors and their true people: ``people`` centres at random
     on the unit sphere (far apart in many dimensions, as different people are), each
     with ``per_person`` photos (or a count drawn from ``(low, high)``) scattered
     around it with per-dimension deviation ``spread`` times a per-person factor in
     [0.7, 1.3]. With ``dim=128`` and the default spread two photos of one person lie
     about 0.4 apart and two people about 1.4: the scale of dlib's descriptors (same
-    person under 0.6). Returns ``(vectors float32 (n, dim), labels int64 (n,))``."""
+    person under 0.6). With ``lookalikes`` every odd-numbered person's centre is
+    moved to about that distance from the person before (look-alike pairs, where
+    single linkage chains two people together). Returns ``(vectors float32 (n, dim), labels int64 (n,))``."""
     rng = np.random.default_rng(seed)
     if isinstance(per_person, tuple):
         counts = rng.integers(per_person[0], per_person[1] + 1, size=people)
@@ -83,6 +86,10 @@ def identity_mixture(people: int, per_person: int | tuple[int, int] = 8, dim: in
     labels = np.repeat(np.arange(people, dtype=np.int64), counts)
     centres = rng.standard_normal((people, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    if lookalikes is not None:
+        step = rng.standard_normal((people // 2, dim)).astype(np.float32)
+        step *= lookalikes / np.linalg.norm(step, axis=1, keepdims=True)
+        centres[1::2][:len(step)] = centres[0::2][:len(step)] + step
     scale = (spread * rng.uniform(0.7, 1.3, size=people)).astype(np.float32)
     vectors = centres[labels] + rng.standard_normal((len(labels), dim)).astype(np.float32) \
         * scale[labels, None]

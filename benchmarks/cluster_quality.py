@@ -1,0 +1,194 @@
+"""How well and how fast `verifier cluster` groups faces, side by side in one run.
+
+    python benchmarks/cluster_quality.py [--sizes 10000,100000,1000000] [--skip-seed]
+
+1. Seed photos: a dlib-resnet workspace (MTCNN faces) over the 16 seed people,
+   threshold calibrated by `verifier evaluate` on the validation split; then the 128
+   photos copied into one folder under numbered names and put through
+   `verifier cluster` (what users run). BCubed precision/recall/F against the true
+   people, for that run and, on the same vectors: this project's Chinese whispers
+   (closeness weights, best of 5 by modularity) over seeds 0-19 and thresholds
+   around the calibrated one, a single plain (unweighted) Chinese whispers run,
+   dlib's own `chinese_whispers_clustering` (where dlib is installed) and connected
+   components (single linkage), the baseline every method must beat.
+2. Seeded synthetic mixtures (`verifier.synthetic.identity_mixture`, 128-d, dlib's
+   scale: same person ~0.4 apart, threshold 0.6), 300 people with 1-20 photos each,
+   at two spreads and with look-alike pairs of people (centres 0.5 and 0.4
+   apart, where single linkage chains two people together): the same methods.
+3. Scale: 10,000 / 100,000 / 1,000,000 synthetic vectors (people of 1-19 photos),
+   each in a fresh process: seconds for the k-NN graph and for the grouping, peak
+   resident memory of the process (the vectors included), and BCubed F.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from verifier import clustering as c  # noqa: E402
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+
+
+def components(vectors: np.ndarray, threshold: float) -> np.ndarray:
+    """Connected components of the threshold graph (single linkage)."""
+    g = c.neighbour_graph(vectors, threshold, c.DEFAULT_NEIGHBOURS)
+    labels = np.arange(g.size)
+    source = np.repeat(np.arange(g.size), np.diff(g.starts))
+    while True:
+        low = labels.copy()
+        np.minimum.at(low, source, labels[g.targets])
+        low = low[low]
+        if (low == labels).all():
+            return labels
+        labels = low
+
+
+def plain(vectors: np.ndarray, threshold: float, seed: int = 0) -> np.ndarray:
+    g = c.neighbour_graph(vectors, threshold, c.DEFAULT_NEIGHBOURS)
+    return c.chinese_whispers(g, seed=seed)
+
+
+def dlib_whispers(vectors: np.ndarray, threshold: float) -> np.ndarray | None:
+    try:
+        import dlib
+    except ImportError:
+        return None
+    return np.array(dlib.chinese_whispers_clustering(
+        [dlib.vector(v.astype(float).tolist()) for v in vectors], threshold))
+
+
+def compare(name: str, vectors: np.ndarray, truth: np.ndarray, threshold: float) -> None:
+    print(f"\n{name}: {len(vectors)} faces of {len(set(truth.tolist()))} people, threshold {threshold:.4f}")
+    print(f"{'method':<52}{'precision':>10}{'recall':>9}{'F':>9}")
+
+    def row(label, labels):
+        if labels is None:
+            print(f"{label:<52}{'(not installed)':>28}")
+            return
+        p, r, f = c.bcubed(truth, labels)
+        print(f"{label:<52}{p:>10.4f}{r:>9.4f}{f:>9.4f}")
+
+    for t in (threshold - 0.05, threshold, threshold + 0.05):
+        fs = [c.bcubed(truth, c.cluster_vectors(vectors, t, min_size=1, seed=s))[2] for s in range(20)]
+        print(f"{'this project, seeds 0-19, threshold %.3f' % t:<52}{'':>10}{'min':>9}{min(fs):>9.4f}"
+              f"   mean {np.mean(fs):.4f}")
+    row("this project, seed 0", c.cluster_vectors(vectors, threshold, min_size=1))
+    row("plain Chinese whispers (equal weights, one run)", plain(vectors, threshold))
+    fs = [c.bcubed(truth, plain(vectors, threshold, s))[2] for s in range(20)]
+    print(f"{'plain Chinese whispers, seeds 0-19':<52}{'':>10}{'min':>9}{min(fs):>9.4f}   mean {np.mean(fs):.4f}")
+    row("dlib.chinese_whispers_clustering", dlib_whispers(vectors, threshold))
+    row("connected components (single linkage)", components(vectors, threshold))
+
+
+def seed_photos() -> None:
+    from benchmarks.serve_load import dlib_workspace, verifier
+
+    if not SEED.is_dir():
+        print(f"seed photos absent ({SEED}); skipping part 1")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        home, data, flat = Path(tmp) / "home", Path(tmp) / "data", Path(tmp) / "flat"
+        shutil.copytree(SEED, data)
+        dlib_workspace(home, data)
+        verifier(home, "evaluate", "--split", "validation")
+        flat.mkdir()
+        truth_of = {}
+        for i, photo in enumerate(sorted(SEED.rglob("*.png"))):
+            target = flat / f"photo_{i:03d}.png"
+            shutil.copy(photo, target)
+            truth_of[str(target)] = photo.parent.name
+        started = time.perf_counter()
+        out = json.loads(verifier(home, "cluster", str(flat), "--json").stdout)
+        wall = time.perf_counter() - started
+        faces = [(f["photo"], g["cluster"]) for g in out["clusters"] for f in g["faces"]]
+        faces += [(f["photo"], -1) for f in out["unclustered_faces"]]
+        truth = np.unique([truth_of[p] for p, _ in faces], return_inverse=True)[1]
+        p, r, f = c.bcubed(truth, np.array([g for _, g in faces]))
+        print(f"`verifier cluster` on the 128 seed photos (names hidden): {len(out['clusters'])} groups, "
+              f"{len(out['unclustered_faces'])} faces unclustered, {wall:.1f} s as a fresh process; "
+              f"BCubed precision {p:.4f} recall {r:.4f} F {f:.4f}")
+        # the same faces' vectors, for the other methods
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(f"sqlite:///{home / 'verifier.db'}")
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text(
+                "select m.photo, f.vector from cluster_members m join face_vectors f on f.id = m.face_id "
+                "where m.run_id = :run order by m.id"), {"run": out["run"]}).all()
+        engine.dispose()
+        vectors = np.stack([np.frombuffer(v, np.float32) for _, v in rows])
+        truth = np.unique([truth_of[p] for p, _ in rows], return_inverse=True)[1]
+        compare("seed photos, dlib-resnet vectors", vectors, truth, float(out["threshold"]))
+
+
+def mixtures() -> None:
+    from verifier.synthetic import identity_mixture
+
+    for spread, lookalikes in ((0.025, None), (0.03, None), (0.025, 0.5), (0.025, 0.4)):
+        vectors, truth = identity_mixture(300, (1, 20), spread=spread, lookalikes=lookalikes, seed=11)
+        compare(f"synthetic mixture, spread {spread}" + (f", look-alike pairs {lookalikes} apart"
+                                                          if lookalikes else ""), vectors, truth, 0.6)
+
+
+def scale_one(n: int) -> dict:
+    from verifier.synthetic import identity_mixture
+
+    vectors, truth = identity_mixture(max(1, n // 10), (1, 19), seed=5)
+    vectors, truth = vectors[:n], truth[:n]
+    started = time.perf_counter()
+    graph = c.neighbour_graph(vectors, 0.6, c.DEFAULT_NEIGHBOURS)
+    graphed = time.perf_counter()
+    weights = c.closeness(graph, 0.6)
+    runs = [c.chinese_whispers(graph, weights=weights, seed=s) for s in range(c.DEFAULT_RESTARTS)]
+    best = max(runs, key=lambda labels: c.modularity(graph, weights, labels))
+    labels = c.relabel(best, 1)
+    done = time.perf_counter()
+    return {"n": len(vectors), "graph_s": graphed - started, "group_s": done - graphed,
+            "total_s": done - started, "edges": graph.edges,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "f": c.bcubed(truth, labels)[2]}
+
+
+def scale(sizes: list[int]) -> None:
+    print(f"\nscale (fresh process each; k = {c.DEFAULT_NEIGHBOURS}, exact k-NN up to "
+          f"{c.EXACT_LIMIT:,} vectors, IVF above; {c.DEFAULT_RESTARTS} Chinese whispers runs)")
+    print(f"{'vectors':>10}{'k-NN graph s':>14}{'grouping s':>12}{'total s':>9}{'edges':>12}"
+          f"{'peak MB':>9}{'BCubed F':>10}")
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--scale-one", str(n)], capture_output=True,
+                             text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{r['n']:>10,}{r['graph_s']:>14.1f}{r['group_s']:>12.1f}{r['total_s']:>9.1f}"
+              f"{r['edges']:>12,}{r['peak_mb']:>9.0f}{r['f']:>10.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--scale-one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scale_one:
+        print(json.dumps(scale_one(args.scale_one)))
+        return
+    if not args.skip_seed:
+        seed_photos()
+    mixtures()
+    scale([int(s) for s in args.sizes.split(",") if s])
+
+
+if __name__ == "__main__":
+    main()
