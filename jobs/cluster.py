@@ -125,6 +125,8 @@ class ClusterRun:
     skipped: dict[str, str] = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     error: str | None = None
+    origin: str = "cli"
+    """Who started the run: ``cli`` (photos named by their paths) or ``service``."""
 
     @property
     def unclustered(self) -> list[str]:
@@ -185,7 +187,7 @@ def open_verifier(ws: Workspace, sessions: sessionmaker[Session], model: str | N
 
 def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold: float | None = None,
               min_size: int = DEFAULT_MIN_SIZE, neighbours: int = DEFAULT_NEIGHBOURS,
-              max_faces: int = DEFAULT_MAX_FACES, photos: int = 0) -> int:
+              max_faces: int = DEFAULT_MAX_FACES, photos: int = 0, origin: str = "cli") -> int:
     """Record a new run (status ``running``) and return its number; the threshold
     must be known (given, or calibrated by ``verifier evaluate``)."""
     threshold = verifier.threshold if threshold is None else threshold
@@ -193,7 +195,7 @@ def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold:
         raise NotCalibrated(f"model {verifier.model!r} has no calibrated threshold yet; run "
                             "`verifier evaluate` once, or pass --threshold")
     params = {"threshold": float(threshold), "min_size": min_size, "neighbours": neighbours,
-              "max_faces": max_faces, "algorithm": "chinese-whispers"}
+              "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin}
     with sessions.begin() as session:
         run_id = store.start(session, verifier.model_id, params)
     store.progress(sessions, run_id, 0, photos)
@@ -204,23 +206,29 @@ def cluster_photos(ws: Workspace, sessions: sessionmaker[Session], photos: Seque
                    verifier: Verifier, run_id: int | None = None, threshold: float | None = None,
                    min_size: int = DEFAULT_MIN_SIZE, neighbours: int = DEFAULT_NEIGHBOURS,
                    max_faces: int = DEFAULT_MAX_FACES,
-                   on_progress: Callable[[int, int], None] | None = None) -> ClusterRun:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   threads: int | None = None,
+                   stopping: Callable[[], bool] | None = None) -> ClusterRun:
     """Embed every face of ``photos`` not embedded before, group all of them, record
     the run and return it. ``run_id``: a run made by :func:`start_run` (the service
-    answers with its number before the work starts). A run that fails is recorded
-    as ``failed`` with its error."""
+    answers with its number before the work starts). ``threads`` prepare photos
+    (default: every core); ``stopping`` is asked between batches and ends the run
+    when true. A run that fails or stops is recorded as ``failed`` with its error;
+    the faces embedded so far are kept for the next run."""
     if run_id is None:
         run_id = start_run(sessions, verifier, threshold=threshold, min_size=min_size,
                            neighbours=neighbours, max_faces=max_faces, photos=len(photos))
     try:
-        return _cluster(sessions, list(photos), verifier, run_id, on_progress)
+        return _cluster(sessions, list(photos), verifier, run_id, on_progress,
+                        threads or os.cpu_count() or 1, stopping or (lambda: False))
     except BaseException as exc:
         store.fail(sessions, run_id, str(exc) or type(exc).__name__)
         raise
 
 
 def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier: Verifier,
-             run_id: int, on_progress: Callable[[int, int], None] | None) -> ClusterRun:
+             run_id: int, on_progress: Callable[[int, int], None] | None, threads: int,
+             stopping: Callable[[], bool]) -> ClusterRun:
     started = time.perf_counter()
     with sessions() as session:
         params = store.get_run(session, run_id, members=False).params
@@ -231,16 +239,19 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
     found: list[list[store.StoredFace] | None] = []
     embedded = reused = 0
     last = time.monotonic()
-    threads = max(1, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:
         for at in range(0, total, BATCH):
+            if stopping():
+                raise ClusterError(f"cluster run {run_id} stopped after {at} of {total} photos "
+                                   "(the server shut down); start it again: the faces embedded "
+                                   "so far are kept")
             chunk = photos[at:at + BATCH]
             datas: list[bytes | None] = []
             for item in chunk:
                 try:
                     datas.append(read_photo_bytes(item.path))
-                except VerifierError as exc:
-                    skipped[item.name] = str(exc)
+                except VerifierError as exc:  # shown by its name, not where it lies
+                    skipped[item.name] = str(exc).replace(str(item.path), item.name)
                     datas.append(None)
             shas = [sha256_bytes(d) if d is not None else None for d in datas]
             with sessions() as session:
@@ -316,7 +327,8 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
                  + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
                  dict(counts, skipped_photos=skipped))
     return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
-                      [_group_face(item, face) for item, face in alone], skipped, counts)
+                      [_group_face(item, face) for item, face in alone], skipped, counts,
+                      origin=params.get("origin", "cli"))
 
 
 def _prepare(verifier: Verifier, data: bytes, item: PhotoItem, params: dict) -> list[Prepared] | str:
@@ -370,7 +382,7 @@ def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
     return ClusterRun(stored.id, model, stored.status, stored.params.get("threshold"),
                       int(stored.params.get("min_size", DEFAULT_MIN_SIZE)),
                       sorted(groups.values(), key=lambda g: (-g.size, g.cluster)), alone,
-                      skipped, counts, stored.error)
+                      skipped, counts, stored.error, stored.params.get("origin", "cli"))
 
 
 def group_face(sessions: sessionmaker[Session], run_id: int, cluster: int | None, index: int) -> GroupFace:

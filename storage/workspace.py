@@ -83,6 +83,14 @@ class Workspace:
             raise WorkspaceError(f"not a content address: {sha256!r}.{extension!r}")
         return self.enrolled_dir / sha256[:2] / f"{sha256}.{extension}"
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Photos uploaded to be clustered by the service, stored by content."""
+        return self.root / "uploads"
+
+    def upload_path(self, sha256: str, extension: str) -> Path:
+        return self.uploads_dir / self.enrolled_path(sha256, extension).relative_to(self.enrolled_dir)
+
     def is_enrolled(self, path: str | Path) -> bool:
         return Path(path).parent.parent == self.enrolled_dir
 

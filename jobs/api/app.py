@@ -17,8 +17,9 @@ from ..models import inference_engine
 from . import errors
 from .deps import Admission, Service
 from .guard import Guard
-from .routes import gallery, health, page, reports, search
-from .settings import Settings
+from .background import ClusterRunner
+from .routes import clusters, gallery, health, page, reports, search
+from .settings import MAX_CLUSTER_RUNS_WAITING, Settings
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,13 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
         svc.metrics.gauge("verifier_index_snapshots", "Index snapshots written since start.",
                           lambda: maintenance.snapshots)
         app.state.maintenance = maintenance
+        svc.clusters = ClusterRunner(sessions, MAX_CLUSTER_RUNS_WAITING)
         log.info("serving model %s with %d gallery vectors", svc.verifier.model,
                  svc.verifier.gallery_size)
         try:
             yield
         finally:
+            svc.clusters.stop()
             maintenance.stop.set()
             maintenance.join(timeout=30)
             if svc.verifier.save():
@@ -119,7 +122,7 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
                               "error body is `{code, message}`.")
     app.state.service = svc
     errors.install(app)
-    for module in (search, gallery, reports, health, page):
+    for module in (search, gallery, clusters, reports, health, page):
         app.include_router(module.router)
     app.mount("/static", page.static_files(), name="static")
     app.add_middleware(Guard, service=svc)

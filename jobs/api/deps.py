@@ -57,6 +57,8 @@ class Service:
     metrics: Metrics = field(default_factory=Metrics)
     verifier: Verifier | None = None
     admission: Admission | None = None
+    clusters: Any = None
+    """The :class:`~jobs.api.background.ClusterRunner` (while the app runs)."""
 
 
 def service(request: Request) -> Service:

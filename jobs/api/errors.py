@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from storage.errors import (DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
-                            StorageError, WorkspaceBusy)
+                            RunNotFound, StorageError, WorkspaceBusy)
 from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace,
                              SeveralFaces, VerifierError)
 
+from ..cluster import OtherModel, RunNotDone
 from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
                     PhotoNotFound, QueryError)
 from .settings import RETRY_AFTER_S
@@ -38,6 +39,9 @@ ERRORS: list[tuple[type[BaseException], int, str]] = [
     (QueryError, 409, "not_ready"),
     (InvalidName, 422, "invalid_name"),
     (ModelNotFound, 404, "model_not_found"),
+    (RunNotFound, 404, "cluster_not_found"),
+    (RunNotDone, 409, "not_done"),
+    (OtherModel, 409, "other_model"),
     (WorkspaceBusy, 503, "busy"),
     (DatabaseError, 503, "database_unavailable"),
     (StorageError, 500, "storage_error"),

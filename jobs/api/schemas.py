@@ -149,3 +149,77 @@ class EvaluationOut(BaseModel):
 class Health(BaseModel):
     status: str
     detail: str = ""
+
+
+class ClusterFaceOut(BaseModel):
+    photo: str = Field(description="The photo's upload name (or its path under the allowed folder)")
+    box: list[int] | None = Field(description="[left, top, width, height] (null: the whole photo)")
+
+
+class SuggestionOut(BaseModel):
+    identity: str = Field(description="The gallery person most of the group's faces are nearest")
+    distance: float = Field(description="The median distance of those faces to that person")
+
+
+class ClusterOut(BaseModel):
+    cluster: int = Field(description="The group's number (kept by later runs while its faces are the same)")
+    size: int
+    photos: list[str]
+    faces: list[ClusterFaceOut]
+    suggestion: SuggestionOut | None
+    named: str | None = Field(description="The person the group was enrolled as")
+
+
+class ProgressOut(BaseModel):
+    done: int
+    total: int
+
+
+class ClusterRunOut(BaseModel):
+    run: int
+    model: str
+    status: str = Field(description="running, done or failed")
+    threshold: float | None
+    min_size: int
+    progress: ProgressOut
+    clusters: list[ClusterOut] = Field(description="Largest first (empty until done)")
+    unclustered: list[str]
+    unclustered_faces: list[ClusterFaceOut]
+    skipped: dict[str, str] = Field(description="Photos that could not be used, and why")
+    counts: dict
+    error: str | None
+
+
+class ClusterStartedOut(BaseModel):
+    run: int
+    status: str
+    progress: ProgressOut
+    url: str = Field(description="Where to follow the run")
+
+
+class ClusterRunSummary(BaseModel):
+    run: int
+    status: str
+    started: datetime
+    progress: ProgressOut
+    groups: int | None
+
+
+class ClusterRunsOut(BaseModel):
+    runs: list[ClusterRunSummary] = Field(description="The most recent first")
+
+
+class NameIn(BaseModel):
+    name: str = Field(description="The person's name (NFC-normalised; no control or invisible characters)",
+                      min_length=1, max_length=255)
+    merge: bool = Field(False, description="Add the faces to this existing person (otherwise a new "
+                                           "person, and 409 when the name is taken)")
+
+
+class NamedOut(BaseModel):
+    run: int
+    cluster: int
+    identity: str
+    enrolled: int = Field(description="Photos added to the gallery")
+    already: int = Field(description="Photos that were there already")
+    skipped: dict[str, str] = Field(description="Photos not enrolled, and why")

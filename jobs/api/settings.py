@@ -30,6 +30,11 @@ MAX_K = 100
 MAX_FACES = 100
 MAX_PAGE = 500
 MAX_PHOTOS_PER_ENROLL = 20
+MAX_PHOTOS_PER_CLUSTER = 500
+"""Photos one ``POST /v1/clusters`` may upload (the body limit applies too); a larger
+set is clustered from a folder the operator allowed (``--cluster-folder``)."""
+MAX_CLUSTER_RUNS_WAITING = 2
+"""Cluster runs a server holds besides the one running; more are answered 503."""
 RETRY_AFTER_S = 1
 
 
@@ -49,3 +54,6 @@ class Settings:
     as for an app served by another program)."""
     allowed_hosts: tuple[str, ...] = ()
     """More Host names to answer (``--allowed-host``), e.g. behind a reverse proxy."""
+    cluster_folders: tuple[str, ...] = ()
+    """Server folders a client with a write key may have clustered by path
+    (``--cluster-folder``); none by default."""

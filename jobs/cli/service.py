@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import click
 
@@ -50,12 +51,17 @@ def is_loopback(host: str) -> bool:
 @click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
               type=click.FloatRange(0.1),
               help="Seconds a client has to send a request's headers; slower ones are cut.")
+@click.option("--cluster-folder", "cluster_folders", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="A server folder that clients with a write key may cluster by path "
+                   "(POST /v1/clusters with folder=...; it and its sub-folders); repeatable. "
+                   "Without it only uploaded photos are clustered.")
 @pass_ctx
 @friendly
 def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, max_upload: int,
           workers: int, queue: int, snapshot_interval: float, refresh_interval: float,
           max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int,
-          header_timeout: float) -> None:
+          header_timeout: float, cluster_folders: tuple[Path, ...]) -> None:
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
@@ -81,7 +87,8 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
     settings = Settings(model=model, auth=not no_auth, max_upload=max_upload, workers=workers,
                         queue=queue, snapshot_interval=snapshot_interval,
                         refresh_interval=refresh_interval, max_pixels=max_pixels, host=host,
-                        allowed_hosts=allowed_hosts)
+                        allowed_hosts=allowed_hosts,
+                        cluster_folders=tuple(str(p.resolve()) for p in cluster_folders))
     app = create_app(ws, ctx.database(), settings)
     click.echo(f"serving {ws.root} on http://{host}:{port} "
                f"({'no API keys' if no_auth else 'API keys required'}); Ctrl-C stops", err=True)

@@ -1,0 +1,167 @@
+"""The service's cluster runs (``/v1/clusters``) on SQLite and PostgreSQL: uploads
+stored by content and grouped in the background, progress and groups, thumbnails,
+naming through the gallery, folders only where the operator allowed them."""
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from jobs.api import Settings, create_app  # noqa: E402
+from jobs.api.background import ClusterRunner  # noqa: E402
+from jobs.cluster import load_run, open_verifier, start_run  # noqa: E402
+from storage import gallery  # noqa: E402
+from storage.database import open_database  # noqa: E402
+from storage.keys import create_key  # noqa: E402
+from storage.workspace import Workspace  # noqa: E402
+from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
+
+
+def png(identity: int, seed: int) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def served(home_with_model, tmp_path, db_url):
+    ws = Workspace.open(home_with_model)
+    sessions = open_database(db_url)
+    with sessions.begin() as s:
+        keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
+    folder = write_identity_set(tmp_path / "allowed" / "event", identities=2, per_identity=2, size=32)
+    open_verifier(ws, sessions, "tiny")  # the model's row, to set its threshold
+    with sessions.begin() as s:
+        gallery.get_model(s, "tiny").threshold = 100.0  # every pair: one group
+    app = create_app(ws, sessions, Settings(model="tiny", cluster_folders=(str(tmp_path / "allowed"),)))
+    with TestClient(app) as client:
+        yield client, keys, ws, sessions, tmp_path
+    sessions.kw["bind"].dispose()
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def finished(client, key, run, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/clusters/{run}", headers=auth(key)).json()
+        if body["status"] != "running":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"run {run} still running")
+
+
+def test_uploads_are_grouped_shown_and_named(served):
+    client, keys, ws, sessions, _ = served
+    files = [("photos", (f"../../p{i}.png", png(i % 2, i), "image/png")) for i in range(5)]
+    files.append(("photos", ("broken.png", b"not an image", "image/png")))
+    r = client.post("/v1/clusters", files=files, headers=auth(keys["write"]))
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["status"] == "running" and started["progress"]["total"] == 6
+    body = finished(client, keys["read"], started["run"])
+    assert body["status"] == "done" and body["progress"] == {"done": 6, "total": 6}
+    [group] = body["clusters"]
+    assert group["size"] == 5 and sorted(group["photos"]) == [f"p{i}.png" for i in range(5)]
+    assert list(body["skipped"]) == ["broken.png"] and "broken.png" in body["skipped"]["broken.png"]
+    # uploads lie by content in the workspace, never at the client's name
+    stored = sorted(p.name for p in ws.uploads_dir.rglob("*") if p.is_file())
+    assert len(stored) == 6 and not any(name.startswith("p") for name in stored)
+    listed = client.get("/v1/clusters", headers=auth(keys["read"])).json()["runs"]
+    assert listed[0]["run"] == started["run"] and listed[0]["groups"] == 1
+
+    thumb = client.get(f"/v1/clusters/{started['run']}/{group['cluster']}/faces/0", headers=auth(keys["read"]))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert PILImage.open(io.BytesIO(thumb.content)).size == (96, 96)
+    missing = client.get(f"/v1/clusters/{started['run']}/{group['cluster']}/faces/9", headers=auth(keys["read"]))
+    assert missing.status_code == 404 and missing.json()["code"] == "cluster_not_found"
+
+    url = f"/v1/clusters/{started['run']}/{group['cluster']}/name"
+    assert client.post(url, json={"name": "ada"}, headers=auth(keys["read"])).status_code == 403
+    named = client.post(url, json={"name": "ada"}, headers=auth(keys["write"]))
+    assert named.status_code == 200, named.text
+    assert named.json() | {"skipped": {}} == {"run": started["run"], "cluster": group["cluster"],
+                                              "identity": "ada", "enrolled": 5, "already": 0,
+                                              "skipped": {}}
+    person = client.get("/v1/identities/ada", headers=auth(keys["read"])).json()
+    assert len(person["photos"]) == 5
+    taken = client.post(url, json={"name": "ada"}, headers=auth(keys["write"]))
+    assert taken.status_code == 409 and taken.json()["code"] == "conflict"
+    merged = client.post(url, json={"name": "ada", "merge": True}, headers=auth(keys["write"]))
+    assert merged.status_code == 200 and merged.json()["already"] == 5
+    # the new person is searchable at once
+    found = client.post("/v1/search", files={"photo": ("q.png", png(0, 0), "image/png")},
+                        headers=auth(keys["read"])).json()
+    assert found["matches"][0]["identity"] == "ada"
+
+
+def test_folders_only_where_allowed_and_shown_relative(served):
+    client, keys, _, _, tmp_path = served
+    refused = client.post("/v1/clusters", data={"folder": str(tmp_path)}, headers=auth(keys["write"]))
+    assert refused.status_code == 403 and "--cluster-folder" in refused.json()["message"]
+    escape = client.post("/v1/clusters", data={"folder": str(tmp_path / "allowed" / ".." / "..")},
+                         headers=auth(keys["write"]))
+    assert escape.status_code == 403
+    r = client.post("/v1/clusters", data={"folder": str(tmp_path / "allowed" / "event")},
+                    headers=auth(keys["write"]))
+    assert r.status_code == 202, r.text
+    body = finished(client, keys["read"], r.json()["run"])
+    assert sorted(body["clusters"][0]["photos"]) == sorted(
+        f"event/person_0{i}/img_0{j}.png" for i in range(2) for j in range(2))
+    assert str(tmp_path) not in str(body)
+
+
+def test_bad_requests_are_refused_before_any_run(served):
+    client, keys, _, sessions, _ = served
+    w = auth(keys["write"])
+    assert client.post("/v1/clusters", headers=w).json()["code"] == "invalid_request"
+    assert client.post("/v1/clusters", data={"threshold": "-1", "folder": "x"}, headers=w).status_code == 422
+    assert client.get("/v1/clusters/77", headers=auth(keys["read"])).json()["code"] == "cluster_not_found"
+    r = client.post("/v1/clusters/77/0/name", json={"name": "x"}, headers=w)
+    assert r.status_code == 404 and r.json()["code"] == "cluster_not_found"
+    assert client.post("/v1/clusters", files=[("photos", ("a.png", png(0, 0), "image/png"))]).status_code == 401
+
+
+def test_a_cli_run_shows_file_names_only(served):
+    from jobs.cluster import cluster_photos, photo_items
+
+    client, keys, ws, sessions, tmp_path = served
+    folder = write_identity_set(tmp_path / "cli", identities=1, per_identity=2, size=32)
+    v = open_verifier(ws, sessions, "tiny")
+    run = cluster_photos(ws, sessions, photo_items([folder]), verifier=v)
+    body = client.get(f"/v1/clusters/{run.run}", headers=auth(keys["read"])).json()
+    assert sorted(body["clusters"][0]["photos"]) == ["img_00.png", "img_01.png"]
+    assert str(tmp_path) not in str(body)
+
+
+def test_runner_stops_between_batches_and_fails_the_waiting_runs(home_with_model, tmp_path):
+    ws = Workspace.open(home_with_model)
+    sessions = open_database(ws.database_url)
+    v = open_verifier(ws, sessions, "tiny")
+    runner = ClusterRunner(sessions, waiting=1)
+    gate = threading.Event()
+    first = start_run(sessions, v, threshold=1.0)
+    waiting = start_run(sessions, v, threshold=1.0)
+
+    def blocked(stopping):
+        gate.wait(5)
+        from storage import clusters as store
+        if stopping():
+            store.fail(sessions, first, "stopped")
+
+    assert runner.submit(first, blocked) and runner.submit(waiting, lambda stopping: None) is True
+    assert runner.submit(start_run(sessions, v, threshold=1.0), lambda stopping: None) is False
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()
+    gate.set()
+    stopper.join(10)
+    assert load_run(sessions, waiting).status == "failed"
+    assert "before this run started" in load_run(sessions, waiting).error
+    assert load_run(sessions, first).status == "failed"
