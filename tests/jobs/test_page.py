@@ -196,6 +196,53 @@ def test_group_photo_answered_face_by_face(page, browser, server, tmp_path):
         phone.close()
 
 
+def test_people_to_name_groups_uploads_and_names_a_group(page, browser, server, tmp_path):
+    """Unlabeled photos of a gallery person and of a newcomer, uploaded from the page:
+    two rows of face thumbnails, the first suggested, the second named from the page."""
+    from playwright.sync_api import expect
+
+    use_key(page, server[1]["write"])
+    files = []
+    for person, photos in (("obama", (5, 6, 7)), ("chris_emsworth", (0, 1, 2, 3))):
+        for n in photos:
+            target = tmp_path / f"unlabeled_{len(files):02d}.png"
+            shutil.copy(seed(person, n), target)
+            files.append(str(target))
+    page.click("nav >> text=People to name")
+    page.set_input_files("#cluster-files", files)
+    page.click("#cluster-form button[type=submit]")
+    rows = page.locator(".cluster")
+    expect(rows).to_have_count(2, timeout=60_000)
+    expect(page.locator("#cluster-status")).to_contain_text("2 people found, 0 faces on their own")
+    newcomer, known = rows.nth(0), rows.nth(1)  # largest first
+    assert known.locator("h3").inner_text().startswith("Group ")
+    assert "3 faces, probably obama" in known.locator("h3").inner_text()
+    assert "4 faces, not in the gallery" in newcomer.locator("h3").inner_text()
+    expect(newcomer.locator("img.thumb")).to_have_count(4)
+    expect(newcomer.locator("img.thumb").first).to_have_attribute("src", re.compile(r"^blob:"))
+    assert page.evaluate("document.querySelector('.cluster img.thumb').naturalWidth") in (0, 96)
+    newcomer.locator("input[required]").fill("Chris Hemsworth")
+    newcomer.locator("button").click()
+    expect(newcomer.locator(".said")).to_have_text("4 photos enrolled as Chris Hemsworth")
+    page.screenshot(path=str(tmp_path / "people-to-name.png"), full_page=True)
+    # the named person is found by a search now
+    page.click("nav >> text=Search")
+    page.set_input_files("#search-file", str(seed("chris_emsworth", 6)))
+    expect(page.locator("#verdict")).to_have_text("Same person: Chris Hemsworth", timeout=30_000)
+    # a phone: the rows fit 360 px
+    phone = browser.new_context(viewport={"width": 360, "height": 780}, has_touch=True, is_mobile=True)
+    try:
+        small = phone.new_page()
+        small.goto(server[0] + "/")
+        use_key(small, server[1]["read"])
+        small.click("nav >> text=People to name")
+        expect(small.locator(".cluster")).to_have_count(2, timeout=30_000)
+        assert small.evaluate("document.documentElement.scrollWidth") <= 360
+        small.screenshot(path=str(tmp_path / "people-360.png"), full_page=True)
+    finally:
+        phone.close()
+
+
 def test_enroll_asks_which_face_of_a_group_photo(page, server, tmp_path):
     from playwright.sync_api import expect
 

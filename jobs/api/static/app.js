@@ -60,10 +60,10 @@ $("forget").addEventListener("click", () => {
 });
 
 // -- tabs -----------------------------------------------------------------------------
-const loaders = { gallery: () => loadPeople(), reports: () => loadRuns() };
+const loaders = { gallery: () => loadPeople(), reports: () => loadRuns(), people: () => loadLatestRun() };
 document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
   document.querySelectorAll(".tab").forEach((t) => t.setAttribute("aria-selected", String(t === tab)));
-  document.querySelectorAll("main > section").forEach((s) => { s.hidden = s.id !== tab.dataset.tab; });
+  document.querySelectorAll("main > section").forEach((s) => { s.hidden = (s.dataset.tab || s.id) !== tab.dataset.tab; });
   if (loaders[tab.dataset.tab]) loaders[tab.dataset.tab]();
 }));
 
@@ -386,3 +386,97 @@ async function loadRuns() {
 
 showKeyState();
 if (key) loadModel();
+
+// -- people to name: cluster runs ---------------------------------------------------------
+// Unlabeled photos are uploaded as one cluster run, followed until done; each group
+// is a row of face thumbnails with the gallery person it probably is and a name field.
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function followRun(run) {
+  const progress = $("cluster-progress");
+  progress.hidden = false;
+  for (;;) {
+    const body = await (await api("/v1/clusters/" + run)).json();
+    progress.max = Math.max(1, body.progress.total);
+    progress.value = body.progress.done;
+    $("cluster-status").textContent = "Run " + run + ": " + body.status + ", " + body.progress.done +
+      " of " + body.progress.total + " photos";
+    if (body.status !== "running") { progress.hidden = true; return body; }
+    await sleep(500);
+  }
+}
+
+function thumbnail(run, cluster, index, photo) {
+  // placed at once, in face order; the picture arrives when fetched (it needs the key)
+  const image = img("a face from " + photo, "thumb");
+  api("/v1/clusters/" + run + "/" + cluster + "/faces/" + index)
+    .then((response) => response.blob())
+    .then((blob) => { image.src = URL.createObjectURL(blob); })
+    .catch(() => { image.alt = photo + " (unavailable)"; });
+  return image;
+}
+
+function showRun(body) {
+  const list = $("clusters");
+  list.replaceChildren();
+  if (body.status === "failed") { $("people-error").textContent = "The run failed: " + body.error; return; }
+  const skipped = Object.keys(body.skipped || {}).length;
+  $("cluster-status").textContent = "Run " + body.run + ": " + body.clusters.length + " people found, " +
+    body.unclustered_faces.length + " faces on their own" + (skipped ? ", " + skipped + " photos unusable" : "");
+  body.clusters.forEach((group) => {
+    const item = el("li", undefined, "cluster");
+    item.dataset.cluster = group.cluster;
+    const hint = group.named ? "named " + group.named
+      : group.suggestion ? "probably " + group.suggestion.identity + " (distance " + group.suggestion.distance.toFixed(3) + ")"
+      : "not in the gallery";
+    item.appendChild(el("h3", "Group " + group.cluster + ": " + group.size + " faces, " + hint));
+    const faces = el("div", undefined, "thumbs");
+    item.appendChild(faces);
+    group.faces.slice(0, 24).forEach((face, i) => faces.appendChild(thumbnail(body.run, group.cluster, i, face.photo)));
+    const form = el("form", undefined, "name-form");
+    const id = "name-" + body.run + "-" + group.cluster;
+    const label = el("label", "Name"); label.htmlFor = id;
+    const input = el("input"); input.id = id; input.required = true; input.maxLength = 255;
+    input.value = group.named || (group.suggestion ? group.suggestion.identity : "");
+    const merge = el("input"); merge.type = "checkbox"; merge.id = id + "-merge";
+    merge.checked = Boolean(group.suggestion) && !group.named;
+    const mergeLabel = el("label", "add to this existing person", "inline"); mergeLabel.htmlFor = merge.id;
+    const button = el("button", "Name this person"); button.type = "submit";
+    const said = el("span", undefined, "said"); said.setAttribute("role", "status");
+    form.append(label, input, merge, mergeLabel, button, said);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      guarded("people-error", async () => {
+        const named = await (await api("/v1/clusters/" + body.run + "/" + group.cluster + "/name", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ name: input.value.trim(), merge: merge.checked }),
+        })).json();
+        said.textContent = named.enrolled + " photos enrolled as " + named.identity +
+          (named.already ? ", " + named.already + " already there" : "") +
+          (Object.keys(named.skipped).length ? ", " + Object.keys(named.skipped).length + " skipped" : "");
+      });
+    });
+    item.appendChild(form);
+    list.appendChild(item);
+  });
+}
+
+async function loadLatestRun() {
+  await guarded("people-error", async () => {
+    const runs = (await (await api("/v1/clusters")).json()).runs;
+    if (!runs.length) { $("cluster-status").textContent = "No cluster run yet: upload photos above."; return; }
+    showRun(await followRun(runs[0].run));
+  });
+}
+
+$("cluster-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded("people-error", async () => {
+    const form = new FormData();
+    for (const file of $("cluster-files").files) form.append("photos", file);
+    $("clusters").replaceChildren();
+    $("cluster-status").textContent = "Uploading...";
+    const started = await (await api("/v1/clusters", { method: "POST", body: form })).json();
+    showRun(await followRun(started.run));
+  });
+});
