@@ -29,7 +29,7 @@ h2{font-size:1.05rem;margin:.3rem 0} .hint{color:#0a5;font-weight:normal}
 .faces{display:flex;flex-wrap:wrap;gap:4px}
 figure{margin:0;width:96px;font-size:10px;text-align:center;overflow:hidden}
 figure img{width:96px;height:96px;border-radius:4px;display:block}
-figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:1.5}
 .missing{width:96px;height:96px;background:#eee;display:flex;align-items:center;justify-content:center}
 """
 
