@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -195,7 +196,8 @@ def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold:
         raise NotCalibrated(f"model {verifier.model!r} has no calibrated threshold yet; run "
                             "`verifier evaluate` once, or pass --threshold")
     params = {"threshold": float(threshold), "min_size": min_size, "neighbours": neighbours,
-              "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin}
+              "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin,
+              "host": socket.gethostname(), "pid": os.getpid()}
     with sessions.begin() as session:
         run_id = store.start(session, verifier.model_id, params)
     store.progress(sessions, run_id, 0, photos)
@@ -367,11 +369,30 @@ def _suggest(verifier: Verifier, groups: list[Group], faces: dict[int, store.Sto
             g.suggestion, g.distance = name, float(np.median(distances))
 
 
+def _gone(params: dict) -> bool:
+    """Whether the process that runs a run on this machine is gone (killed)."""
+    if params.get("host") != socket.gethostname() or not params.get("pid"):
+        return False
+    try:
+        os.kill(int(params["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
 def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
-    """A recorded run as :func:`cluster_photos` returned it (or its progress)."""
+    """A recorded run as :func:`cluster_photos` returned it (or its progress). A run
+    still marked running whose process on this machine is gone (killed) is shown as
+    failed, with what to do."""
     with sessions() as session:
         stored = store.get_run(session, run_id)
         model = _model_row(session, stored.model_id).name
+    if stored.status == "running" and _gone(stored.params):
+        stored = stored._replace(status="failed", error=(
+            f"the process that ran it (pid {stored.params['pid']}) is gone; run the same command "
+            "again: the faces embedded so far are kept"))
     counts = dict(stored.counts)
     skipped = counts.pop("skipped_photos", {}) or {}
     groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named) for g in stored.groups}

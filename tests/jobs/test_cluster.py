@@ -171,3 +171,50 @@ def test_progress_is_recorded_while_the_run_goes(home, tmp_path):
     stored = load_run(sessions, run.run)
     assert stored.status == "done" and stored.counts["done"] == 4
     assert np.isclose(stored.threshold, float(EVERYONE))
+
+
+def test_a_killed_run_is_shown_failed_and_the_next_run_reuses_its_faces(home, tmp_path):
+    """SIGKILL a real `verifier cluster` process part-way: the run reads as failed,
+    the batches it committed are kept, and the rerun embeds only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from jobs.cluster import load_run
+    from storage.schema import FaceVector, JobRun
+    from sqlalchemy import func, select
+
+    home, db_url, sessions = home
+    photos = flat(tmp_path / "unsorted", identities=10, per_identity=10)  # 100 photos, 4 batches
+    env = dict(os.environ, VERIFIER_HOME=str(home), VERIFIER_DB_URL=db_url)
+    # a slow forward pass, so that the kill lands between batches
+    slow = ("import time, jobs.models as m; f = m.LoadedModel._forward\n"
+            "m.LoadedModel._forward = lambda self, x: (time.sleep(1.0), f(self, x))[1]\n"
+            "from jobs.cli import main; main()")
+    proc = subprocess.Popen([sys.executable, "-c", slow, "-q", "cluster", str(photos), "--threshold", EVERYONE],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        with sessions() as s:
+            stored = s.scalar(select(func.count(FaceVector.id)))
+        if stored >= 32:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    with sessions() as s:
+        run_id = s.scalar(select(func.max(JobRun.id)).where(JobRun.kind == "cluster"))
+        stored = s.scalar(select(func.count(FaceVector.id)))
+    assert 32 <= stored < 100
+    killed = load_run(sessions, run_id)
+    assert killed.status == "failed" and "is gone" in killed.error
+    shown = cli(home, db_url, "cluster", "show", str(run_id))
+    assert "failed" in shown.output and "run the same command again" in shown.output
+    again = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
+    assert again["counts"]["reused"] == stored and again["counts"]["embedded"] == 100 - stored
+    with sessions() as s:
+        assert s.scalar(select(func.count(FaceVector.id))) == 100
