@@ -18,6 +18,8 @@ _EXPORTS = {
     "TrainOptions": "train", "TrainResult": "train",
     "Evaluation": "evaluate",
     "write_report": "report", "run_pipeline": "pipeline",
+    "cluster_photos": "cluster", "name_group": "cluster", "load_run": "cluster",
+    "ClusterRun": "cluster", "PhotoItem": "cluster", "photo_items": "cluster",
 }
 __all__ = sorted(_EXPORTS)
 

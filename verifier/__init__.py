@@ -21,6 +21,7 @@ _EXPORTS = {
     "summary": "metrics", "best_accuracy_threshold": "metrics", "far_threshold": "metrics",
     "kfold_accuracy": "metrics",
     "Branch": "onnx_branch", "export_branch": "onnx_branch",
+    "cluster_vectors": "clustering", "bcubed": "clustering", "ClusteringError": "clustering",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,6 +1,6 @@
 """The gallery under faults, model-based: seeded random sequences of enrollments,
-removals, renames, folder embeds, concurrent bursts and SIGKILLs of real server
-processes, two servers on one database (SQLite and PostgreSQL). After every step
+removals, renames, folder embeds, cluster groups named, concurrent bursts and
+SIGKILLs of real server processes, two servers on one database (SQLite and PostgreSQL). After every step
 each server's answers to probe photos equal brute force over the vectors stored in
 the database at that moment.
 
@@ -57,6 +57,7 @@ class World:
         self.servers = [Server(home, db_url) for _ in range(2)]
         self.kills = 0
         self.statuses: dict[int, int] = {}
+        self.clusterer = None
 
     # -- the truth ---------------------------------------------------------------------
 
@@ -148,6 +149,28 @@ class World:
         embed_gallery(self.ws, self.sessions, self.folder, model="tiny", quiet=True, wait=True,
                       prune=self.rng.random() < 0.5)
 
+    def name_group(self) -> None:
+        """Unlabeled photos grouped (`verifier cluster`), then a group named: another
+        writer beside the servers, enrolling vectors the run computed."""
+        from jobs.cluster import cluster_photos, name_group, open_verifier, photo_items
+        from jobs.live import IdentityNotFound
+        from storage.errors import GalleryConflict
+
+        unlabeled = self.folder.parent / "unlabeled"
+        unlabeled.mkdir(exist_ok=True)
+        for _ in range(self.rng.choice([1, 2])):
+            (unlabeled / f"u{self.rng.randrange(10 ** 6)}.png").write_bytes(self.rng.choice(self.pool))
+        if self.clusterer is None:
+            self.clusterer = open_verifier(self.ws, self.sessions, "tiny", loaded=self.loaded)
+        run = cluster_photos(self.ws, self.sessions, photo_items([unlabeled]), verifier=self.clusterer,
+                             threshold=self.rng.choice([0.05, 100.0]), min_size=1)
+        group = self.rng.choice(run.groups)
+        try:
+            name_group(self.sessions, self.clusterer, run.run, group.cluster, self.rng.choice(NAMES),
+                       merge=self.rng.random() < 0.5)
+        except (GalleryConflict, IdentityNotFound):  # a taken name, or nobody to merge into
+            pass
+
     def kill(self) -> None:
         server = self.any_server()
         server.kill()
@@ -156,7 +179,7 @@ class World:
 
     def step(self) -> str:
         ops = [(self.enroll, 30), (self.remove_photo, 15), (self.remove_person, 6), (self.rename, 10),
-               (self.embed_folder, 10), (self.burst, 6), (self.kill, 3)]
+               (self.embed_folder, 10), (self.burst, 6), (self.kill, 3), (self.name_group, 6)]
         op = self.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
         op()
         return op.__name__
