@@ -271,7 +271,8 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
                     new.append(store.NewFace(sha, p.index, max(p.found, 1),
                                              list(p.box) if p.face is not None else None,
                                              None if p.face is None else float(p.face.confidence),
-                                             vectors[at_vector]))
+                                             vectors[at_vector],
+                                             None if p.quality is None else p.quality.score))
                     at_vector += 1
             if new:
                 known.update(store.store_faces(sessions, verifier.model_id, new))
@@ -472,13 +473,17 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
         if sha != stored.sha256:
             skipped[face.photo] = f"the photo changed since cluster run {run_id}"
             continue
+        if stored.quality is not None and stored.quality < verifier.min_quality:
+            skipped[face.photo] = (f"face quality {stored.quality:.2f} is below the minimum "
+                                   f"{verifier.min_quality:.2f}")
+            continue
         path = str(verifier.ws.enrolled_path(sha, image_format(data)))
         if any(n.path == path for n in new):
             continue
         new.append(gallery.NewPhoto(path, sha, *read_header(data),
                                     "several_faces" if stored.faces > 1 else "face",
                                     Path(face.photo).name, stored.vector,
-                                    None if stored.box is None else tuple(stored.box)))
+                                    None if stored.box is None else tuple(stored.box), stored.quality))
         datas.append(data)
     with sessions() as session:
         taken = gallery.enrolled_as(session, [n.path for n in new])

@@ -11,6 +11,7 @@ from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS, DEFAULT_PAD
 from verifier.errors import VerifierError
 from verifier.faces import LANDMARKS, Face, MTCNNDetector, align
 from verifier.images import decode_image
+from verifier.quality import Quality, face_quality
 
 CHIP_SIZE = 150
 """Side of the chips ``detect`` cuts when no model says otherwise (dlib's size)."""
@@ -26,21 +27,24 @@ class DetectedFace:
     """The detector's confidence (``None``: the whole photo, a model without a detector)."""
     landmarks: dict[str, tuple[float, float]] | None
     chip: np.ndarray | None = field(default=None, repr=False, compare=False)
+    quality: Quality | None = None
+    """How far the face can be trusted (:mod:`verifier.quality`; ``None``: the whole photo)."""
 
     @classmethod
     def of(cls, face: Face | None, chip: np.ndarray | None = None,
-           size: tuple[int, int] = (0, 0), **more) -> "DetectedFace":
+           size: tuple[int, int] = (0, 0), quality: Quality | None = None, **more) -> "DetectedFace":
         """A detector's face (or, for ``None``, the whole ``size`` photo) as answered."""
         if face is None:
-            return cls((0, 0, *size), None, None, chip, **more)
+            return cls((0, 0, *size), None, None, chip, None, **more)
         return cls(tuple(int(round(v)) for v in face.box), face.confidence,
-                   dict(zip(LANDMARKS, face.landmarks)), chip, **more)
+                   dict(zip(LANDMARKS, face.landmarks)), chip, quality, **more)
 
     def as_dict(self) -> dict:
         return {"box": list(self.box),
                 "score": None if self.score is None else round(self.score, 6),
                 "landmarks": None if self.landmarks is None else
-                {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.landmarks.items()}}
+                {k: [round(x, 2), round(y, 2)] for k, (x, y) in self.landmarks.items()},
+                "quality": None if self.quality is None else self.quality.as_dict()}
 
 
 @dataclass
@@ -67,8 +71,8 @@ def detect_faces(data: bytes, name: str = "<bytes>", *, max_faces: int = DEFAULT
     :class:`ImageError`. Nothing is cached or stored."""
     image = decode_image(data, name=name, max_pixels=max_pixels)
     found = (detector or MTCNNDetector()).detect(image)[:max_faces]
-    faces = [DetectedFace.of(f, align(image, f.landmarks, chip_size, padding) if chip_size else None)
-             for f in found]
+    faces = [DetectedFace.of(f, align(image, f.landmarks, chip_size, padding) if chip_size else None,
+                             quality=face_quality(image, f)) for f in found]
     return Detection(name, int(image.shape[1]), int(image.shape[0]), faces)
 
 

@@ -26,8 +26,9 @@ from storage.errors import InvalidName
 from storage.lock import job_lock
 from storage.schema import FaceFlag
 from storage.workspace import Workspace
-from verifier.errors import ImageError, NoFaceFound, VerifierError
-from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS
+from verifier.errors import ImageError, NoFaceFound, PoorQuality, VerifierError
+from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS, DEFAULT_MIN_QUALITY
+from verifier.quality import require_quality
 from verifier.images import iter_image_files, sha256_bytes
 
 from .models import LoadedModel, load_model, read_config
@@ -157,12 +158,14 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                   wait: bool = False, index_factory: str | None = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
                   loaded: LoadedModel | None = None, engine: str = "local",
-                  ray_address: str | None = None, workers: int | None = None) -> EmbedSummary:
+                  ray_address: str | None = None, workers: int | None = None,
+                  min_quality: float = DEFAULT_MIN_QUALITY) -> EmbedSummary:
     """Embed every usable photo of ``data`` with a model version (default: latest).
 
     ``engine="ray"`` runs the same preprocessing and model on Ray Data workers (a
     local Ray, or the cluster at ``ray_address``); batches come back to this process
-    and are committed exactly as locally."""
+    and are committed exactly as locally. A photo whose face is under ``min_quality``
+    is skipped (reason ``poor_quality: ...``) and retried when its bytes change."""
     if engine not in ENGINES:
         raise EmbedError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     root = Path(data).resolve()
@@ -176,7 +179,7 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
             model_id = model_row.id
             run_id = gallery.start_run(session, "embed", {
                 "data": str(root), "prune": prune, "batch_size": batch_size,
-                "index_factory": index_factory}, model_id).id
+                "index_factory": index_factory, "min_quality": min_quality}, model_id).id
         summary.run_id = run_id
         try:
             with sessions.begin() as session:
@@ -189,10 +192,10 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                     from .ray_engine import ray_batches
 
                     batches = ray_batches(ws, name, todo, batch_size, address=ray_address,
-                                          workers=workers)
+                                          workers=workers, min_quality=min_quality)
                 else:
                     loaded = loaded or load_model(ws, name)
-                    batches = local_batches(loaded, todo, batch_size)
+                    batches = local_batches(loaded, todo, batch_size, min_quality)
                 _commit_batches(sessions, model_id, batches, len(todo), summary, quiet, changed)
             summary.index_rebuilt = sync_index(ws, sessions, name, model_id, index_factory)
             with sessions.begin() as session:
@@ -215,33 +218,41 @@ def _counts(summary: EmbedSummary) -> dict:
 Row = gallery.PreparedRow
 
 
-def prepare_row(loaded: LoadedModel, image_id: int, path: str) -> tuple[Row, np.ndarray | None]:
+def prepare_row(loaded: LoadedModel, image_id: int, path: str,
+                min_quality: float = DEFAULT_MIN_QUALITY) -> tuple[Row, np.ndarray | None]:
     """One photo of a batch: its row, and its branch input unless it is unusable (the
-    reason is recorded instead). Shared by every engine."""
+    reason is recorded instead: a face under ``min_quality`` is ``poor_quality``).
+    Shared by every engine."""
     try:
         prepared = loaded.preparer.prepare(Path(path))
+        require_quality(prepared.quality, min_quality, path)
     except ImageError as exc:
         return Row(image_id, path, exc.reason, None), None
     except NoFaceFound:
         return Row(image_id, path, "no_face", None), None
-    return Row(image_id, path, None, prepared.status), prepared.pixels
+    except PoorQuality as exc:
+        return Row(image_id, path, f"poor_quality: {', '.join(exc.reasons)} ({exc.score:.2f})", None), None
+    quality = None if prepared.quality is None else prepared.quality.score
+    return Row(image_id, path, None, prepared.status, quality), prepared.pixels
 
 
-def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor
-                  ) -> tuple[list[Row], np.ndarray | None]:
+def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor,
+                  min_quality: float = DEFAULT_MIN_QUALITY) -> tuple[list[Row], np.ndarray | None]:
     """The rows of a batch of ``(image_id, path)`` and the stacked branch inputs of its
     usable photos, prepared on ``pool``'s threads (decoding, the detector's networks
     and alignment release the GIL). Shared by every engine."""
-    done = list(pool.map(lambda item: prepare_row(loaded, *item), batch))
+    done = list(pool.map(lambda item: prepare_row(loaded, *item, min_quality), batch))
     pixels = [p for _, p in done if p is not None]
     return [row for row, _ in done], (np.stack(pixels) if pixels else None)
 
 
-def local_batches(loaded: LoadedModel, todo: list, batch_size: int) -> Iterator[tuple[list, np.ndarray]]:
+def local_batches(loaded: LoadedModel, todo: list, batch_size: int,
+                  min_quality: float = DEFAULT_MIN_QUALITY) -> Iterator[tuple[list, np.ndarray]]:
     """``(rows, vectors of the usable rows)`` per batch, in this process: the photos of a
     batch are prepared on every core at once while the model runs on the batch before."""
     with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool:
-        for rows, pixels in _prefetch(todo, lambda batch: prepare_batch(loaded, batch, pool), batch_size):
+        for rows, pixels in _prefetch(todo, lambda batch: prepare_batch(loaded, batch, pool, min_quality),
+                                      batch_size):
             yield rows, (loaded.embed(pixels) if pixels is not None
                          else np.zeros((0, loaded.dimension), np.float32))
 

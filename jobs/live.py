@@ -23,11 +23,12 @@ from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
 from storage.gallery import identity_name
 from storage.workspace import Workspace
-from verifier.defaults import DEFAULT_MAX_FACES
+from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
 from verifier.errors import ImageError, NoSuchFace, SeveralFaces, VerifierError
 from verifier.faces import Face, largest_first
 from verifier.images import image_format, read_header
 from verifier.losses import euclidean_distance_np
+from verifier.quality import require_quality
 
 from .detect import DetectedFace
 from .models import LoadedModel, load_model
@@ -134,7 +135,7 @@ class QueryResult:
     def answer(self, faces: Sequence[Prepared], ranked: Sequence[list[Match]],
                keep_chip: bool = False) -> None:
         """Fill in the answer from a photo's prepared faces and their ranked matches."""
-        self.faces = [FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size,
+        self.faces = [FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size, p.quality,
                                     matches=tuple(m)) for p, m in zip(faces, ranked)]
         first = faces[0]
         self.face, (self.width, self.height) = first.status, first.size
@@ -204,6 +205,8 @@ class Verifier:
         self.threshold = threshold
         self.follower = Follower(sessions, ws.index_path(loaded.name), model=loaded.name,
                                  model_id=model_id, dimension=loaded.dimension)
+        self.min_quality = DEFAULT_MIN_QUALITY
+        """The face quality an enrollment needs (:class:`PoorQuality` below it)."""
         # writes, loading and following the log, one at a time; searches run beside them
         self._write_lock = threading.Lock()
 
@@ -491,10 +494,12 @@ class Verifier:
                 raise SeveralFaces(
                     f"{source or '<upload>'}: the photo holds {p.found} faces; say which one to "
                     f"enroll (face=0 is the largest) or ask for face={LARGEST}", self.boxes(p), i)
+            require_quality(p.quality, self.min_quality, source or "<upload>")
         vectors = self.embed(prepared)
         new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
                                 *read_header(data), p.status, source, vector,
-                                p.box if p.face is not None else None)
+                                p.box if p.face is not None else None,
+                                None if p.quality is None else p.quality.score)
                for (source, data), p, vector in zip(photos, prepared, vectors)]
         done = self.enroll_embedded(identity, new, [data for _, data in photos])
         for outcome, p in zip(done, prepared):

@@ -12,6 +12,7 @@ from verifier.errors import NoFaceFound, NoSuchFace
 from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
 from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.images import decode_image, resize, sha256_bytes
+from verifier.quality import Quality, face_quality
 
 
 def read_photo_bytes(path: Path) -> bytes:
@@ -44,6 +45,8 @@ class Prepared:
     """Faces the detector found in the photo."""
     size: tuple[int, int] = (0, 0)
     """The photo's width and height as displayed (EXIF rotation applied)."""
+    quality: Quality | None = None
+    """How far the face can be trusted (``None``: the whole photo was used)."""
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -158,7 +161,8 @@ class PhotoPreparer:
         status = "several_faces" if len(faces) > 1 else "face"
         chosen = range(min(every, len(faces))) if every is not None else [choose_face(faces, choice, name)]
         return [Prepared(align(image, faces[i].landmarks, self.size, self.padding), status, digest,
-                         found, faces[i], i, len(faces), size) for i in chosen]
+                         found, faces[i], i, len(faces), size, face_quality(image, faces[i]))
+                for i in chosen]
 
     def face_status(self, path: Path) -> str:
         """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting

@@ -28,17 +28,19 @@ class Embedder:
     ``{image_id, path}`` into ``{image_id, path, reason, face, vector}``, preparing
     the photos of a batch on as many threads as it was given CPUs."""
 
-    def __init__(self, home: str, model: str, threads: int) -> None:
+    def __init__(self, home: str, model: str, threads: int, min_quality: float = 0.0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from .models import load_model
 
         self.loaded = load_model(Workspace.open(home), model, threads=threads)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
+        self.min_quality = min_quality
 
     def __call__(self, batch: dict) -> dict:
         rows, pixels = prepare_batch(self.loaded, [(int(i), str(p)) for i, p in
-                                                   zip(batch["image_id"], batch["path"])], self.pool)
+                                                   zip(batch["image_id"], batch["path"])], self.pool,
+                                     self.min_quality)
         vectors = np.zeros((len(rows), self.loaded.dimension), np.float32)
         if pixels is not None:
             vectors[[r.reason is None for r in rows]] = self.loaded.embed(pixels)
@@ -46,6 +48,7 @@ class Embedder:
                 "path": np.array([r.path for r in rows], dtype=object),
                 "reason": np.array([r.reason or "" for r in rows], dtype=object),
                 "face": np.array([r.face or "" for r in rows], dtype=object),
+                "quality": np.array([np.nan if r.quality is None else r.quality for r in rows], np.float64),
                 "vector": vectors}
 
 
@@ -63,7 +66,7 @@ def _actor_pool(size: int):
 
 
 def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
-                address: str | None = None, workers: int | None = None
+                address: str | None = None, workers: int | None = None, min_quality: float = 0.0
                 ) -> Iterator[tuple[list, np.ndarray]]:
     """``(rows, vectors of the usable rows)`` per batch, computed on Ray.
 
@@ -80,11 +83,11 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
     verbose = logging.getLogger().getEffectiveLevel() < logging.WARNING
     with contextlib.nullcontext() if verbose else without_native_log_lines():
         yield from _run(ws, model, todo, batch_size, address, workers,
-                        logging.WARNING if verbose else logging.ERROR)
+                        logging.WARNING if verbose else logging.ERROR, min_quality)
 
 
 def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | None,
-         workers: int | None, notes: int) -> Iterator[tuple[list, np.ndarray]]:
+         workers: int | None, notes: int, min_quality: float) -> Iterator[tuple[list, np.ndarray]]:
     import ray
     import ray.data
 
@@ -111,13 +114,15 @@ def _run(ws: Workspace, model: str, todo: list, batch_size: int, address: str | 
         blocks = min(len(items), max(size, -(-len(items) // batch_size)))
         dataset = ray.data.from_items(items, override_num_blocks=blocks)
         threads = int(max(1, share))
-        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model, threads),
+        embedded = dataset.map_batches(Embedder, fn_constructor_args=(str(ws.root), model, threads,
+                                                                      min_quality),
                                        batch_size=batch_size, compute=_actor_pool(min(size, blocks)),
                                        num_cpus=share, batch_format="numpy")
         try:
             for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-                rows = [Row(int(i), str(p), r or None, f or None) for i, p, r, f in
-                        zip(batch["image_id"], batch["path"], batch["reason"], batch["face"])]
+                rows = [Row(int(i), str(p), r or None, f or None, None if np.isnan(q) else float(q))
+                        for i, p, r, f, q in zip(batch["image_id"], batch["path"], batch["reason"],
+                                                 batch["face"], batch["quality"])]
                 ok = np.array([r.reason is None for r in rows], dtype=bool)
                 yield rows, np.asarray(batch["vector"], np.float32)[ok]
         except Exception as exc:  # a worker's named error comes back wrapped by Ray

@@ -39,6 +39,8 @@ class ScoredPairs:
     labels: np.ndarray
     distances: np.ndarray
     in_training: list[bool] | None = None  # a photo of the pair trained the model (by content)
+    quality_a: list[float | None] | None = None  # face quality of each photo (None: not rated)
+    quality_b: list[float | None] | None = None
 
     @property
     def threshold(self) -> float:
@@ -57,21 +59,21 @@ def load_scored(sessions: sessionmaker[Session], run_id: int | None = None) -> S
         ia, ib = aliased(Identity), aliased(Identity)
         rows = session.execute(
             select(a.path, b.path, ia.name, ib.name, PairScore.label, PairScore.distance,
-                   a.sha256, b.sha256)
+                   a.sha256, b.sha256, a.quality, b.quality)
             .join(a, PairScore.first_image_id == a.id).join(b, PairScore.second_image_id == b.id)
             .join(ia, a.identity_id == ia.id).join(ib, b.identity_id == ib.id)
             .where(PairScore.run_id == run.id).order_by(PairScore.id)).all()
         run_doc = {"id": run.id, "params": run.params, "counts": run.counts,
                    "started": str(run.started), "ended": str(run.ended)}
         model_doc = {"name": model.name, "backbone": model.backbone, "config": model.config}
-    path_a, path_b, identity_a, identity_b, labels, distances, sha_a, sha_b = \
-        (list(column) for column in zip(*rows)) if rows else ([] for _ in range(8))
+    path_a, path_b, identity_a, identity_b, labels, distances, sha_a, sha_b, q_a, q_b = \
+        (list(column) for column in zip(*rows)) if rows else ([] for _ in range(10))
     trained = _training_contents(Path(model.artifact))
     in_training = None if trained is None else \
         [sa in trained or sb in trained for sa, sb in zip(sha_a, sha_b)]
     return ScoredPairs(run_doc, model_doc, path_a, path_b, identity_a, identity_b,
                        np.array(labels, dtype=np.int8), np.array(distances, dtype=np.float64),
-                       in_training)
+                       in_training, q_a, q_b)
 
 
 def _training_contents(model_folder: Path) -> set[str] | None:
@@ -88,18 +90,44 @@ def write_csv(scored: ScoredPairs, out: Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
-                "decision", "correct", "photo_in_training"])
+                "decision", "correct", "photo_in_training", "quality_a", "quality_b"])
     seen = scored.in_training
+    rated = lambda q: "" if q is None else f"{q:.4f}"  # noqa: E731
     for i, dec in enumerate(scored.decisions):
         w.writerow([scored.path_a[i], scored.path_b[i], scored.identity_a[i], scored.identity_b[i],
                     int(scored.labels[i]), f"{scored.distances[i]:.6f}",
                     "same" if dec else "different", int(bool(dec) == bool(scored.labels[i])),
-                    "" if seen is None else int(seen[i])])
+                    "" if seen is None else int(seen[i]), rated(scored.quality_a[i]),
+                    rated(scored.quality_b[i])])
     write_text_atomic(out, buf.getvalue())
 
 
 def report_json(scored: ScoredPairs) -> dict:
-    return {"run": scored.run, "model": scored.model}
+    return {"run": scored.run, "model": scored.model, "quality_bands": quality_bands(scored)}
+
+
+def quality_bands(scored: ScoredPairs) -> list[dict]:
+    """The pairs split by the lower face quality of their two photos: per band the
+    pairs, same-person pairs, EER, and the false reject and accept rates at the
+    run's threshold (``None`` where a band lacks the pairs to say)."""
+    from verifier.metrics import eer
+    from verifier.quality import QUALITY_BANDS, band_of
+
+    lower = [None if qa is None or qb is None else min(qa, qb)
+             for qa, qb in zip(scored.quality_a or [], scored.quality_b or [])]
+    bands = np.array([band_of(q) for q in lower]) if lower else np.array([], dtype=str)
+    out = []
+    for name in [b for _, _, b in QUALITY_BANDS] + ["not rated"]:
+        m = bands == name
+        if not m.any():
+            continue
+        y, dec, d = scored.labels[m].astype(bool), scored.decisions[m], scored.distances[m]
+        both = y.any() and (~y).any()
+        out.append({"band": name, "pairs": int(m.sum()), "same": int(y.sum()),
+                    "eer": float(eer(d, y.astype(int))) if both else None,
+                    "frr": float((~dec & y).sum() / y.sum()) if y.any() else None,
+                    "far": float((dec & ~y).sum() / (~y).sum()) if (~y).any() else None})
+    return out
 
 
 def per_identity(scored: ScoredPairs) -> list[dict]:
@@ -188,6 +216,16 @@ def _metric_tables(scored: ScoredPairs) -> tuple[str, str]:
     return rows, free
 
 
+def _band_rows(scored: ScoredPairs) -> str:
+    rows = quality_bands(scored)
+    if not rows:
+        return "<tr><td colspan=6>No pairs.</td></tr>"
+    return "".join(
+        f"<tr><td>{html.escape(r['band'])}</td><td>{r['pairs']}</td><td>{r['same']}</td>"
+        f"<td>{fmt_metric(r['eer'])}</td><td>{fmt_metric(r['frr'])}</td><td>{fmt_metric(r['far'])}</td></tr>"
+        for r in rows)
+
+
 def _identity_rows(scored: ScoredPairs) -> str:
     return "".join(
         f"<tr><td>{html.escape(r['identity'])}</td><td>{r['pairs']}</td><td>{r['same']}</td>"
@@ -261,6 +299,12 @@ distance is at most the threshold).</p>
 <div class="figs">
 {_figures(scored)}
 </div>
+<h2>By face quality</h2>
+<p class="note">Pairs by the lower face quality of their two photos (detector confidence,
+face size, sharpness, pose; 0-1). Photos embedded before ratings existed, and
+whole photos of a model without a detector, are not rated.</p>
+<table><tr><th>quality</th><th>pairs</th><th>same</th><th>EER</th><th>FRR at {t:.4f}</th>
+<th>FAR at {t:.4f}</th></tr>{_band_rows(scored)}</table>
 <h2>Per identity</h2>
 <table><tr><th>identity</th><th>pairs</th><th>same</th><th>accuracy</th><th>false accepts</th>
 <th>false rejects</th></tr>{_identity_rows(scored)}</table>

@@ -30,6 +30,7 @@ class StoredFace(NamedTuple):
     box: list[int] | None
     score: float | None
     vector: np.ndarray
+    quality: float | None = None
 
 
 class NewFace(NamedTuple):
@@ -39,11 +40,12 @@ class NewFace(NamedTuple):
     box: list[int] | None
     score: float | None
     vector: np.ndarray
+    quality: float | None = None
 
 
 def _stored(row: FaceVector) -> StoredFace:
     return StoredFace(row.id, row.sha256, row.face, row.faces, row.box, row.score,
-                      np.frombuffer(row.vector, dtype=np.float32))
+                      np.frombuffer(row.vector, dtype=np.float32), row.quality)
 
 
 def faces_of(session: Session, model_id: int, sha256s: Iterable[str],
@@ -71,7 +73,7 @@ def store_faces(sessions: sessionmaker[Session], model_id: int,
             known = set(faces_of(session, model_id, (f.sha256 for f in faces)))
             session.add_all(FaceVector(sha256=f.sha256, model_id=model_id, face=f.face,
                                        faces=f.faces, box=f.box, score=f.score,
-                                       vector=vector_to_bytes(f.vector))
+                                       quality=f.quality, vector=vector_to_bytes(f.vector))
                             for f in faces if f.sha256 not in known)
     except IntegrityError:  # a concurrent run stored one of these contents first
         pass

@@ -12,11 +12,12 @@ from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeB
                         Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
 never reused (AUTOINCREMENT on SQLite) and the gallery change log; 4: the face an
-enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs
-(``storage/migrations`` upgrades a database in place)."""
+enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs;
+6: the quality of a gallery photo's face (``storage/migrations`` upgrades a
+database in place)."""
 
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 """SQLite hands a deleted largest rowid to the next row unless AUTOINCREMENT is
@@ -105,6 +106,9 @@ class Image(Base):
     face_box: Mapped[list[int] | None] = mapped_column(JSON)
     """``[left, top, width, height]`` of the face an enrolled photo stands for
     (``None``: its largest face, or no detector)."""
+    quality: Mapped[float | None] = mapped_column(Float)
+    """How far the face used can be trusted, 0-1 (:mod:`verifier.quality`; ``None``:
+    the whole photo was used, or it was embedded before schema 6)."""
     updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     identity: Mapped[Identity] = relationship(back_populates="images")
 
@@ -217,6 +221,8 @@ class FaceVector(Base):
     box: Mapped[list[int] | None] = mapped_column(JSON)
     """``[left, top, width, height]`` (``None``: the whole photo, no detector)."""
     score: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[float | None] = mapped_column(Float)
+    """The face's quality, 0-1 (``None``: the whole photo)."""
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 

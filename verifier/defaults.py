@@ -38,9 +38,12 @@ DEFAULT_REPORT_FORMAT = "html"
 DATASETS = ("seed-faces", "lfw")
 """Data sets `verifier datasets fetch` knows."""
 DEFAULT_K = 5
+"""Identities listed by a query."""
 DEFAULT_MAX_FACES = 20
 """Faces reported per photo by `verifier detect` and ``/v1/detect``, largest first."""
-"""Identities listed by a query."""
+DEFAULT_MIN_QUALITY = 0.0
+"""The face quality (0-1) an enrollment needs; 0 accepts every face found
+(``--min-quality`` raises it for `embed` and `serve`)."""
 
 INFERENCE_ENGINES = ("onnx", "keras")
 DEFAULT_INFERENCE_ENGINE = "onnx"

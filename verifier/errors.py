@@ -63,3 +63,13 @@ class SeveralFaces(VerifierError):
 
 class NoSuchFace(VerifierError):
     """A face was asked for by its position (or box) and the photo has no such face."""
+
+
+class PoorQuality(VerifierError):
+    """A face is below the quality an operation requires (enrolling it): the
+    message says why ("face 38 px wide", "blurred")."""
+
+    def __init__(self, message: str, score: float, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.score = score
+        self.reasons = reasons

@@ -82,6 +82,7 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
             share_cores(threads)
         svc.verifier = Verifier.open(ws, sessions, settings.model, max_pixels=settings.max_pixels,
                                      threads=threads)
+        svc.verifier.min_quality = settings.min_quality
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
         svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from storage.errors import (DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
                             RunNotFound, StorageError, WorkspaceBusy)
 from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace,
-                             SeveralFaces, VerifierError)
+                             PoorQuality, SeveralFaces, VerifierError)
 
 from ..cluster import OtherModel, RunNotDone
 from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
@@ -29,6 +29,7 @@ ERRORS: list[tuple[type[BaseException], int, str]] = [
     (NoFaceFound, 422, "no_face"),
     (SeveralFaces, 422, "several_faces"),
     (NoSuchFace, 422, "no_such_face"),
+    (PoorQuality, 422, "poor_quality"),
     (DetectorUnavailable, 503, "detector_unavailable"),
     (PhotoNotFound, 404, "photo_not_found"),
     (IdentityNotFound, 404, "identity_not_found"),
@@ -73,6 +74,8 @@ def library_error(exc: Exception) -> JSONResponse:
             if status >= 500:
                 log.warning("%s: %s", code, exc)
             details = {"faces": exc.boxes, "photo": exc.photo} if isinstance(exc, SeveralFaces) else {}
+            if isinstance(exc, PoorQuality):
+                details = {"quality": round(exc.score, 4), "reasons": exc.reasons}
             return error(status, code, str(exc), **details)
     raise exc
 

@@ -19,6 +19,16 @@ class MatchOut(BaseModel):
     photo_id: int = Field(description="The closest gallery photo of this identity")
 
 
+class QualityOut(BaseModel):
+    score: float = Field(description="How far the face can be trusted, 0-1: the weakest of the parts below")
+    confidence: float = Field(description="From the detector's confidence")
+    size: float = Field(description="From the face's width (30 px: 0, 80 px: 1)")
+    sharpness: float = Field(description="From its sharpness (blur scores low)")
+    pose: float = Field(description="From how far it is turned away (frontal: 1)")
+    width: int = Field(description="The face's width in pixels")
+    reasons: list[str] = Field(description="What makes it poor, in words, e.g. 'face 38 px wide', 'blurred'")
+
+
 class FaceOut(BaseModel):
     box: list[int] = Field(description="[left, top, width, height] in pixels of the photo as "
                                         "displayed (EXIF rotation applied)")
@@ -27,6 +37,7 @@ class FaceOut(BaseModel):
     landmarks: dict[str, list[float]] | None = Field(
         description="left_eye, right_eye, nose, mouth_left, mouth_right as [x, y]")
     chip: str | None = Field(None, description="The aligned face as a data: URL (with chips=true)")
+    quality: QualityOut | None = Field(None, description="How far the face can be trusted (null: the whole photo)")
 
 
 class SearchFaceOut(FaceOut):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from verifier.defaults import DEFAULT_MIN_QUALITY
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
@@ -54,6 +56,8 @@ class Settings:
     as for an app served by another program)."""
     allowed_hosts: tuple[str, ...] = ()
     """More Host names to answer (``--allowed-host``), e.g. behind a reverse proxy."""
+    min_quality: float = DEFAULT_MIN_QUALITY
+    """The face quality an enrollment needs (``--min-quality``); below: 422 ``poor_quality``."""
     cluster_folders: tuple[str, ...] = ()
     """Server folders a client with a write key may have clustered by path
     (``--cluster-folder``); none by default."""

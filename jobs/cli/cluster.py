@@ -111,11 +111,13 @@ def cluster_show(ctx: Context, run_id: int, html_path: Path | None, as_json: boo
 @click.argument("name", required=False)
 @click.option("--merge-into", metavar="NAME",
               help="Add the group's faces to this existing person instead of a new one.")
+@click.option("--min-quality", default=d.DEFAULT_MIN_QUALITY, show_default=True, type=click.FloatRange(0, 1),
+              help="Leave out faces of a lower quality (listed as skipped).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 @friendly
 def cluster_name(ctx: Context, run_id: int, group: int, name: str | None, merge_into: str | None,
-                 as_json: bool) -> None:
+                 min_quality: float, as_json: bool) -> None:
     """Enroll group GROUP of cluster run RUN as a new person NAME (or into an
     existing person with --merge-into NAME). The faces' vectors from the run are
     stored; nothing is embedded again. Every server sees the new photos.
@@ -132,6 +134,7 @@ def cluster_name(ctx: Context, run_id: int, group: int, name: str | None, merge_
     sessions = ctx.database()
     run = load_run(sessions, run_id)
     verifier = open_verifier(ctx.workspace(), sessions, run.model)
+    verifier.min_quality = min_quality
     named = name_group(sessions, verifier, run_id, group, name or merge_into, merge=merge_into is not None)
     verifier.close()
     if as_json:

@@ -27,12 +27,15 @@ from .context import Context, emit_json, friendly, pass_ctx
                                     "[default: start a local Ray for this run].")
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: model workers, each "
               "using an equal share of the CPUs [default: one per CPU].")
+@click.option("--min-quality", default=d.DEFAULT_MIN_QUALITY, show_default=True,
+              type=click.FloatRange(0, 1), help="Skip photos whose face quality is lower (recorded "
+              "with the reason, e.g. 'poor_quality: face 38 px wide'); 0 takes every face.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 @friendly
 def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool, wait: bool,
           index_factory: str | None, max_pixels: int, engine: str, ray_address: str | None,
-          workers: int | None, as_json: bool) -> None:
+          workers: int | None, min_quality: float, as_json: bool) -> None:
     """Embed every photo of a gallery folder into the model's FAISS index.
 
     Content-addressed: unchanged photos cost no model call, moved ones only have
@@ -48,7 +51,8 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
     summary = embed_gallery(ctx.workspace(), ctx.database(), data, model=model,
                             batch_size=batch_size, prune=prune, wait=wait,
                             index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet,
-                            engine=engine, ray_address=ray_address, workers=workers)
+                            engine=engine, ray_address=ray_address, workers=workers,
+                            min_quality=min_quality)
     if as_json:
         emit_json(summary.as_dict())
     else:

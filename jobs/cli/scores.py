@@ -199,14 +199,24 @@ def _print_result(r) -> None:
         click.echo(f"{r.photo}: error: {r.error}", err=True)
         return
     if len(r.faces) == 1:
-        click.echo(f"{r.photo}: {_verdict(r)}")
+        click.echo(f"{r.photo}: {_verdict(r)}{_quality(r.faces[0], '  (', ')')}")
         _print_matches(r.matches, "  ")
         return
     click.echo(f"{r.photo}: {len(r.faces)} faces ({r.width}x{r.height}), largest first")
     for i, face in enumerate(r.faces):
         left, top, w, h = face.box
-        click.echo(f"  face {i} at left {left}, top {top}, {w}x{h}: {_verdict(face)}")
+        click.echo(f"  face {i} at left {left}, top {top}, {w}x{h}: {_verdict(face)}{_quality(face, '  (', ')')}")
         _print_matches(face.matches, "    ")
+
+
+def _quality(face, before: str = "  ", after: str = "") -> str:
+    """``quality 0.91`` with the reasons of a poor face, framed by ``before`` and
+    ``after``; nothing for the whole photo (a model without a detector)."""
+    q = face.quality
+    if q is None:
+        return ""
+    reasons = q.reasons()
+    return f"{before}quality {q.score:.2f}" + (f": {', '.join(reasons)}" if reasons else "") + after
 
 
 def _print_matches(matches, indent: str) -> None:
@@ -321,7 +331,7 @@ def _print_detection(r) -> None:
                f"({r.width}x{r.height})")
     for i, f in enumerate(r.faces):
         left, top, w, h = f.box
-        click.echo(f"  face {i}: left {left}, top {top}, {w}x{h}  score {f.score:.3f}")
+        click.echo(f"  face {i}: left {left}, top {top}, {w}x{h}  score {f.score:.3f}{_quality(f)}")
 
 
 COMMANDS = [evaluate, report, query, verify, detect]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from verifier.defaults import DEFAULT_MIN_QUALITY
+
 from ..api.settings import (DEFAULT_HEADER_TIMEOUT, DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY,
                             DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
                             DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
@@ -51,6 +53,9 @@ def is_loopback(host: str) -> bool:
 @click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
               type=click.FloatRange(0.1),
               help="Seconds a client has to send a request's headers; slower ones are cut.")
+@click.option("--min-quality", default=DEFAULT_MIN_QUALITY, show_default=True, type=click.FloatRange(0, 1),
+              help="Refuse enrollments of a face below this quality (422 poor_quality, with the "
+                   "reason); 0 takes every face.")
 @click.option("--cluster-folder", "cluster_folders", multiple=True, metavar="DIR",
               type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="A server folder that clients with a write key may cluster by path "
@@ -61,7 +66,7 @@ def is_loopback(host: str) -> bool:
 def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, max_upload: int,
           workers: int, queue: int, snapshot_interval: float, refresh_interval: float,
           max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int,
-          header_timeout: float, cluster_folders: tuple[Path, ...]) -> None:
+          header_timeout: float, min_quality: float, cluster_folders: tuple[Path, ...]) -> None:
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
@@ -88,7 +93,8 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
                         queue=queue, snapshot_interval=snapshot_interval,
                         refresh_interval=refresh_interval, max_pixels=max_pixels, host=host,
                         allowed_hosts=allowed_hosts,
-                        cluster_folders=tuple(str(p.resolve()) for p in cluster_folders))
+                        cluster_folders=tuple(str(p.resolve()) for p in cluster_folders),
+                        min_quality=min_quality)
     app = create_app(ws, ctx.database(), settings)
     click.echo(f"serving {ws.root} on http://{host}:{port} "
                f"({'no API keys' if no_auth else 'API keys required'}); Ctrl-C stops", err=True)

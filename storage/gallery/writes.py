@@ -234,6 +234,7 @@ class PreparedRow(NamedTuple):
     path: str
     reason: str | None
     face: str | None
+    quality: float | None = None
 
 
 def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
@@ -263,6 +264,9 @@ def store_batch(session: Session, model_id: int, rows: Sequence[PreparedRow],
                             .values(status=ImageStatus.SKIPPED, reason=r.reason))
         elif (flag := FaceFlag.of(r.face)) is not None:
             session.execute(update(Image).where(Image.id == r.image_id).values(flags=flag))
+    rated = [{"id": r.image_id, "quality": r.quality} for r in usable if r.quality is not None]
+    if rated:  # one statement for the batch (UPDATE by primary key, executemany)
+        session.execute(update(Image), rated)
     return _add_vectors(session, model_id, [r.image_id for r in usable], vectors)
 
 
@@ -280,6 +284,8 @@ class NewPhoto(NamedTuple):
     vector: np.ndarray
     face_box: tuple[int, int, int, int] | None = None
     """The face the photo stands for, when the detector found one."""
+    quality: float | None = None
+    """That face's quality, 0-1."""
 
 
 class EnrollOutcome(NamedTuple):
@@ -312,12 +318,12 @@ def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> E
     if row is None:
         row = Image(path=photo.path, sha256=photo.sha256, identity_id=ident, width=photo.width,
                     height=photo.height, status=ImageStatus.OK, flags=flag, source=source,
-                    face_box=box)
+                    face_box=box, quality=photo.quality)
         session.add(row)
         session.flush()
     else:  # removed before, or enrolled under another model only (which chose its face)
         if row.status != ImageStatus.OK:
-            row.face_box = box
+            row.face_box, row.quality = box, photo.quality
         row.identity_id, row.status, row.flags, row.source = ident, ImageStatus.OK, flag, source
         session.flush()
         _note_update(session, row.id)

@@ -80,7 +80,7 @@ def test_reports(pipeline_home, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == n
     assert set(rows[0]) == {"photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
-                            "decision", "correct", "photo_in_training"}
+                            "decision", "correct", "photo_in_training", "quality_a", "quality_b"}
     assert all((r["label"] == "1") == (r["identity_a"] == r["identity_b"]) for r in rows)
     # the seed protocol draws test pairs from the training photos; every row says so
     assert {r["photo_in_training"] for r in rows} == {"1"}

@@ -34,7 +34,7 @@ def served(home_with_model, tmp_path, db_url):
     sessions = open_database(db_url)
     with sessions.begin() as s:
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
-    folder = write_identity_set(tmp_path / "allowed" / "event", identities=2, per_identity=2, size=32)
+    write_identity_set(tmp_path / "allowed" / "event", identities=2, per_identity=2, size=32)
     open_verifier(ws, sessions, "tiny")  # the model's row, to set its threshold
     with sessions.begin() as s:
         gallery.get_model(s, "tiny").threshold = 100.0  # every pair: one group

@@ -33,7 +33,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 5
+    assert schema_version(sessions) == SCHEMA_VERSION == 6
     assert counts(sessions) == before
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors

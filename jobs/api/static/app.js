@@ -152,7 +152,9 @@ function showFace(answer, face, into) {
   const side = el("div"); side.appendChild(verdict);
   side.appendChild(el("p", "model " + answer.model +
     (answer.threshold !== null ? " · threshold " + answer.threshold.toFixed(3) : " · not calibrated") +
-    (face.score !== null ? " · detector score " + face.score.toFixed(3) : ""), "small"));
+    (face.score !== null ? " · detector score " + face.score.toFixed(3) : "") +
+    (face.quality ? " · quality " + face.quality.score.toFixed(2) +
+      (face.quality.reasons.length ? " (" + face.quality.reasons.join(", ") + ")" : "") : ""), "small"));
   probe.appendChild(side);
   into.appendChild(probe);
   const cards = el("ol", undefined, "cards");

