@@ -4,7 +4,6 @@ split by it (skipped where the seed photos are absent)."""
 import io
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image as PILImage
