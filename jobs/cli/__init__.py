@@ -119,8 +119,9 @@ TRAIN_OPTIONS = [
     click.option("--augment", default="none", show_default=True, type=click.Choice(d.AUGMENTATIONS),
                  help="flip: also cache mirrored photos; each step uses one version at random."),
     click.option("--tta", default=d.DEFAULT_TTA, show_default=True, type=click.Choice(d.TTA),
-                 help="flip: embed each face and its mirror and average (recorded in the model; "
-                      "every later command uses it)."),
+                 help="flip: embed each face and its mirror and average (fewer errors on hard and "
+                      "clean photos); none: once, faster. Recorded in the model; every later "
+                      "command uses it."),
     click.option("--fine-tune", default=d.DEFAULT_FINE_TUNE, show_default=True, type=click.FloatRange(0, 1),
                  help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
     click.option("--image-size", type=click.IntRange(32, 1024),
