@@ -387,6 +387,12 @@ def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
     """A recorded run as :func:`cluster_photos` returned it (or its progress). A run
     still marked running whose process on this machine is gone (killed) is shown as
     failed, with what to do."""
+    return _load_run(sessions, run_id)[0]
+
+
+def _load_run(sessions: sessionmaker[Session], run_id: int
+              ) -> tuple[ClusterRun, dict[int, store.StoredFace]]:
+    """The run, and its stored faces by id (their vectors, for naming)."""
     with sessions() as session:
         stored = store.get_run(session, run_id)
         model = _model_row(session, stored.model_id).name
@@ -401,19 +407,18 @@ def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
     for m in stored.members:
         face = GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)
         (groups[m.cluster].faces if m.cluster in groups else alone).append(face)
-    return ClusterRun(stored.id, model, stored.status, stored.params.get("threshold"),
-                      int(stored.params.get("min_size", DEFAULT_MIN_SIZE)),
-                      sorted(groups.values(), key=lambda g: (-g.size, g.cluster)), alone,
-                      skipped, counts, stored.error, stored.params.get("origin", "cli"))
+    run = ClusterRun(stored.id, model, stored.status, stored.params.get("threshold"),
+                     int(stored.params.get("min_size", DEFAULT_MIN_SIZE)),
+                     sorted(groups.values(), key=lambda g: (-g.size, g.cluster)), alone,
+                     skipped, counts, stored.error, stored.params.get("origin", "cli"))
+    return run, {m.face.id: m.face for m in stored.members}
 
 
 def group_face(sessions: sessionmaker[Session], run_id: int, cluster: int | None, index: int) -> GroupFace:
     """Face ``index`` of group ``cluster`` (``None``: the unclustered faces) of a run."""
-    run = load_run(sessions, run_id)
-    faces = run.alone if cluster is None else next((g.faces for g in run.groups if g.cluster == cluster), None)
-    if faces is None or not 0 <= index < len(faces):
-        raise store.RunNotFound(f"cluster run {run_id} has no face {index} in group {cluster}")
-    return faces[index]
+    with sessions() as session:
+        m = store.member(session, run_id, cluster, index)
+    return GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)
 
 
 @dataclass
@@ -443,7 +448,7 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
     A photo that changed since the run, or that the gallery holds as someone else
     (a gallery photo stands for one face), is skipped and reported."""
     name = gallery.identity_name(name)
-    run = load_run(sessions, run_id)
+    run, faces = _load_run(sessions, run_id)
     if run.status != "done":
         raise RunNotDone(f"cluster run {run_id} is {run.status}; name its groups once it is done")
     if run.model != verifier.model:
@@ -453,7 +458,6 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
         raise store.RunNotFound(f"cluster run {run_id} has no group {cluster}")
     with sessions() as session:
         exists = gallery.identity_exists(session, name)
-        faces = {f.id: f for m in store.get_run(session, run_id).members for f in [m.face]}
     if exists and not merge:
         raise GalleryConflict(f"there is already a person named {name!r}; merge the group into "
                               "them on purpose (--merge-into / merge=true) or choose another name")

@@ -183,6 +183,20 @@ def get_run(session: Session, run_id: int, *, members: bool = True) -> StoredRun
                      dict(run.counts or {}), run.error, groups, found)
 
 
+def member(session: Session, run_id: int, cluster: int | None, index: int) -> Member:
+    """Face ``index`` (in the run's order) of group ``cluster`` of a run (``None``: the
+    unclustered faces), read alone: a thumbnail does not load the whole run."""
+    where = ClusterMember.cluster.is_(None) if cluster is None else ClusterMember.cluster == cluster
+    row = session.execute(select(ClusterMember, FaceVector)
+                          .join(FaceVector, FaceVector.id == ClusterMember.face_id)
+                          .where(ClusterMember.run_id == run_id, where)
+                          .order_by(ClusterMember.id).offset(index).limit(1)).first()
+    if row is None:
+        raise RunNotFound(f"cluster run {run_id} has no face {index} in group {cluster}")
+    m, f = row
+    return Member(m.cluster, m.photo, m.source, _stored(f))
+
+
 def runs(session: Session, limit: int = 20) -> list[JobRun]:
     """The most recent cluster runs, newest first."""
     return list(session.scalars(select(JobRun).where(JobRun.kind == RUN_KIND)
