@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import IndexMismatch, IndexStale, StorageError
 from .files import write_bytes_atomic, write_json_atomic
+from .lock import pair_lock
 
 
 DEFAULT_FACTORY = "Flat"
@@ -79,13 +80,21 @@ def save_index(path: Path, index, model: str, factory: str,
                      factory=factory, ids_sha256=ids_checksum(ids),
                      file_sha256=hashlib.sha256(data).hexdigest(), file_size=len(data),
                      hidden=tuple(sorted(int(i) for i in hidden)), seq=int(seq))
-    write_bytes_atomic(path, data)
-    write_json_atomic(sidecar_path(path), asdict(info))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pair_lock(lock_path(path)):  # no reader sees this file with another writer's sidecar
+        write_bytes_atomic(path, data)
+        write_json_atomic(sidecar_path(path), asdict(info))
     return info
 
 
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
+
+
+def lock_path(path: Path) -> Path:
+    """The lock that keeps an index file and its sidecar together (:func:`pair_lock`):
+    two servers that snapshot at once wrote one's file beside the other's sidecar."""
+    return path.with_name(path.name + ".lock")
 
 
 def read_sidecar(path: Path) -> IndexInfo:
@@ -111,11 +120,12 @@ def load_index(path: Path, *, model: str, dimension: int | None = None,
     """
     import faiss
 
-    info = read_sidecar(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise IndexMismatch(f"index file {path} is missing; {REPAIR_HINT}") from None
+    with pair_lock(lock_path(Path(path)), shared=True):
+        info = read_sidecar(path)
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise IndexMismatch(f"index file {path} is missing; {REPAIR_HINT}") from None
     if len(data) != info.file_size and info.file_size >= 0:
         raise IndexMismatch(f"index file {path} has {len(data)} bytes, its sidecar says "
                             f"{info.file_size} (truncated or replaced); {REPAIR_HINT}")

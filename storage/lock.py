@@ -1,4 +1,5 @@
-"""An exclusive, process-wide lock on a workspace job (released when the process dies)."""
+"""File locks (released when the process dies): an exclusive lock on a workspace
+job, and a lock that keeps an index snapshot and its sidecar together."""
 from __future__ import annotations
 
 import fcntl
@@ -27,6 +28,25 @@ def job_lock(path: Path, *, wait: bool = False, what: str = "job") -> Iterator[N
                                 "wait for it to finish, or pass --wait to queue behind it") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def pair_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold ``path`` locked (``flock``), waiting for it: shared by readers, exclusive
+    for a writer, so that two files written one after the other (an index snapshot
+    and its sidecar) are never read or written half by one process and half by
+    another. Where the lock file cannot be created (a read-only folder) nothing is
+    locked: nobody can write there either."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -97,3 +97,35 @@ def test_same_size_corruption_caught_by_full_check(tmp_path):
     load_index(path, model="m")  # cheap load: size and sidecar agree
     with pytest.raises(IndexMismatch, match="does not match its sidecar"):
         load_index(path, model="m", full_check=True)
+
+
+def test_snapshots_written_at_once_by_two_writers_never_load_mismatched(tmp_path):
+    """Two servers snapshot the same index while a third loads it: the file and its
+    sidecar always come from one writer (they are locked as a pair)."""
+    import threading
+
+    path = tmp_path / "m.faiss"
+    rng = np.random.default_rng(0)
+    small = build_index(rng.standard_normal((10, 8)).astype(np.float32), np.arange(10), "Flat")
+    large = build_index(rng.standard_normal((300, 8)).astype(np.float32), np.arange(300), "Flat")
+    save_index(path, small, "m", "Flat")
+    stop, errors = threading.Event(), []
+
+    def write(index):
+        while not stop.is_set():
+            save_index(path, index, "m", "Flat")
+
+    def read():
+        for _ in range(300):
+            try:
+                load_index(path, model="m")
+            except IndexMismatch as exc:
+                errors.append(str(exc))
+        stop.set()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in (small, large)] + [threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
