@@ -26,9 +26,8 @@ from storage import gallery
 from storage.errors import GalleryConflict
 from storage.schema import Model
 from storage.workspace import Workspace
-from verifier.clustering import (DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS,
-                                 cluster_vectors)
-from verifier.defaults import DEFAULT_MAX_FACES
+from verifier.clustering import cluster_vectors
+from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
 from verifier.errors import VerifierError
 from verifier.images import image_format, is_image_file, read_header, sha256_bytes
 

@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defaults import DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
 from .errors import VerifierError
 
-DEFAULT_NEIGHBOURS = 30
-"""Neighbours per vector in the graph (a person with more photos stays connected
-through chains of neighbours)."""
-DEFAULT_MIN_SIZE = 2
-"""Groups smaller than this are reported as unclustered."""
 DEFAULT_ROUNDS = 50
 """Chinese whispers rounds at most (it stops as soon as no label changes)."""
 DEFAULT_RESTARTS = 5

@@ -53,3 +53,9 @@ DEFAULT_INFERENCE_ENGINE = "onnx"
 """What runs a model version's branch: ONNX Runtime on its exported ``branch.onnx``
 (no TensorFlow), or Keras on ``branch.keras`` (TensorFlow). The environment
 variable ``VERIFIER_ENGINE`` overrides it, for comparison or as a fallback."""
+
+DEFAULT_NEIGHBOURS = 30
+"""`verifier cluster`: neighbours per face in the k-nearest-neighbour graph (a person
+with more photos stays connected through chains of neighbours)."""
+DEFAULT_MIN_SIZE = 2
+"""`verifier cluster`: groups smaller than this are reported as unclustered."""

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from verifier import clustering as c
 from verifier import defaults as d
 
 from .context import Context, emit_json, friendly, pass_ctx
@@ -44,9 +43,9 @@ def cluster_cmd() -> None:
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--threshold", type=click.FloatRange(0, min_open=True),
               help="Faces closer than this may be one person [default: the model's calibrated threshold].")
-@click.option("--min-size", default=c.DEFAULT_MIN_SIZE, show_default=True, type=click.IntRange(1),
+@click.option("--min-size", default=d.DEFAULT_MIN_SIZE, show_default=True, type=click.IntRange(1),
               help="Smaller groups are listed as unclustered.")
-@click.option("--neighbours", default=c.DEFAULT_NEIGHBOURS, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--neighbours", default=d.DEFAULT_NEIGHBOURS, show_default=True, type=click.IntRange(1, 1000),
               help="Nearest neighbours each face is linked to (within the threshold).")
 @click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True, type=click.IntRange(1),
               help="Faces at most per photo, largest first.")

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from storage import clusters as store
 from storage.files import write_bytes_atomic
-from verifier.clustering import DEFAULT_MIN_SIZE
+from verifier.defaults import DEFAULT_MIN_SIZE
 from verifier.errors import ImageError
 from verifier.images import decode_image, face_thumbnail, image_format, sha256_bytes
 
