@@ -198,8 +198,7 @@ def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold:
               "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin,
               "host": socket.gethostname(), "pid": os.getpid()}
     with sessions.begin() as session:
-        run_id = store.start(session, verifier.model_id, params)
-    store.progress(sessions, run_id, 0, photos)
+        run_id = store.start(session, verifier.model_id, params, photos)
     return run_id
 
 
@@ -259,7 +258,7 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
                 known = store.faces_of(session, verifier.model_id, [s for s in shas if s])
             todo = {s: (d, item) for s, d, item in zip(shas, datas, chunk) if s and s not in known}
             prepared = dict(zip(todo, pool.map(lambda kv: _prepare(verifier, *kv, params), todo.values())))
-            new: list[store.NewFace] = []
+            new: list[store.StoredFace] = []
             faces = [p for ps in prepared.values() if not isinstance(ps, str) for p in ps]
             vectors = verifier.embed(faces)
             at_vector = 0
@@ -267,7 +266,7 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
                 if isinstance(ps, str):
                     continue
                 for p in ps:
-                    new.append(store.NewFace(sha, p.index, max(p.found, 1),
+                    new.append(store.StoredFace(sha, p.index, max(p.found, 1),
                                              list(p.box) if p.face is not None else None,
                                              None if p.face is None else float(p.face.confidence),
                                              vectors[at_vector],

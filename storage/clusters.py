@@ -21,9 +21,9 @@ RUN_KIND = "cluster"
 
 
 class StoredFace(NamedTuple):
-    """One face of a photo content, as stored."""
+    """One face of a photo content: ``id`` is its row (0 until :func:`store_faces`
+    stores it)."""
 
-    id: int
     sha256: str
     face: int
     faces: int
@@ -31,21 +31,12 @@ class StoredFace(NamedTuple):
     score: float | None
     vector: np.ndarray
     quality: float | None = None
-
-
-class NewFace(NamedTuple):
-    sha256: str
-    face: int
-    faces: int
-    box: list[int] | None
-    score: float | None
-    vector: np.ndarray
-    quality: float | None = None
+    id: int = 0
 
 
 def _stored(row: FaceVector) -> StoredFace:
-    return StoredFace(row.id, row.sha256, row.face, row.faces, row.box, row.score,
-                      np.frombuffer(row.vector, dtype=np.float32), row.quality)
+    return StoredFace(row.sha256, row.face, row.faces, row.box, row.score,
+                      np.frombuffer(row.vector, dtype=np.float32), row.quality, row.id)
 
 
 def faces_of(session: Session, model_id: int, sha256s: Iterable[str],
@@ -64,7 +55,7 @@ def faces_of(session: Session, model_id: int, sha256s: Iterable[str],
 
 
 def store_faces(sessions: sessionmaker[Session], model_id: int,
-                faces: Sequence[NewFace]) -> dict[str, list[StoredFace]]:
+                faces: Sequence[StoredFace]) -> dict[str, list[StoredFace]]:
     """Store new faces in one transaction; a content another run stored meanwhile
     keeps that run's rows (the same model gives the same vectors). Returns the
     stored faces of every content given."""
@@ -81,9 +72,10 @@ def store_faces(sessions: sessionmaker[Session], model_id: int,
         return faces_of(session, model_id, (f.sha256 for f in faces))
 
 
-def start(session: Session, model_id: int, params: dict) -> int:
+def start(session: Session, model_id: int, params: dict, total: int = 0) -> int:
+    """Record a new run of ``total`` photos (none done yet); returns its number."""
     run = JobRun(kind=RUN_KIND, model_id=model_id, params=params, status="running",
-                 counts={"done": 0, "total": 0})
+                 counts={"done": 0, "total": total})
     session.add(run)
     session.flush()
     return run.id
