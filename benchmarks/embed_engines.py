@@ -1,4 +1,4 @@
-"""`verifier embed` through the local engine and through Ray Data (1 and 2 workers) on
+"""`verifier embed` through the local engine and through Ray (1 and 2 workers) on
 the same photos, side by side: photos per second, Ray's overhead, and the agreement
 of the vectors.
 

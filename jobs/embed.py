@@ -162,7 +162,7 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                   min_quality: float = DEFAULT_MIN_QUALITY) -> EmbedSummary:
     """Embed every usable photo of ``data`` with a model version (default: latest).
 
-    ``engine="ray"`` runs the same preprocessing and model on Ray Data workers (a
+    ``engine="ray"`` runs the same preprocessing and model on Ray actors (a
     local Ray, or the cluster at ``ray_address``); batches come back to this process
     and are committed exactly as locally. A photo whose face is under ``min_quality``
     is skipped (reason ``poor_quality: ...``) and retried when its bytes change."""

@@ -22,7 +22,7 @@ from .context import Context, emit_json, friendly, pass_ctx
                                       "[default: Flat, exact].")
 @click.option("--max-pixels", default=d.DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1))
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
-              help="local: this process; ray: Ray Data workers (pip install 'siamese-verifier[ray]').")
+              help="local: this process; ray: Ray actors (pip install 'siamese-verifier[ray]').")
 @click.option("--ray-address", help="With --engine ray: an existing cluster (auto, ray://host:10001) "
                                     "[default: start a local Ray for this run].")
 @click.option("--workers", type=click.IntRange(1), help="With --engine ray: model workers, each "

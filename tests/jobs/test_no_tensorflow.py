@@ -48,8 +48,8 @@ RAY_WORKER = """
 import json, sys
 import numpy as np
 from jobs.ray_engine import Embedder
-out = Embedder(sys.argv[1], "tiny", 1)({"image_id": np.array([1]), "path": np.array([sys.argv[2]], dtype=object)})
-assert out["vector"].shape == (1, 64) and out["reason"][0] == "", out
+rows, vectors = Embedder(sys.argv[1], "tiny", 1).embed([(1, sys.argv[2])])
+assert vectors.shape == (1, 64) and rows[0].reason is None, rows
 print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "mtcnn")}))
 """
 """What a Ray worker runs: the actor that loads the model and embeds a batch."""

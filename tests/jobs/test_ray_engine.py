@@ -88,6 +88,30 @@ def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
     assert CliRunner().invoke(main, ["--home", str(home_with_model), "doctor"]).exit_code == 0
 
 
+@pytest.mark.integration
+def test_a_worker_that_dies_is_restarted_and_its_batches_retried(tmp_path):
+    ray = pytest.importorskip("ray")
+    from jobs.ray_engine import dispatch, worker_options
+
+    marker = tmp_path / "died"
+
+    class Dying:  # dies (the whole process) the first time it is given batch 3
+        def embed(self, batch):
+            if batch[0][0] == 3 and not marker.exists():
+                marker.touch()
+                os._exit(1)
+            return [i for i, _ in batch], np.zeros((len(batch), 2), np.float32)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        actors = [ray.remote(Dying).options(**worker_options(1)).remote() for _ in range(2)]
+        got = sorted(i for ids, _ in dispatch(ray, actors, [[(k, f"p{k}")] for k in range(8)])
+                     for i in ids)
+    finally:
+        ray.shutdown()
+    assert marker.exists() and got == list(range(8))
+
+
 def test_without_ray_the_message_says_how_to_install(home_with_model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
