@@ -33,6 +33,9 @@ ENGINES = ("keras", "onnx")
 def fresh(home: Path, engine: str, *args: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one `verifier` process."""
     env = dict(os.environ, VERIFIER_ENGINE=engine)
+    # as a user's install runs: Python keeps the compiled modules (a sandbox that sets
+    # PYTHONDONTWRITEBYTECODE would compile the project's modules in every process)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "jobs", "--home", str(home), "-q", *args],
                             cwd=sl.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
 from storage.follower import Follower
+from storage.index import is_current
 from storage.errors import InvalidName
 from storage.lock import job_lock
 from storage.schema import FaceFlag
@@ -77,12 +78,11 @@ class EmbedSummary:
         return out
 
 
-def scan_folder(session: Session, root: Path, summary: EmbedSummary,
+def scan_folder(known: dict[str, str], root: Path, summary: EmbedSummary,
                 max_pixels: int) -> list[gallery.ScannedFile]:
     """Every photo file under ``root``, hashed; the header of a file is read only when
-    its bytes are not those already stored under its path. Unreadable files are
+    its bytes are not those ``known`` (path to SHA-256) already. Unreadable files are
     recorded in ``summary`` and left out."""
-    known = {path: row.sha256 for path, row in gallery.folder_photos(session, root).items()}
     out: list[gallery.ScannedFile] = []
     for folder, path in iter_image_files(root):
         key = str(path)
@@ -117,8 +117,10 @@ def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: boo
                  max_pixels: int) -> set[int]:
     """Bring the images table in line with the folder (no model involved). Returns
     the ids of images whose bytes changed (to embed again)."""
-    synced = gallery.sync_folder(session, root, scan_folder(session, root, summary, max_pixels),
-                                 prune)
+    known = gallery.folder_photos(session, root)
+    scanned = scan_folder({path: row.sha256 for path, row in known.items()}, root, summary,
+                          max_pixels)
+    synced = gallery.sync_folder(session, root, scanned, prune, known=known)
     summary.skipped.update(synced.skipped)
     summary.moved += synced.moved
     summary.removed += synced.removed
@@ -283,9 +285,17 @@ def sync_index(ws: Workspace, sessions: sessionmaker[Session], name: str, model_
     """Bring the model's index snapshot up to date with the database: apply the
     change log after the snapshot's sequence, or build it anew when it is missing,
     damaged or older than the log, when ``index_factory`` asks for another type, or
-    with ``force``. Returns whether the snapshot was written."""
+    with ``force``. Returns whether the snapshot was written. When nothing was logged
+    since the snapshot, only its sidecar and size are checked (:func:`is_current`)."""
+    dimension = _model_dimension(ws, name)
+    if not force:
+        with sessions() as session:
+            head = gallery.changes.head(session)
+        if is_current(ws.index_path(name), model=name, dimension=dimension, seq=head,
+                      factory=index_factory):
+            return False  # nothing logged since the snapshot: no FAISS, no read of the file
     follower = Follower(sessions, ws.index_path(name), model=name, model_id=model_id,
-                        dimension=_model_dimension(ws, name))
+                        dimension=dimension)
     caught = follower.load(index_factory, rebuild=force)
     return follower.save() if caught.changed else False
 

@@ -109,6 +109,24 @@ def read_sidecar(path: Path) -> IndexInfo:
         raise IndexMismatch(f"index sidecar {side} is corrupt ({exc}); {REPAIR_HINT}") from None
 
 
+def is_current(path: Path, *, model: str, dimension: int, seq: int,
+               factory: str | None = None) -> bool:
+    """Whether the snapshot at ``path`` already reflects gallery change ``seq`` for
+    ``model`` (of ``factory``'s type, when given), judged from its sidecar and the
+    file's size, without FAISS or a read of the file: what an unchanged run checks
+    before deciding it has nothing to write. A damaged file of the same size is found
+    by :func:`load_index` when a server or ``verifier doctor`` opens it."""
+    path = Path(path)
+    with pair_lock(lock_path(path), shared=True):
+        try:
+            info = read_sidecar(path)
+            size = path.stat().st_size
+        except (IndexMismatch, OSError):
+            return False
+    return (0 <= info.seq == seq and info.model == model and info.dimension == dimension
+            and info.file_size == size and (factory is None or info.factory == factory))
+
+
 def load_index(path: Path, *, model: str, dimension: int | None = None,
                ids: np.ndarray | None = None, full_check: bool = False):
     """Load an index and check it against its sidecar and the expected model,

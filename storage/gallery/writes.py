@@ -163,13 +163,14 @@ def _note_update(session: Session, image_id: int) -> None:
 
 
 def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
-                prune: bool = False) -> FolderSync:
+                prune: bool = False, known: dict[str, Image] | None = None) -> FolderSync:
     """Bring the images of folder ``root`` in line with the ``files`` scanned there:
     new files added, changed bytes re-queued (their old vectors dropped), moved or
     renamed files keep their vectors, files gone marked ``missing`` (deleted with
-    ``prune``). ``removed`` photos stay removed until their bytes change."""
+    ``prune``). ``removed`` photos stay removed until their bytes change. ``known``:
+    :func:`folder_photos` already read in this session (read here otherwise)."""
     out = FolderSync()
-    known = folder_photos(session, root)
+    known = folder_photos(session, root) if known is None else known
     by_sha: dict[str, list[Image]] = {}
     for row in known.values():
         by_sha.setdefault(row.sha256, []).append(row)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from storage.errors import IndexMismatch
-from storage.index import (IndexBuildError, build_index, load_index, save_index, search,
-                           sidecar_path)
+from storage.index import (IndexBuildError, build_index, is_current, load_index, save_index,
+                           search, sidecar_path)
 
 
 def _data(n=3000, d=16, seed=0):
@@ -85,6 +85,28 @@ def test_empty_index_search():
     index = build_index(np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
     d, i = search(index, np.zeros((2, 4), np.float32), 3)
     assert (i == -1).all() and np.isinf(d).all()
+
+
+def test_is_current_reads_only_the_sidecar_and_the_size(tmp_path):
+    vectors, ids = _data(n=40)
+    path = tmp_path / "m.faiss"
+    assert not is_current(path, model="m", dimension=16, seq=7)  # no snapshot yet
+    save_index(path, build_index(vectors, ids), "m", "Flat", seq=7)
+    assert is_current(path, model="m", dimension=16, seq=7)
+    assert is_current(path, model="m", dimension=16, seq=7, factory="Flat")
+    assert not is_current(path, model="m", dimension=16, seq=8)  # a change after it
+    assert not is_current(path, model="m", dimension=16, seq=7, factory="HNSW32")
+    assert not is_current(path, model="other", dimension=16, seq=7)
+    assert not is_current(path, model="m", dimension=32, seq=7)
+    save_index(path, build_index(vectors, ids), "m", "Flat")  # written before the change log
+    assert not is_current(path, model="m", dimension=16, seq=-1)
+    save_index(path, build_index(vectors, ids), "m", "Flat", seq=7)
+    path.write_bytes(path.read_bytes()[:-8])  # truncated
+    assert not is_current(path, model="m", dimension=16, seq=7)
+    sidecar_path(path).write_text("{not json")
+    assert not is_current(path, model="m", dimension=16, seq=7)
+    path.unlink()
+    assert not is_current(path, model="m", dimension=16, seq=7)
 
 
 def test_same_size_corruption_caught_by_full_check(tmp_path):
