@@ -1,4 +1,4 @@
 """``python -m jobs``: the ``verifier`` command line."""
-from jobs.cli import main
+from jobs.cli import program
 
-main()
+program()
