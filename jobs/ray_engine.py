@@ -86,12 +86,19 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
 def _run(ray, ws: Workspace, model: str, todo: list, batch_size: int, address: str | None,
          workers: int | None, notes: int, min_quality: float) -> Iterator[tuple[list, np.ndarray]]:
     started = not ray.is_initialized()
+    if started and address:
+        _check_reachable(address)
     if started:
         kwargs = {"address": address} if address else \
             {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
         # no runtime_env: the workers load no TensorFlow to quieten, and a runtime
         # environment costs worker start-up time
-        ray.init(**kwargs, log_to_driver=False, logging_level=notes)
+        try:
+            ray.init(**kwargs, log_to_driver=False, logging_level=notes)
+        except ConnectionError as exc:  # no cluster at that address
+            raise EmbedError(f"cannot join the Ray cluster at {address!r}: {exc} (start one with "
+                             "`ray start --head`, or leave out --ray-address to run a local "
+                             "Ray for this run)") from None
     logging.getLogger("ray").setLevel(notes)
     try:
         batches = [[(int(i), str(p)) for i, p in todo[k:k + batch_size]]
@@ -108,6 +115,33 @@ def _run(ray, ws: Workspace, model: str, todo: list, batch_size: int, address: s
     finally:
         if started:
             ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long a cluster address may take to accept a connection before the run stops
+(Ray itself keeps retrying for minutes)."""
+
+
+def _check_reachable(address: str) -> None:
+    """An :class:`EmbedError` when nothing listens at a ``host:port`` or
+    ``ray://host:port`` address (``auto`` is left to Ray, which answers at once)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address == "auto":
+        return
+    target = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = target.hostname, target.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise EmbedError(f"--ray-address {address!r} is not auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise EmbedError(f"cannot join the Ray cluster at {address!r}: nothing answers at "
+                         f"{host}:{port} ({exc.strerror or exc})") from None
 
 
 def worker_options(share: float) -> dict:

@@ -112,6 +112,41 @@ def test_a_worker_that_dies_is_restarted_and_its_batches_retried(tmp_path):
     assert marker.exists() and got == list(range(8))
 
 
+def test_a_cluster_address_where_nothing_answers_is_a_clear_error_at_once():
+    import socket
+    import time
+
+    from jobs.ray_engine import _check_reachable
+
+    with socket.socket() as taken:  # a port that is bound but does not listen: refused
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        t = time.perf_counter()
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            with pytest.raises(EmbedError, match=f"nothing answers at 127.0.0.1:{port}"):
+                _check_reachable(address)
+        assert time.perf_counter() - t < 5
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        _check_reachable(f"127.0.0.1:{listening.getsockname()[1]}")
+    _check_reachable("auto")  # Ray looks for a local cluster itself, and says so at once
+    for bad in ("ray://nohost:", "justahost", "127.0.0.1:port"):
+        with pytest.raises(EmbedError, match="is not auto, host:port or ray://host:port"):
+            _check_reachable(bad)
+
+
+def test_joining_no_cluster_is_a_clear_error(home_with_model, tmp_path):
+    pytest.importorskip("ray")
+    if os.environ.get("RAY_ADDRESS") or Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster runs on this machine")
+    data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "embed", "--data", str(data),
+                                  "--engine", "ray", "--ray-address", "auto"])
+    assert r.exit_code == 1 and "cannot join the Ray cluster at 'auto'" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_without_ray_the_message_says_how_to_install(home_with_model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     data = write_identity_set(tmp_path / "g", identities=2, per_identity=2, size=32)
