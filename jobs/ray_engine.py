@@ -52,9 +52,6 @@ class Embedder:
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
         self.min_quality = min_quality
 
-    def ready(self) -> bool:
-        return True
-
     def embed(self, batch: list[tuple[int, str]]) -> tuple[list[Row], np.ndarray]:
         rows, pixels = prepare_batch(self.loaded, batch, self.pool, self.min_quality)
         vectors = (self.loaded.embed(pixels) if pixels is not None
