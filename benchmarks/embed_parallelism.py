@@ -1,0 +1,117 @@
+"""Where `verifier embed`'s parallelism stands on this machine, side by side in one run.
+
+    python benchmarks/embed_parallelism.py [--rounds 2] [--copies 2]
+
+1. Preparing the seed photos (decode, MTCNN, align; no face cache, so every photo is
+   detected): on 1 thread, on 2 threads (what the local engine does) and on 2
+   processes. If the GIL held the preparation back, processes would be faster than
+   threads.
+2. `embed_gallery` end to end on re-encoded copies of the seed photos (fresh
+   workspace and face cache each run), with the branch's ONNX Runtime session on 1
+   intra-op thread against every core (the budget issue 21 set for batch
+   embedding), while the preparation threads run beside it.
+
+Rounds alternate between the variants (the machine's speed drifts); medians.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+
+_preparer = None
+
+
+def _start_worker() -> None:
+    global _preparer
+    from jobs.preprocess import PhotoPreparer
+
+    _preparer = PhotoPreparer(150, "mtcnn")  # no cache: every photo is detected
+
+
+def _prepare(data: bytes) -> tuple:
+    return _preparer.prepare_bytes(data, remember=False).pixels.shape
+
+
+def preparation(datas: list[bytes], rounds: int) -> None:
+    _start_worker()
+    pools = {"1 thread": ThreadPoolExecutor(1), "2 threads": ThreadPoolExecutor(2),
+             "2 processes": ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_start_worker)}
+    speeds: dict[str, list[float]] = {name: [] for name in pools}
+    try:
+        for pool in pools.values():
+            list(pool.map(_prepare, datas[:4]))  # started and warm
+        for _ in range(rounds):
+            for name, pool in pools.items():
+                t = time.perf_counter()
+                list(pool.map(_prepare, datas, chunksize=4))
+                speeds[name].append(len(datas) / (time.perf_counter() - t))
+    finally:
+        for pool in pools.values():
+            pool.shutdown()
+    print("preparing the seed photos (decode, detect, align), photos/s: "
+          + ", ".join(f"{name} {np.median(v):.1f}" for name, v in speeds.items()), flush=True)
+
+
+def branch_threads(base: Path, data: Path, rounds: int) -> None:
+    from jobs.embed import embed_gallery
+    from jobs.models import load_model
+    from jobs.train import TrainOptions, train
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    train(Workspace.open(base / "trained"), TrainOptions(
+        data=SEED, backbone="dlib-resnet", head="none", fine_tune=0.0, name="m"),
+        quiet=True, echo=lambda s: None)
+    cores = os.cpu_count() or 1
+    speeds: dict[int, list[float]] = {cores: [], 1: []}
+    for r in range(rounds):
+        for threads in speeds:
+            home = base / f"home-{r}-{threads}"
+            shutil.copytree(base / "trained" / "models", home / "models")
+            ws = Workspace.open(home)
+            loaded = load_model(ws, "m", threads=threads)
+            loaded.embed(np.zeros((1, 150, 150, 3), np.float32))  # warm, as a worker
+            t = time.perf_counter()
+            summary = embed_gallery(ws, open_database(ws.database_url), data, loaded=loaded, quiet=True)
+            speeds[threads].append(summary.added / (time.perf_counter() - t))
+    print(f"verifier embed of {summary.added} photos (flip averaging), photos/s: branch on "
+          + ", ".join(f"{t} intra-op thread{'s' * (t > 1)} {np.median(v):.1f}" for t, v in speeds.items())
+          + f" -> 1 thread / {cores}: {np.median(speeds[1]) / np.median(speeds[cores]):.2f}x", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--copies", type=int, default=2)
+    args = ap.parse_args()
+    from PIL import Image
+
+    photos = sorted(SEED.rglob("*.png"))
+    preparation([p.read_bytes() for p in photos], args.rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "copies"
+        for k in range(args.copies):
+            for photo in photos:
+                out = data / photo.parent.name / f"{photo.stem}-{k}.jpg"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                Image.open(photo).convert("RGB").save(out, quality=95 - k, comment=f"copy {k}")
+        branch_threads(Path(tmp), data, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
