@@ -40,6 +40,20 @@ def vectors(sessions) -> dict[str, np.ndarray]:
     return {p: np.frombuffer(v, np.float32) for p, v in rows}
 
 
+def seed_copies(source: Path, dest: Path, copies: int) -> Path:
+    """``copies`` re-encoded JPEG copies of every PNG under ``source``, one folder per
+    person under ``dest``: new bytes (no face-cache hit), the same faces."""
+    from PIL import Image
+
+    for k in range(copies):
+        for photo in sorted(source.rglob("*.png")):
+            out = dest / photo.parent.name / f"{photo.stem}-{k}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # a comment makes every copy's bytes new, with the same pixels
+            Image.open(photo).convert("RGB").save(out, quality=95 - k % 10, comment=f"copy {k}")
+    return dest
+
+
 def run(base: Path, data: Path, model: str, engine: str, workers: int | None):
     """One `verifier embed` in a fresh process and workspace, as a user runs it: wall
     time (interpreter, imports, Ray's and the model's start-up included), the JSON
@@ -100,16 +114,7 @@ def main() -> None:
         shutil.rmtree(ws.cache_dir / "faces", ignore_errors=True)
         data = args.data
         if args.copies > 1:
-            from PIL import Image
-
-            data = base / "copies"
-            for k in range(args.copies):
-                for photo in sorted(args.data.rglob("*.png")):
-                    out = data / photo.parent.name / f"{photo.stem}-{k}.jpg"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    # a comment makes every copy's bytes new (no face-cache hit), same pixels
-                    Image.open(photo).convert("RGB").save(out, quality=95 - k % 10,
-                                                          comment=f"copy {k}")
+            data = seed_copies(args.data, base / "copies", args.copies)
         compare(f"{args.copies} x seed photos, dlib-resnet + MTCNN", base, data, "dlib")
         if args.synthetic:
             per = max(1, args.synthetic // 20)

@@ -99,18 +99,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--copies", type=int, default=2)
     args = ap.parse_args()
-    from PIL import Image
+    from benchmarks.embed_engines import seed_copies
 
-    photos = sorted(SEED.rglob("*.png"))
-    preparation([p.read_bytes() for p in photos], args.rounds)
+    preparation([p.read_bytes() for p in sorted(SEED.rglob("*.png"))], args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "copies"
-        for k in range(args.copies):
-            for photo in photos:
-                out = data / photo.parent.name / f"{photo.stem}-{k}.jpg"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                Image.open(photo).convert("RGB").save(out, quality=95 - k, comment=f"copy {k}")
-        branch_threads(Path(tmp), data, args.rounds)
+        branch_threads(Path(tmp), seed_copies(SEED, Path(tmp) / "copies", args.copies), args.rounds)
 
 
 if __name__ == "__main__":
