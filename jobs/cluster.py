@@ -348,7 +348,8 @@ def _group_face(item: PhotoItem, face: store.StoredFace) -> GroupFace:
 def _suggest(verifier: Verifier, groups: list[Group], faces: dict[int, store.StoredFace],
              threshold: float) -> None:
     """Each group's suggestion: the gallery identity that most of its faces find
-    nearest within the threshold (distance: the median of those faces'), if any."""
+    nearest within the threshold (distance: the median of those faces'), if any. A
+    face under the verifier's quality floor has no vote: it names nobody."""
     if not groups:
         return
     ids = [f.face_id for g in groups for f in g.faces]
@@ -359,7 +360,10 @@ def _suggest(verifier: Verifier, groups: list[Group], faces: dict[int, store.Sto
     at = 0
     for g in groups:
         votes: dict[str, list[float]] = {}
-        for matches in ranked[at:at + g.size]:
+        for face, matches in zip(g.faces, ranked[at:at + g.size]):
+            quality = faces[face.face_id].quality
+            if quality is not None and quality < verifier.min_quality:
+                continue
             if matches and matches[0].distance <= threshold:
                 votes.setdefault(matches[0].identity, []).append(matches[0].distance)
         at += g.size

@@ -84,7 +84,10 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
              split: str = "test", threshold: float | None = None,
              target_far: float | None = None, folds: int | None = None, quiet: bool = True,
              loaded: LoadedModel | None = None) -> Evaluation:
-    """Score every pair of ``split``; calibrate on validation unless ``threshold``."""
+    """Score every pair of ``split`` at ``threshold``, else at ``target_far``
+    calibrated on validation (for this run only), else at the model's threshold
+    (calibrated at train time); a model without one is calibrated on validation
+    for best accuracy and keeps it."""
     name = loaded.name if loaded else ws.resolve_model(model)
     config = read_config(ws, name)
     root = Path(config["data_root"])
@@ -105,15 +108,22 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
         raise EvaluationError(f"the {split} split of {name} has no pairs")
     d = distances(chosen)
     validation = None
+    with sessions() as session:
+        stored = gallery.get_model(session, name)
+        stored_threshold, stored_rule = stored.threshold, stored.threshold_rule
+    store = False  # a model calibrated at train time keeps its threshold: evaluation reports
+    val = pairs.validation
+    vd = distances(val)
     if threshold is not None:
         rule = "given"
-    else:
-        val = pairs.validation
-        vd = distances(val)
-        if target_far is not None:
-            threshold, rule = metrics.far_threshold(vd, val.label, target_far), f"far<={target_far:g}"
-        else:
-            threshold, rule = metrics.best_accuracy_threshold(vd, val.label), "best-accuracy"
+    elif target_far is not None:
+        threshold = metrics.calibrated_threshold(vd, val.label, target_far)[0]
+        rule = f"far<={target_far:g} on validation, this report only"
+    elif stored_threshold is not None:
+        threshold, rule = stored_threshold, stored_rule or "the model's"
+    else:  # a model saved before thresholds were calibrated at train time
+        threshold, rule, store = metrics.best_accuracy_threshold(vd, val.label), "best-accuracy", True
+    if rule != "given":
         validation = metrics.threshold_metrics(vd, val.label, threshold)
     result = metrics.summary(d, chosen.label, threshold)
     tutorial = metrics.threshold_metrics(d, chosen.label, TUTORIAL_THRESHOLD)
@@ -122,7 +132,7 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
 
     with sessions.begin() as session:
         model_row = session.scalar(select(Model).where(Model.name == name))
-        if rule != "given":
+        if store:
             model_row.threshold, model_row.threshold_rule = float(threshold), rule
         run = gallery.start_run(session, "evaluate", {
             "split": split, "threshold": threshold, "threshold_rule": rule,

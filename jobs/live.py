@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -94,15 +94,27 @@ class FaceAnswer(DetectedFace):
     the aligned face) and its ranked identities."""
 
     matches: tuple[Match, ...] = ()
+    reason: str | None = None
+    """Why the face gets no name whatever its distances: ``poor_quality`` (under
+    the verifier's quality floor)."""
 
     @property
     def unknown(self) -> bool:
-        """No identity passes the threshold."""
-        return not any(m.passes for m in self.matches)
+        """No identity passes the threshold (or the face is too poor to judge)."""
+        return self.reason is not None or not any(m.passes for m in self.matches)
 
     def as_dict(self) -> dict:
-        return super().as_dict() | {"unknown": self.unknown,
+        return super().as_dict() | {"unknown": self.unknown, "reason": self.reason,
                                     "matches": [asdict(m) for m in self.matches]}
+
+
+POOR_QUALITY = "poor_quality"
+"""The ``reason`` of a face under the quality floor: answered unknown, never named."""
+
+
+def judged(quality, min_quality: float) -> str | None:
+    """``POOR_QUALITY`` for a face under ``min_quality`` (a whole photo is not rated)."""
+    return POOR_QUALITY if quality is not None and quality.score < min_quality else None
 
 
 @dataclass
@@ -123,20 +135,32 @@ class QueryResult:
 
     @property
     def unknown(self) -> bool:
-        """No identity passes the threshold for the largest face (or there is no answer)."""
-        return not any(m.passes for m in self.matches)
+        """No identity passes the threshold for the largest face (or there is no
+        answer, or that face is too poor to judge)."""
+        return self.reason is not None or not any(m.passes for m in self.matches)
+
+    @property
+    def reason(self) -> str | None:
+        """The largest face's :attr:`FaceAnswer.reason`."""
+        return self.faces[0].reason if self.faces else None
 
     def as_dict(self) -> dict:
-        return {"photo": self.photo, "unknown": self.unknown, "face": self.face,
+        return {"photo": self.photo, "unknown": self.unknown, "reason": self.reason, "face": self.face,
                 "error": self.error, "matches": [asdict(m) for m in self.matches],
                 "width": self.width, "height": self.height,
                 "faces": [f.as_dict() for f in self.faces]}
 
     def answer(self, faces: Sequence[Prepared], ranked: Sequence[list[Match]],
-               keep_chip: bool = False) -> None:
-        """Fill in the answer from a photo's prepared faces and their ranked matches."""
-        self.faces = [FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size, p.quality,
-                                    matches=tuple(m)) for p, m in zip(faces, ranked)]
+               keep_chip: bool = False, min_quality: float = DEFAULT_MIN_QUALITY) -> None:
+        """Fill in the answer from a photo's prepared faces and their ranked matches;
+        a face under ``min_quality`` keeps its matches, none of them passing."""
+        self.faces = []
+        for p, m in zip(faces, ranked):
+            reason = judged(p.quality, min_quality)
+            matches = tuple(replace(x, passes=False) for x in m) if reason else tuple(m)
+            self.faces.append(FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size,
+                                            p.quality, matches=matches, reason=reason))
+        ranked = [list(f.matches) for f in self.faces]
         first = faces[0]
         self.face, (self.width, self.height) = first.status, first.size
         self.matches, self.chip = list(ranked[0]), self.faces[0].chip
@@ -161,6 +185,11 @@ class Verification:
     face_b: int = 0
     box_a: list[int] | None = None
     box_b: list[int] | None = None
+    reason: str | None = None
+    """``poor_quality`` when a compared face is under the quality floor: ``same``
+    is then false whatever the distance (the photos cannot be told apart)."""
+    quality_a: float | None = None
+    quality_b: float | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "chips"}
@@ -320,7 +349,7 @@ class Verifier:
         faces = self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces)
         result = QueryResult(photo=name, model=self.model)
         ranked, result.version = self.rank_many(self.embed(faces), k)
-        result.answer(faces, ranked, keep_chip)
+        result.answer(faces, ranked, keep_chip, self.min_quality)
         return result
 
     def search_many(self, items: Iterable[tuple[str, bytes | Exception]], k: int = 5,
@@ -338,7 +367,8 @@ class Verifier:
             at = 0
             for result, prepared in pending:
                 if prepared:
-                    result.answer(prepared, ranked[at:at + len(prepared)])
+                    result.answer(prepared, ranked[at:at + len(prepared)],
+                                  min_quality=self.min_quality)
                     result.version = version
                     at += len(prepared)
             out = [r for r, _ in pending]
@@ -460,10 +490,15 @@ class Verifier:
         found = [prepared[i].found if i in prepared and prepared[i].face is not None else None
                  for i in range(2)]
         boxes = [list(prepared[i].box) if i in prepared else None for i in range(2)]
+        scores = [prepared[i].quality.score if i in prepared and prepared[i].quality else None
+                  for i in range(2)]
+        reason = next((r for i in prepared if (r := judged(prepared[i].quality, self.min_quality))),
+                      None)
         return Verification(label[0], label[1], distance, float(threshold),
-                            distance <= threshold, self.model, chips, found[0], found[1],
-                            prepared[0].index if 0 in prepared else 0,
-                            prepared[1].index if 1 in prepared else 0, boxes[0], boxes[1])
+                            distance <= threshold and reason is None, self.model, chips,
+                            found[0], found[1], prepared[0].index if 0 in prepared else 0,
+                            prepared[1].index if 1 in prepared else 0, boxes[0], boxes[1],
+                            reason, scores[0], scores[1])
 
     # -- writing -------------------------------------------------------------------------
 

@@ -27,16 +27,17 @@ class PipelineResult:
 
 def run_pipeline(ws: Workspace, sessions: sessionmaker[Session], opts: TrainOptions, *,
                  report_format: str = DEFAULT_REPORT_FORMAT, report_path: Path | None = None,
-                 target_far: float | None = None, quiet: bool = False,
+                 quiet: bool = False,
                  echo: Callable[[str], None] = print) -> PipelineResult:
-    """Train on ``opts.data``, embed it as the gallery, evaluate the test split with a
-    threshold calibrated on validation, and write a report into the workspace."""
+    """Train on ``opts.data`` (the threshold is calibrated there, on validation
+    photos training never saw), embed it as the gallery, evaluate the test split at
+    that threshold, and write a report into the workspace."""
     trained = train(ws, opts, quiet=quiet, echo=echo, database=sessions)
     loaded = load_model(ws, trained.name)
     summary = embed_gallery(ws, sessions, opts.data, loaded=loaded, quiet=quiet)
     for line in summary.lines():
         echo(line)
-    result = evaluate(ws, sessions, loaded=loaded, target_far=target_far, quiet=quiet)
+    result = evaluate(ws, sessions, loaded=loaded, quiet=quiet)
     out = report_path or ws.reports_dir / f"{trained.name}-run{result.run_id}.{report_format}"
     write_report(sessions, out, report_format, result.run_id)
     return PipelineResult(trained, summary, result, out)

@@ -9,7 +9,7 @@ from typing import BinaryIO, Iterator, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.workspace import Workspace
-from verifier.defaults import DEFAULT_MAX_FACES
+from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
 from verifier.errors import VerifierError
 from verifier.images import is_image_file
 
@@ -49,10 +49,12 @@ def read_items(items: Sequence[str], stdin: BinaryIO | None = None
 
 def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str], *, k: int = 5,
           model: str | None = None, stdin: BinaryIO | None = None,
-          max_faces: int = DEFAULT_MAX_FACES) -> Iterator[QueryResult]:
+          max_faces: int = DEFAULT_MAX_FACES,
+          min_quality: float = DEFAULT_MIN_QUALITY) -> Iterator[QueryResult]:
     """Rank gallery identities for every face of each photo, in order. A photo that
     cannot be used gets a result with ``error`` set; the others are answered."""
     verifier = Verifier.open(ws, sessions, model)
+    verifier.min_quality = min_quality
     return verifier.search_many(read_items(photos, stdin), k, max_faces=max_faces)
 
 
@@ -83,12 +85,14 @@ def write_csv(results: Sequence[QueryResult], path: Path) -> None:
 
 def verify(ws: Workspace, sessions: sessionmaker[Session], photo_a: str, photo_b: str, *,
            model: str | None = None, threshold: float | None = None,
-           stdin: BinaryIO | None = None, face_a: int = 0, face_b: int = 0) -> Verification:
+           stdin: BinaryIO | None = None, face_a: int = 0, face_b: int = 0,
+           min_quality: float = DEFAULT_MIN_QUALITY) -> Verification:
     """Distance between two photo files (or ``-``) and the decision at the model's
     threshold; ``face_a``/``face_b`` choose a face of each (0 is the largest)."""
     if photo_a == STDIN and photo_b == STDIN:
         raise QueryError("only one of the two photos can come from standard input")
     verifier = Verifier.open(ws, sessions, model)
+    verifier.min_quality = min_quality
     (name_a, a), (name_b, b) = read_one(photo_a, stdin), read_one(photo_b, stdin)
     return verifier.verify(a, b, threshold=threshold, names=(name_a, name_b), face_a=face_a,
                            face_b=face_b)

@@ -28,13 +28,19 @@ class TrainOptions:
     data: Path
     backbone: str = d.DEFAULT_BACKBONE
     weights: str = "default"
-    head: str = d.DEFAULT_HEAD
+    head: str | None = None
+    """``None``: the backbone's recipe (:data:`verifier.defaults.RECIPES`), as
+    ``fine_tune``, ``augment`` and ``hard_negatives``."""
     detector: str = d.DEFAULT_DETECTOR
     face_padding: float = d.DEFAULT_PADDING
     require_face: bool = False
-    augment: str = "none"
+    augment: str | None = None
     tta: str = d.DEFAULT_TTA
-    fine_tune: float = d.DEFAULT_FINE_TUNE
+    fine_tune: float | None = None
+    hard_negatives: int | None = None
+    target_far: float = d.TARGET_FAR
+    keep_trained: bool = False
+    """Save the trained model even when it is not better than the starting network."""
     image_size: int | None = None
     embedding_dim: int = d.DEFAULT_EMBEDDING_DIM
     margin: float = d.DEFAULT_MARGIN
@@ -47,6 +53,16 @@ class TrainOptions:
     max_pixels: int = d.DEFAULT_MAX_PIXELS
 
 
+    def resolved(self) -> "TrainOptions":
+        """These options with every ``None`` replaced by the backbone's recipe."""
+        from dataclasses import replace
+
+        from verifier.backbones import get_spec
+
+        recipe = get_spec(self.backbone).recipe()
+        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+
+
 @dataclass
 class TrainResult:
     name: str
@@ -57,6 +73,10 @@ class TrainResult:
     seconds: dict = field(default_factory=dict)
     trainable_layers: int = 0
     backbone_layers: int = 0
+    selection: dict = field(default_factory=dict)
+    """The starting and the trained model on validation, and which one was saved."""
+    threshold: float | None = None
+    threshold_rule: str = ""
 
 
 def _detect_all(dataset: Dataset, preparer: PhotoPreparer, quiet: bool,
@@ -103,6 +123,7 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     from verifier.backbones import default_weights, get_spec
     from verifier.network import build_branch
 
+    opts = opts.resolved()
     spec = get_spec(opts.backbone)
     size = opts.image_size or spec.default_size
     name = check_model_name(opts.name or _default_name(opts.backbone))
@@ -120,14 +141,19 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     branch = build_branch(opts.backbone, weights=weights, image_size=size,
                           embedding_dim=opts.embedding_dim, fine_tune=opts.fine_tune,
                           head=opts.head, cache_dir=ws.cache_dir)
-    echo(f"{opts.backbone}: {branch.trainable_layers} of {branch.backbone_layers} backbone layers "
-         f"trainable (from {branch.cut_layer}); input {size}x{size}")
+    trains = (f"{branch.trainable_layers} of {branch.backbone_layers} backbone layers trainable "
+              f"(from {branch.cut_layer})" if branch.trainable_layers else "backbone frozen")
+    echo(f"{opts.backbone}: {trains}, head {opts.head}; input {size}x{size}")
     t1 = time.perf_counter()
-    features, rows, variants = _features(ws, opts, dataset, preparer, pairs, branch, quiet)
+    views, rows = _features(ws, opts, dataset, preparer, pairs, branch, quiet)
     timings["features"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    history = _fit(opts, branch, features, rows, variants, pairs, echo)
+    start_weights = branch.head.get_weights()
+    history, trainer = _fit(opts, branch, views, rows, pairs, echo)
     timings["train"] = time.perf_counter() - t2
+    from .selection import choose_and_calibrate
+
+    chosen = choose_and_calibrate(trainer, start_weights, views, rows, pairs, dataset, opts, echo)
 
     config = {
         "name": name, "created": datetime.now(timezone.utc).isoformat(),
@@ -138,6 +164,8 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         "fine_tune": opts.fine_tune, "trainable_layers": branch.trainable_layers,
         "cut_layer": branch.cut_layer, "epochs": opts.epochs, "batch_size": opts.batch_size,
         "protocol": opts.protocol, "seed": opts.seed, "patience": opts.patience,
+        "hard_negatives": opts.hard_negatives, "selection": chosen.selection,
+        "threshold": chosen.threshold, "threshold_rule": chosen.rule, "target_far": opts.target_far,
         "data_root": str(Path(opts.data).resolve()),
         "pair_counts": pairs.counts(), "keras_version": keras.__version__,
     }
@@ -145,7 +173,8 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     timings["total"] = time.perf_counter() - t0
     echo(f"saved model version {name} to {ws.model_dir(name)}")
     return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
-                       branch.trainable_layers, branch.backbone_layers)
+                       branch.trainable_layers, branch.backbone_layers, chosen.selection,
+                       chosen.threshold, chosen.rule)
 
 
 def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
@@ -167,11 +196,37 @@ def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
     return dataset, preparer, pairs
 
 
+def view_names(opts: TrainOptions) -> list[str]:
+    """The versions of each photo whose frozen features training caches: ``clean``,
+    its mirror (for flip averaging or augmentation), and with ``--augment degrade``
+    every degradation (and its mirror under flip averaging)."""
+    from verifier.degrade import DEGRADATIONS
+
+    names = ["clean"]
+    if opts.tta == "flip" or opts.augment in ("flip", "degrade"):
+        names.append("flip")
+    if opts.augment == "degrade":
+        for name in DEGRADATIONS:
+            names += [name, f"{name}+flip"] if opts.tta == "flip" else [name]
+    return names
+
+
+def _view_pixels(chip: np.ndarray, view: str, rng: np.random.Generator, padding: float) -> np.ndarray:
+    from verifier.degrade import degrade_chip
+
+    name, _, mirrored = view.partition("+")
+    if name == "flip":
+        return chip[:, ::-1]
+    out = chip if name == "clean" else degrade_chip(chip, name, rng, padding)
+    return out[:, ::-1] if mirrored else out
+
+
 def _features(ws: Workspace, opts: TrainOptions, dataset: Dataset, preparer: PhotoPreparer,
-              pairs: PairSet, branch, quiet: bool) -> tuple[np.ndarray, np.ndarray, list]:
+              pairs: PairSet, branch, quiet: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The frozen backbone's features of every photo a training or validation pair
-    uses, once each (``rows`` maps a photo to its feature row), and of their mirror
-    images with ``--augment flip``."""
+    uses, in every version of :func:`view_names`, each computed once (``rows`` maps
+    a photo to its feature row). A photo is read and aligned once for all its
+    versions; degradations are seeded by ``opts.seed`` and the photo."""
     from verifier.network import inference_function
     from verifier.trainer import compute_features
 
@@ -180,28 +235,40 @@ def _features(ws: Workspace, opts: TrainOptions, dataset: Dataset, preparer: Pho
     rows[used] = np.arange(len(used))
     paths = [dataset.photos[i].path for i in used]
     frozen = inference_function(branch.frozen)
+    names = view_names(opts)
+    per = len(names)
+    chips: dict[int, np.ndarray] = {}
 
     def load(idx):
-        return np.stack([preparer.prepare(paths[i]).pixels for i in idx])
+        wanted = {i // per for i in idx}
+        for photo in list(chips):  # batches walk the photos in order: keep only this one's
+            if photo not in wanted:
+                del chips[photo]
+        out = []
+        for i in idx:
+            photo, view = divmod(i, per)
+            if photo not in chips:
+                chips[photo] = preparer.prepare(paths[photo]).pixels
+            rng = np.random.default_rng([opts.seed, int(used[photo]), view])
+            out.append(_view_pixels(chips[photo], names[view], rng, opts.face_padding))
+        return np.stack(out)
 
-    variants = []
-    with bar(len(used) * (2 if opts.augment == "flip" else 1), "frozen features",
-             quiet=quiet) as progress:
-        features = compute_features(frozen, load, len(used), cache_dir=ws.cache_dir,
+    with bar(len(used) * per, "frozen features", quiet=quiet) as progress:
+        features = compute_features(frozen, load, len(used) * per, cache_dir=ws.cache_dir,
                                     progress=progress.update)
-        if opts.augment == "flip":  # the mirrored photos, also once each
-            variants.append(compute_features(frozen, lambda idx: load(idx)[:, :, ::-1],
-                                             len(used), cache_dir=ws.cache_dir,
-                                             progress=progress.update))
-    return features, rows, variants
+    return {name: features[v::per] for v, name in enumerate(names)}, rows
 
 
-def _fit(opts: TrainOptions, branch, features: np.ndarray, rows: np.ndarray, variants: list,
+def _fit(opts: TrainOptions, branch, views: dict[str, np.ndarray], rows: np.ndarray,
          pairs: PairSet, echo: Callable[[str], None]):
-    """Train the head on the features (or, with nothing to train, score validation)."""
+    """Train the head on the features (or, with nothing to train, score validation);
+    the history and the trainer (which embeds cached features with the head)."""
     from verifier.trainer import FastTrainer, History
 
-    trainer = FastTrainer(branch.head, margin=opts.margin)
+    trainer = FastTrainer(branch.head, margin=opts.margin, hard_negatives=opts.hard_negatives)
+    features = views["clean"]
+    variants = [] if opts.augment == "none" else [
+        v for name, v in views.items() if name != "clean" and (opts.augment == "degrade" or name == "flip")]
 
     def report(epoch: int, history) -> None:
         line = f"epoch {epoch + 1}/{opts.epochs}  loss {history.loss[-1]:.4f}"
@@ -214,7 +281,7 @@ def _fit(opts: TrainOptions, branch, features: np.ndarray, rows: np.ndarray, var
     if branch.head.trainable_weights:
         return trainer.fit(features, rows, pairs.train, pairs.validation, epochs=opts.epochs,
                            batch_size=opts.batch_size, seed=opts.seed, patience=opts.patience,
-                           on_epoch=report, variants=variants)
+                           on_epoch=report, variants=variants), trainer
     # --head none on a frozen backbone: the descriptor is the embedding
     history = History()
     loss, auc = trainer.evaluate(features, rows, pairs.validation)
@@ -222,7 +289,7 @@ def _fit(opts: TrainOptions, branch, features: np.ndarray, rows: np.ndarray, var
     history.val_auc.append(auc)
     echo("nothing to train (--head none and --fine-tune 0): the backbone's output is the "
          f"embedding; validation ROC AUC {auc if auc is None else round(auc, 4)}")
-    return history
+    return history, trainer
 
 
 def _save(ws: Workspace, name: str, branch, dataset: Dataset, pairs: PairSet, history,

@@ -23,6 +23,15 @@ class BackboneSpec:
     weights_file: str | None = None
     """The file Keras downloads for ``--weights imagenet`` (no top)."""
     default_size: int = 224
+    face_network: bool = False
+    """Already trained to tell faces apart: its output is a face embedding, and
+    training starts from it (:data:`verifier.defaults.RECIPES`)."""
+
+    def recipe(self) -> dict:
+        """The training defaults for this backbone (head, fine-tune, augment, hard negatives)."""
+        from .defaults import RECIPES
+
+        return dict(RECIPES["face" if self.face_network else "generic"])
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -35,7 +44,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "resnet50": BackboneSpec("resnet50", "caffe", "ResNet50",
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "tiny": BackboneSpec("tiny", "unit", default_size=64),
-    "dlib-resnet": BackboneSpec("dlib-resnet", "dlib", default_size=150),
+    "dlib-resnet": BackboneSpec("dlib-resnet", "dlib", default_size=150, face_network=True),
 }
 
 

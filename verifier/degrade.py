@@ -90,3 +90,25 @@ DEGRADATIONS: dict[str, Degradation] = {
     "eye_band": eye_band,
 }
 """Every degradation by name, in the order the benchmark reports them."""
+
+
+def degrade_chip(chip: np.ndarray, name: str, rng: np.random.Generator,
+                 padding: float = 0.25) -> np.ndarray:
+    """Degradation ``name`` applied to an aligned face chip (the face sits on the
+    alignment template, so its box and landmarks are known without a detector);
+    the result has the chip's size (a low-resolution face is scaled back up, as the
+    aligner would have done). What training augments with: cheaper than degrading
+    the photo and finding the face again."""
+    from .faces import LANDMARKS, template_points
+
+    side = chip.shape[0]
+    points = template_points(side, padding)
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    # the face around the landmarks: forehead above the eyes, chin below the mouth
+    width, height = (x1 - x0) * 1.4, (y1 - y0) * 1.8
+    box = ((x0 + x1) / 2 - width / 2, y0 - 0.45 * (y1 - y0), width, height)
+    out = DEGRADATIONS[name](chip, rng, box, dict(zip(LANDMARKS, map(tuple, points))))
+    if out.shape[:2] != chip.shape[:2]:
+        out = np.asarray(Image.fromarray(out).resize((chip.shape[1], chip.shape[0]),
+                                                     Image.Resampling.BILINEAR))
+    return out

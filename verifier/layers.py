@@ -64,3 +64,46 @@ class PadAdd(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         a, b = input_shapes
         return (a[0],) + tuple(max(x, y) for x, y in zip(a[1:], b[1:]))
+
+
+@keras.saving.register_keras_serializable(package="verifier")
+class TowardIdentity(keras.regularizers.Regularizer):
+    """``strength`` times the squared distance of a square kernel from the identity."""
+
+    def __init__(self, strength: float = 0.01) -> None:
+        self.strength = float(strength)
+
+    def __call__(self, kernel):
+        eye = ops.eye(kernel.shape[0], kernel.shape[1], dtype=kernel.dtype)
+        return self.strength * ops.sum(ops.square(kernel - eye))
+
+    def get_config(self) -> dict:
+        return {"strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="verifier")
+class Adapter(keras.layers.Layer):
+    """``x @ W + b`` with ``W`` square, started at the identity and ``b`` at zero, so an
+    untrained adapter returns the face network's own embedding unchanged; training
+    is pulled back toward it (``pull``, :class:`TowardIdentity`, and the same on
+    ``b``), so a few dozen photos adjust the embedding instead of replacing it."""
+
+    def __init__(self, pull: float = 0.01, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pull = float(pull)
+
+    def build(self, input_shape) -> None:
+        dim = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel", shape=(dim, dim), initializer="identity",
+                                      regularizer=TowardIdentity(self.pull))
+        self.bias = self.add_weight(name="bias", shape=(dim,), initializer="zeros",
+                                    regularizer=keras.regularizers.L2(self.pull))
+
+    def call(self, x):
+        return ops.matmul(x, self.kernel) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pull": self.pull}

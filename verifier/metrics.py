@@ -167,6 +167,32 @@ def far_threshold(distances: np.ndarray, labels: np.ndarray, far_target: float) 
     return float(cands[np.flatnonzero(ok)[-1]])
 
 
+def calibrated_threshold(distances: np.ndarray, labels: np.ndarray, far_target: float,
+                         min_tail: int = 10) -> tuple[float, str]:
+    """The threshold for a false-accept rate of ``far_target`` and how it was found.
+
+    The empirical threshold (:func:`far_threshold`) is trusted alone when at least
+    ``min_tail`` false accepts are expected among the negatives; with fewer, the
+    negatives' lower tail is extrapolated to ``far_target`` by a normal through its
+    1st and 10th percentiles (the tail, not the bulk: impostor distances are not
+    normal as a whole, and a trained model spreads them) and the lower (stricter)
+    of the two thresholds is used."""
+    d, y = _check(distances, labels)
+    empirical = far_threshold(d, y, far_target)
+    negatives = d[~y]
+    if len(negatives) * far_target >= min_tail or far_target <= 0:
+        return empirical, f"far<={far_target:g}"
+    from statistics import NormalDist
+
+    unit = NormalDist()
+    low, high = np.quantile(negatives, [0.01, 0.10])
+    spread = max(float(high - low) / (unit.inv_cdf(0.10) - unit.inv_cdf(0.01)), 1e-9)
+    fitted = float(high) + (unit.inv_cdf(far_target) - unit.inv_cdf(0.10)) * spread
+    if fitted < empirical:
+        return max(fitted, 0.0), f"far<={far_target:g} (tail of {len(negatives)} negatives extrapolated)"
+    return empirical, f"far<={far_target:g}"
+
+
 def kfold_accuracy(distances: np.ndarray, labels: np.ndarray, folds: int = 10,
                    seed: int = 0) -> dict:
     """LFW-style accuracy: threshold chosen on k-1 folds, measured on the held-out one."""

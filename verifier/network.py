@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from .defaults import DEFAULT_EMBEDDING_DIM, DEFAULT_FINE_TUNE, HEADS
+from .defaults import ADAPTER_PULL, DEFAULT_EMBEDDING_DIM, DEFAULT_FINE_TUNE, HEADS
 from .backbones import build_backbone, get_spec
 from .errors import BackboneError
-from .layers import Preprocess
+from .layers import Adapter, Preprocess
 from .losses import euclidean_distance
 
 
@@ -71,11 +71,12 @@ def _cut_index(backbone: keras.Model, wanted: int) -> int:
 def build_branch(backbone: str = "vgg19", *, weights: str = "default", image_size: int = 224,
                  embedding_dim: int = DEFAULT_EMBEDDING_DIM,
                  fine_tune: float = DEFAULT_FINE_TUNE, head: str = "dense",
-                 cache_dir=None) -> Branch:
+                 cache_dir=None, pull: float = ADAPTER_PULL) -> Branch:
     """Build a branch whose first part is frozen and last part trainable.
 
     ``head="none"`` uses the backbone's own output (pooled if spatial) as the
-    embedding, with no Dense layer."""
+    embedding, with no Dense layer; ``head="adapter"`` puts an :class:`Adapter`
+    (the identity at first, pulled toward it with ``pull``) on that output."""
     if head not in HEADS:
         raise BackboneError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     spec = get_spec(backbone)
@@ -106,6 +107,8 @@ def build_branch(backbone: str = "vgg19", *, weights: str = "default", image_siz
     x = layers.GlobalAveragePooling2D(name="pool")(x) if len(x.shape) == 4 else x
     if head == "dense":
         x = layers.Dense(embedding_dim, name="embedding")(x)
+    elif head == "adapter":
+        x = Adapter(pull, name="adapter")(x)
     head_model = keras.Model(features, x, name="head")
     model = keras.Model(pixels, head_model(frozen(pixels)), name="branch")
     cut_name = base.layers[cut].name if cut < n_layers else "(none)"

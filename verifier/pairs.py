@@ -143,12 +143,48 @@ def identity_disjoint_protocol(labels: np.ndarray, seed: int) -> PairSet:
     return PairSet("identity-disjoint", seed, *made)
 
 
+HELD_OUT_PEOPLE = 0.2
+"""Share of the people the ``open-set`` protocol keeps out of training entirely."""
+
+
+def open_set_protocol(labels: np.ndarray, seed: int) -> PairSet:
+    """Photos never cross splits and some people never reach training: a fifth of
+    the people (at least one where there are three or more) are held out whole,
+    their photos shared between validation and test; every other person's photos
+    are split 60/20/20 (at least one for training; validation and test get one each
+    where the person has three or more). All unordered pairs are formed inside each
+    split, so validation (where the threshold is calibrated) and test hold new
+    photos of trained people and people training never saw."""
+    rng = np.random.default_rng(seed)
+    people = np.unique(labels)
+    order = people[rng.permutation(len(people))]
+    held = order[:max(1, int(round(len(people) * HELD_OUT_PEOPLE)))] if len(people) >= 3 else order[:0]
+    groups: list[list[int]] = [[], [], []]
+    for person in order:
+        photos = rng.permutation(np.flatnonzero(labels == person)).tolist()
+        if person in held:
+            half = (len(photos) + 1) // 2
+            groups[1] += photos[:half]
+            groups[2] += photos[half:]
+            continue
+        n = len(photos)
+        n_val = max(1 if n >= 3 else 0, int(round(n * 0.2)))
+        n_test = max(1 if n >= 3 else 0, int(round(n * 0.2)))
+        n_train = n - n_val - n_test
+        groups[0] += photos[:n_train]
+        groups[1] += photos[n_train:n_train + n_val]
+        groups[2] += photos[n_train + n_val:]
+    made = [_make(*_all_pairs(np.sort(np.array(g, dtype=np.int64)), ordered=False), labels)
+            for g in groups]
+    return PairSet("open-set", seed, *made)
+
+
 def make_pairs(identities: Sequence[str], protocol: str = "seed", seed: int = 0) -> PairSet:
     """Build the pair splits of ``protocol`` for photos with these identities."""
     if len(identities) < 2:
         raise ProtocolError("at least two photos are needed to form pairs")
     _, labels = np.unique(np.asarray(identities, dtype=object).astype(str), return_inverse=True)
-    builders = {"seed": seed_protocol, "image-disjoint": image_disjoint_protocol,
+    builders = {"open-set": open_set_protocol, "seed": seed_protocol, "image-disjoint": image_disjoint_protocol,
                 "identity-disjoint": identity_disjoint_protocol}
     if protocol not in builders:
         raise ProtocolError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

@@ -129,7 +129,8 @@ class History:
 class FastTrainer:
     """Trains the ``head`` of a branch on cached frozen features."""
 
-    def __init__(self, head, *, margin: float = DEFAULT_MARGIN, optimizer=None) -> None:
+    def __init__(self, head, *, margin: float = DEFAULT_MARGIN, optimizer=None,
+                 hard_negatives: int = 0) -> None:
         import keras
         import tensorflow as tf
 
@@ -138,12 +139,25 @@ class FastTrainer:
         self.head = head
         self.margin = float(margin)
         self.optimizer = optimizer or keras.optimizers.RMSprop()
-        margin_value = self.margin
+        self.hard_negatives = int(hard_negatives)
+        margin_value, ratio = self.margin, self.hard_negatives
 
         def loss_fn(features, first, second, label):
             emb = head(features, training=False)
             d = euclidean_distance(tf.gather(emb, first), tf.gather(emb, second))
-            return tf.reduce_mean(contrastive_loss(label, d, margin_value))
+            per_pair = contrastive_loss(label, d, margin_value)
+            if ratio:  # every positive, and the hardest negatives only (ratio per positive)
+                positive = label > 0.5
+                n_pos = tf.reduce_sum(tf.cast(positive, tf.int32))
+                negatives = tf.boolean_mask(per_pair, ~positive)
+                k = tf.minimum(tf.size(negatives), ratio * tf.maximum(n_pos, 1))
+                hardest = tf.math.top_k(negatives, k).values
+                total = tf.reduce_sum(tf.boolean_mask(per_pair, positive)) + tf.reduce_sum(hardest)
+                data = total / tf.cast(tf.maximum(n_pos + k, 1), per_pair.dtype)
+            else:
+                data = tf.reduce_mean(per_pair)
+            # the head's own penalties (an adapter's pull toward the identity)
+            return data + tf.add_n([tf.cast(x, data.dtype) for x in head.losses]) if head.losses else data
 
         self._loss_fn = loss_fn
 

@@ -41,7 +41,10 @@ class FaceOut(BaseModel):
 
 
 class SearchFaceOut(FaceOut):
-    unknown: bool = Field(description="No identity passes the threshold for this face")
+    unknown: bool = Field(description="No identity passes the threshold for this face (or it is "
+                                      "too poor to judge)")
+    reason: str | None = Field(None, description="poor_quality: the face is under the server's "
+                                                 "quality floor and gets no name")
     matches: list[MatchOut]
 
 
@@ -50,6 +53,8 @@ class SearchOut(BaseModel):
     face: str = Field(description="face, several_faces, no_face or whole (of the photo)")
     threshold: float | None
     unknown: bool = Field(description="No identity passes the threshold (for the largest face)")
+    reason: str | None = Field(None, description="poor_quality: the largest face is under the "
+                                                 "quality floor and gets no name")
     matches: list[MatchOut] = Field(description="The largest face's matches (as in faces[0])")
     probe_chip: str | None = Field(None, description="With chips=true: the largest aligned face "
                                                      "searched with, as a data: URL (JPEG)")
@@ -75,6 +80,12 @@ class VerifyOut(BaseModel):
     box_a: list[int] | None = Field(None, description="Where that face is, [left, top, width, "
                                                       "height] (null: a gallery photo)")
     box_b: list[int] | None = None
+    reason: str | None = Field(None, description="poor_quality: a compared face is under the "
+                                                 "server's quality floor, so same is false "
+                                                 "whatever the distance")
+    quality_a: float | None = Field(None, description="Quality of the face of photo_a compared "
+                                                      "(null: a gallery photo or no detector)")
+    quality_b: float | None = None
 
 
 class IdentitySummary(BaseModel):

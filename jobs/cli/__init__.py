@@ -105,9 +105,11 @@ TRAIN_OPTIONS = [
     click.option("--weights", default="default",
                  help="imagenet (Keras download and cache), none (random), or PATH to a weights "
                       "file [default: imagenet; dlib's own file for dlib-resnet; none for tiny]."),
-    click.option("--head", default=d.DEFAULT_HEAD, show_default=True, type=click.Choice(d.HEADS),
-                 help="dense: pooling + Dense(--embedding-dim); none: the backbone's output is "
-                      "the embedding (dlib-resnet's descriptor, no training needed)."),
+    click.option("--head", type=click.Choice(d.HEADS),
+                 help="adapter: a linear layer on the backbone's embedding, started at the "
+                      "identity and pulled toward it; dense: pooling + a new Dense(--embedding-dim) "
+                      "(the tutorial); none: the backbone's output is the embedding "
+                      "[default: adapter for dlib-resnet, dense otherwise]."),
     click.option("--detector", default=d.DEFAULT_DETECTOR, show_default=True,
                  type=click.Choice(d.DETECTORS),
                  help="mtcnn: detect and align the most prominent face; none: the whole photo "
@@ -116,14 +118,28 @@ TRAIN_OPTIONS = [
                  help="Margin around the aligned face, as a fraction of the face template."),
     click.option("--require-face", is_flag=True,
                  help="Skip photos without a detected face instead of using the whole photo."),
-    click.option("--augment", default="none", show_default=True, type=click.Choice(d.AUGMENTATIONS),
-                 help="flip: also cache mirrored photos; each step uses one version at random."),
+    click.option("--augment", type=click.Choice(d.AUGMENTATIONS),
+                 help="flip: also cache mirrored photos; degrade: mirrored and degraded ones "
+                      "(grayscale, side light, small, JPEG, blur, eye band); each step uses one "
+                      "version of each photo at random [default: degrade for dlib-resnet, none "
+                      "otherwise]."),
     click.option("--tta", default=d.DEFAULT_TTA, show_default=True, type=click.Choice(d.TTA),
                  help="flip: embed each face and its mirror and average (fewer errors on hard and "
                       "clean photos); none: once, faster. Recorded in the model; every later "
                       "command uses it."),
-    click.option("--fine-tune", default=d.DEFAULT_FINE_TUNE, show_default=True, type=click.FloatRange(0, 1),
-                 help="Fraction of backbone layers left trainable (the rest is frozen and cached)."),
+    click.option("--fine-tune", type=click.FloatRange(0, 1),
+                 help="Fraction of backbone layers left trainable (the rest is frozen and cached) "
+                      "[default: 0 for dlib-resnet, 0.10 otherwise]."),
+    click.option("--hard-negatives", type=click.IntRange(0),
+                 help="Negative pairs kept per positive in each step, the hardest ones; 0 uses "
+                      "every pair (the tutorial) [default: 4 for dlib-resnet, 0 otherwise]."),
+    click.option("--target-far", default=d.TARGET_FAR, show_default=True,
+                 type=click.FloatRange(0, 1, min_open=True),
+                 help="False-accept rate (per pair) the threshold is calibrated for, on "
+                      "validation photos training never saw."),
+    click.option("--keep-trained", is_flag=True,
+                 help="Save the trained model even when it is not better than the starting "
+                      "network on validation."),
     click.option("--image-size", type=click.IntRange(32, 1024),
                  help="Input side in pixels [default: 224; 64 for tiny; 150 for dlib-resnet; "
                       "the tutorial used 244]."),
@@ -136,7 +152,9 @@ TRAIN_OPTIONS = [
     click.option("--seed", default=d.DEFAULT_SEED, show_default=True, type=int, help="Seed of every random draw."),
     click.option("--protocol", default=d.DEFAULT_PROTOCOL, show_default=True,
                  type=click.Choice(d.PROTOCOLS),
-                 help="How pairs are formed and split 70/20/10 into train/validation/test."),
+                 help="How photos and pairs are split into train/validation/test: open-set "
+                      "(no photo in two splits, a fifth of the people held out of training), "
+                      "seed (the tutorial's: pairs shared photos), image-disjoint, identity-disjoint."),
     click.option("--patience", type=click.IntRange(1),
                  help="Stop when validation loss has not improved for this many epochs [default: off]."),
     click.option("--name", help="Name of the model version [default: BACKBONE-DATE-TIME]."),
@@ -187,13 +205,11 @@ def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
 
 @main.command()
 @train_options
-@click.option("--target-far", type=click.FloatRange(0, 1),
-              help="Calibrate for this false-accept rate instead of best accuracy.")
 @click.option("--format", "fmt", default=d.DEFAULT_REPORT_FORMAT, show_default=True,
               type=click.Choice(d.REPORT_FORMATS), help="Report format.")
 @pass_ctx
 @friendly
-def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) -> None:
+def pipeline(ctx: Context, fmt: str, **kwargs: Any) -> None:
     """Train, embed the gallery, evaluate the test pairs and write a report.
 
     Takes every option of `verifier train`. Prints the evaluation table and where
@@ -206,7 +222,7 @@ def pipeline(ctx: Context, target_far: float | None, fmt: str, **kwargs: Any) ->
     from ..pipeline import run_pipeline
 
     result = run_pipeline(ctx.workspace(), ctx.database(), _train_opts(kwargs),
-                          report_format=fmt, target_far=target_far, quiet=ctx.quiet,
+                          report_format=fmt, quiet=ctx.quiet,
                           echo=click.echo)
     from .scores import metric_table
 

@@ -13,6 +13,11 @@ from .context import Context, emit_json, friendly, pass_ctx
 MAX_FACES = click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True,
                          type=click.IntRange(1), help="Faces at most per photo, largest first.")
 """The option of every command that looks at each face of a photo."""
+MIN_QUALITY = click.option("--min-quality", default=d.DEFAULT_MIN_QUALITY, show_default=True,
+                           type=click.FloatRange(0, 1),
+                           help="A face of a lower quality gets no name (unknown, poor_quality); "
+                                "0 judges every face.")
+"""The quality floor of the commands that name faces."""
 
 
 def metric_table(ev) -> list[str]:
@@ -54,9 +59,10 @@ def metric_table(ev) -> list[str]:
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--split", default="test", show_default=True,
               type=click.Choice(["train", "validation", "test"]), help="Which saved pairs to score.")
-@click.option("--threshold", type=float, help="Use this distance threshold instead of calibrating.")
+@click.option("--threshold", type=float, help="Score at this distance threshold instead of the model's.")
 @click.option("--target-far", type=click.FloatRange(0, 1),
-              help="Calibrate the loosest threshold whose false-accept rate on validation is at most this.")
+              help="Score at the threshold whose false-accept rate on validation is at most this "
+                   "(for this report; the model keeps its own).")
 @click.option("--folds", type=click.IntRange(2), help="Also report k-fold accuracy (LFW style), e.g. 10.")
 @click.option("--pairs", "pairs_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Score this pair list instead of a saved split: LFW's pairs.txt (its own "
@@ -71,9 +77,10 @@ def evaluate(ctx: Context, model: str | None, split: str, threshold: float | Non
              data: Path | None, as_json: bool) -> None:
     """Score every pair of a saved split, or of a benchmark's pair list, and report metrics.
 
-    The threshold is calibrated on the validation split (best accuracy, or
-    --target-far) and stored with the model; the tutorial's fixed 0.5 is shown
-    beside it. Each run is stored with its per-pair distances for `verifier report`.
+    Pairs are scored at the model's threshold, calibrated when it was trained on
+    validation photos training never saw (a model from before that is calibrated
+    here once, for best accuracy); --threshold or --target-far score at another
+    without changing the model's. The tutorial's fixed 0.5 is shown beside it. Each run is stored with its per-pair distances for `verifier report`.
     With --pairs, LFW's pairs.txt is scored with its own 10 folds (threshold chosen
     on nine, measured on the tenth); missing or unusable photos are listed.
 
@@ -151,18 +158,20 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write one row per photo, face and rank to this CSV file.")
 @MAX_FACES
+@MIN_QUALITY
 @pass_ctx
 @friendly
 def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_json: bool,
-          csv_path: Path | None, max_faces: int) -> None:
+          csv_path: Path | None, max_faces: int, min_quality: float) -> None:
     """Find the most similar people in the gallery for each face of each photo.
 
     PHOTOS are files, folders (every photo inside) or - for standard input. Every
     face is answered (up to --max-faces, largest first, with its box). Each
     identity is ranked by its closest gallery photo; a match passes when its
     distance is within the model's calibrated threshold. When no identity passes,
-    the answer is "unknown" and the nearest ones are still listed. Exits 1 if any
-    photo could not be answered.
+    the answer is "unknown" and the nearest ones are still listed; a face under
+    --min-quality is "unknown (poor quality)" whatever its distances. Exits 1 if
+    any photo could not be answered.
 
     \b
     Example:
@@ -173,7 +182,8 @@ def query(ctx: Context, photos: tuple[str, ...], k: int, model: str | None, as_j
 
     results = []
     for r in run_query(ctx.workspace(), ctx.database(), photos, k=k, model=model,
-                       stdin=click.get_binary_stream("stdin"), max_faces=max_faces):
+                       stdin=click.get_binary_stream("stdin"), max_faces=max_faces,
+                       min_quality=min_quality):
         results.append(r)
         if not as_json:
             _print_result(r)
@@ -191,6 +201,8 @@ def _verdict(answer) -> str:
     best = answer.matches[0] if answer.matches else None
     note = "" if best is None or best.passes is not None else \
         " (model not calibrated: run `verifier evaluate`)"
+    if answer.reason:
+        return "unknown (poor quality: too poor to judge)"
     return ("unknown" if answer.unknown else best.identity) + note
 
 
@@ -236,14 +248,16 @@ def _print_matches(matches, indent: str) -> None:
 @click.option("--face-b", default=0, show_default=True, type=click.IntRange(0),
               help="Which face of PHOTO_B to compare.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@MIN_QUALITY
 @pass_ctx
 @friendly(status=2)
 def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshold: float | None,
-           face_a: int, face_b: int, as_json: bool) -> None:
+           face_a: int, face_b: int, as_json: bool, min_quality: float) -> None:
     """Decide whether two photos show the same person.
 
     Prints the distance, the threshold and the decision. Exit status: 0 = same
-    person, 1 = different people, 2 = error (unreadable photo, no face, no model).
+    person, 1 = different people or a face under --min-quality (too poor to judge:
+    "unknown"), 2 = error (unreadable photo, no face, no model).
     Either photo may be - for standard input. The largest face of each photo is
     compared unless --face-a/--face-b name another; a photo with several faces is
     said so.
@@ -257,12 +271,18 @@ def verify(ctx: Context, photo_a: str, photo_b: str, model: str | None, threshol
 
     v = run_verify(ctx.workspace(), ctx.database(), photo_a, photo_b, model=model,
                    threshold=threshold, stdin=click.get_binary_stream("stdin"),
-                   face_a=face_a, face_b=face_b)
+                   face_a=face_a, face_b=face_b, min_quality=min_quality)
     if as_json:
         emit_json(v.as_dict())
     else:
-        click.echo(f"{'same' if v.same else 'different'}: distance {v.distance:.4f}, "
-                   f"threshold {v.threshold:.4f} (model {v.model})")
+        verdict = ("unknown (poor quality: too poor to judge)" if v.reason
+                   else "same" if v.same else "different")
+        click.echo(f"{verdict}: distance {v.distance:.4f}, threshold {v.threshold:.4f} "
+                   f"(model {v.model})")
+        for photo, q in ((v.photo_a, v.quality_a), (v.photo_b, v.quality_b)):
+            if v.reason and q is not None and q < min_quality:
+                click.echo(f"  {photo}: face quality {q:.2f} is under {min_quality:.2f} "
+                           "(--min-quality 0 judges it anyway)")
         for label, photo, found, face, box in (("a", v.photo_a, v.faces_a, v.face_a, v.box_a),
                                                ("b", v.photo_b, v.faces_b, v.face_b, v.box_b)):
             if found and (found > 1 or face):

@@ -13,11 +13,13 @@ from ..schema import Embedding, Identity, Image, ImageStatus, JobRun, Model, utc
 
 
 def ensure_model(session: Session, name: str, config: dict, artifact: Path) -> Model:
-    """The row of model version ``name``, registered from its config when new."""
+    """The row of model version ``name``, registered from its config when new (with
+    the threshold calibrated at train time, where the config has one)."""
     row = session.scalar(select(Model).where(Model.name == name))
     if row is None:
         row = Model(name=name, backbone=config.get("backbone", "?"), config=config,
-                    artifact=str(artifact))
+                    artifact=str(artifact), threshold=config.get("threshold"),
+                    threshold_rule=config.get("threshold_rule"))
         session.add(row)
         session.flush()
     return row

@@ -30,7 +30,7 @@ async def search(photo: UploadFile = File(..., description="The photo to look up
     faces = [SearchFaceOut(**f.as_dict() | {"matches": _matches(f.matches)}, chip=data_url(f.chip))
              for f in result.faces]
     return SearchOut(model=result.model, face=result.face, threshold=v.threshold,
-                     unknown=result.unknown, probe_chip=faces[0].chip,
+                     unknown=result.unknown, reason=result.reason, probe_chip=faces[0].chip,
                      matches=faces[0].matches, width=result.width, height=result.height, faces=faces)
 
 

@@ -145,7 +145,9 @@ function showFace(answer, face, into) {
   chip.src = face.chip;
   probe.appendChild(chip);
   const best = face.matches[0];
-  const verdict = face.unknown
+  const verdict = face.reason === "poor_quality"
+    ? el("p", "Too poor to judge: no name for this face (quality under the server's floor)", "verdict none")
+    : face.unknown
     ? el("p", "No match in the gallery" + (best ? " (nearest: " + best.identity + ")" : ""), "verdict none")
     : el("p", "Same person: " + best.identity, "verdict same");
   verdict.id = "verdict";
@@ -232,7 +234,8 @@ $("verify-form").addEventListener("submit", (e) => {
     for (const [id, src, name] of [["verify-chip-a", v.chip_a, v.photo_a], ["verify-chip-b", v.chip_b, v.photo_b]]) {
       const chip = $(id); chip.src = src; chip.alt = "Aligned face of " + name; chip.hidden = false;
     }
-    const verdict = el("p", v.same ? "Same person" : "Different people", "verdict " + (v.same ? "same" : "none"));
+    const verdict = el("p", v.reason === "poor_quality" ? "Cannot tell: a face is too poor to judge"
+      : v.same ? "Same person" : "Different people", "verdict " + (v.same ? "same" : "none"));
     verdict.id = "verify-verdict";
     out.appendChild(verdict);
     out.appendChild(el("p", "distance " + v.distance.toFixed(3) + " against threshold " + v.threshold.toFixed(3) + " (model " + v.model + ")", "small"));

@@ -1,0 +1,115 @@
+"""The end of training: the trained model against the network it started from, on
+validation photos training never saw, the one to save, and its threshold."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from verifier import defaults as d
+from verifier import metrics
+from verifier.pairs import PairSet
+from verifier.selection import ModelScores, is_better, score
+
+if TYPE_CHECKING:
+    from verifier.images import Dataset
+
+    from .train import TrainOptions
+
+
+@dataclass(frozen=True)
+class Chosen:
+    selection: dict
+    threshold: float
+    rule: str
+
+
+def _embeddings(trainer, views: dict[str, np.ndarray], rows: np.ndarray, tta: str,
+                photos: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Clean and degraded embeddings of the cached photos under the head's current
+    weights, flip-averaged as inference will be; indexed by photo (rows of photos
+    not cached stay zero)."""
+    def embed(name: str) -> np.ndarray:
+        out = trainer.embed(views[name])
+        if tta == "flip":
+            mirror = "flip" if name == "clean" else f"{name}+flip"
+            out = (out + trainer.embed(views[mirror])) / 2.0
+        full = np.zeros((photos, out.shape[1]), np.float32)
+        full[rows >= 0] = out[rows[rows >= 0]]
+        return full
+
+    degraded = [n for n in views if n not in ("clean", "flip") and not n.endswith("+flip")]
+    return embed("clean"), [embed(n) for n in degraded]
+
+
+def _table(start: ModelScores, trained: ModelScores | None) -> list[str]:
+    def pct(v):
+        return "-" if v is None else f"{v * 100:.3f}%"
+
+    rows = [("EER", "eer", pct), ("EER, one photo degraded", "eer_degraded", pct),
+            ("EER, people never trained on", "eer_unseen", pct),
+            (f"TAR at FAR {start.target_far:g}", "tar", lambda v: "-" if v is None else f"{v:.4f}")]
+    head = f"{'':32}{'starting network':>18}" + (f"{'trained':>12}" if trained else "")
+    lines = [head]
+    for label, key, fmt in rows:
+        line = f"{label:32}{fmt(getattr(start, key)):>18}"
+        if trained:
+            line += f"{fmt(getattr(trained, key)):>12}"
+        lines.append(line)
+    return lines
+
+
+def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarray],
+                         rows: np.ndarray, pairs: PairSet, dataset: "Dataset",
+                         opts: "TrainOptions", echo: Callable[[str], None]) -> Chosen:
+    """Score the starting network and the trained model on the validation pairs,
+    keep the trained weights only when :func:`verifier.selection.is_better` (or
+    ``opts.keep_trained``), and calibrate the threshold of the kept one at
+    ``opts.target_far`` on the clean validation pairs."""
+    val = pairs.validation
+    n = len(dataset.photos)
+    people = np.array([p.identity for p in dataset.photos])
+    trained_people = set(people[pairs.train.photos()].tolist())
+    unseen = np.array([p not in trained_people for p in people])
+    seen_photos = set(pairs.train.photos().tolist())
+    shared = len(set(val.photos().tolist()) & seen_photos)
+    echo(f"validation: {len(val)} pairs of {len(val.photos())} photos"
+         + (f" ({shared} also in training pairs: the figures are optimistic)" if shared
+            else " training never saw")
+         + f", {len(set(people[val.photos()]) - trained_people)} of them people never trained on")
+    trained_weights = trainer.head.get_weights()
+    changed = any(not np.array_equal(a, b) for a, b in zip(start_weights, trained_weights))
+    trained_scores = None
+    if changed:
+        clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
+        trained_scores = score(clean, degraded, val, unseen, opts.target_far)
+        trainer.head.set_weights(start_weights)
+    clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
+    start_scores = score(clean, degraded, val, unseen, opts.target_far)
+    for line in _table(start_scores, trained_scores):
+        echo("  " + line)
+    kept = "start"
+    if trained_scores is not None:
+        better = is_better(trained_scores, start_scores)
+        if better or opts.keep_trained:
+            kept = "trained"
+            trainer.head.set_weights(trained_weights)
+            clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
+        if better:
+            echo("saving the trained model: better than the starting network on validation")
+        elif opts.keep_trained:
+            echo("the trained model is NOT better than the starting network on validation; "
+                 "saving it anyway (--keep-trained)")
+        else:
+            echo("the trained model is NOT better than the starting network on validation: "
+                 "saving the starting network instead (--keep-trained saves the trained one)")
+    y = val.label.astype(bool)
+    dist = np.linalg.norm(clean[val.first] - clean[val.second], axis=1)
+    threshold, rule = metrics.calibrated_threshold(dist, y, opts.target_far, d.MIN_TAIL_NEGATIVES)
+    rule = f"{rule} on validation at train time"
+    echo(f"threshold {threshold:.4f} for a false-accept rate of {opts.target_far:g} ({rule})")
+    selection = {"start": start_scores.as_dict(),
+                 "trained": trained_scores.as_dict() if trained_scores else None,
+                 "kept": kept, "validation_pairs": len(val), "shared_with_training": shared}
+    return Chosen(selection, float(threshold), rule)

@@ -1,0 +1,82 @@
+"""Choosing between a trained model and the network it started from, on validation
+pairs that share no photo with training: the figures both are judged by, and the
+rule that keeps the trained one only when it is better.
+
+Everything here takes embeddings (one row per photo index) and pair lists; the
+train use case computes both models' embeddings from the same cached features.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import metrics
+from .errors import MetricError
+from .pairs import Pairs
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """A model on the validation pairs (each ``None`` where the pairs cannot say)."""
+
+    eer: float | None
+    """EER of the clean validation pairs."""
+    eer_degraded: float | None
+    """EER of the same pairs with one photo degraded (every degradation, pooled)."""
+    eer_unseen: float | None
+    """EER of the pairs of people training never saw."""
+    tar: float | None
+    """True-accept rate of the clean pairs at the target false-accept rate."""
+    target_far: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def errors(self) -> list[float]:
+        """The error rates that are defined."""
+        return [e for e in (self.eer, self.eer_degraded, self.eer_unseen) if e is not None]
+
+
+def _safe(fn, *args) -> float | None:
+    try:
+        return float(fn(*args))
+    except MetricError:
+        return None
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=1), 0.0))
+
+
+def score(clean: np.ndarray, degraded: Sequence[np.ndarray], pairs: Pairs, unseen: np.ndarray,
+          target_far: float) -> ModelScores:
+    """Scores of one model: ``clean`` and each of ``degraded`` are embeddings indexed
+    by photo; ``unseen[i]`` says photo ``i``'s person has no training photo."""
+    y = pairs.label.astype(bool)
+    d = _distances(clean[pairs.first], clean[pairs.second])
+    eer = _safe(metrics.eer, d, y)
+    tar = _safe(metrics.tar_at_far, d, y, target_far)
+    eer_degraded = None
+    if degraded:
+        # each pair both ways: the first photo degraded against the second clean, and back
+        dd = np.concatenate([np.r_[_distances(v[pairs.first], clean[pairs.second]),
+                                   _distances(v[pairs.second], clean[pairs.first])] for v in degraded])
+        eer_degraded = _safe(metrics.eer, dd, np.tile(y, 2 * len(degraded)))
+    both = unseen[pairs.first] & unseen[pairs.second]
+    eer_unseen = _safe(metrics.eer, d[both], y[both]) if both.any() else None
+    return ModelScores(eer, eer_degraded, eer_unseen, tar, target_far)
+
+
+def is_better(trained: ModelScores, start: ModelScores) -> bool:
+    """Whether the trained model is to be kept: no error rate worse than the starting
+    network's and their sum lower (ties keep the starting network)."""
+    pairs = [(t, s) for t, s in zip((trained.eer, trained.eer_degraded, trained.eer_unseen),
+                                     (start.eer, start.eer_degraded, start.eer_unseen))
+             if t is not None and s is not None]
+    if not pairs:
+        return False
+    if any(t > s + 1e-12 for t, s in pairs):
+        return False
+    return sum(t for t, _ in pairs) < sum(s for _, s in pairs) - 1e-12
