@@ -77,12 +77,18 @@ def load_scored(sessions: sessionmaker[Session], run_id: int | None = None) -> S
 
 
 def _training_contents(model_folder: Path) -> set[str] | None:
-    """SHA-256 of the photos a model version was trained on (``None``: unknown)."""
+    """SHA-256 of the photos a model version was trained on, those of its training
+    pairs (``None``: unknown)."""
+    import numpy as np
+
     from .train import training_photos
 
     try:
-        return {p["sha256"] for p in training_photos(model_folder)}
-    except (OSError, ValueError, KeyError, TypeError):
+        photos = training_photos(model_folder)
+        with np.load(Path(model_folder) / "pairs.npz") as pairs:
+            used = np.unique(np.r_[pairs["train_first"], pairs["train_second"]])
+        return {photos[int(i)]["sha256"] for i in used}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
 

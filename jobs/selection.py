@@ -9,6 +9,7 @@ import numpy as np
 
 from verifier import defaults as d
 from verifier import metrics
+from verifier.errors import MetricError
 from verifier.pairs import PairSet
 from verifier.selection import ModelScores, is_better, score
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Chosen:
     selection: dict
-    threshold: float
+    threshold: float | None
     rule: str
 
 
@@ -106,10 +107,15 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
                  "saving the starting network instead (--keep-trained saves the trained one)")
     y = val.label.astype(bool)
     dist = np.linalg.norm(clean[val.first] - clean[val.second], axis=1)
-    threshold, rule = metrics.calibrated_threshold(dist, y, opts.target_far, d.MIN_TAIL_NEGATIVES)
-    rule = f"{rule} on validation at train time"
-    echo(f"threshold {threshold:.4f} for a false-accept rate of {opts.target_far:g} ({rule})")
+    try:
+        threshold, rule = metrics.calibrated_threshold(dist, y, opts.target_far, d.MIN_TAIL_NEGATIVES)
+        rule = f"{rule} (train validation)"
+        echo(f"threshold {threshold:.4f} for a false-accept rate of {opts.target_far:g} ({rule})")
+    except MetricError as exc:
+        threshold, rule = None, ""
+        echo(f"no threshold calibrated ({exc}); `verifier evaluate` calibrates one, or pass "
+             "--threshold to verify")
     selection = {"start": start_scores.as_dict(),
                  "trained": trained_scores.as_dict() if trained_scores else None,
                  "kept": kept, "validation_pairs": len(val), "shared_with_training": shared}
-    return Chosen(selection, float(threshold), rule)
+    return Chosen(selection, None if threshold is None else float(threshold), rule)

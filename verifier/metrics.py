@@ -177,9 +177,17 @@ def calibrated_threshold(distances: np.ndarray, labels: np.ndarray, far_target: 
     1st and 10th percentiles (the tail, not the bulk: impostor distances are not
     normal as a whole, and a trained model spreads them) and the lower (stricter)
     of the two thresholds is used."""
-    d, y = _check(distances, labels)
-    empirical = far_threshold(d, y, far_target)
+    if not 0.0 <= far_target <= 1.0:
+        raise MetricError(f"--target-far must be in [0, 1], got {far_target}")
+    d, y = _check(distances, labels, both=False)
     negatives = d[~y]
+    if not len(negatives):
+        raise MetricError("no different-person pairs to calibrate a false-accept rate on "
+                          "(the photos show one person)")
+    # only the negatives matter for a false-accept rate; positives may be absent
+    cands = _candidate_thresholds(d)
+    fp = np.searchsorted(np.sort(negatives), cands, side="right")
+    empirical = float(cands[np.flatnonzero(fp / len(negatives) <= far_target + 1e-12)[-1]])
     if len(negatives) * far_target >= min_tail or far_target <= 0:
         return empirical, f"far<={far_target:g}"
     from statistics import NormalDist
@@ -189,7 +197,7 @@ def calibrated_threshold(distances: np.ndarray, labels: np.ndarray, far_target: 
     spread = max(float(high - low) / (unit.inv_cdf(0.10) - unit.inv_cdf(0.01)), 1e-9)
     fitted = float(high) + (unit.inv_cdf(far_target) - unit.inv_cdf(0.10)) * spread
     if fitted < empirical:
-        return max(fitted, 0.0), f"far<={far_target:g} (tail of {len(negatives)} negatives extrapolated)"
+        return max(fitted, 0.0), f"far<={far_target:g} tail fit of {len(negatives)}"
     return empirical, f"far<={far_target:g}"
 
 

@@ -20,7 +20,8 @@ from verifier.synthetic import write_identity_set
 def pipeline_home(tmp_path, db_url):
     """A workspace after `verifier pipeline` on a small synthetic set (CLI, end to end),
     on SQLite and on PostgreSQL where reachable."""
-    data = write_identity_set(tmp_path / "faces", identities=5, per_identity=5, size=32)
+    # 8 photos each: the open-set test split holds same-person pairs for every fold
+    data = write_identity_set(tmp_path / "faces", identities=5, per_identity=8, size=32)
     home = tmp_path / "home"
     r = CliRunner().invoke(main, ["--home", str(home), "--db-url", db_url, "-q", "pipeline",
                                   "--data", str(data),
@@ -51,9 +52,13 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
     vec = np.stack([by_path[str(root / p["path"])] for p in photos])
     ref = np.linalg.norm(vec[pairs["test_first"]] - vec[pairs["test_second"]], axis=1)
     np.testing.assert_allclose(ev.distances, ref, rtol=1e-5)
-    # the threshold is the best-accuracy one on validation, stored with the model
+    # the threshold is the one train calibrated on validation (at its target FAR),
+    # stored with the model; evaluation reports at it
+    config = json.loads((home / "models" / "m" / "config.json").read_text())
     vd = np.linalg.norm(vec[pairs["validation_first"]] - vec[pairs["validation_second"]], axis=1)
-    assert ev.threshold == pytest.approx(metrics.best_accuracy_threshold(vd, pairs["validation_label"]), rel=1e-5)
+    expected, _ = metrics.calibrated_threshold(vd, pairs["validation_label"], config["target_far"])
+    assert ev.threshold == pytest.approx(config["threshold"], rel=1e-6)
+    assert ev.threshold == pytest.approx(expected, abs=1e-4)  # train's embeddings = the gallery's
     with sessions() as s:
         assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
     assert ev.folds["folds"] == 3
@@ -63,12 +68,14 @@ def test_target_far_and_given_threshold(pipeline_home):
     home, _, _, db_url = pipeline_home
     ws = Workspace.open(home)
     sessions = open_database(db_url)
+    with sessions() as s:
+        calibrated = gallery.get_model(s, "m").threshold
     ev = evaluate(ws, sessions, target_far=0.05)
-    assert ev.validation["far"] <= 0.05 and ev.threshold_rule == "far<=0.05"
+    assert ev.validation["far"] <= 0.05 and ev.threshold_rule.startswith("far<=0.05")
     given = evaluate(ws, sessions, threshold=0.123)
     assert given.threshold == 0.123 and given.validation is None
-    with sessions() as s:  # an explicit threshold does not overwrite the calibrated one
-        assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
+    with sessions() as s:  # neither overwrites the threshold calibrated at train time
+        assert gallery.get_model(s, "m").threshold == pytest.approx(calibrated)
 
 
 def test_reports(pipeline_home, tmp_path):
@@ -82,11 +89,11 @@ def test_reports(pipeline_home, tmp_path):
     assert set(rows[0]) == {"photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
                             "decision", "correct", "photo_in_training", "quality_a", "quality_b"}
     assert all((r["label"] == "1") == (r["identity_a"] == r["identity_b"]) for r in rows)
-    # the seed protocol draws test pairs from the training photos; every row says so
-    assert {r["photo_in_training"] for r in rows} == {"1"}
+    # the open-set protocol keeps test photos out of training; every row says so
+    assert {r["photo_in_training"] for r in rows} == {"0"}
     doc = json.loads(write_report(sessions, tmp_path / "r.json", "json").read_text())
     assert doc["model"]["name"] == "m" and "roc_auc" in doc["run"]["counts"]["metrics"]
-    assert doc["run"]["counts"]["protocol"] == "seed"
+    assert doc["run"]["counts"]["protocol"] == "open-set"
     assert doc["run"]["counts"]["overlap"]["pairs_with_a_training_photo"] == n
     page = open(html_path, encoding="utf-8").read()
     assert page.count("data:image/png;base64,") >= 4 + 0

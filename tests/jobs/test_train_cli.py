@@ -105,7 +105,7 @@ def test_imagenet_download_failure_names_file_cache_and_alternative(tmp_path, mo
 @pytest.mark.integration
 def test_train_on_seed_faces(tmp_path, seed_faces):
     r = invoke(tmp_path / "home", "train", "--data", str(seed_faces), "--backbone", "tiny", "--detector", "none",
-               "--weights", "none", "--epochs", "2", "--name", "seed")
+               "--weights", "none", "--epochs", "2", "--name", "seed", "--protocol", "seed")
     assert r.exit_code == 0, r.output
     assert "128 photos of 16 identities" in r.output
     assert "5689 pairs" in r.output and "1625 pairs" in r.output and "814 pairs" in r.output
@@ -148,3 +148,70 @@ def test_flip_augmentation(tmp_path, synthetic_faces):
                "--image-size", "32", "--epochs", "2", "--augment", "flip", "--name", "aug")
     assert r.exit_code == 0, r.output
     assert json.loads((home / "models" / "aug" / "config.json").read_text())["augment"] == "flip"
+
+
+def _adapter_weights(home, name):
+    import keras
+
+    import verifier.layers  # noqa: F401  (registers the project's layers)
+
+    model = keras.models.load_model(home / "models" / name / "branch.keras")
+    return model.get_layer("head").get_layer("embedding").get_weights()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_model_that_is_not_better_is_not_saved_unless_asked(tmp_path, synthetic_faces,
+                                                                monkeypatch, keep):
+    """Training that does not beat the starting network saves the starting network
+    (its weights as built), with the validation figures of both and a threshold."""
+    import json
+
+    import jobs.selection
+
+    monkeypatch.setattr(jobs.selection, "is_better", lambda trained, start: False)
+    home = tmp_path / "home"
+    args = ["--home", str(home), "train", "--data", str(synthetic_faces), "--backbone", "tiny",
+            "--detector", "none", "--image-size", "32", "--epochs", "2", "--name", "m",
+            "--embedding-dim", "8"] + (["--keep-trained"] if keep else [])
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "starting network" in r.output and "NOT better" in r.output
+    config = json.loads((home / "models" / "m" / "config.json").read_text())
+    assert config["selection"]["kept"] == ("trained" if keep else "start")
+    assert config["selection"]["trained"]["eer"] is not None
+    assert config["threshold"] > 0 and "train validation" in config["threshold_rule"]
+    # the starting network is the branch as built with the same seed
+    import keras
+
+    from verifier.network import build_branch
+
+    keras.utils.set_random_seed(0)
+    built = build_branch("tiny", weights="none", image_size=32, embedding_dim=8, head="dense")
+    same = all(np.array_equal(a, b) for a, b in zip(
+        built.head.get_layer("embedding").get_weights(), _adapter_weights(home, "m")))
+    assert same is (not keep)
+
+
+def test_train_calibrates_the_threshold_that_query_uses(tmp_path, synthetic_faces):
+    """After train and embed, query names people without an evaluate run, at the
+    threshold train printed; evaluate reports at it and leaves it alone."""
+    home = tmp_path / "home"
+    base = ["--home", str(home)]
+    r = CliRunner().invoke(main, base + ["train", "--data", str(synthetic_faces), "--backbone", "tiny",
+                                         "--detector", "none", "--image-size", "32", "--epochs", "2",
+                                         "--name", "m", "--target-far", "0.05"])
+    assert r.exit_code == 0, r.output
+    printed = float(r.output.split("threshold ")[1].split()[0])
+    assert "false-accept rate of 0.05" in r.output
+    assert CliRunner().invoke(main, base + ["embed", "--data", str(synthetic_faces)]).exit_code == 0
+    photo = next(synthetic_faces.glob("*/*.png"))
+    q = CliRunner().invoke(main, base + ["query", str(photo), "--json"])
+    assert q.exit_code == 0, q.output
+    assert json.loads(q.output)["results"][0]["matches"][0]["passes"] is True
+    ev = CliRunner().invoke(main, base + ["evaluate", "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["threshold"] == pytest.approx(printed, abs=1e-4)
+    again = CliRunner().invoke(main, base + ["evaluate", "--json", "--target-far", "0.5"])
+    assert json.loads(again.output)["threshold"] != pytest.approx(printed, abs=1e-4)
+    ev = CliRunner().invoke(main, base + ["evaluate", "--json"])
+    assert json.loads(ev.output)["threshold"] == pytest.approx(printed, abs=1e-4)

@@ -40,7 +40,11 @@ def test_size_and_confidence_ramps_and_the_weakest_part_wins():
     assert q.score == min(q.confidence, q.size, q.sharpness, q.pose) == pytest.approx(0.5)
     assert face_quality(image, face(width=30.0)).size == 0.0
     assert face_quality(image, face(width=120.0)).size == 1.0
-    assert face_quality(image, face(confidence=0.945)).confidence == pytest.approx(0.5)
+    from verifier.quality import HIGH_CONFIDENCE, LOW_CONFIDENCE
+
+    middle = (LOW_CONFIDENCE + HIGH_CONFIDENCE) / 2
+    assert face_quality(image, face(confidence=middle)).confidence == pytest.approx(0.5)
+    assert face_quality(image, face(confidence=LOW_CONFIDENCE)).confidence == 0.0
 
 
 def test_sharpness_falls_with_blur_and_ignores_contrast():

@@ -1,0 +1,152 @@
+"""Open set: does the model the README trains name strangers? Folds by identity on
+the seed photos, answered through the code `verifier query` runs, the trained model
+beside the untrained face network, in one run.
+
+    python benchmarks/open_set.py [--folds 4] [--run N] [--seed 0] [--target-far 1e-4]
+
+Each fold keeps a quarter of the 16 people out as strangers. Of every other person,
+5 photos are the user's data (trained on, then embedded as the gallery, exactly as
+`verifier pipeline --data DATA --backbone dlib-resnet` does) and 3 are probes the
+model never saw. Probes: the held-out photos of gallery people and every photo of
+the strangers, clean and degraded seven ways (`verifier.degrade`, as
+`benchmarks/hard_photos.py`). Each probe's largest face is answered as
+`verifier query` answers it (the calibrated threshold, the quality floor):
+
+- strangers named: a stranger's face given a gallery person's name (the goal is 0);
+- known named right / named wrong / left unknown: a gallery person's new photo.
+
+Printed per model (the README's defaults, and the untrained network: `--head none`)
+for clean and degraded probes, and by quality band of the probe's face.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+GALLERY_PHOTOS = 5
+MODELS = {"trained (README defaults)": {},
+          "untrained network": {"head": "none", "fine_tune": 0.0, "augment": "none"}}
+
+
+def split_fold(people: np.ndarray, fold: int, folds: int, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """Photo indices: gallery (the user's data), probes of gallery people, strangers."""
+    names = np.unique(people)
+    rng = np.random.default_rng([seed, 1])
+    order = names[rng.permutation(len(names))]
+    strangers = set(np.array_split(order, folds)[fold].tolist())
+    gallery, known, alien = [], [], []
+    for name in names:
+        photos = np.flatnonzero(people == name)
+        if name in strangers:
+            alien += photos.tolist()
+            continue
+        photos = np.random.default_rng([seed, fold, int(photos[0])]).permutation(photos)
+        gallery += photos[:GALLERY_PHOTOS].tolist()
+        known += photos[GALLERY_PHOTOS:].tolist()
+    return gallery, known, alien
+
+
+def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str, bytes]],
+                  target_far: float) -> list:
+    """Train as the README does (with ``options`` changed), embed the gallery, and
+    answer every probe as `verifier query` does; the answers in order."""
+    from jobs.embed import embed_gallery
+    from jobs.live import Verifier
+    from jobs.train import TrainOptions, train
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    ws = Workspace.open(home)
+    sessions = open_database(ws.database_url)
+    result = train(ws, TrainOptions(data=data, backbone="dlib-resnet", target_far=target_far,
+                                    **options), quiet=True, echo=lambda s: None, database=sessions)
+    embed_gallery(ws, sessions, data, model=result.name, quiet=True)
+    verifier = Verifier.open(ws, sessions, result.name)
+    return list(verifier.search_many(probes, k=1)), result
+
+
+def outcome(answer, truth: str | None) -> str:
+    if answer.error or answer.unknown:
+        return "unknown"
+    named = answer.matches[0].identity
+    if truth is None:
+        return "stranger named"
+    return "right" if named == truth else "wrong"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SEED)
+    ap.add_argument("--folds", type=int, default=4, help="people split into this many groups of strangers")
+    ap.add_argument("--run", type=int, help="run only the first RUN folds [default: all]")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-far", type=float, default=None,
+                    help="[default: the project's TARGET_FAR]")
+    args = ap.parse_args()
+    from benchmarks.hard_photos import degraded_sets
+    from verifier.defaults import TARGET_FAR
+    from verifier.images import scan_dataset
+    from verifier.quality import band_of
+
+    target_far = args.target_far or TARGET_FAR
+    dataset = scan_dataset(args.data)
+    paths = [p.path for p in dataset.photos]
+    people = np.array([p.identity for p in dataset.photos])
+    t0 = time.perf_counter()
+    sets = degraded_sets(paths, args.seed)
+    print(f"{len(paths)} photos of {len(set(people))} people, {len(sets) - 1} degradations "
+          f"({time.perf_counter() - t0:.0f} s); target FAR {target_far:g}; {args.folds} folds")
+    tally: dict[str, dict] = {}
+    for fold in range(args.run or args.folds):
+        gallery, known, alien = split_fold(people, fold, args.folds, args.seed)
+        probes, truths, kinds = [], [], []
+        for condition, photos in sets.items():
+            for i in known + alien:
+                probes.append((f"{condition} {paths[i].name}", photos[i]))
+                truths.append(people[i] if i in known else None)
+                kinds.append("clean" if condition == "clean" else "degraded")
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            for i in gallery:
+                link = data / people[i] / paths[i].name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(paths[i].resolve())
+            for label, options in MODELS.items():
+                t1 = time.perf_counter()
+                answers, result = answer_probes(Path(tmp) / label.split()[0], data, options,
+                                                probes, target_far)
+                print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
+                      f"{result.selection.get('kept')}, {len(probes)} probes "
+                      f"({time.perf_counter() - t1:.0f} s)")
+                rows = tally.setdefault(label, {})
+                for a, truth, kind in zip(answers, truths, kinds):
+                    q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
+                    for key in ((kind, "all"), (kind, band_of(q))):
+                        cell = rows.setdefault(key + ("stranger" if truth is None else "known",), {})
+                        o = outcome(a, truth)
+                        cell[o] = cell.get(o, 0) + 1
+    print(f"\n{'model':<28}{'probes':<10}{'band':<16}{'strangers named':>18}{'known right':>14}"
+          f"{'wrong':>7}{'unknown':>9}")
+    for label, rows in tally.items():
+        for kind in ("clean", "degraded"):
+            bands = sorted({k[1] for k in rows if k[0] == kind}, key=lambda b: (b != "all", b))
+            for band in bands:
+                s = rows.get((kind, band, "stranger"), {})
+                k = rows.get((kind, band, "known"), {})
+                n_s, n_k = sum(s.values()), sum(k.values())
+                print(f"{label:<28}{kind:<10}{band:<16}{s.get('stranger named', 0):>11} of {n_s:<4}"
+                      f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
+
+
+if __name__ == "__main__":
+    main()
