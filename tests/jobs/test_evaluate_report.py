@@ -94,7 +94,7 @@ def test_reports(pipeline_home, tmp_path):
     doc = json.loads(write_report(sessions, tmp_path / "r.json", "json").read_text())
     assert doc["model"]["name"] == "m" and "roc_auc" in doc["run"]["counts"]["metrics"]
     assert doc["run"]["counts"]["protocol"] == "open-set"
-    assert doc["run"]["counts"]["overlap"]["pairs_with_a_training_photo"] == n
+    assert doc["run"]["counts"]["overlap"]["pairs_with_a_training_photo"] == 0 and n > 0
     page = open(html_path, encoding="utf-8").read()
     assert page.count("data:image/png;base64,") >= 4 + 0
     for title in ("ROC curve", "DET curve", "distance histograms", "confusion matrix",
