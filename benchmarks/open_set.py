@@ -16,7 +16,9 @@ the strangers, clean and degraded seven ways (`verifier.degrade`, as
 - known named right / named wrong / left unknown: a gallery person's new photo.
 
 Printed per model (the README's defaults, and the untrained network: `--head none`)
-for clean and degraded probes, and by quality band of the probe's face.
+for clean and degraded probes, and by quality band of the probe's face; and
+face_recognition (HOG faces, the same dlib network, named at its 0.6 tolerance)
+where it is installed (`--skip-peer` leaves it out).
 """
 from __future__ import annotations
 
@@ -75,6 +77,59 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
     return list(verifier.search_many(probes, k=1)), result
 
 
+PEER_TOLERANCE = 0.6
+
+
+def peer_encodings(sets: dict[str, list[bytes]]) -> dict[str, list] | None:
+    """face_recognition's encoding of each photo's largest face per condition
+    (``None`` where it finds no face), or ``None`` when it is not installed."""
+    try:
+        import face_recognition
+    except ImportError:
+        print("face_recognition: not installed (pip install dlib-bin && pip install --no-deps "
+              "face_recognition); skipped")
+        return None
+    import io
+
+    out: dict[str, list] = {}
+    for name, photos in sets.items():
+        row = []
+        for data in photos:
+            image = face_recognition.load_image_file(io.BytesIO(data))
+            boxes = face_recognition.face_locations(image)
+            if not boxes:
+                row.append(None)
+                continue
+            largest = max(boxes, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
+            row.append(face_recognition.face_encodings(image, [largest])[0])
+        out[name] = row
+    return out
+
+
+class PeerAnswer:
+    """face_recognition's answer in the shape :func:`outcome` reads."""
+
+    def __init__(self, name: str | None) -> None:
+        self.error, self.unknown, self.faces = None, name is None, []
+        self.matches = [type("M", (), {"identity": name})()] if name else []
+
+
+def peer_answers(encodings: dict[str, list], gallery: list[int], people: np.ndarray,
+                 probes: list[tuple[str, int]]) -> list[PeerAnswer]:
+    known = [(encodings["clean"][i], people[i]) for i in gallery if encodings["clean"][i] is not None]
+    vectors = np.stack([v for v, _ in known])
+    answers = []
+    for condition, i in probes:
+        probe = encodings[condition][i]
+        if probe is None:
+            answers.append(PeerAnswer(None))
+            continue
+        d = np.linalg.norm(vectors - probe, axis=1)
+        best = int(d.argmin())
+        answers.append(PeerAnswer(known[best][1] if d[best] <= PEER_TOLERANCE else None))
+    return answers
+
+
 def outcome(answer, truth: str | None) -> str:
     if answer.error or answer.unknown:
         return "unknown"
@@ -92,6 +147,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-far", type=float, default=None,
                     help="[default: the project's TARGET_FAR]")
+    ap.add_argument("--skip-peer", action="store_true", help="leave face_recognition out")
     args = ap.parse_args()
     from benchmarks.hard_photos import degraded_sets
     from verifier.defaults import TARGET_FAR
@@ -106,15 +162,23 @@ def main() -> None:
     sets = degraded_sets(paths, args.seed)
     print(f"{len(paths)} photos of {len(set(people))} people, {len(sets) - 1} degradations "
           f"({time.perf_counter() - t0:.0f} s); target FAR {target_far:g}; {args.folds} folds")
+    encodings = None if args.skip_peer else peer_encodings(sets)
     tally: dict[str, dict] = {}
     for fold in range(args.run or args.folds):
         gallery, known, alien = split_fold(people, fold, args.folds, args.seed)
-        probes, truths, kinds = [], [], []
+        probes, truths, kinds, where = [], [], [], []
         for condition, photos in sets.items():
             for i in known + alien:
                 probes.append((f"{condition} {paths[i].name}", photos[i]))
                 truths.append(people[i] if i in known else None)
                 kinds.append("clean" if condition == "clean" else "degraded")
+                where.append((condition, i))
+        if encodings is not None:
+            rows = tally.setdefault(f"face_recognition {PEER_TOLERANCE}", {})
+            for a, truth, kind in zip(peer_answers(encodings, gallery, people, where), truths, kinds):
+                cell = rows.setdefault((kind, "all", "stranger" if truth is None else "known"), {})
+                o = outcome(a, truth)
+                cell[o] = cell.get(o, 0) + 1
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
             for i in gallery:

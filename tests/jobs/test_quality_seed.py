@@ -82,3 +82,47 @@ def test_embed_min_quality_skips_poor_photos(home, tmp_path):
     skipped = json.loads(r.output)["skipped"]
     assert list(skipped) == [str(folder / "small.png")]
     assert skipped[str(folder / "small.png")].startswith("poor_quality: face ")
+
+
+def blurred(path, radius_share=0.05) -> bytes:
+    """The photo out of focus: a Gaussian of ``radius_share`` of its width."""
+    from PIL import ImageFilter
+
+    image = PILImage.open(path).convert("RGB")
+    image = image.filter(ImageFilter.GaussianBlur(image.width * radius_share))
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_face_under_the_default_floor_gets_no_name(home, tmp_path):
+    """Query, verify and the service answer a blurred face unknown (poor_quality)
+    even where its nearest person is within the threshold; 0 judges it anyway."""
+    from jobs.live import POOR_QUALITY, Verifier
+    from verifier.defaults import DEFAULT_MIN_QUALITY
+
+    v = Verifier.open(*home, "dlib")
+    assert v.min_quality == DEFAULT_MIN_QUALITY > 0
+    poor = blurred(seed("obama", 0))
+    answer = v.search(poor, 1)
+    assert answer.faces[0].quality.score < DEFAULT_MIN_QUALITY
+    assert answer.unknown and answer.reason == POOR_QUALITY
+    assert answer.matches and not any(m.passes for m in answer.matches)
+    assert answer.as_dict()["faces"][0]["reason"] == POOR_QUALITY
+    check = v.verify(poor, seed("obama", 0).read_bytes())
+    assert not check.same and check.reason == POOR_QUALITY
+    v.min_quality = 0.0
+    assert v.search(poor, 1).reason is None
+    (tmp_path / "poor.png").write_bytes(poor)
+    base = ["--home", str(home[0].root), "-q"]
+    r = CliRunner().invoke(main, base + ["query", str(tmp_path / "poor.png")])
+    assert r.exit_code == 0 and "unknown (poor quality" in r.output, r.output
+    r = CliRunner().invoke(main, base + ["verify", str(tmp_path / "poor.png"), str(seed("obama", 0))])
+    assert r.exit_code == 1 and "unknown (poor quality" in r.output and "--min-quality 0" in r.output
+    from fastapi.testclient import TestClient
+
+    from jobs.api import Settings, create_app
+
+    with TestClient(create_app(*home, Settings(model="dlib", auth=False))) as client:
+        body = client.post("/v1/search", files={"photo": ("p.png", poor, "image/png")}).json()
+        assert body["unknown"] is True and body["reason"] == POOR_QUALITY

@@ -42,20 +42,25 @@ def test_calibrated_threshold_uses_the_empirical_one_with_enough_negatives():
     d = np.r_[rng.uniform(0, 0.5, 100), rng.uniform(0.6, 2.0, 10_000)]
     y = np.r_[np.ones(100), np.zeros(10_000)].astype(int)
     t, rule = metrics.calibrated_threshold(d, y, 1e-2)
-    assert t == metrics.far_threshold(d, y, 1e-2) and "tail fit" not in rule
+    assert t == metrics.far_threshold(d, y, 1e-2) and "normal fit" not in rule
 
 
-def test_calibrated_threshold_extrapolates_the_lower_tail_of_few_negatives():
+def test_calibrated_threshold_extrapolates_a_normal_fit_of_few_negatives():
     unit = NormalDist()
-    # negatives exactly at normal quantiles of N(1, 0.1): the tail fit recovers it
+    # negatives exactly at normal quantiles of N(1, 0.1): the fit recovers it
     q = np.linspace(0.0005, 0.9995, 1000)
     negatives = np.array([NormalDist(1.0, 0.1).inv_cdf(p) for p in q])
     d = np.r_[np.full(10, 0.66), negatives]  # the empirical cut sits just below 0.671
     y = np.r_[np.ones(10), np.zeros(1000)].astype(int)
     t, rule = metrics.calibrated_threshold(d, y, 1e-5)
-    assert "tail fit" in rule
-    assert t == pytest.approx(1.0 + 0.1 * unit.inv_cdf(1e-5), abs=0.01)
+    assert "normal fit of 1000" in rule
+    assert t == pytest.approx(1.0 + 0.1 * unit.inv_cdf(1e-5), abs=0.005)
     assert t < negatives.min()
+    # no same-person pair at all: negatives alone set a false-accept rate
+    t2, _ = metrics.calibrated_threshold(negatives, np.zeros(1000, int), 1e-5)
+    assert 0 < t2 <= t + 1e-12
+    with pytest.raises(metrics.MetricError):
+        metrics.calibrated_threshold(np.ones(3), np.ones(3, int), 1e-5)
 
 
 def test_open_set_splits_share_no_photo_and_hold_people_out():
