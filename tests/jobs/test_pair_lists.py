@@ -58,7 +58,10 @@ def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_mode
                             "reason": "Bo_Li/Bo_Li_0009.jpg: missing"}]
     assert ev.folds["folds"] == 2 and len(ev.folds["per_fold"]) == 2
     assert ev.overlap["photos_in_training"] == 0  # none of these photos trained the model
-    assert ev.threshold_rule == "best on these pairs (optimistic)"
+    # the threshold train calibrated on the model's own validation photos
+    config = json.loads((home_with_model / "models" / "tiny" / "config.json").read_text())
+    assert ev.threshold_rule == "calibrated on the model's validation split"
+    assert ev.threshold == pytest.approx(config["threshold"])
     with sessions() as s:
         assert s.query(PairScore).filter(PairScore.run_id == ev.run_id).count() == 7
     out = write_report(sessions, tmp_path / "r.json", "json", ev.run_id)
@@ -139,3 +142,14 @@ def test_comparison_report_of_two_runs(home_with_model, lfw_folder, pairs, tmp_p
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "report", str(a.run_id),
                                   str(b.run_id), "--out", str(tmp_path / "cli.html")])
     assert r.exit_code == 0 and (tmp_path / "cli.html").is_file()
+
+
+def test_a_model_without_a_threshold_is_scored_at_the_best_on_the_list(home_with_model, lfw_folder,
+                                                                        pairs):
+    config_path = home_with_model / "models" / "tiny" / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("threshold"), config.pop("threshold_rule")
+    config_path.write_text(json.dumps(config))
+    ws = Workspace.open(home_with_model)
+    ev = evaluate_pairs(ws, open_database(ws.database_url), pairs, lfw_folder, model="tiny")
+    assert ev.threshold_rule == "best on these pairs (optimistic)"
