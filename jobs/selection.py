@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from verifier import defaults as d
-from verifier import metrics
-from verifier.errors import MetricError
 from verifier.pairs import PairSet
 from verifier.selection import ModelScores, is_better, score
 
@@ -48,9 +46,12 @@ def _table(start: ModelScores, trained: ModelScores | None) -> list[str]:
     def pct(v):
         return "-" if v is None else f"{v * 100:.3f}%"
 
+    num = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     rows = [("EER", "eer", pct), ("EER, one photo degraded", "eer_degraded", pct),
             ("EER, people never trained on", "eer_unseen", pct),
-            (f"TAR at FAR {start.target_far:g}", "tar", lambda v: "-" if v is None else f"{v:.4f}")]
+            (f"TAR at FAR {start.target_far:g}", "tar", num),
+            ("threshold (calibrated)", "threshold", num),
+            ("same pairs accepted at it", "recall", num)]
     head = f"{'':32}{'starting network':>18}" + (f"{'trained':>12}" if trained else "")
     lines = [head]
     for label, key, fmt in rows:
@@ -84,10 +85,10 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
     trained_scores = None
     if changed:
         clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
-        trained_scores = score(clean, degraded, val, unseen, opts.target_far)
+        trained_scores = score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES)
         trainer.head.set_weights(start_weights)
     clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
-    start_scores = score(clean, degraded, val, unseen, opts.target_far)
+    start_scores = score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES)
     for line in _table(start_scores, trained_scores):
         echo("  " + line)
     kept = "start"
@@ -96,7 +97,6 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
         if better or opts.keep_trained:
             kept = "trained"
             trainer.head.set_weights(trained_weights)
-            clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
         if better:
             echo("saving the trained model: better than the starting network on validation")
         elif opts.keep_trained:
@@ -105,16 +105,14 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
         else:
             echo("the trained model is NOT better than the starting network on validation: "
                  "saving the starting network instead (--keep-trained saves the trained one)")
-    y = val.label.astype(bool)
-    dist = np.linalg.norm(clean[val.first] - clean[val.second], axis=1)
-    try:
-        threshold, rule = metrics.calibrated_threshold(dist, y, opts.target_far, d.MIN_TAIL_NEGATIVES)
+    chosen = trained_scores if kept == "trained" else start_scores
+    threshold, rule = chosen.threshold, chosen.rule
+    if threshold is None:
+        echo("no threshold calibrated (validation has no different-person pairs); "
+             "`verifier evaluate` calibrates one, or pass --threshold to verify")
+    else:
         rule = f"{rule} (train validation)"
         echo(f"threshold {threshold:.4f} for a false-accept rate of {opts.target_far:g} ({rule})")
-    except MetricError as exc:
-        threshold, rule = None, ""
-        echo(f"no threshold calibrated ({exc}); `verifier evaluate` calibrates one, or pass "
-             "--threshold to verify")
     selection = {"start": start_scores.as_dict(),
                  "trained": trained_scores.as_dict() if trained_scores else None,
                  "kept": kept, "validation_pairs": len(val), "shared_with_training": shared}

@@ -30,6 +30,14 @@ class ModelScores:
     tar: float | None
     """True-accept rate of the clean pairs at the target false-accept rate."""
     target_far: float
+    threshold: float | None = None
+    """The threshold calibrated for ``target_far`` on the clean pairs
+    (:func:`verifier.metrics.calibrated_threshold`); ``None`` without negatives."""
+    rule: str = ""
+    recall: float | None = None
+    """Share of the clean same-person pairs accepted at :attr:`threshold`: what
+    users get at the operating point, where a model that spreads its impostors
+    pays with a stricter threshold."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +59,7 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def score(clean: np.ndarray, degraded: Sequence[np.ndarray], pairs: Pairs, unseen: np.ndarray,
-          target_far: float) -> ModelScores:
+          target_far: float, min_tail: int = 10) -> ModelScores:
     """Scores of one model: ``clean`` and each of ``degraded`` are embeddings indexed
     by photo; ``unseen[i]`` says photo ``i``'s person has no training photo."""
     y = pairs.label.astype(bool)
@@ -66,12 +74,21 @@ def score(clean: np.ndarray, degraded: Sequence[np.ndarray], pairs: Pairs, unsee
         eer_degraded = _safe(metrics.eer, dd, np.tile(y, 2 * len(degraded)))
     both = unseen[pairs.first] & unseen[pairs.second]
     eer_unseen = _safe(metrics.eer, d[both], y[both]) if both.any() else None
-    return ModelScores(eer, eer_degraded, eer_unseen, tar, target_far)
+    threshold, rule, recall = None, "", None
+    try:
+        threshold, rule = metrics.calibrated_threshold(d, y, target_far, min_tail)
+        recall = float((d[y] <= threshold).mean()) if y.any() else None
+    except MetricError:
+        pass
+    return ModelScores(eer, eer_degraded, eer_unseen, tar, target_far, threshold, rule, recall)
 
 
 def is_better(trained: ModelScores, start: ModelScores) -> bool:
     """Whether the trained model is to be kept: no error rate worse than the starting
-    network's and their sum lower (ties keep the starting network)."""
+    network's, their sum lower (ties keep the starting network), and no fewer
+    same-person pairs accepted at its own calibrated threshold."""
+    if trained.recall is not None and start.recall is not None and trained.recall < start.recall - 1e-12:
+        return False
     pairs = [(t, s) for t, s in zip((trained.eer, trained.eer_degraded, trained.eer_unseen),
                                      (start.eer, start.eer_degraded, start.eer_unseen))
              if t is not None and s is not None]

@@ -99,3 +99,19 @@ def test_a_degraded_chip_keeps_its_size():
         out = degrade_chip(chip, name, np.random.default_rng(2))
         assert out.shape == chip.shape and out.dtype == np.uint8
         assert not np.array_equal(out, chip)
+
+
+def test_fewer_pairs_accepted_at_its_own_threshold_keeps_the_start():
+    start = ModelScores(0.02, 0.04, 0.01, 1.0, 1e-4, 0.5, "far", 0.97)
+    better_rates = ModelScores(0.01, 0.02, 0.01, 1.0, 1e-4, 0.4, "far", 0.90)
+    assert not is_better(better_rates, start)
+    assert is_better(ModelScores(0.01, 0.02, 0.01, 1.0, 1e-4, 0.6, "far", 0.97), start)
+
+
+def test_score_calibrates_and_measures_recall_at_its_threshold():
+    rng = np.random.default_rng(0)
+    clean = np.r_[rng.normal(0, 0.01, (5, 2)), rng.normal(3, 0.01, (5, 2))].astype(np.float32)
+    i, j = np.triu_indices(10, 1)
+    y = ((i < 5) == (j < 5)).astype(np.int8)
+    s = score(clean, [], Pairs(i, j, y), np.zeros(10, bool), 0.01)
+    assert s.threshold is not None and s.recall == 1.0 and s.threshold < 3.0
