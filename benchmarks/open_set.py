@@ -13,7 +13,9 @@ the strangers, clean and degraded seven ways (`verifier.degrade`, as
 `verifier query` answers it (the calibrated threshold, the quality floor):
 
 - strangers named: a stranger's face given a gallery person's name (the goal is 0);
-- known named right / named wrong / left unknown: a gallery person's new photo.
+- known named right / named wrong / left unknown: a gallery person's new photo;
+- pair EERs: each probe against the other clean probes (gallery people's new
+  photos, and the strangers among themselves), clean and degraded, pooled.
 
 Printed per model (the README's defaults, and the untrained network: `--head none`)
 for clean and degraded probes, and by quality band of the probe's face; and
@@ -63,6 +65,7 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
     """Train as the README does (with ``options`` changed), embed the gallery, and
     answer every probe as `verifier query` does; the answers in order."""
     from jobs.embed import embed_gallery
+    from verifier.errors import VerifierError
     from jobs.live import Verifier
     from jobs.train import TrainOptions, train
     from storage.database import open_database
@@ -74,7 +77,28 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
                                     **options), quiet=True, echo=lambda s: None, database=sessions)
     embed_gallery(ws, sessions, data, model=result.name, quiet=True)
     verifier = Verifier.open(ws, sessions, result.name)
-    return list(verifier.search_many(probes, k=1)), result
+    answers = list(verifier.search_many(probes, k=1))
+    vectors = []  # each probe's largest face's vector, for the pair EERs
+    for name, data in probes:
+        try:
+            faces = verifier.loaded.preparer.prepare_faces(data, name, max_faces=1)
+            vectors.append(verifier.embed(faces)[0])
+        except VerifierError:
+            vectors.append(None)
+    return answers, result, vectors
+
+
+def pair_eer(vectors: list, people: list, clean: list[int], probes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and labels of each probe (by position) against every other clean
+    photo of ``clean``; photos without a face are left out."""
+    d, y = [], []
+    for a in probes:
+        for b in clean:
+            if a == b or vectors[a] is None or vectors[b] is None:
+                continue
+            d.append(float(np.linalg.norm(vectors[a] - vectors[b])))
+            y.append(people[a] == people[b])
+    return np.array(d), np.array(y)
 
 
 PEER_TOLERANCE = 0.6
@@ -164,6 +188,7 @@ def main() -> None:
           f"({time.perf_counter() - t0:.0f} s); target FAR {target_far:g}; {args.folds} folds")
     encodings = None if args.skip_peer else peer_encodings(sets)
     tally: dict[str, dict] = {}
+    eers: dict[tuple, list] = {}
     for fold in range(args.run or args.folds):
         gallery, known, alien = split_fold(people, fold, args.folds, args.seed)
         probes, truths, kinds, where = [], [], [], []
@@ -187,11 +212,20 @@ def main() -> None:
                 link.symlink_to(paths[i].resolve())
             for label, options in MODELS.items():
                 t1 = time.perf_counter()
-                answers, result = answer_probes(Path(tmp) / label.split()[0], data, options,
+                answers, result, vectors = answer_probes(Path(tmp) / label.split()[0], data, options,
                                                 probes, target_far)
                 print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
                       f"{result.selection.get('kept')}, {len(probes)} probes "
                       f"({time.perf_counter() - t1:.0f} s)")
+                owner = [people[i] for _, i in where]
+                for group, members in (("known", known), ("strangers", alien)):
+                    at = [n for n, (_, i) in enumerate(where) if i in members]
+                    cl = [n for n in at if where[n][0] == "clean"]
+                    for kind, probe in (("clean", cl), ("degraded", [n for n in at if n not in cl])):
+                        dd, yy = pair_eer(vectors, owner, cl, probe)
+                        pooled = eers.setdefault((label, group, kind), [[], []])
+                        pooled[0].append(dd)
+                        pooled[1].append(yy)
                 rows = tally.setdefault(label, {})
                 for a, truth, kind in zip(answers, truths, kinds):
                     q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
@@ -210,6 +244,15 @@ def main() -> None:
                 n_s, n_k = sum(s.values()), sum(k.values())
                 print(f"{label:<28}{kind:<10}{band:<16}{s.get('stranger named', 0):>11} of {n_s:<4}"
                       f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
+    from verifier.metrics import eer
+
+    print(f"\npair EER (%), probes against the other clean probes, pooled over folds")
+    print(f"{'model':<28}{'known clean':>13}{'known degraded':>16}{'strangers clean':>17}"
+          f"{'strangers degraded':>20}")
+    for label in MODELS:
+        cells = [eer(np.concatenate(eers[(label, g, k)][0]), np.concatenate(eers[(label, g, k)][1])) * 100
+                 for g in ("known", "strangers") for k in ("clean", "degraded")]
+        print(f"{label:<28}" + "".join(f"{c:>{w}.3f}" for c, w in zip(cells, (13, 16, 17, 20))))
 
 
 if __name__ == "__main__":
