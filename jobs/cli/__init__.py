@@ -185,12 +185,17 @@ def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
     """Train a Siamese network on a folder of face photos and save a model version.
 
     The frozen part of the backbone runs once per photo; only the trainable tail
-    and the Dense head are trained. The model, its config, the pair splits and the
-    loss history are saved in the workspace.
+    and the head are trained (for dlib-resnet an adapter that starts as the face
+    network's own embedding). The trained model is compared with the network it
+    started from on validation photos training never saw and saved only when
+    better (else the starting network is, unless --keep-trained); the threshold
+    is calibrated there at --target-far. The model, its config, the pair splits
+    and the loss history are saved in the workspace.
 
     \b
     Example:
-      verifier train --data ./faces --backbone mobilenet_v2 --epochs 10
+      verifier train --data ./faces --backbone dlib-resnet
+      verifier train --data ./faces --backbone vgg19 --protocol seed   # the tutorial
     """
     from ..train import train as run_train
 
@@ -200,7 +205,8 @@ def train(ctx: Context, as_json: bool, **kwargs: Any) -> None:
     if as_json:
         emit_json({"name": result.name, "path": str(result.path),
                    "pair_counts": result.pairs.counts(), "history": result.history,
-                   "seconds": result.seconds})
+                   "seconds": result.seconds, "selection": result.selection,
+                   "threshold": result.threshold, "threshold_rule": result.threshold_rule})
 
 
 @main.command()
