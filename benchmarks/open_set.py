@@ -246,7 +246,7 @@ def main() -> None:
                       f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
     from verifier.metrics import eer
 
-    print(f"\npair EER (%), probes against the other clean probes, pooled over folds")
+    print("\npair EER (%), probes against the other clean probes, pooled over folds")
     print(f"{'model':<28}{'known clean':>13}{'known degraded':>16}{'strangers clean':>17}"
           f"{'strangers degraded':>20}")
     for label in MODELS:
