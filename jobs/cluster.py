@@ -196,7 +196,8 @@ def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold:
                             "`verifier evaluate` once, or pass --threshold")
     params = {"threshold": float(threshold), "min_size": min_size, "neighbours": neighbours,
               "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin,
-              "host": socket.gethostname(), "pid": os.getpid()}
+              "host": socket.gethostname(), "pid": os.getpid(),
+              "process_started": process_started(os.getpid())}
     with sessions.begin() as session:
         run_id = store.start(session, verifier.model_id, params, photos)
     return run_id
@@ -372,8 +373,20 @@ def _suggest(verifier: Verifier, groups: list[Group], faces: dict[int, store.Sto
             g.suggestion, g.distance = name, float(np.median(distances))
 
 
-def _gone(params: dict) -> bool:
-    """Whether the process that runs a run on this machine is gone (killed)."""
+def process_started(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc``; ``None``
+    where unknown): with the pid it names one process, even where pids come again (a
+    restarted container's first process has the pid of the one before)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_gone(params: dict) -> bool:
+    """Whether the process that ran a run on this machine is gone (killed, or its
+    pid now another process's)."""
     if params.get("host") != socket.gethostname() or not params.get("pid"):
         return False
     try:
@@ -382,7 +395,12 @@ def _gone(params: dict) -> bool:
         return True
     except (PermissionError, OverflowError, ValueError):
         return False
-    return False
+    started = params.get("process_started")
+    return started is not None and process_started(int(params["pid"])) != started
+
+
+GONE = ("the process that ran it (pid {pid}) is gone; run the same command again: the faces "
+        "embedded so far are kept")
 
 
 def load_run(sessions: sessionmaker[Session], run_id: int) -> ClusterRun:
@@ -398,10 +416,8 @@ def _load_run(sessions: sessionmaker[Session], run_id: int
     with sessions() as session:
         stored = store.get_run(session, run_id)
         model = _model_row(session, stored.model_id).name
-    if stored.status == "running" and _gone(stored.params):
-        stored = stored._replace(status="failed", error=(
-            f"the process that ran it (pid {stored.params['pid']}) is gone; run the same command "
-            "again: the faces embedded so far are kept"))
+    if stored.status == "running" and run_gone(stored.params):
+        stored = stored._replace(status="failed", error=GONE.format(pid=stored.params["pid"]))
     counts = dict(stored.counts)
     skipped = counts.pop("skipped_photos", {}) or {}
     groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named) for g in stored.groups}

@@ -113,19 +113,27 @@ def scan_folder(known: dict[str, str], root: Path, summary: EmbedSummary,
     return out
 
 
-def _sync_folder(session: Session, root: Path, summary: EmbedSummary, prune: bool,
-                 max_pixels: int) -> set[int]:
-    """Bring the images table in line with the folder (no model involved). Returns
-    the ids of images whose bytes changed (to embed again)."""
-    known = gallery.folder_photos(session, root)
-    scanned = scan_folder({path: row.sha256 for path, row in known.items()}, root, summary,
-                          max_pixels)
-    synced = gallery.sync_folder(session, root, scanned, prune, known=known)
+def _sync_folder(sessions: sessionmaker[Session], root: Path, summary: EmbedSummary, prune: bool,
+                 max_pixels: int, model_id: int) -> tuple[set[int], list, int]:
+    """Bring the images table in line with the folder (no model involved): the files
+    are read and hashed first, then one transaction under the gallery write lock
+    stores what changed. Returns the ids of images whose bytes changed (to embed
+    again), the photos to embed with the model and the folder's usable photos."""
+    with sessions() as session:
+        stored = {path: row.sha256 for path, row in gallery.folder_photos(session, root).items()}
+    scanned = scan_folder(stored, root, summary, max_pixels)
+
+    def sync(session: Session):
+        synced = gallery.sync_folder(session, root, scanned, prune)
+        return (synced, gallery.unembedded_photos(session, root, model_id),
+                gallery.folder_count(session, root))
+
+    synced, todo, ok_total = gallery.transaction(sessions, sync)
     summary.skipped.update(synced.skipped)
     summary.moved += synced.moved
     summary.removed += synced.removed
     summary.missing += synced.missing
-    return synced.changed
+    return synced.changed, todo, int(ok_total)
 
 
 def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
@@ -184,10 +192,8 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                 "index_factory": index_factory, "min_quality": min_quality}, model_id).id
         summary.run_id = run_id
         try:
-            with sessions.begin() as session:
-                changed = _sync_folder(session, root, summary, prune, max_pixels)
-                todo = gallery.unembedded_photos(session, root, model_id)
-                ok_total = gallery.folder_count(session, root)
+            changed, todo, ok_total = _sync_folder(sessions, root, summary, prune, max_pixels,
+                                                   model_id)
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
                 if engine == "ray":

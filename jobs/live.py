@@ -550,13 +550,24 @@ class Verifier:
         gallery without embedding its faces again."""
         identity = identity_name(identity)
         self._gallery()
+        written: list[Path] = []
+
+        def work(session: Session) -> list[gallery.EnrollOutcome]:
+            # the files are written under the gallery write lock, before the rows
+            # commit: a removal's clean-up (also under it) never deletes a file a
+            # photo committed after it needs
+            done = []
+            for n, data in zip(new, datas):
+                done.append(gallery.enroll(session, self.model_id, identity, n))
+                if done[-1].photo.path == n.path and _write_new(Path(n.path), data):
+                    written.append(Path(n.path))
+            return done
+
         with self._write_lock:
-            written = [Path(n.path) for n, data in zip(new, datas) if _write_new(Path(n.path), data)]
             try:
-                done = gallery.commit(self.sessions, lambda session: [
-                    gallery.enroll(session, self.model_id, identity, n) for n in new])
+                done = gallery.commit(self.sessions, work)
             except BaseException:
-                self._unlink_unreferenced(written)
+                self._release_files([(str(p), None) for p in written])
                 raise
             added = [(o.embedding_id, o.photo, n.vector) for o, n in zip(done.result, new) if o.created]
             self.follower.apply_own(done.changes, added, [])
@@ -573,16 +584,25 @@ class Verifier:
         faces = largest_first([Face.from_dict(f) for f in detections or []])
         return [[int(round(v)) for v in f.box] for f in faces]
 
-    def _unlink_unreferenced(self, paths: list[Path]) -> None:
-        """Delete files this process wrote for a refused enrollment, unless another
-        writer committed a photo at the same content address meanwhile."""
-        if not paths:
+    def _release_files(self, photos: list[tuple[str, str | None]]) -> None:
+        """Forget the workspace's copies of ``(path, sha256)`` photos that no stored
+        photo has any more (an enrolled file, and with ``sha256`` its cached
+        detections), under the gallery write lock: an enrollment of the same bytes
+        committing at the same moment keeps its file."""
+        if not photos:
             return
-        with self.sessions() as session:
-            kept = gallery.stored_paths(session, [str(p) for p in paths])
-        for path in paths:
-            if str(path) not in kept:
-                path.unlink(missing_ok=True)
+
+        def work(session: Session) -> None:
+            kept = gallery.paths_in_use(session, [path for path, _ in photos])
+            for path, sha256 in photos:
+                if path in kept:
+                    continue
+                if sha256 is None:
+                    Path(path).unlink(missing_ok=True)
+                else:
+                    self.ws.forget(path, sha256)
+
+        gallery.commit(self.sessions, work)
 
     def remove_photo(self, photo_id: int) -> Removed:
         """Remove gallery photo ``photo_id`` (its embeddings under every model; an
@@ -607,8 +627,7 @@ class Verifier:
             self.follower.apply_own(done.changes, [], [p.embeddings[self.model_id] for p in removed
                                                        if self.model_id in p.embeddings])
             version = self.follower.index.version
-        for photo in removed:
-            self.ws.forget(photo.path, photo.sha256)
+        self._release_files([(p.path, p.sha256) for p in removed])
         return Removed(len(removed), version)
 
     def rename_identity(self, old: str, new: str, *, merge: bool = False) -> int:

@@ -9,6 +9,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sqlalchemy import select
@@ -92,7 +93,43 @@ def _training_contents(model_folder: Path) -> set[str] | None:
         return None
 
 
-def write_csv(scored: ScoredPairs, out: Path) -> None:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell beginning with one of these is a formula to a spreadsheet (OWASP's
+CSV injection); such text cells are written with a leading ``'``."""
+
+
+def csv_text(value: str) -> str:
+    """``value`` as a CSV text cell no spreadsheet runs as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def relative_paths(scored: ScoredPairs) -> Callable[[str], str]:
+    """A path as the service shows it: relative to the model's data folder (or the
+    evaluated folder, or the photos' common folder), never the server's own."""
+    import os
+
+    roots = [Path(r) for r in (scored.model.get("config", {}).get("data_root"),
+                               scored.run.get("params", {}).get("data")) if r]
+    paths = scored.path_a + scored.path_b
+    if paths:
+        roots.append(Path(os.path.commonpath(paths)).parent if len(set(paths)) == 1
+                     else Path(os.path.commonpath(paths)))
+
+    def shown(path: str) -> str:
+        for root in roots:
+            try:
+                return str(Path(path).relative_to(root))
+            except ValueError:
+                continue
+        return Path(path).name
+
+    return shown
+
+
+def write_csv(scored: ScoredPairs, out: Path, shown: Callable[[str], str] | None = None) -> None:
+    """Every pair as a CSV row; ``shown`` turns a photo's path into what the reader
+    sees (default: the path itself)."""
+    shown = shown or str
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["photo_a", "photo_b", "identity_a", "identity_b", "label", "distance",
@@ -100,7 +137,8 @@ def write_csv(scored: ScoredPairs, out: Path) -> None:
     seen = scored.in_training
     rated = lambda q: "" if q is None else f"{q:.4f}"  # noqa: E731
     for i, dec in enumerate(scored.decisions):
-        w.writerow([scored.path_a[i], scored.path_b[i], scored.identity_a[i], scored.identity_b[i],
+        w.writerow([csv_text(shown(scored.path_a[i])), csv_text(shown(scored.path_b[i])),
+                    csv_text(scored.identity_a[i]), csv_text(scored.identity_b[i]),
                     int(scored.labels[i]), f"{scored.distances[i]:.6f}",
                     "same" if dec else "different", int(bool(dec) == bool(scored.labels[i])),
                     "" if seen is None else int(seen[i]), rated(scored.quality_a[i]),
@@ -321,15 +359,31 @@ whole photos of a model without a detector, are not rated.</p>
     write_text_atomic(out, page)
 
 
+def _without_paths(value):
+    """``value`` (a run's params, a model's config) with absolute paths cut to their names."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        return Path(value).name
+    return value
+
+
 def write_report(sessions: sessionmaker[Session], out: Path, fmt: str = "html",
-                 run_id: int | None = None) -> Path:
-    """Write the report of run ``run_id`` (default: latest evaluation) to ``out``."""
+                 run_id: int | None = None, *, for_client: bool = False) -> Path:
+    """Write the report of run ``run_id`` (default: latest evaluation) to ``out``.
+    ``for_client`` (the service): no path of the server's disk in it, photos
+    relative to their data folder."""
     scored = load_scored(sessions, run_id)
     out = Path(out)
     if fmt == "csv":
-        write_csv(scored, out)
+        write_csv(scored, out, relative_paths(scored) if for_client else None)
     elif fmt == "json":
-        write_text_atomic(out, json.dumps(report_json(scored), indent=2, default=str) + "\n")
+        doc = report_json(scored)
+        if for_client:
+            doc = doc | {"run": _without_paths(doc["run"]), "model": _without_paths(doc["model"])}
+        write_text_atomic(out, json.dumps(doc, indent=2, default=str) + "\n")
     elif fmt == "html":
         write_html(scored, out)
     else:

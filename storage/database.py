@@ -19,12 +19,29 @@ HEAD_REVISION = "0006"
 """The Alembic revision of :data:`SCHEMA_VERSION` (tested against the scripts)."""
 
 
+LOCK_WAIT_S = 5.0
+"""How long one statement waits for a lock another connection holds (SQLite's
+``busy_timeout``, PostgreSQL's ``lock_timeout``) before it fails; a gallery write
+retries until :data:`BUSY_WAIT_S`."""
+BUSY_WAIT_S = 15.0
+"""How long a gallery write waits in all for the database's write lock before it
+gives up with :class:`DatabaseBusy` (the service answers 503 ``busy``)."""
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT_S * 1000)}")
     cursor.close()
+
+
+def _connect_args(url: str) -> dict:
+    """PostgreSQL: a statement that waits for a lock longer than :data:`LOCK_WAIT_S`
+    fails (a held table lock cannot stall every request behind it)."""
+    if url.startswith(("postgresql", "postgres")):
+        return {"options": f"-c lock_timeout={int(LOCK_WAIT_S * 1000)}"}
+    return {}
 
 
 def open_database(url: str) -> sessionmaker[Session]:
@@ -35,7 +52,7 @@ def open_database(url: str) -> sessionmaker[Session]:
     is newer than this program.
     """
     try:
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, connect_args=_connect_args(url))
     except (SQLAlchemyError, ImportError) as exc:
         raise DatabaseError(f"cannot use database URL {url!r}: {exc}. For PostgreSQL install "
                             "the driver: pip install 'siamese-verifier[postgres]'") from None

@@ -14,6 +14,11 @@ class InvalidName(WorkspaceError):
     """A name a user or client gave (an identity) that cannot be stored."""
 
 
+class ConfusableName(InvalidName):
+    """A new identity name that reads as an existing person's (another case, width
+    or script: ``OBAMA``, Cyrillic ``оbama``, full-width ``ｏｂａｍａ`` beside ``obama``)."""
+
+
 class GalleryConflict(StorageError):
     """A gallery write that contradicts what is stored (the photo is enrolled as
     someone else, the new name is another person), or lost a race with another
@@ -47,6 +52,15 @@ class IndexStale(IndexMismatch):
 
 class WorkspaceBusy(StorageError):
     """Another job holds the workspace lock."""
+
+
+class DatabaseBusy(WorkspaceBusy):
+    """Another process held the database's write lock for longer than a write waits
+    (:data:`storage.database.BUSY_WAIT_S`); nothing was written, try again."""
+
+
+class StorageFull(StorageError):
+    """The workspace's disk is full or read-only: nothing was written."""
 
 
 class RunNotFound(StorageError):

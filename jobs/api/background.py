@@ -27,6 +27,11 @@ class ClusterRunner:
         self._thread = threading.Thread(target=self._work, name="verifier-cluster", daemon=True)
         self._thread.start()
 
+    def full(self) -> bool:
+        """Whether a run submitted now would be refused."""
+        with self._lock:
+            return self._held >= self.limit or self._stopping.is_set()
+
     def submit(self, run_id: int, work: Work) -> bool:
         """Queue a run; ``False`` (nothing queued) when the runner is full."""
         with self._lock:

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from storage.errors import (DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
-                            RunNotFound, StorageError, WorkspaceBusy)
+from storage.errors import (ConfusableName, DatabaseError, GalleryConflict, InvalidName,
+                            ModelNotFound, RunNotFound, StorageError, StorageFull, WorkspaceBusy)
+from storage.gallery.writes import busy, full
 from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace,
                              PoorQuality, SeveralFaces, VerifierError)
 
@@ -34,6 +35,7 @@ ERRORS: list[tuple[type[BaseException], int, str]] = [
     (PhotoNotFound, 404, "photo_not_found"),
     (IdentityNotFound, 404, "identity_not_found"),
     (EnrollConflict, 409, "already_enrolled"),
+    (ConfusableName, 409, "confusable_name"),
     (GalleryConflict, 409, "conflict"),
     (GalleryEmpty, 409, "gallery_empty"),
     (NotCalibrated, 409, "not_calibrated"),
@@ -44,13 +46,15 @@ ERRORS: list[tuple[type[BaseException], int, str]] = [
     (RunNotDone, 409, "not_done"),
     (OtherModel, 409, "other_model"),
     (WorkspaceBusy, 503, "busy"),
+    (StorageFull, 507, "insufficient_storage"),
     (DatabaseError, 503, "database_unavailable"),
     (StorageError, 500, "storage_error"),
     (VerifierError, 422, "invalid_input"),
 ]
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+              405: "method_not_allowed", 408: "body_timeout", 413: "too_large",
+              415: "unsupported_media_type",
               422: "invalid_request", 503: "overloaded"}
 
 
@@ -76,8 +80,15 @@ def library_error(exc: Exception) -> JSONResponse:
             details = {"faces": exc.boxes, "photo": exc.photo} if isinstance(exc, SeveralFaces) else {}
             if isinstance(exc, PoorQuality):
                 details = {"quality": round(exc.score, 4), "reasons": exc.reasons}
-            return error(status, code, str(exc), **details)
+            retry = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+            return error(status, code, str(exc), retry, **details)
     raise exc
+
+
+BUSY = ("the database is busy: another process holds its write lock; nothing was written, "
+        "try again in a moment")
+FULL = ("the server's disk is full or read-only: nothing was written; searches still work. "
+        "Free space in the workspace and try again")
 
 
 def install(app: FastAPI) -> None:
@@ -106,5 +117,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if busy(exc):
+            log.warning("busy: %s", exc)
+            return error(503, "busy", BUSY, {"Retry-After": str(RETRY_AFTER_S)})
+        if full(exc):
+            log.warning("insufficient storage: %s", exc)
+            return error(507, "insufficient_storage", FULL)
         log.exception("unexpected error")
         return error(500, "internal", "an unexpected error happened; the server log has the details")

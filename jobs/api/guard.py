@@ -8,6 +8,8 @@ so a refused upload costs neither memory nor parsing. Every response carries the
 security headers. Keys are never logged."""
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -22,6 +24,8 @@ from storage.keys import allows, authenticate, touch
 
 from .errors import error
 from .settings import RETRY_AFTER_S
+
+log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
@@ -41,9 +45,21 @@ TOUCH_EVERY_S = 60.0
 """A key's ``last_used`` is written at most this often (not a database write per request)."""
 
 
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
+MEGABYTE = 1024 * 1024
+
+
+class BodyRefused(HTTPException):
+    """The body broke a limit while it streamed; the guard answers ``response``
+    instead of whatever the route makes of the interrupted body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, message)
+        self.response = error(status, code, message, {"Connection": "close"})
+
+
+def body_deadline(seconds_per_mb: float, size: int) -> float:
+    """Seconds a body of ``size`` bytes may take to arrive (at least a megabyte's worth)."""
+    return seconds_per_mb * max(1.0, size / MEGABYTE)
 
 
 def allowed_hosts(host: str | None, extra: tuple[str, ...]) -> frozenset[str] | None:
@@ -55,9 +71,28 @@ def allowed_hosts(host: str | None, extra: tuple[str, ...]) -> frozenset[str] | 
     return frozenset(LOOPBACK_NAMES | ({host} - WILDCARDS) | {h.lower() for h in extra})
 
 
-def _hostname(value: str) -> str:
-    """``example.org`` of ``example.org:8080``, ``::1`` of ``[::1]:8080``."""
-    return (urlsplit("//" + value).hostname or "").lower()
+class MalformedHeader(ValueError):
+    """A Host or Origin header that is no host name (``[``, ``[::1``)."""
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _host_port(netloc: str, scheme: str | None = None) -> tuple[str, int | None]:
+    """``("example.org", 8080)`` of ``example.org:8080``, ``("::1", None)`` of ``[::1]``;
+    a scheme's default port is ``None`` (``http://h`` and ``h:80`` are one origin).
+    Raises :class:`MalformedHeader` for what is no host (and for user info, which
+    names another host than it seems to: ``evil.example@127.0.0.1``)."""
+    if "@" in netloc:
+        raise MalformedHeader(f"user info in {netloc!r}")
+    try:
+        parts = urlsplit("//" + netloc)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError as exc:
+        raise MalformedHeader(str(exc)) from None
+    if port in DEFAULT_PORTS.values() and (scheme is None or DEFAULT_PORTS.get(scheme) == port):
+        port = None
+    return host, port
 
 
 class Guard:
@@ -69,6 +104,7 @@ class Guard:
         self.auth = settings.auth
         self.hosts = allowed_hosts(settings.host, settings.allowed_hosts)
         self.failures_allowed = settings.auth_failures
+        self.body_timeout = settings.body_timeout
         self._routes: dict[int, tuple[str | None, bool]] = {}
         self._failures: dict[str, deque] = {}  # client address -> times of failed keys
         self._touched: dict[str, float] = {}   # key name -> when last_used was written
@@ -86,6 +122,20 @@ class Guard:
                 message["headers"] = _with_security_headers(message.get("headers", []))
             await send(message)
 
+        refused: list[BodyRefused] = []
+        started = [False]
+
+        async def answering(message: Message) -> None:
+            """The route's answer, unless its body was refused part-way: then the
+            refusal (whatever the route made of the interrupted body)."""
+            if refused:
+                if message["type"] == "http.response.start" and not started[0]:
+                    started[0] = True
+                    await refused[0].response(scope, receive, sending)
+                return
+            started[0] = started[0] or message["type"] == "http.response.start"
+            await sending(message)
+
         admitted = False
         try:
             refusal, admitted = await self._decide(scope)
@@ -93,7 +143,13 @@ class Guard:
                 refusal.headers["Connection"] = "close"
                 await refusal(scope, receive, sending)
                 return
-            await self.app(scope, self._capped(receive), sending)
+            try:
+                await self.app(scope, self._capped(receive, scope, refused), answering)
+            except Exception:
+                if not refused or started[0]:
+                    raise
+                started[0] = True
+                await refused[0].response(scope, receive, sending)
         finally:
             if admitted:
                 self.svc.admission.leave()
@@ -129,14 +185,28 @@ class Guard:
         return None, False
 
     def _origin_refusal(self, scope: Scope, headers: dict):
-        host = _hostname(headers.get(b"host", b"").decode("latin-1"))
+        """400 for a Host this server does not answer (or no host at all), 403 for a
+        request that changes something from another origin: another host, another
+        port of this host, or user info in front of this host's name."""
+        raw = headers.get(b"host", b"").decode("latin-1")
+        try:
+            host, port = _host_port(raw)
+        except MalformedHeader:
+            return error(400, "bad_host", f"the Host header {raw[:100]!r} is not a host name")
         if self.hosts is not None and host not in self.hosts:
             return error(400, "bad_host", f"this server does not answer to the host name "
                                           f"{host or '(none)'!r}; see --allowed-host")
         origin = headers.get(b"origin")
         if scope["method"] in UNSAFE_METHODS and origin is not None:
-            name = _hostname(urlsplit(origin.decode("latin-1")).netloc)
-            if name != host and (self.hosts is None or name not in self.hosts):
+            value = origin.decode("latin-1")
+            try:
+                parts = urlsplit(value)
+                deceptive = "@" in parts.netloc  # user info: another host than it reads as
+                name, their_port = _host_port(parts.netloc.rpartition("@")[2], parts.scheme)
+            except (ValueError, MalformedHeader):
+                return error(400, "bad_request", f"the Origin header {value[:100]!r} is not an origin")
+            same_host = name == host or (self.hosts is not None and name in self.hosts)
+            if deceptive or not same_host or their_port != port:
                 return error(403, "foreign_origin", "a request from another web site may not "
                                                     "change this server's gallery")
         return None
@@ -191,25 +261,52 @@ class Guard:
         return self._routes[key]
 
     def _lookup(self, secret: str) -> tuple[str, str] | None:
-        with self.svc.sessions.begin() as session:
+        """The key's ``(scope, name)``: a read, never a write (a database whose write
+        lock another process holds still authenticates). ``last_used`` is written
+        now and then, best effort, by another thread."""
+        with self.svc.sessions() as session:
             row = authenticate(session, secret)
             if row is None:
                 return None
-            if time.monotonic() - self._touched.get(row.name, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
-                self._touched[row.name] = time.monotonic()
-                touch(session, row.name)
-            return row.scope, row.name
+            found = row.scope, row.name
+        if time.monotonic() - self._touched.get(found[1], -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+            self._touched[found[1]] = time.monotonic()
+            threading.Thread(target=self._touch, args=(found[1],), name="verifier-key-used",
+                             daemon=True).start()
+        return found
 
-    def _capped(self, receive: Receive) -> Receive:
+    def _touch(self, name: str) -> None:
+        try:
+            with self.svc.sessions.begin() as session:
+                touch(session, name)
+        except Exception as exc:  # noqa: BLE001 - a date for `keys list`, not worth failing for
+            log.info("could not record that key %r was used: %s", name, exc)
+
+    def _capped(self, receive: Receive, scope: Scope, refused: list) -> Receive:
+        """``receive`` that stops a body at ``--max-upload`` bytes (413) and at its
+        deadline (408, :func:`body_deadline` of its length, or of what arrived so far
+        when chunked), noting the refusal in ``refused`` for :meth:`__call__`."""
         seen = 0
+        declared = dict(scope["headers"]).get(b"content-length")
+        size = int(declared) if declared is not None else None
+        start = time.monotonic()
 
         async def capped() -> Message:
             nonlocal seen
-            message = await receive()
+            allowed = body_deadline(self.body_timeout, size if size is not None else seen + MEGABYTE)
+            try:
+                with anyio.fail_after(max(0.0, start + allowed - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                refused.append(BodyRefused(408, "body_timeout", f"the request body did not arrive "
+                                           f"within {allowed:.0f} s; send it faster"))
+                raise refused[-1] from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_upload:
-                    raise BodyTooLarge(self.max_upload)
+                    refused.append(BodyRefused(413, "too_large", f"the request body is larger than "
+                                               f"the limit of {self.max_upload} bytes"))
+                    raise refused[-1]
             return message
 
         return capped

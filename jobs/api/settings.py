@@ -21,6 +21,9 @@ DEFAULT_LIMIT_CONCURRENCY = 1000
 connections count: keep it well above the clients you expect)."""
 DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a client has to send a request's headers (slow or idle clients are cut)."""
+DEFAULT_BODY_TIMEOUT = 5.0
+"""Seconds per megabyte (at least one megabyte's worth) a client has to send a
+request's body; a slower one is answered 408 and its place freed."""
 DEFAULT_AUTH_FAILURES = 20
 """Failed authentications one client address may make a minute; then 429."""
 DEFAULT_SNAPSHOT_INTERVAL = 60.0
@@ -51,6 +54,8 @@ class Settings:
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     max_pixels: int = DEFAULT_MAX_PIXELS
     auth_failures: int = DEFAULT_AUTH_FAILURES
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    """Seconds per megabyte of body (``--body-timeout``); slower bodies: 408."""
     host: str | None = None
     """The address served; Host headers are checked against it (``None``: not checked,
     as for an app served by another program)."""

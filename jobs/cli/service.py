@@ -8,7 +8,7 @@ import click
 
 from verifier.defaults import DEFAULT_MIN_QUALITY
 
-from ..api.settings import (DEFAULT_HEADER_TIMEOUT, DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY,
+from ..api.settings import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY,
                             DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
                             DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
 from storage.keys import SCOPES
@@ -53,6 +53,10 @@ def is_loopback(host: str) -> bool:
 @click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
               type=click.FloatRange(0.1),
               help="Seconds a client has to send a request's headers; slower ones are cut.")
+@click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True,
+              type=click.FloatRange(0.1),
+              help="Seconds per megabyte (at least one megabyte's worth) a client has to send a "
+                   "request's body; slower ones get 408 and their place is freed.")
 @click.option("--min-quality", default=DEFAULT_MIN_QUALITY, show_default=True, type=click.FloatRange(0, 1),
               help="Refuse enrollments of a face below this quality (422 poor_quality, with the "
                    "reason); 0 takes every face.")
@@ -66,7 +70,7 @@ def is_loopback(host: str) -> bool:
 def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, max_upload: int,
           workers: int, queue: int, snapshot_interval: float, refresh_interval: float,
           max_pixels: int, allowed_hosts: tuple[str, ...], limit_concurrency: int,
-          header_timeout: float, min_quality: float, cluster_folders: tuple[Path, ...]) -> None:
+          header_timeout: float, body_timeout: float, min_quality: float, cluster_folders: tuple[Path, ...]) -> None:
     """Serve search, verification and the gallery over HTTP (JSON API under /v1).
 
     Loads the model, threshold and index once. Requests carry an API key
@@ -94,7 +98,7 @@ def serve(ctx: Context, host: str, port: int, model: str | None, no_auth: bool, 
                         refresh_interval=refresh_interval, max_pixels=max_pixels, host=host,
                         allowed_hosts=allowed_hosts,
                         cluster_folders=tuple(str(p.resolve()) for p in cluster_folders),
-                        min_quality=min_quality)
+                        min_quality=min_quality, body_timeout=body_timeout)
     app = create_app(ws, ctx.database(), settings)
     click.echo(f"serving {ws.root} on http://{host}:{port} "
                f"({'no API keys' if no_auth else 'API keys required'}); Ctrl-C stops", err=True)

@@ -43,6 +43,21 @@ _HEAD = ChangeHead.__table__
 _BUMP = (_HEAD.update().where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + bindparam("n"))
          .returning(_HEAD.c.seq))
 _LOG = Change.__table__.insert()
+_TAKE_SQLITE = _HEAD.update().where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq)
+_TAKE = select(_HEAD.c.seq).where(_HEAD.c.id == 1).with_for_update()
+
+
+def lock(session: Session) -> None:
+    """Take the gallery's write lock for the rest of this transaction, before it
+    reads what it will decide on: every gallery write holds it from its first read
+    to its commit, so a rename sees every photo of the person at commit time, an
+    enrollment the name its person has then, and a removal the rows that share a
+    file. PostgreSQL: the change-log head's row lock; SQLite: the database's write
+    lock (a write as the transaction's first statement)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_TAKE_SQLITE)
+    else:
+        session.execute(_TAKE)
 
 
 @event.listens_for(Session, "before_commit")

@@ -199,9 +199,11 @@ def photo_vector(session: Session, photo_id: int, model_id: int) -> np.ndarray |
     return None if blob is None else np.frombuffer(blob, dtype=np.float32)
 
 
-def stored_paths(session: Session, paths: list[str]) -> set[str]:
-    """Those of ``paths`` that a stored photo has."""
-    return set(session.scalars(select(Image.path).where(Image.path.in_(paths))))
+def paths_in_use(session: Session, paths: list[str]) -> set[str]:
+    """Those of ``paths`` that a photo not taken out of the gallery has (its file
+    and cached faces are still needed)."""
+    return set(session.scalars(select(Image.path).where(Image.path.in_(paths),
+                                                        Image.status != ImageStatus.REMOVED)))
 
 
 def unembedded_photos(session: Session, root: Path, model_id: int) -> list[tuple[int, str]]:

@@ -5,6 +5,8 @@ notes what it changed in the change log (:mod:`.changes`); :func:`transaction`
 runs a unit of work with bounded retries of races between processes."""
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import time
 import unicodedata
@@ -17,10 +19,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import AlreadyEnrolled, GalleryConflict, InvalidName
+from ..errors import (AlreadyEnrolled, ConfusableName, DatabaseBusy, GalleryConflict, InvalidName,
+                      StorageFull)
 from ..schema import ChangeKind, Embedding, FaceFlag, Identity, Image, ImageStatus
 from . import changes
-from .reads import GalleryPhoto, vector_to_bytes
+from .reads import GalleryPhoto, identity_exists, vector_to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ RETRIES = 5
 row written first, a deadlock or serialisation failure on PostgreSQL)."""
 RETRY_PAUSE_S = 0.05
 TRANSIENT_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
 # -- names -----------------------------------------------------------------------------
@@ -54,12 +58,60 @@ def identity_name(name: str) -> str:
     return name
 
 
-def identity_id(session: Session, name: str) -> int:
-    """The id of identity ``name`` (normalised), created when new."""
+@functools.lru_cache(maxsize=1)
+def _prototypes() -> dict[str, str]:
+    """Each confusable character's prototype: the smallest code point of the group
+    Unicode's confusables data links it with (the groups closed under the links)."""
+    from confusable_homoglyphs.utils import load
+
+    parent: dict[str, str] = {}
+
+    def root(c: str) -> str:
+        while parent.setdefault(c, c) != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for char, entries in load("confusables.json").items():
+        for entry in entries:
+            if len(char) == 1 and len(entry["c"]) == 1:
+                a, b = root(char), root(entry["c"])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {c: root(c) for c in parent}
+
+
+@functools.lru_cache(maxsize=100_000)
+def skeleton(name: str) -> str:
+    """What a name looks like, after UTS #39's skeleton: compatibility forms and case
+    folded (``ｏｂａｍａ``, ``OBAMA``), then each character replaced by its confusable
+    prototype (Cyrillic ``о``, Latin ``o``). Two names with one skeleton read alike."""
+    text = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", name).casefold())
+    table = _prototypes()
+    return unicodedata.normalize("NFD", "".join(table.get(c, c) for c in text))
+
+
+def refuse_confusable(session: Session, name: str, *, besides: int | None = None) -> None:
+    """:class:`ConfusableName` when new name ``name`` reads as another identity's
+    (``besides``: an identity not to compare with, the one being renamed)."""
+    wanted = skeleton(name)
+    for other_id, other in session.execute(select(Identity.id, Identity.name)):
+        if other != name and other_id != besides and skeleton(other) == wanted:
+            raise ConfusableName(f"{name!r} reads as the existing person {other!r} (another "
+                                 f"case, width or script); enroll as {other!r}, or choose a "
+                                 "name that cannot be mistaken for it")
+
+
+def identity_id(session: Session, name: str, *, distinct: bool = False) -> int:
+    """The id of identity ``name`` (normalised), created when new; with ``distinct``
+    a new name that reads as an existing one is refused (:func:`refuse_confusable`:
+    names clients give; a gallery folder's names are the user's own)."""
     name = identity_name(name)
     found = session.scalar(select(Identity.id).where(Identity.name == name))
     if found is not None:
         return found
+    if distinct:
+        refuse_confusable(session, name)
     row = Identity(name=name)
     session.add(row)
     session.flush()
@@ -69,8 +121,32 @@ def identity_id(session: Session, name: str) -> int:
 # -- units of work -----------------------------------------------------------------------
 
 def _transient(exc: DBAPIError) -> bool:
+    """A deadlock, serialisation failure or lock wait that ran out: worth retrying."""
     code = getattr(exc.orig, "pgcode", None)
-    return code in TRANSIENT_PGCODES or "database is locked" in str(exc.orig)
+    return code in TRANSIENT_PGCODES or code == LOCK_NOT_AVAILABLE \
+        or "database is locked" in str(exc.orig)
+
+
+def busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lock the database did not grant in time (another process
+    holds its write lock): answered as :class:`DatabaseBusy`, not as a failure."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and (getattr(orig, "pgcode", None) == LOCK_NOT_AVAILABLE
+                                            or "database is locked" in str(orig))
+
+
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full or read-only (a file write, or the
+    database's own): answered as :class:`StorageFull`, not as a failure."""
+    if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+        return True
+    text = str(getattr(exc, "orig", "")).lower()
+    return isinstance(exc, DBAPIError) and any(
+        words in text for words in ("disk is full", "readonly database", "no space left",
+                                    "read-only transaction"))
 
 
 class Committed(NamedTuple, Generic[T]):
@@ -88,28 +164,48 @@ def transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], *
 
 
 def commit(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
-           retries: int = RETRIES) -> Committed[T]:
-    """Run ``work(session)`` in one transaction and commit. A unique-constraint race
-    with another process is retried (the next attempt sees the other's row and
-    decides again: no change, or :class:`GalleryConflict`); a deadlock or
-    serialisation failure too. After ``retries`` attempts a race is a
-    :class:`GalleryConflict`."""
-    for attempt in range(1, retries + 1):
+           retries: int = RETRIES, wait: float | None = None) -> Committed[T]:
+    """Run ``work(session)`` in one transaction, holding the gallery write lock
+    (:func:`.changes.lock`) from before ``work`` reads anything, and commit. A
+    unique-constraint race with another process is retried (the next attempt sees
+    the other's row and decides again: no change, or :class:`GalleryConflict`); a
+    deadlock or serialisation failure too, and after ``retries`` attempts a race is
+    a :class:`GalleryConflict`. A write lock another process holds is waited for,
+    ``wait`` seconds in all (default :data:`~storage.database.BUSY_WAIT_S`), then
+    :class:`DatabaseBusy`: nothing was written."""
+    from ..database import BUSY_WAIT_S
+
+    deadline = time.monotonic() + (BUSY_WAIT_S if wait is None else wait)
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             with sessions.begin() as session:
+                changes.lock(session)
                 result = work(session)
             return Committed(result, changes.logged(session))
         except IntegrityError as exc:
-            if attempt == retries:
+            if attempt >= retries:
                 raise GalleryConflict("another writer changed the same gallery rows at the "
                                       "same moment; try again") from exc
             log.info("unique-constraint race, attempt %d: %s", attempt, exc.orig)
+        except OSError as exc:
+            if full(exc):
+                raise StorageFull(f"the workspace's disk is full or read-only ({exc.strerror}): "
+                                  "nothing was written") from exc
+            raise
         except (OperationalError, DBAPIError) as exc:
-            if not _transient(exc) or attempt == retries:
+            if full(exc):
+                raise StorageFull("the database's disk is full or read-only: nothing was "
+                                  "written") from exc
+            if busy(exc):
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy("the database is busy: another process holds its write "
+                                       "lock; nothing was written, try again in a moment") from None
+            elif not _transient(exc) or attempt >= retries:
                 raise
             log.info("transient database error, attempt %d: %s", attempt, exc.orig)
-        time.sleep(RETRY_PAUSE_S * attempt)
-    raise AssertionError("unreachable")
+        time.sleep(min(RETRY_PAUSE_S * attempt, 0.5))
 
 
 # -- folders -----------------------------------------------------------------------------
@@ -306,13 +402,26 @@ def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> E
     if row is not None and row.status == ImageStatus.OK and row.identity.name != name:
         raise AlreadyEnrolled(f"this photo is already enrolled as {row.identity.name!r} "
                               f"(photo {row.id}); remove it there first")
+    twin = session.execute(select(Image, Identity.name).join(Identity, Identity.id == Image.identity_id)
+                           .where(Image.sha256 == photo.sha256, Image.path != photo.path,
+                                  Image.status == ImageStatus.OK).limit(1)).first()
+    if twin is not None:  # the same bytes from a gallery folder: one photo, one person
+        if twin.name != name:
+            raise AlreadyEnrolled(f"this photo is already in the gallery as {twin.name!r} "
+                                  f"(photo {twin.Image.id}); remove it there first")
+        embedded = session.scalar(select(Embedding.id).where(Embedding.image_id == twin.Image.id,
+                                                             Embedding.model_id == model_id))
+        if embedded is not None:
+            return EnrollOutcome(twin.Image.id, embedded,
+                                 twin.Image.flags.value if twin.Image.flags else photo.face, False,
+                                 GalleryPhoto(twin.Image.id, twin.Image.path, photo.sha256, name))
     existing = None if row is None else session.scalar(
         select(Embedding.id).where(Embedding.image_id == row.id, Embedding.model_id == model_id))
     gallery_photo = GalleryPhoto(0, photo.path, photo.sha256, name)
     if row is not None and row.status == ImageStatus.OK and existing is not None:
         return EnrollOutcome(row.id, existing, row.flags.value if row.flags else photo.face,
                              False, gallery_photo._replace(image_id=row.id))
-    ident = identity_id(session, name)
+    ident = identity_id(session, name, distinct=True)
     flag = FaceFlag.of(photo.face)
     source = (photo.source or "")[-255:] or None
     box = None if photo.face_box is None else [int(v) for v in photo.face_box]
@@ -386,23 +495,25 @@ def photos_of(session: Session, name: str) -> list[int]:
 
 
 def rename_identity(session: Session, old: str, new: str, *, merge: bool = False) -> int:
-    """Rename identity ``old`` to ``new``; when ``new`` exists, its photos are merged
-    only with ``merge`` (else :class:`GalleryConflict`). Returns the photos moved;
-    0 when ``old`` does not exist."""
+    """Rename identity ``old`` to ``new``; when ``new`` has gallery photos, they are
+    merged only with ``merge`` (else :class:`GalleryConflict`); a ``new`` whose photos
+    were all removed is no person any more and is taken over. Returns the photos
+    that carry the new name (``old``'s count when the names are the same); 0 when
+    ``old`` has no gallery photo. Run it under the gallery write lock (:func:`commit`):
+    the photos moved are every photo of ``old`` at commit time."""
     old, new = identity_name(old), identity_name(new)
     source = session.scalar(select(Identity).where(Identity.name == old))
     if source is None:
         return 0
-    if old == new:
-        return 0
-    target = session.scalar(select(Identity).where(Identity.name == new))
     images = list(session.scalars(select(Image.id).where(Image.identity_id == source.id,
                                                          Image.status == ImageStatus.OK)))
-    if not images:
-        return 0
+    if not images or old == new:
+        return len(images)
+    target = session.scalar(select(Identity).where(Identity.name == new))
     if target is None:
+        refuse_confusable(session, new, besides=source.id)
         source.name = new
-    elif not merge:
+    elif not merge and identity_exists(session, new):
         raise GalleryConflict(f"{new!r} is already a person in the gallery; merge the two "
                               "explicitly (merge=true, --merge)")
     else:

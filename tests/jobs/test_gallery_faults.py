@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -192,10 +193,10 @@ def test_rename_and_merge(home_with_model, tmp_path, db_url):
     assert v.search(probe, k=1).matches[0].identity == "Bea"
 
 
-def test_a_unique_race_between_writers_is_a_conflict_not_an_error(home_with_model, tmp_path, db_url):
-    """Two writers enrol the same bytes under two names at the same moment: one wins,
-    the other's insert hits the unique constraint, is retried, sees the winner's row
-    and is refused as a conflict."""
+def test_two_writers_of_the_same_bytes_at_the_same_moment_one_wins(home_with_model, tmp_path, db_url):
+    """Two writers enrol the same bytes under two names at the same moment: the
+    gallery write lock puts one after the other, so the second sees the winner's
+    row and is refused as a conflict (no error, no second copy)."""
     ws, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
     with sessions() as s:
         model_id = gallery.get_model(s, "tiny").id
@@ -205,15 +206,12 @@ def test_a_unique_race_between_writers_is_a_conflict_not_an_error(home_with_mode
     outcomes: list[object] = []
 
     def writer(name: str) -> None:
-        first = [True]
-
         def work(session):
-            session.scalar(select(Image.id).where(Image.path == photo.path))
-            if first[0]:  # both have looked before either writes
-                first[0] = False
-                barrier.wait()
-            return gallery.enroll(session, model_id, name, photo)
+            looked = session.scalar(select(Image.id).where(Image.path == photo.path))
+            time.sleep(0.3)  # the other writer is waiting for the lock meanwhile
+            return looked, gallery.enroll(session, model_id, name, photo)
 
+        barrier.wait()
         try:
             outcomes.append(gallery.transaction(sessions, work))
         except GalleryConflict as exc:
@@ -224,4 +222,6 @@ def test_a_unique_race_between_writers_is_a_conflict_not_an_error(home_with_mode
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyEnrolled", "EnrollOutcome"]
+    assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyEnrolled", "tuple"]
+    looked, _ = next(o for o in outcomes if isinstance(o, tuple))
+    assert looked is None  # the winner looked while nobody had written

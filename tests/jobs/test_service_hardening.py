@@ -204,8 +204,12 @@ def test_failed_keys_are_rate_limited_and_used_keys_dated(client, home_with_mode
 
     c, ws, sessions = client
     assert c.get("/v1/identities").status_code == 200  # the good key: used now
-    r = CliRunner().invoke(main, ["--home", str(home_with_model), "keys", "list", "--json"])
-    used = {k["name"]: k["last_used"] for k in __import__("json").loads(r.output)}
+    for _ in range(100):  # written by another thread, best effort
+        r = CliRunner().invoke(main, ["--home", str(home_with_model), "keys", "list", "--json"])
+        used = {k["name"]: k["last_used"] for k in __import__("json").loads(r.output)}
+        if used["write"] is not None:
+            break
+        time.sleep(0.05)
     assert used["write"] is not None and used["read"] is None
     bad = {"Authorization": "Bearer sv_not-a-key"}
     codes = [c.get("/v1/identities", headers=bad).status_code for _ in range(FAILURES_ALLOWED + 2)]

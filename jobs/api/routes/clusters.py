@@ -14,7 +14,8 @@ from verifier.defaults import DEFAULT_MIN_SIZE
 from verifier.errors import ImageError
 from verifier.images import decode_image, face_thumbnail, image_format, sha256_bytes
 
-from ...cluster import ClusterRun, PhotoItem, cluster_photos, group_face, load_run, name_group, photo_items, start_run
+from ...cluster import (ClusterRun, PhotoItem, cluster_photos, group_face, load_run, name_group,
+                        photo_items, run_gone, start_run)
 from ...live import PhotoNotFound, Verifier
 from ...preprocess import read_photo_bytes
 from ..deps import Admission, Service, admission, require, service, verifier
@@ -41,16 +42,23 @@ def _allowed_folder(svc: Service, folder: str) -> tuple[FsPath, FsPath]:
                              "(verifier serve --cluster-folder DIR); upload the photos instead")
 
 
-def _stored_uploads(svc: Service, photos: list[UploadFile]) -> list[PhotoItem]:
-    """Uploads stored by content under the workspace (never at a client's name)."""
-    items = []
+def _stored_uploads(svc: Service, photos: list[UploadFile]) -> tuple[list[PhotoItem], list[FsPath]]:
+    """Uploads stored by content under the workspace (never at a client's name), and
+    the files this request wrote (to delete when the run is refused)."""
+    items, written = [], []
     for upload in photos:
         data = upload.file.read()
         path = svc.ws.upload_path(sha256_bytes(data), image_format(data))
         if not path.is_file():
             write_bytes_atomic(path, data, durable=False)
+            written.append(path)
         items.append(PhotoItem(path, upload_name(upload)))
-    return items
+    return items, written
+
+
+def _busy() -> JSONResponse:
+    return JSONResponse({"code": "busy", "message": "this server is running other cluster "
+                         "runs; retry later"}, status_code=503, headers={"Retry-After": "10"})
 
 
 @router.post("/clusters", response_model=ClusterStartedOut, status_code=202,
@@ -58,7 +66,7 @@ def _stored_uploads(svc: Service, photos: list[UploadFile]) -> list[PhotoItem]:
 def start(photos: list[UploadFile] | None = File(None, description="Photos to group (or give folder)"),
           folder: str | None = Form(None, max_length=1024, description=(
               "A folder on the server, allowed by its operator with --cluster-folder")),
-          threshold: float | None = Form(None, gt=0, le=100, description=(
+          threshold: float | None = Form(None, gt=0, le=100, allow_inf_nan=False, description=(
               "Distance under which faces may be one person [default: the model's threshold]")),
           min_size: int = Form(DEFAULT_MIN_SIZE, ge=1, le=100_000,
                                description="Smaller groups are listed as unclustered"),
@@ -67,11 +75,14 @@ def start(photos: list[UploadFile] | None = File(None, description="Photos to gr
     (202) holds the run's number; follow it at ``GET /v1/clusters/{run}``."""
     if (not photos) == (folder is None):
         raise HTTPException(422, "send photos or a folder (one of them)")
+    if svc.clusters.full():  # refused before anything is stored
+        return _busy()
+    written: list[FsPath] = []
     if photos:
         if len(photos) > MAX_PHOTOS_PER_CLUSTER:
             raise HTTPException(422, f"at most {MAX_PHOTOS_PER_CLUSTER} photos per request; "
                                      "cluster a larger set from an allowed folder")
-        items = _stored_uploads(svc, photos)
+        items, written = _stored_uploads(svc, photos)
     else:
         where, base = _allowed_folder(svc, folder)
         items = [PhotoItem(i.path, str(i.path.relative_to(base))) for i in photo_items([where])]
@@ -84,10 +95,11 @@ def start(photos: list[UploadFile] | None = File(None, description="Photos to gr
         return cluster_photos(svc.ws, svc.sessions, items, verifier=v, run_id=run_id, threads=1,
                               stopping=stopping)
 
-    if not svc.clusters.submit(run_id, work):
+    if not svc.clusters.submit(run_id, work):  # filled up meanwhile
         store.fail(svc.sessions, run_id, "refused: the server was running other cluster runs")
-        return JSONResponse({"code": "busy", "message": "this server is running other cluster "
-                             "runs; retry later"}, status_code=503, headers={"Retry-After": "10"})
+        for path in written:
+            path.unlink(missing_ok=True)
+        return _busy()
     return ClusterStartedOut(run=run_id, status="running", progress={"done": 0, "total": len(items)},
                              url=f"/v1/clusters/{run_id}")
 
@@ -116,7 +128,8 @@ def runs(svc: Service = Depends(service)) -> ClusterRunsOut:
     with svc.sessions() as session:
         rows = store.runs(session)
     return ClusterRunsOut(runs=[ClusterRunSummary(
-        run=r.id, status=r.status, started=r.started,
+        run=r.id, status="failed" if r.status == "running" and run_gone(r.params) else r.status,
+        started=r.started,
         progress={"done": (r.counts or {}).get("done", 0), "total": (r.counts or {}).get("total", 0)},
         groups=(r.counts or {}).get("groups")) for r in rows])
 

@@ -65,7 +65,8 @@ async def report(run: int = PathParam(ge=1, le=MAX_ID),
 
     def render() -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
-            return write_report(svc.sessions, Path(tmp) / f"run{run}.{format}", format, run).read_bytes()
+            return write_report(svc.sessions, Path(tmp) / f"run{run}.{format}", format, run,
+                                for_client=True).read_bytes()
 
     body = await queue.run(render)
     headers = {"Content-Disposition": f'inline; filename="run{run}.{format}"'}

@@ -58,7 +58,8 @@ async def detect(photo: UploadFile = File(..., description="The photo to look at
 async def verify(photo_a: UploadFile | None = File(None), photo_b: UploadFile | None = File(None),
                  photo_a_id: int | None = Form(None, ge=1, le=MAX_ID, description="A gallery photo instead of photo_a"),
                  photo_b_id: int | None = Form(None, ge=1, le=MAX_ID, description="A gallery photo instead of photo_b"),
-                 threshold: float | None = Form(None, description="Override the calibrated threshold"),
+                 threshold: float | None = Form(None, gt=0, le=100, allow_inf_nan=False,
+                                                  description="Override the calibrated threshold"),
                  chips: bool = Form(False, description="Also return both aligned faces"),
                  face_a: int = Form(0, ge=0, le=MAX_FACES, description="Which face of photo_a "
                                     "(0 is the largest)"),
