@@ -105,10 +105,51 @@ def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
                 report.repaired.append(f"removed {path.name}: no such model in the database")
             else:
                 report.problems.append(f"index {path.name} belongs to no model in the database")
-    missing = [p for p in photos if not Path(p).is_file()]
-    for p in missing[:20]:
-        report.problems.append(f"photo {p} is in the gallery but gone from disk "
-                               "(run `verifier embed --data DIR --prune` to drop it)")
-    if len(missing) > 20:
-        report.problems.append(f"... and {len(missing) - 20} more photos gone from disk")
+    _check_files(ws, sessions, report, repair)
     return report
+
+
+def _copy_of(ws: Workspace, sessions: sessionmaker[Session], photo: gallery.StoredPhoto) -> Path | None:
+    """A file elsewhere with a photo's bytes (another photo's, an upload), verified."""
+    from verifier.images import sha256_bytes
+
+    with sessions() as session:
+        candidates = [Path(p) for p in gallery.paths_with_content(session, photo.sha256)]
+    candidates.append(ws.upload_path(photo.sha256, Path(photo.path).suffix.lstrip(".") or "jpg"))
+    for path in candidates:
+        if str(path) != photo.path and path.is_file() and sha256_bytes(path.read_bytes()) == photo.sha256:
+            return path
+    return None
+
+
+def _check_files(ws: Workspace, sessions: sessionmaker[Session], report: DoctorReport,
+                 repair: bool) -> None:
+    """Every gallery photo has its file. An enrolled photo's lost file is restored
+    with ``repair`` from a copy of the same bytes where one is left (else said so);
+    a folder's photo gone is the user's to prune."""
+    from storage.files import write_bytes_atomic
+
+    with sessions() as session:
+        photos = gallery.gallery_contents(session)
+    missing = [p for p in photos if not Path(p.path).is_file()]
+    lost = [p for p in missing if ws.is_enrolled(p.path)]
+    for photo in lost:
+        copy = _copy_of(ws, sessions, photo) if repair else None
+        if copy is not None:
+            write_bytes_atomic(photo.path, copy.read_bytes())
+            report.repaired.append(f"restored the file of enrolled photo {photo.image_id} from "
+                                   f"{copy}")
+        elif repair:
+            report.problems.append(f"enrolled photo {photo.image_id}: its file is gone and no copy "
+                                   "of its bytes is left; it still answers searches. Enroll the "
+                                   f"photo again, or remove it (DELETE /v1/photos/{photo.image_id})")
+        else:
+            report.problems.append(f"enrolled photo {photo.image_id}: its file {photo.path} is gone "
+                                   "(run `verifier doctor --repair` to restore it from a copy of "
+                                   "the same bytes)")
+    folder = [p for p in missing if not ws.is_enrolled(p.path)]
+    for p in folder[:20]:
+        report.problems.append(f"photo {p.path} is in the gallery but gone from disk "
+                               "(run `verifier embed --data DIR --prune` to drop it)")
+    if len(folder) > 20:
+        report.problems.append(f"... and {len(folder) - 20} more photos gone from disk")

@@ -234,6 +234,23 @@ def photo_paths(session: Session) -> list[str]:
     return list(session.scalars(select(Image.path).where(Image.status == ImageStatus.OK)))
 
 
+class StoredPhoto(NamedTuple):
+    image_id: int
+    path: str
+    sha256: str
+
+
+def gallery_contents(session: Session) -> list[StoredPhoto]:
+    """``(id, path, sha256)`` of every photo in the gallery."""
+    return [StoredPhoto(*row) for row in session.execute(
+        select(Image.id, Image.path, Image.sha256).where(Image.status == ImageStatus.OK))]
+
+
+def paths_with_content(session: Session, sha256: str) -> list[str]:
+    """Every stored photo's path with these bytes (in the gallery or not)."""
+    return list(session.scalars(select(Image.path).where(Image.sha256 == sha256)))
+
+
 def vector_dimension(session: Session, model_id: int) -> int | None:
     """The length of a model's stored vectors (``None`` when it has none)."""
     blob = session.scalar(select(Embedding.vector).where(Embedding.model_id == model_id).limit(1))

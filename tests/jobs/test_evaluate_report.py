@@ -116,3 +116,12 @@ def test_evaluate_cli_json_and_errors(pipeline_home, tmp_path):
     assert r.exit_code == 1 and "verifier train" in r.output
     r = CliRunner().invoke(main, ["--home", str(tmp_path / "empty"), "report"])
     assert r.exit_code == 1 and "no evaluation yet" in r.output
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted():
+    from jobs.report import csv_text
+
+    for formula in ("=HYPERLINK(\"http://evil\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_text(formula) == "'" + formula
+    for plain in ("obama", "Zoë Ñ", "a=b", "", "0.5"):
+        assert csv_text(plain) == plain

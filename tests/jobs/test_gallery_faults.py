@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+from pathlib import Path
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -225,3 +226,24 @@ def test_two_writers_of_the_same_bytes_at_the_same_moment_one_wins(home_with_mod
     assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyEnrolled", "tuple"]
     looked, _ = next(o for o in outcomes if isinstance(o, tuple))
     assert looked is None  # the winner looked while nobody had written
+
+
+def test_doctor_finds_an_enrolled_photo_whose_file_is_gone_and_restores_it(home_with_model, tmp_path):
+    ws, sessions, _ = gallery_of(home_with_model, tmp_path, f"sqlite:///{home_with_model}/verifier.db")
+    v = Verifier.open(ws, sessions, "tiny")
+    kept, lost = png(1, 61), png(2, 62)
+    with_copy, without = v.enroll("copied", kept), v.enroll("gone", lost)
+    with sessions() as s:
+        paths = {i: s.get(Image, i).path for i in (with_copy.photo_id, without.photo_id)}
+    for path in paths.values():
+        Path(path).unlink()
+    upload = ws.upload_path(Path(paths[with_copy.photo_id]).stem, "png")  # a cluster upload's copy
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_bytes(kept)
+    home = ["--home", str(home_with_model)]
+    r = CliRunner().invoke(main, [*home, "doctor"])
+    assert r.exit_code == 1 and f"enrolled photo {with_copy.photo_id}: its file" in r.output, r.output
+    r = CliRunner().invoke(main, [*home, "doctor", "--repair"])
+    assert f"restored the file of enrolled photo {with_copy.photo_id}" in r.output, r.output
+    assert f"enrolled photo {without.photo_id}: its file is gone and no copy" in r.output
+    assert Path(paths[with_copy.photo_id]).read_bytes() == kept

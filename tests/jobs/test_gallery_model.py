@@ -1,8 +1,11 @@
 """The gallery under faults, model-based: seeded random sequences of enrollments,
-removals, renames, folder embeds, cluster groups named, concurrent bursts and
-SIGKILLs of real server processes, two servers on one database (SQLite and PostgreSQL). After every step
-each server's answers to probe photos equal brute force over the vectors stored in
-the database at that moment.
+removals, renames and merges (through the servers and the CLI), folder embeds,
+cluster groups named, concurrent bursts, races between the two servers (a rename
+while the other enrolls that person, a removal while the other enrolls the same
+bytes) and SIGKILLs of real server processes, also in the middle of a burst, two
+servers on one database (SQLite and PostgreSQL). After every step each server's
+answers to probe photos equal brute force over the vectors stored in the database
+at that moment, names included, and every gallery photo has its file.
 
 ``VERIFIER_MODEL_STEPS`` (default 150) sets the steps per database;
 ``benchmarks/gallery_soak.py`` runs the same loop longer."""
@@ -83,6 +86,10 @@ class World:
     def check(self, step: int) -> None:
         for server in self.servers:
             server.wait_caught_up()
+        with self.sessions() as s:
+            enrolled = s.scalars(select(Image.path).where(Image.status == ImageStatus.OK)).all()
+        lost = [p for p in enrolled if self.ws.is_enrolled(p) and not Path(p).is_file()]
+        assert not lost, f"step {step}: gallery photos whose file is gone: {lost}"
         want = self.expected()
         for server in self.servers:
             for n, (probe, expected) in enumerate(zip(self.probes, want)):
@@ -171,6 +178,77 @@ class World:
         except (GalleryConflict, IdentityNotFound):  # a taken name, or nobody to merge into
             pass
 
+    def concurrently(self, *calls) -> list[int]:
+        """Run ``calls`` (each answering a status) at the same moment; their statuses
+        (0: the connection was cut by a kill)."""
+        import httpx
+
+        codes: list[int] = []
+
+        def run(call):
+            try:
+                codes.append(call())
+            except httpx.HTTPError:
+                codes.append(0)
+            except AssertionError:  # a server answered 5xx (the helpers assert it)
+                codes.append(500)
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for code in codes:
+            self.note(code)
+        return codes
+
+    def race_rename(self) -> None:
+        """One server renames (or merges) a person while the other enrolls a new photo
+        of that person: both must end with the name the database gives the photo."""
+        old, new = self.rng.sample(NAMES, 2)
+        a, b = self.rng.sample(self.servers, 2)
+        fresh = photo(self.rng.randrange(5), self.rng.randrange(10 ** 6))
+        self.concurrently(lambda: a.rename(old, new, merge=self.rng.random() < 0.7),
+                          lambda: b.enroll(old, [fresh]))
+
+    def race_remove(self) -> None:
+        """One server removes an enrolled photo while the other enrolls its bytes again."""
+        with self.sessions() as s:
+            rows = s.execute(select(Image.id, Image.path, Identity.name).join(Identity)
+                             .where(Image.status == ImageStatus.OK)).all()
+        rows = [r for r in rows if self.ws.is_enrolled(r.path) and Path(r.path).is_file()]
+        if not rows:
+            return
+        row = self.rng.choice(rows)
+        data = Path(row.path).read_bytes()
+        a, b = self.rng.sample(self.servers, 2)
+        self.concurrently(lambda: a.delete(f"/v1/photos/{row.id}"), lambda: b.enroll(row.name, [data]))
+
+    def cli_rename(self) -> None:
+        """`verifier gallery rename` beside the servers."""
+        from jobs.live import IdentityNotFound, rename_identity
+        from storage.errors import GalleryConflict, InvalidName
+
+        old, new = self.rng.sample(NAMES, 2)
+        try:
+            rename_identity(self.sessions, old, new, merge=self.rng.random() < 0.5)
+        except (IdentityNotFound, GalleryConflict, InvalidName):
+            pass
+
+    def kill_in_burst(self) -> None:
+        """A server SIGKILLed while clients enroll through both; it comes back."""
+        victim = self.any_server()
+        photos = [photo(self.rng.randrange(5), self.rng.randrange(10 ** 6)) for _ in range(4)]
+        names = [self.rng.choice(NAMES) for _ in photos]
+        killer = threading.Timer(self.rng.uniform(0.05, 0.4), victim.kill)
+        killer.start()
+        self.concurrently(*[lambda n=n, p=p, srv=self.servers[i % 2]: srv.enroll(n, [p])
+                            for i, (n, p) in enumerate(zip(names, photos))])
+        killer.join()
+        victim.kill()
+        victim.start()
+        self.kills += 1
+
     def kill(self) -> None:
         server = self.any_server()
         server.kill()
@@ -179,7 +257,9 @@ class World:
 
     def step(self) -> str:
         ops = [(self.enroll, 30), (self.remove_photo, 15), (self.remove_person, 6), (self.rename, 10),
-               (self.embed_folder, 10), (self.burst, 6), (self.kill, 3), (self.name_group, 6)]
+               (self.embed_folder, 10), (self.burst, 6), (self.kill, 3), (self.name_group, 6),
+               (self.race_rename, 8), (self.race_remove, 6), (self.cli_rename, 4),
+               (self.kill_in_burst, 2)]
         op = self.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
         op()
         return op.__name__

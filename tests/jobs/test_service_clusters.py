@@ -165,3 +165,26 @@ def test_runner_stops_between_batches_and_fails_the_waiting_runs(home_with_model
     assert load_run(sessions, waiting).status == "failed"
     assert "before this run started" in load_run(sessions, waiting).error
     assert load_run(sessions, first).status == "failed"
+
+
+def test_a_refused_cluster_run_stores_nothing_and_a_dead_run_reads_failed_everywhere(served):
+    import os
+
+    from jobs.cluster import process_started, run_gone
+
+    client, keys, ws, sessions, _ = served
+    svc = client.app.state.service
+    uploads = lambda: sorted(ws.uploads_dir.rglob("*")) if ws.uploads_dir.exists() else []  # noqa: E731
+    before = uploads()
+    held, svc.clusters._held = svc.clusters._held, svc.clusters.limit  # the runner is full
+    try:
+        r = client.post("/v1/clusters", headers=auth(keys["write"]),
+                        files=[("photos", ("a.png", png(1, 71)))])
+        assert r.status_code == 503 and r.json()["code"] == "busy"
+    finally:
+        svc.clusters._held = held
+    assert uploads() == before  # refused before a byte was stored
+    me = {"host": __import__("socket").gethostname(), "pid": os.getpid()}
+    assert not run_gone(me | {"process_started": process_started(os.getpid())})
+    if process_started(os.getpid()) is not None:  # the same pid, another process (a new container)
+        assert run_gone(me | {"process_started": process_started(os.getpid()) - 1})
