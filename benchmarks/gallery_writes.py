@@ -56,10 +56,11 @@ def postgres_ready() -> bool:
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(POSTGRES)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version, meta, pair_scores, job_runs, "
-                                 "embeddings, images, identities, models, api_keys, gallery_changes, "
-                                 "gallery_change_head CASCADE")
+        with engine.begin() as conn:  # every table of the database, whatever release made it
+            tables = sqlalchemy.inspect(conn).get_table_names()
+            if tables:
+                conn.exec_driver_sql("DROP TABLE IF EXISTS " + ", ".join(f'"{t}"' for t in tables)
+                                     + " CASCADE")
         engine.dispose()
         return True
     except Exception:  # noqa: BLE001 - no server: SQLite only

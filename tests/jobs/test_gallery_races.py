@@ -189,3 +189,54 @@ def test_names_of_removed_people_and_the_same_name_again(home_with_model, tmp_pa
     probe = png(0, 5005)
     v.enroll("person_02", probe)
     assert v.search(probe, k=1).matches[0].identity == "person_02"
+
+
+@pytest.mark.integration
+def test_two_real_servers_race_without_a_wrong_name_a_lost_file_or_a_500(home_with_model, tmp_path, db_url):
+    """The races through two `verifier serve` processes, 12 rounds (the benchmark
+    `benchmarks/gallery_races.py` runs 60 and more)."""
+    from tests.races import race_rounds
+
+    _, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
+    counts = race_rounds(home_with_model, db_url, sessions, 12, png)
+    sessions.kw["bind"].dispose()
+    assert counts.clean, counts.describe()
+
+
+def test_a_held_table_lock_makes_a_write_busy_not_stuck(home_with_model, tmp_path, db_url, monkeypatch):
+    """Another connection holds a lock on the gallery: a write gives up with
+    DatabaseBusy after a bounded wait (the service's 503 busy), searches go on, and
+    the write succeeds once the lock is gone. SQLite: its write lock; PostgreSQL: a
+    table lock (``lock_timeout`` bounds each statement)."""
+    import sqlite3
+    import time
+
+    import sqlalchemy
+
+    import storage.database
+    from storage.errors import DatabaseBusy
+
+    ws, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
+    v = Verifier.open(ws, sessions, "tiny")
+    probe = png(0, 5005)
+    v.gallery_size  # noqa: B018 - loaded before the lock
+    monkeypatch.setattr(storage.database, "BUSY_WAIT_S", 0.5)
+    if db_url.startswith("sqlite"):
+        holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=1)
+        holder.execute("BEGIN IMMEDIATE")
+        release = holder.rollback
+    else:
+        engine = sqlalchemy.create_engine(db_url)
+        conn = engine.connect()
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("LOCK TABLE gallery_change_head IN ACCESS EXCLUSIVE MODE")
+        release = lambda: (conn.rollback(), conn.close(), engine.dispose())  # noqa: E731
+    try:
+        t = time.perf_counter()
+        with pytest.raises(DatabaseBusy, match="busy"):
+            v.enroll("locked_out", probe)
+        assert time.perf_counter() - t < storage.database.LOCK_WAIT_S + 5
+        assert v.search(probe, k=1).matches  # searches never wait for the lock
+    finally:
+        release()
+    assert v.enroll("locked_out", probe).created
