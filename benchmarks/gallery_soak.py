@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gallery_writes import POSTGRES, postgres_ready, tiny_workspace  # noqa: E402
+from benchmarks.gallery_writes import tiny_gallery  # noqa: E402
 
 
 def main() -> None:
@@ -35,25 +35,11 @@ def main() -> None:
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = ap.parse_args()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes of in-process embeds
-    from jobs.embed import embed_gallery
-    from storage import gallery
-    from storage.database import open_database
-    from storage.workspace import Workspace
     from tests.jobs.test_gallery_model import run_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = tiny_workspace(tmp)
-        if args.db == "postgresql":
-            if not postgres_ready():
-                sys.exit(f"PostgreSQL does not answer at {POSTGRES}")
-            url = POSTGRES
-        else:
-            url = f"sqlite:///{tmp}/home/verifier.db"
-        sessions = open_database(url)
-        embed_gallery(Workspace.open(tmp / "home"), sessions, data, model="tiny", quiet=True)
-        with sessions.begin() as s:
-            gallery.get_model(s, "tiny").threshold = 0.5
+        url, sessions, data = tiny_gallery(tmp, args.db)
         sessions.kw["bind"].dispose()
         t = time.perf_counter()
         world = run_model(tmp / "home", url, data, seed=args.seed, steps=args.steps)

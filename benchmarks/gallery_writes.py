@@ -80,6 +80,29 @@ def tiny_workspace(home: Path) -> Path:
     return data
 
 
+def tiny_gallery(tmp: Path, db: str):
+    """``(database URL, sessions, gallery folder)``: :func:`tiny_workspace` under
+    ``tmp`` with its folder embedded and a threshold of 0.5, on ``db`` ("sqlite" or
+    "postgresql"; exits when PostgreSQL does not answer)."""
+    from jobs.embed import embed_gallery
+    from storage import gallery
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    data = tiny_workspace(tmp)
+    if db == "postgresql":
+        if not postgres_ready():
+            sys.exit(f"PostgreSQL does not answer at {POSTGRES}")
+        url = POSTGRES
+    else:
+        url = f"sqlite:///{tmp}/home/verifier.db"
+    sessions = open_database(url)
+    embed_gallery(Workspace.open(tmp / "home"), sessions, data, model="tiny", quiet=True)
+    with sessions.begin() as s:
+        gallery.get_model(s, "tiny").threshold = 0.5
+    return url, sessions, data
+
+
 def enroll_latency(home: Path, data: Path, db_url: str, n: int) -> list[float]:
     """Seconds per ``enroll`` call, ``n`` new photos, after a warm-up."""
     from jobs.embed import embed_gallery

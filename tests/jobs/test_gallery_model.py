@@ -113,15 +113,8 @@ class World:
     def burst(self) -> None:
         """Concurrent enrollments through both servers, the same photo under several names."""
         shared = self.rng.choice(self.pool)
-        codes: list[int] = []
-        threads = [threading.Thread(target=lambda n=n: codes.append(
-            self.servers[n % 2].enroll(NAMES[n % len(NAMES)], [shared]))) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        for code in codes:
-            self.note(code)
+        codes = self.concurrently(*[lambda n=n: self.servers[n % 2].enroll(NAMES[n % len(NAMES)], [shared])
+                                    for n in range(4)])
         assert sum(c == 201 for c in codes) <= 1, codes  # one person at most got the photo
 
     def photo_ids(self) -> list[int]:

@@ -54,8 +54,9 @@ def name_of(sessions, photo_id: int) -> str:
                         .where(Image.id == photo_id))
 
 
-def test_a_rename_racing_an_enrollment_leaves_every_server_with_the_databases_name(
-        home_with_model, tmp_path, db_url, monkeypatch):
+@pytest.mark.parametrize("new, merge", [("Ada", False), ("person_01", True)])
+def test_a_rename_or_merge_racing_an_enrollment_leaves_every_server_with_the_databases_name(
+        home_with_model, tmp_path, db_url, monkeypatch, new, merge):
     ws, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
     a, b = Verifier.open(ws, sessions, "tiny"), Verifier.open(ws, sessions, "tiny")
     a.gallery_size, b.gallery_size  # noqa: B018 - both loaded before the race
@@ -70,7 +71,7 @@ def test_a_rename_racing_an_enrollment_leaves_every_server_with_the_databases_na
         return moved
 
     monkeypatch.setattr(gallery, "rename_identity", racing_rename)
-    a.rename_identity("person_00", "Ada")
+    a.rename_identity("person_00", new, merge=merge)
     monkeypatch.setattr(gallery, "rename_identity", rename)
     finished(enrolled["thread"])
     truth = name_of(sessions, enrolled["done"].photo_id)
@@ -82,32 +83,6 @@ def test_a_rename_racing_an_enrollment_leaves_every_server_with_the_databases_na
     for server in (a, b):
         server.refresh()
         assert server.search(newcomer, k=1).matches[0].identity == "Bea"
-
-
-def test_a_merge_racing_an_enrollment_leaves_every_server_with_the_databases_name(
-        home_with_model, tmp_path, db_url, monkeypatch):
-    ws, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
-    a, b = Verifier.open(ws, sessions, "tiny"), Verifier.open(ws, sessions, "tiny")
-    a.gallery_size, b.gallery_size  # noqa: B018
-    newcomer = png(1, 4343)
-    enrolled = {}
-    rename = gallery.rename_identity
-
-    def racing_merge(session, old, new, **kw):
-        moved = rename(session, old, new, **kw)
-        enrolled["thread"] = meanwhile(lambda: enrolled.update(
-            done=b.enroll("person_00", newcomer)))
-        return moved
-
-    monkeypatch.setattr(gallery, "rename_identity", racing_merge)
-    a.rename_identity("person_00", "person_01", merge=True)
-    monkeypatch.setattr(gallery, "rename_identity", rename)
-    finished(enrolled["thread"])
-    truth = name_of(sessions, enrolled["done"].photo_id)
-    for server in (a, b):
-        server.refresh()
-        top = server.search(newcomer, k=1).matches[0]
-        assert top.distance < 1e-4 and top.identity == truth, (top, truth)
 
 
 def test_a_removal_racing_a_reenrollment_of_the_same_bytes_keeps_the_file(

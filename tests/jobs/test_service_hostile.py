@@ -10,11 +10,8 @@ import time
 import pytest
 
 pytest.importorskip("httpx")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from jobs.api import Settings, create_app  # noqa: E402
 from storage import gallery  # noqa: E402
-from tests.jobs.test_service_hardening import png, workspace  # noqa: E402
+from tests.jobs.test_service_hardening import client, png, workspace  # noqa: E402,F401 - a fixture
 from tests.servers import Server  # noqa: E402
 
 MAX_UPLOAD = 200_000
@@ -175,16 +172,6 @@ def test_names_that_are_paths_or_too_long_are_invalid_names(server, path):
 
 
 # -- in process ------------------------------------------------------------------------
-
-@pytest.fixture
-def client(home_with_model, tmp_path):
-    ws, sessions, keys = workspace(home_with_model, tmp_path)
-    app = create_app(ws, sessions, Settings(model="tiny"))
-    with TestClient(app) as c:
-        c.headers["Authorization"] = f"Bearer {keys['write']}"
-        yield c, ws, sessions
-    sessions.kw["bind"].dispose()
-
 
 def test_names_that_read_as_another_persons_are_refused(client):
     c, _, _ = client
