@@ -5,7 +5,9 @@ while the other enrolls that person, a removal while the other enrolls the same
 bytes) and SIGKILLs of real server processes, also in the middle of a burst, two
 servers on one database (SQLite and PostgreSQL). After every step each server's
 answers to probe photos equal brute force over the vectors stored in the database
-at that moment, names included, and every gallery photo has its file.
+at that moment, names included, and every gallery photo has its file. Where the
+machine lets the test mount a small tmpfs for the enrolled photos, a step fills it
+up: the enrollment is 507, nothing of it is stored, and both servers go on.
 
 ``VERIFIER_MODEL_STEPS`` (default 150) sets the steps per database;
 ``benchmarks/gallery_soak.py`` runs the same loop longer."""
@@ -14,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
 import threading
 from pathlib import Path
 
@@ -57,6 +60,7 @@ class World:
         self.probes = self.pool[::5] + [photo(0, 999)]
         self.probe_vectors = self.loaded.embed(np.stack(
             [self.loaded.preparer.prepare_bytes(p).pixels for p in self.probes]))
+        self.disk = small_disk(self.ws.enrolled_dir)  # before anything is enrolled
         self.servers = [Server(home, db_url) for _ in range(2)]
         self.kills = 0
         self.statuses: dict[int, int] = {}
@@ -242,6 +246,37 @@ class World:
         victim.start()
         self.kills += 1
 
+    def full_disk(self) -> None:
+        """The disk of the enrolled photos fills up: an enrollment is 507 (or 200/409
+        when its bytes need no new file), nothing of it is stored, both servers go on
+        answering, and once space is freed enrollments work again."""
+        import hashlib
+
+        if not self.disk:
+            return
+        filler = self.ws.enrolled_dir / "filler"
+        try:
+            with open(filler, "wb") as f:
+                while True:
+                    f.write(b"\0" * 65536)
+        except OSError:  # no space left: the point
+            pass
+        try:
+            fresh = photo(self.rng.randrange(5), self.rng.randrange(10 ** 6))
+            r = self.any_server().client.post(f"/v1/identities/{self.rng.choice(NAMES)}/photos",
+                                              files=[("photos", ("p.png", fresh))])
+            assert r.status_code in (507, 200, 409), r.text
+            if r.status_code == 507:
+                assert r.json()["code"] == "insufficient_storage"
+                with self.sessions() as s:
+                    assert s.scalar(select(Image.id).where(
+                        Image.sha256 == hashlib.sha256(fresh).hexdigest())) is None
+            self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
+            for server in self.servers:
+                server.search(self.probes[0])
+        finally:
+            filler.unlink(missing_ok=True)
+
     def kill(self) -> None:
         server = self.any_server()
         server.kill()
@@ -252,10 +287,26 @@ class World:
         ops = [(self.enroll, 30), (self.remove_photo, 15), (self.remove_person, 6), (self.rename, 10),
                (self.embed_folder, 10), (self.burst, 6), (self.kill, 3), (self.name_group, 6),
                (self.race_rename, 8), (self.race_remove, 6), (self.cli_rename, 4),
-               (self.kill_in_burst, 2)]
+               (self.kill_in_burst, 2), (self.full_disk, 2)]
         op = self.rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
         op()
         return op.__name__
+
+
+SMALL_DISK = "4m"
+
+
+def small_disk(folder: Path) -> bool:
+    """Mount a small tmpfs at ``folder`` where this process may (root, as on CI's
+    machines), so that a step can fill it up; whether it did (else the full-disk step
+    is skipped)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs",
+                               str(folder)], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def assert_same_ranking(got: list[dict], expected: list[tuple[str, float]], where: str) -> None:
@@ -281,6 +332,8 @@ def run_model(home: Path, db_url: str, folder: Path, seed: int, steps: int) -> W
         for server in world.servers:
             server.kill()
         world.sessions.kw["bind"].dispose()
+        if world.disk:
+            subprocess.run(["umount", "-l", str(world.ws.enrolled_dir)], capture_output=True)
     return world
 
 
