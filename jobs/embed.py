@@ -51,6 +51,8 @@ class EmbedSummary:
     moved: int = 0
     removed: int = 0
     missing: int = 0
+    left_out: int = 0  # photos removed from the gallery on request, left out
+    restored: int = 0  # such photos brought back (--restore-removed)
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
     flagged: dict[str, int] = field(default_factory=dict)  # no_face / several_faces -> count
     model_calls: int = 0
@@ -74,6 +76,11 @@ class EmbedSummary:
         if self.missing:
             out.append(f"{self.missing} photos are gone from the folder but kept; "
                        "pass --prune to remove them")
+        if self.left_out:
+            out.append(f"{self.left_out} photos were removed from the gallery on request and are "
+                       "left out; pass --restore-removed to bring them back")
+        if self.restored:
+            out.append(f"{self.restored} photos removed before are back in the gallery")
         out += [f"  skipped {path}: {reason}" for path, reason in sorted(self.skipped.items())]
         return out
 
@@ -114,7 +121,8 @@ def scan_folder(known: dict[str, str], root: Path, summary: EmbedSummary,
 
 
 def _sync_folder(sessions: sessionmaker[Session], root: Path, summary: EmbedSummary, prune: bool,
-                 max_pixels: int, model_id: int) -> tuple[set[int], list, int]:
+                 max_pixels: int, model_id: int, restore_removed: bool = False
+                 ) -> tuple[set[int], list, int]:
     """Bring the images table in line with the folder (no model involved): the files
     are read and hashed first, then one transaction under the gallery write lock
     stores what changed. Returns the ids of images whose bytes changed (to embed
@@ -124,7 +132,7 @@ def _sync_folder(sessions: sessionmaker[Session], root: Path, summary: EmbedSumm
     scanned = scan_folder(stored, root, summary, max_pixels)
 
     def sync(session: Session):
-        synced = gallery.sync_folder(session, root, scanned, prune)
+        synced = gallery.sync_folder(session, root, scanned, prune, restore_removed=restore_removed)
         return (synced, gallery.unembedded_photos(session, root, model_id),
                 gallery.folder_count(session, root))
 
@@ -133,6 +141,8 @@ def _sync_folder(sessions: sessionmaker[Session], root: Path, summary: EmbedSumm
     summary.moved += synced.moved
     summary.removed += synced.removed
     summary.missing += synced.missing
+    summary.left_out += synced.left_out
+    summary.restored += synced.restored
     return synced.changed, todo, int(ok_total)
 
 
@@ -169,8 +179,11 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                   max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
                   loaded: LoadedModel | None = None, engine: str = "local",
                   ray_address: str | None = None, workers: int | None = None,
-                  min_quality: float = DEFAULT_MIN_QUALITY) -> EmbedSummary:
+                  min_quality: float = DEFAULT_MIN_QUALITY,
+                  restore_removed: bool = False) -> EmbedSummary:
     """Embed every usable photo of ``data`` with a model version (default: latest).
+    Photos removed from the gallery on request stay out (counted in ``left_out``)
+    unless ``restore_removed`` brings them back.
 
     ``engine="ray"`` runs the same preprocessing and model on Ray actors (a
     local Ray, or the cluster at ``ray_address``); batches come back to this process
@@ -189,11 +202,12 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
             model_id = model_row.id
             run_id = gallery.start_run(session, "embed", {
                 "data": str(root), "prune": prune, "batch_size": batch_size,
-                "index_factory": index_factory, "min_quality": min_quality}, model_id).id
+                "index_factory": index_factory, "min_quality": min_quality,
+                "restore_removed": restore_removed}, model_id).id
         summary.run_id = run_id
         try:
             changed, todo, ok_total = _sync_folder(sessions, root, summary, prune, max_pixels,
-                                                   model_id)
+                                                   model_id, restore_removed)
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
                 if engine == "ray":

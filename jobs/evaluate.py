@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from verifier.errors import MetricError
 from verifier.losses import euclidean_distance_np
 
 from .embed import embed_gallery
-from .models import LoadedModel, read_config
+from .models import LoadedModel, load_model, read_config
 from .train import load_pairs, training_photos
 
 
@@ -66,15 +67,25 @@ def store_pair_scores(session: Session, run_id: int, first: np.ndarray, second: 
             for a, b, label, dist in zip(first[chunk], second[chunk], labels[chunk], distances[chunk])])
 
 
-def photo_embeddings(session: Session, model_id: int, root: Path,
-                     photos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """``(image_ids, vectors)`` for the training-time photo list, matched by content."""
+def photo_embeddings(session: Session, model_id: int, root: Path, photos: list[dict],
+                     embed: Callable[[list[Path]], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(image_ids, vectors)`` for the training-time photo list, matched by content.
+    A photo taken out of the gallery (removed, so its vector went with it) whose file
+    is unchanged is embedded again with ``embed``, for this evaluation only: who is
+    enrolled now does not change what the model's saved splits are."""
     by_sha = gallery.folder_vectors(session, root, model_id)
-    missing = [p["path"] for p in photos if p["sha256"] not in by_sha]
-    if missing:
-        raise EvaluationError(
-            f"{len(missing)} photos of the saved splits are not in the gallery with the same "
-            f"content (first: {root / missing[0]}); restore them under {root} or retrain")
+    wanted = [p for p in photos if p["sha256"] not in by_sha]
+    if wanted:
+        stored = gallery.folder_photos(session, root)
+        gone = [p for p in wanted if (row := stored.get(str(root / p["path"]))) is None
+                or row.sha256 != p["sha256"] or not (root / p["path"]).is_file()]
+        if gone:
+            raise EvaluationError(
+                f"{len(gone)} photos of the saved splits are not under {root} with the same "
+                f"content (first: {root / gone[0]['path']}); restore them there or retrain")
+        vectors = embed([root / p["path"] for p in wanted])
+        for p, vector in zip(wanted, vectors):
+            by_sha[p["sha256"]] = (stored[str(root / p["path"])].id, vector.astype(np.float32).tobytes())
     ids = np.array([by_sha[p["sha256"]][0] for p in photos], dtype=np.int64)
     vectors = np.stack([np.frombuffer(by_sha[p["sha256"]][1], dtype=np.float32) for p in photos])
     return ids, vectors
@@ -96,9 +107,13 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
     pairs, photos = load_pairs(ws, name)
     # photos not yet in the gallery are embedded first (nothing is embedded twice)
     embed_gallery(ws, sessions, root, model=name, quiet=quiet, loaded=loaded)
+    def embed_files(paths: list[Path]) -> np.ndarray:
+        model = loaded or load_model(ws, name)
+        return model.embed(np.stack([model.preparer.prepare(path).pixels for path in paths]))
+
     with sessions() as session:
         model_row = gallery.get_model(session, name)
-        image_ids, vectors = photo_embeddings(session, model_row.id, root, photos)
+        image_ids, vectors = photo_embeddings(session, model_row.id, root, photos, embed_files)
 
     def distances(p) -> np.ndarray:
         return euclidean_distance_np(vectors[p.first], vectors[p.second])

@@ -17,12 +17,12 @@ from verifier.quality import Quality, face_quality
 
 def read_photo_bytes(path: Path) -> bytes:
     """A photo file's bytes; an unreadable file is an :class:`ImageError`."""
-    from verifier.errors import ImageError
+    from verifier.images import read_error
 
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+        raise read_error(path, exc) from None
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,10 @@ class PhotoPreparer:
         found = tuple(f.as_dict() for f in faces) if fresh else None
         if not faces:
             if require_face:
-                raise NoFaceFound(f"{name}: no face found (drop --require-face to use the whole photo)")
+                why = ("this model was trained with --require-face and embeds faces only"
+                       if self.require_face else "try a photo where the face is larger, sharper "
+                       "and turned toward the camera")
+                raise NoFaceFound(f"{name}: no face found ({why})")
             return [Prepared(resize(image, self.size), "no_face", digest, found, size=size)]
         faces = largest_first(faces)
         status = "several_faces" if len(faces) > 1 else "face"

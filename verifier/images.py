@@ -213,13 +213,21 @@ def image_format(data: bytes) -> str:
     return {"jpeg": "jpg", "mpo": "jpg"}.get(fmt, fmt or "img")
 
 
+def read_error(path: Path | str, exc: OSError) -> ImageError:
+    """The :class:`ImageError` of a photo file that cannot be read: ``missing`` (no
+    such file) or ``unreadable`` (with the system's reason)."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageError(path, "missing", "no such file")
+    return ImageError(path, "unreadable", exc.strerror or str(exc))
+
+
 def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode one photo file (see :func:`decode_image`)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+        raise read_error(path, exc) from None
     return decode_image(data, name=path, max_pixels=max_pixels)
 
 
@@ -243,7 +251,7 @@ def probe(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, int
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageError(path, "unreadable", exc.strerror or str(exc)) from None
+        raise read_error(path, exc) from None
     array = decode_image(data, name=path, max_pixels=max_pixels)
     return sha256_bytes(data), int(array.shape[1]), int(array.shape[0])
 

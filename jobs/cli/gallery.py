@@ -17,6 +17,9 @@ from .context import Context, emit_json, friendly, pass_ctx
 @click.option("--model", help="Model version [default: the most recent].")
 @click.option("--batch-size", default=d.DEFAULT_EMBED_BATCH_SIZE, show_default=True, type=click.IntRange(1))
 @click.option("--prune", is_flag=True, help="Remove photos that are gone from the folder.")
+@click.option("--restore-removed", is_flag=True,
+              help="Bring back photos of the folder that were removed from the gallery on "
+                   "request (DELETE, the page); without it they stay out, and are counted.")
 @click.option("--wait", is_flag=True, help="Wait for another running embed instead of failing.")
 @click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
                                       "[default: Flat, exact].")
@@ -33,7 +36,8 @@ from .context import Context, emit_json, friendly, pass_ctx
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_ctx
 @friendly
-def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool, wait: bool,
+def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: bool,
+          restore_removed: bool, wait: bool,
           index_factory: str | None, max_pixels: int, engine: str, ray_address: str | None,
           workers: int | None, min_quality: float, as_json: bool) -> None:
     """Embed every photo of a gallery folder into the model's FAISS index.
@@ -52,7 +56,7 @@ def embed(ctx: Context, data: Path, model: str | None, batch_size: int, prune: b
                             batch_size=batch_size, prune=prune, wait=wait,
                             index_factory=index_factory, max_pixels=max_pixels, quiet=ctx.quiet,
                             engine=engine, ray_address=ray_address, workers=workers,
-                            min_quality=min_quality)
+                            min_quality=min_quality, restore_removed=restore_removed)
     if as_json:
         emit_json(summary.as_dict())
     else:

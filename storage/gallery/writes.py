@@ -231,6 +231,8 @@ class FolderSync:
     removed: int = 0
     missing: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+    left_out: int = 0   # photos taken out of the gallery on request, left out again
+    restored: int = 0   # such photos brought back (``restore_removed``)
 
 
 def folder_photos(session: Session, root: Path) -> dict[str, Image]:
@@ -259,7 +261,8 @@ def _note_update(session: Session, image_id: int) -> None:
 
 
 def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
-                prune: bool = False, known: dict[str, Image] | None = None) -> FolderSync:
+                prune: bool = False, known: dict[str, Image] | None = None, *,
+                restore_removed: bool = False) -> FolderSync:
     """Bring the images of folder ``root`` in line with the ``files`` scanned there:
     new files added, changed bytes re-queued (their old vectors dropped), moved or
     renamed files keep their vectors, files gone marked ``missing`` (deleted with
@@ -280,6 +283,11 @@ def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
                 out.skipped[f.path] = row.reason or "skipped"
             elif row.status == ImageStatus.MISSING:
                 row.status = ImageStatus.OK
+            elif row.status == ImageStatus.REMOVED and restore_removed:
+                row.status = ImageStatus.OK  # embedded again: its vectors went with the removal
+                out.restored += 1
+            elif row.status == ImageStatus.REMOVED:
+                out.left_out += 1
             continue
         fresh.append(f)
     gone = {p: r for p, r in known.items() if p not in seen}

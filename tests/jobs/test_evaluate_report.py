@@ -125,3 +125,26 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted():
         assert csv_text(formula) == "'" + formula
     for plain in ("obama", "Zoë Ñ", "a=b", "", "0.5"):
         assert csv_text(plain) == plain
+
+
+def test_removing_a_person_does_not_break_evaluation_and_embed_says_how_to_bring_them_back(pipeline_home):
+    from jobs.embed import embed_gallery
+    from jobs.live import Verifier
+
+    home, data, _, db_url = pipeline_home
+    ws = Workspace.open(home)
+    sessions = open_database(db_url)
+    before = evaluate(ws, sessions, model="m")
+    person = sorted(p.name for p in data.iterdir())[0]
+    assert Verifier.open(ws, sessions, "m").remove_identity(person).photos == 8
+    after = evaluate(ws, sessions, model="m")  # the saved splits, whoever is enrolled
+    np.testing.assert_allclose(after.distances, before.distances, rtol=1e-5, atol=1e-6)
+    summary = embed_gallery(ws, sessions, data, model="m", quiet=True)
+    assert summary.left_out == 8 and summary.added == 0
+    assert any("--restore-removed" in line for line in summary.lines())
+    summary = embed_gallery(ws, sessions, data, model="m", quiet=True, restore_removed=True)
+    assert summary.restored == 8 and summary.added == 8
+    with sessions() as s:
+        assert len(gallery.photos_of(s, person)) == 8
+    r = CliRunner().invoke(main, ["--home", str(home), "--db-url", db_url, "embed", "--data", str(data)])
+    assert r.exit_code == 0 and "0 added" in r.output and "removed from the gallery" not in r.output

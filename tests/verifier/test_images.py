@@ -155,6 +155,10 @@ def test_scan_errors(tmp_path):
 def test_load_image_missing_file(tmp_path):
     with pytest.raises(ImageError) as info:
         load_image(tmp_path / "nope.png")
+    assert info.value.reason == "missing" and str(info.value).endswith("nope.png: missing (no such file)")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageError) as info:
+        load_image(tmp_path / "folder.png")
     assert info.value.reason == "unreadable"
 
 
