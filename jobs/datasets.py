@@ -93,11 +93,18 @@ def _fetch_file(summary: FetchSummary, url: str, target: Path, digest: str, algo
     if target.is_file() and _digest(target, algorithm) == digest:
         summary.present += 1
         return
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # innermost first
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     try:
         summary.resumed += _download(url, part, timeout)
     except (urllib.error.URLError, OSError) as exc:
+        if not part.exists():  # nothing to resume: no empty folders left behind
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"could not download {url} ({reason}). {offline_hint}; running this "
                             "command again resumes where it stopped") from None
@@ -136,7 +143,6 @@ def fetch_lfw(dest: Path, *, base_url: str = LFW_URL, files: dict[str, str] | No
     import tarfile
 
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     summary = FetchSummary(dest)
     files = files or LFW_FILES
     with bar(len(files), "lfw", unit="file", quiet=quiet) as progress:

@@ -103,6 +103,7 @@ def test_offline_message_names_local_folder(tmp_path):
                                   "--url", "http://127.0.0.1:9/", "--to", str(tmp_path / "d")])
     assert r.exit_code == 1 and "--data ../shared/data/seed-faces" in r.output
     assert "Traceback" not in r.output
+    assert not (tmp_path / "d").exists()  # nothing downloaded: no empty folder left behind
 
 
 def test_manifest_matches_shared_checksums():

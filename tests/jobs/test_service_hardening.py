@@ -147,7 +147,9 @@ def client(home_with_model, tmp_path):
 
 def test_security_headers_on_every_response(client):
     c, _, _ = client
-    for r in (c.get("/healthz"), c.get("/static/app.js"), c.get("/v1/nothing"),
+    icon = c.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    for r in (icon, c.get("/healthz"), c.get("/static/app.js"), c.get("/v1/nothing"),
               c.post("/v1/search", files={"photo": ("p", b"junk")}), c.get("/")):
         assert r.headers["x-content-type-options"] == "nosniff", r.url
         assert r.headers["referrer-policy"] == "no-referrer"

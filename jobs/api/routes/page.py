@@ -22,5 +22,12 @@ def page() -> FileResponse:
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
 
 
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The page's icon, for browsers that ask for it by the old name."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
+
+
 def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC)
