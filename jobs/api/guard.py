@@ -291,8 +291,12 @@ class Guard:
         size = int(declared) if declared is not None else None
         start = time.monotonic()
 
+        done = False  # the whole body arrived: later receives wait for a disconnect, unbounded
+
         async def capped() -> Message:
-            nonlocal seen
+            nonlocal seen, done
+            if done:
+                return await receive()
             allowed = body_deadline(self.body_timeout, size if size is not None else seen + MEGABYTE)
             try:
                 with anyio.fail_after(max(0.0, start + allowed - time.monotonic())):
@@ -302,6 +306,7 @@ class Guard:
                                            f"within {allowed:.0f} s; send it faster"))
                 raise refused[-1] from None
             if message["type"] == "http.request":
+                done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.max_upload:
                     refused.append(BodyRefused(413, "too_large", f"the request body is larger than "
