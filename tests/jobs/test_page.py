@@ -334,6 +334,14 @@ def test_reports_and_accessibility_basics(browser, server, tmp_path):
     pg.wait_for_selector("#runs tbody tr")
     cells = pg.locator("#runs tbody tr").first.locator("td").all_inner_texts()
     assert cells[1] == "dlib" and cells[2] == "test" and cells[7] == "0.6000"
+    # at 360 px a run is a card: every value (EER, threshold) and download button on screen,
+    # each beside its label
+    for cell in pg.locator("#runs tbody tr").first.locator("td, td button").all():
+        box = cell.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, (cell.inner_text(), box)
+    labels = pg.evaluate("""[...document.querySelectorAll('#runs tbody tr:first-child td')]
+        .map(td => getComputedStyle(td, '::before').content)""")
+    assert labels[6] == '"EER"' and labels[7] == '"Threshold"' and labels[8] == '"Report"', labels
     with pg.expect_download() as download:
         pg.click("button[aria-label^='CSV report of run']")
     assert download.value.suggested_filename.endswith(".csv")

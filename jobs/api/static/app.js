@@ -374,8 +374,14 @@ async function loadRuns() {
     body.textContent = "";
     for (const r of runs) {
       const tr = el("tr");
-      for (const v of [r.run, r.model, r.split, r.pairs, fmt(r.accuracy), fmt(r.roc_auc), fmt(r.eer), fmt(r.threshold)]) tr.appendChild(el("td", String(v)));
+      const labels = [...$("runs").querySelectorAll("thead th")].map((th) => th.textContent);
+      [r.run, r.model, r.split, r.pairs, fmt(r.accuracy), fmt(r.roc_auc), fmt(r.eer), fmt(r.threshold)].forEach((v, i) => {
+        const cell = el("td", String(v));
+        cell.dataset.label = labels[i];  // shown beside the value where the table is a list of cards
+        tr.appendChild(cell);
+      });
       const td = el("td");
+      td.dataset.label = labels[8];
       for (const format of ["html", "csv", "json"]) {
         const b = el("button", format.toUpperCase());
         b.type = "button"; b.setAttribute("aria-label", format.toUpperCase() + " report of run " + r.run);
