@@ -462,6 +462,21 @@ class Verifier:
         return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False,
                                                   face=box).pixels
 
+    def face_strip(self, photo_ids: Sequence[int], size: int) -> np.ndarray:
+        """The face chips of gallery photos ``photo_ids`` side by side, ``size`` pixels
+        square each, as one RGB array (a photo whose file is gone is a grey tile)."""
+        from PIL import Image as PILImage
+
+        strip = np.full((size, size * len(photo_ids), 3), 200, np.uint8)
+        for n, photo_id in enumerate(photo_ids):
+            try:
+                chip = self.face_chip(photo_id)
+            except PhotoNotFound:
+                continue
+            tile = PILImage.fromarray(np.asarray(chip, np.uint8)).resize((size, size), PILImage.BILINEAR)
+            strip[:, n * size:(n + 1) * size] = np.asarray(tile.convert("RGB"))
+        return strip
+
     def verify(self, a: Photo, b: Photo, *, threshold: float | None = None,
                names: tuple[str, str] = ("<bytes>", "<bytes>"),
                keep_chips: bool = False, face_a: int = 0, face_b: int = 0) -> Verification:

@@ -35,6 +35,12 @@ MAX_K = 100
 MAX_FACES = 100
 MAX_PAGE = 500
 MAX_PHOTOS_PER_ENROLL = 20
+STRIP_FACES = 6
+"""Faces in a person's thumbnail strip (``GET /v1/identities/{name}/faces``) by default."""
+MAX_STRIP_FACES = 24
+STRIP_SIZE = 56
+"""Pixels of each square face of a strip by default (the page's gallery cards)."""
+MAX_STRIP_SIZE = 160
 MAX_PHOTOS_PER_CLUSTER = 500
 """Photos one ``POST /v1/clusters`` may upload (the body limit applies too); a larger
 set is clustered from a folder the operator allowed (``--cluster-folder``)."""

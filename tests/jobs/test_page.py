@@ -143,6 +143,45 @@ def test_enroll_a_new_person_then_find_and_remove_them(page, server):
     page.wait_for_selector("#gallery-status:has-text('Removed Meryl Streep (2 photos)')")
 
 
+GALLERY_SETTLED_S = 1.5
+"""The Gallery tab, every card's faces shown, at most this long after its click."""
+
+
+def test_the_gallery_tab_settles_fast_with_placeholders_and_shows_its_errors(page, server, tmp_path):
+    use_key(page, server[1]["read"])
+    settled = """() => { const figs = [...document.querySelectorAll('.person .thumbs figure')];
+        return figs.length > 0 && figs.every(f => !f.classList.contains('loading')
+            && f.querySelector('img').naturalWidth > 0); }"""
+    times = []
+    for _ in range(2):  # the first visit, then a second one (the strips revalidated by ETag)
+        page.click("button[data-tab=search]")
+        t = time.perf_counter()
+        page.click("button[data-tab=gallery]")
+        page.wait_for_selector(".person .thumbs figure")
+        sizes = page.evaluate("""[...document.querySelectorAll('.person .thumbs figure')]
+            .map(f => [f.getBoundingClientRect().width, f.getBoundingClientRect().height])""")
+        assert sizes and all(w == 56 and h == 56 for w, h in sizes), sizes  # placeholders, final size
+        page.wait_for_function(settled, timeout=30_000)
+        times.append(time.perf_counter() - t)
+    print(f"gallery tab settled in {times[0]:.2f} s, then {times[1]:.2f} s")
+    assert max(times) <= GALLERY_SETTLED_S, times
+    counts = page.evaluate("""[...document.querySelectorAll('.person')].map(p =>
+        [parseInt(p.querySelector('h3').textContent.split(' · ')[1]),
+         p.querySelectorAll('.thumbs figure').length, (p.querySelector('.more') || {}).textContent || ''])""")
+    for photos, shown, more in counts:
+        assert shown == min(photos, 6) and more == ("+" + str(photos - 6) if photos > 6 else ""), counts
+    page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
+    # a strip that fails is said, on its card, and its tiles show they failed
+    page.route("**/faces?*", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"code": "overloaded", "message": "the server is busy; retry in a moment"}'))
+    page.click("button[data-tab=search]")
+    page.click("button[data-tab=gallery]")
+    page.wait_for_selector(".person .error:has-text('could not be shown')")
+    assert page.locator(".person .thumbs figure.failed").count() > 0
+    page.unroute("**/faces?*")
+
+
 def test_group_photo_answered_face_by_face(page, browser, server, tmp_path):
     """Three seed people side by side, the largest a stranger: every face is outlined
     and labelled, and choosing one (click, keyboard, tap at 360 px) shows its matches."""

@@ -228,3 +228,19 @@ def test_while_the_model_loads_inference_is_503_loading(home_with_model, tmp_pat
     r = c.post("/v1/search", headers={"Authorization": f"Bearer {keys['read']}"},
                files={"photo": ("p", png())})
     assert r.status_code == 503 and r.json()["code"] == "loading" and r.headers["retry-after"] == "1"
+
+
+def test_a_persons_faces_come_as_one_strip_with_an_etag(client):
+    c, ws, sessions = client
+    for seed in (1, 2, 3):
+        assert c.post("/v1/identities/stripe/photos", files=[("photos", (f"{seed}.png", png(2, 50 + seed)))]).status_code == 201
+    r = c.get("/v1/identities/stripe/faces", params={"size": 40})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.headers["x-faces"] == "3" and "private" in r.headers["cache-control"]
+    assert PILImage.open(io.BytesIO(r.content)).size == (120, 40)
+    again = c.get("/v1/identities/stripe/faces", params={"size": 40},
+                  headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    assert c.get("/v1/identities/stripe/faces", params={"size": 40, "limit": 2}).headers["etag"] != r.headers["etag"]
+    assert c.get("/v1/identities/nobody/faces").json()["code"] == "identity_not_found"
+    assert c.get("/v1/identities/stripe/faces", params={"size": 10_000}).status_code == 422

@@ -1,7 +1,9 @@
 """The gallery: ``/v1/identities``, their photos, enrollment and removal."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
+import hashlib
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from storage import gallery as store
@@ -11,7 +13,8 @@ from ...live import LARGEST, IdentityNotFound, Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
                        PhotoOut, RemovedOut, RenamedOut, RenameIn)
-from ..settings import MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL
+from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES,
+                        MAX_STRIP_SIZE, STRIP_FACES, STRIP_SIZE)
 from . import ERROR_RESPONSES, jpeg, upload_name
 
 router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
@@ -80,6 +83,32 @@ def rename_identity(name: str, body: RenameIn, v: Verifier = Depends(verifier)) 
     (every server follows the change)."""
     photos = v.rename_identity(name, body.name, merge=body.merge)
     return RenamedOut(name=identity_name(body.name), photos=photos)
+
+
+@router.get("/identities/{name}/faces", response_class=Response, dependencies=[Depends(require("read"))],
+            responses={200: {"content": {"image/jpeg": {}},
+                             "description": "The person's first faces side by side"},
+                       304: {"description": "Unchanged since the ETag the client holds"}})
+async def faces(request: Request, name: str,
+                limit: int = Query(STRIP_FACES, ge=1, le=MAX_STRIP_FACES),
+                size: int = Query(STRIP_SIZE, ge=16, le=MAX_STRIP_SIZE),
+                v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
+    """The aligned faces of a person's first ``limit`` photos (in the order of
+    ``GET /v1/identities/{name}``) as one JPEG strip, ``size`` pixels square each:
+    one request for a gallery card's thumbnails. Its ``ETag`` changes with the photos;
+    a client that sends it back in ``If-None-Match`` gets 304 without any work."""
+    name = identity_name(name)
+    with v.sessions() as session:
+        rows = store.identity_photos(session, name)[:limit]
+        photos = [(r.id, r.sha256, r.face_box) for r in rows]
+    if not photos:
+        raise IdentityNotFound(f"no identity {name!r} in the gallery")
+    tag = '"' + hashlib.sha256(repr((v.model, size, photos)).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache", "X-Faces": str(len(photos))}
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers=headers)
+    strip = await queue.run(v.face_strip, [p[0] for p in photos], size)
+    return Response(jpeg(strip), media_type="image/jpeg", headers=headers)
 
 
 @router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],

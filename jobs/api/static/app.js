@@ -246,6 +246,8 @@ $("verify-form").addEventListener("submit", (e) => {
 // -- gallery --------------------------------------------------------------------------
 const PAGE = 12;
 let offset = 0;
+const STRIP = 6;   // faces shown per person (GET /v1/identities/{name}/faces)
+const THUMB = 56;  // pixels of each
 async function loadPeople() {
   await guarded("gallery-error", async () => {
     const page = await (await api("/v1/identities?offset=" + offset + "&limit=" + PAGE)).json();
@@ -260,25 +262,52 @@ async function loadPeople() {
       li.appendChild(head);
       const thumbs = el("div", undefined, "thumbs");
       li.appendChild(thumbs);
+      // placeholders of the final size at once; the faces arrive as one strip per person
+      const shown = Math.min(person.photos, STRIP);
+      const faces = [];
+      for (let i = 0; i < shown; i++) {
+        const fig = el("figure", undefined, "loading");
+        const face = img("Face " + (i + 1) + " of " + person.name);
+        face.style.objectPosition = -(i * THUMB) + "px 0";
+        fig.appendChild(face);
+        thumbs.appendChild(fig);
+        faces.push([fig, face]);
+      }
+      if (person.photos > STRIP) {
+        const more = el("span", "+" + (person.photos - STRIP), "more");
+        more.title = (person.photos - STRIP) + " more photo" + (person.photos - STRIP === 1 ? "" : "s") + " not shown";
+        thumbs.appendChild(more);
+      }
+      const problem = el("p", undefined, "error");
+      problem.setAttribute("role", "alert");
+      li.appendChild(problem);
       const remove = el("button", "Remove " + person.name);
       remove.type = "button";
       remove.addEventListener("click", () => removeIdentity(person.name));
       li.appendChild(remove);
       list.appendChild(li);
-      api("/v1/identities/" + encodeURIComponent(person.name)).then((r) => r.json()).then((detail) => {
-        for (const photo of detail.photos.slice(0, 6)) {
-          const fig = el("figure");
-          const face = img("Photo " + photo.id + " of " + person.name);
-          fig.appendChild(face);
+      const who = encodeURIComponent(person.name);
+      api("/v1/identities/" + who).then((r) => r.json()).then((detail) => {
+        detail.photos.slice(0, shown).forEach((photo, i) => {
+          const [fig, face] = faces[i];
+          face.alt = "Photo " + photo.id + " of " + person.name;
           const del = el("button", "×", "x");
           del.type = "button";
           del.setAttribute("aria-label", "Remove photo " + photo.id + " of " + person.name);
           del.addEventListener("click", () => removePhoto(photo.id));
           fig.appendChild(del);
-          thumbs.appendChild(fig);
-          faceUrl(photo.id).then((u) => { face.src = u; }).catch(() => {});
+        });
+      }).catch((e) => { problem.textContent = person.name + ": " + e.message; });
+      api("/v1/identities/" + who + "/faces?limit=" + STRIP + "&size=" + THUMB).then((r) => r.blob()).then((blob) => {
+        const url = URL.createObjectURL(blob);
+        for (const [fig, face] of faces) {
+          face.addEventListener("load", () => fig.classList.remove("loading"), { once: true });
+          face.src = url;
         }
-      }).catch(() => {});
+      }).catch((e) => {
+        for (const [fig] of faces) fig.classList.replace("loading", "failed");
+        problem.textContent = "Faces of " + person.name + " could not be shown: " + e.message;
+      });
     }
   });
 }
