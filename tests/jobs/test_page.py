@@ -143,6 +143,30 @@ def test_enroll_a_new_person_then_find_and_remove_them(page, server):
     page.wait_for_selector("#gallery-status:has-text('Removed Meryl Streep (2 photos)')")
 
 
+def test_verify_lets_the_user_choose_a_face_of_a_group_photo(page, server, tmp_path):
+    use_key(page, server[1]["read"])
+    group = tmp_path / "two.png"
+    group.write_bytes(compose([seed("meryl_streep", 1), seed("obama", 6)], [300, 220]))
+    page.click("button[data-tab=verify]")
+    page.set_input_files("#verify-a", str(group))
+    page.set_input_files("#verify-b", str(seed("obama", 7)))
+    page.click("#verify-form button[type=submit]")
+    page.wait_for_selector("#verify-verdict:has-text('Different people')")  # the largest: Streep
+    page.wait_for_selector("#verify-pick-a .facebox")
+    picks = page.locator("#verify-pick-a .facebox")
+    expect_count = picks.count()
+    assert expect_count == 2 and "2 faces" in page.inner_text("#verify-pick-a")
+    assert picks.nth(0).get_attribute("aria-pressed") == "true"
+    assert page.locator("#verify-pick-b .facebox").count() == 0  # one face: nothing to choose
+    picks.nth(1).click()
+    page.wait_for_selector("#verify-verdict:has-text('Same person')")
+    page.wait_for_selector("#verify-pick-a .facebox[aria-pressed=true] >> text=compared")
+    assert page.locator("#verify-pick-a .facebox").nth(1).get_attribute("aria-pressed") == "true"
+    page.screenshot(path=str(tmp_path / "verify-pick.png"), full_page=True)
+    page.set_input_files("#verify-a", str(seed("obama", 5)))  # a new photo: its largest face again
+    assert page.locator("#verify-pick-a .facebox").count() == 0
+
+
 GALLERY_SETTLED_S = 1.5
 """The Gallery tab, every card's faces shown, at most this long after its click."""
 

@@ -218,14 +218,35 @@ document.addEventListener("paste", (e) => {
 });
 
 // -- verify ---------------------------------------------------------------------------
-$("verify-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  guarded("verify-error", async () => {
+// Which face of each photo is compared (0: the largest); a photo with several faces
+// shows them outlined, and choosing another compares again.
+const verifyFace = { a: 0, b: 0 };
+for (const side of ["a", "b"]) {
+  $("verify-" + side).addEventListener("change", () => { verifyFace[side] = 0; $("verify-pick-" + side).textContent = ""; });
+}
+async function showVerifyPicker(side, chosen) {
+  const holder = $("verify-pick-" + side);
+  const file = $("verify-" + side).files[0];
+  const form = new FormData();
+  form.append("photo", file);
+  const found = await (await api("/v1/detect", { method: "POST", body: form })).json();
+  holder.textContent = "";
+  holder.appendChild(el("p", "This photo shows " + found.faces.length + " faces; choose the one to compare.", "small"));
+  const { fig, buttons } = facesOnPhoto(file, found.width, found.height, found.faces,
+    (face, i) => (i === chosen ? "compared" : "face " + (i + 1)),
+    (i) => { verifyFace[side] = i; compare(); });
+  if (buttons[chosen]) buttons[chosen].setAttribute("aria-pressed", "true");
+  holder.appendChild(fig);
+}
+function compare() {
+  return guarded("verify-error", async () => {
     const out = $("verify-result");
     out.textContent = "Comparing…";
     const form = new FormData();
     form.append("photo_a", $("verify-a").files[0]);
     form.append("photo_b", $("verify-b").files[0]);
+    form.append("face_a", String(verifyFace.a));
+    form.append("face_b", String(verifyFace.b));
     form.append("chips", "true");
     let v;
     try { v = await (await api("/v1/verify", { method: "POST", body: form })).json(); }
@@ -240,8 +261,13 @@ $("verify-form").addEventListener("submit", (e) => {
     out.appendChild(verdict);
     out.appendChild(el("p", "distance " + v.distance.toFixed(3) + " against threshold " + v.threshold.toFixed(3) + " (model " + v.model + ")", "small"));
     out.appendChild(bar(v.distance, v.threshold));
+    for (const side of ["a", "b"]) {
+      if ((v["faces_" + side] || 0) > 1) await showVerifyPicker(side, v["face_" + side]);
+      else $("verify-pick-" + side).textContent = "";
+    }
   });
-});
+}
+$("verify-form").addEventListener("submit", (e) => { e.preventDefault(); compare(); });
 
 // -- gallery --------------------------------------------------------------------------
 const PAGE = 12;
