@@ -108,6 +108,13 @@ def test_search_names_obama(page, server):
     expect(page.locator(".card img").first).to_have_attribute("src", re.compile(r"^blob:"),
                                                              timeout=30_000)
     assert page.locator(".card").count() == 3
+    # every bar on one scale (the threshold at the middle): longer for a larger distance
+    bars = page.evaluate("""[...document.querySelectorAll('.card')].map(c => [
+        parseFloat(c.querySelector('p.small').textContent.split(' ')[1]),
+        parseFloat(c.querySelector('.bar span').style.width)])""")
+    for distance, width in bars:
+        assert width == pytest.approx(min(100.0, 100 * distance / (2 * 0.6)), abs=0.2), bars
+    assert page.is_hidden("#search-camera")  # no second file picker on a desktop
 
 
 def test_verify_two_photos_of_one_person(page, server):
@@ -245,6 +252,7 @@ def test_group_photo_answered_face_by_face(page, browser, server, tmp_path):
     try:
         page = phone.new_page()
         page.goto(server[0] + "/")
+        assert page.is_visible("#search-camera")  # a touch screen may take a photo
         use_key(page, server[1]["read"])
         page.set_input_files("#search-file", str(group))
         page.wait_for_selector("#faces-summary")

@@ -92,7 +92,9 @@ function el(tag, text, cls) {
   return e;
 }
 function bar(distance, limit) {
-  const scale = Math.max(limit || 1, distance) * 1.25;
+  // one scale for every bar (the threshold at the middle, twice it full), so that
+  // distances compare by length across cards
+  const scale = 2 * (limit || 0.5);
   const b = el("div", undefined, "bar" + (limit !== null && distance <= limit ? " pass" : ""));
   b.setAttribute("role", "img");
   b.setAttribute("aria-label", "distance " + distance.toFixed(3) + (limit !== null ? " against threshold " + limit.toFixed(3) : ""));
