@@ -257,6 +257,10 @@ def test_group_photo_answered_face_by_face(page, browser, server, tmp_path):
         page.set_input_files("#search-file", str(group))
         page.wait_for_selector("#faces-summary")
         boxes = page.locator(".facebox")
+        for i in range(boxes.count()):  # each label above its face, none over a chin
+            box, label = boxes.nth(i).bounding_box(), boxes.nth(i).locator("span").bounding_box()
+            assert label["y"] + label["height"] <= box["y"] + 4, (i, box, label)  # on the 3 px border at most
+            assert label["y"] >= page.locator(".photo").bounding_box()["y"]  # not cut off
         photo = page.locator(".photo .frame > img").bounding_box()
         assert photo["x"] >= 0 and photo["x"] + photo["width"] <= 360
         for i, (lo, hi) in enumerate([(30, 330), (360, 600), (630, 830)]):
