@@ -188,3 +188,25 @@ def test_a_refused_cluster_run_stores_nothing_and_a_dead_run_reads_failed_everyw
     assert not run_gone(me | {"process_started": process_started(os.getpid())})
     if process_started(os.getpid()) is not None:  # the same pid, another process (a new container)
         assert run_gone(me | {"process_started": process_started(os.getpid()) - 1})
+
+
+def test_a_run_whose_process_died_reads_failed_in_the_list_and_in_its_page(served):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from storage import clusters as store
+
+    client, keys, ws, sessions, _ = served
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid whose process has exited
+    with sessions() as s:
+        model_id = gallery.get_model(s, "tiny").id
+    with sessions.begin() as s:
+        run = store.start(s, model_id, {"threshold": 1.0, "host": socket.gethostname(), "pid": int(dead),
+                                        "process_started": 1}, 3)
+    listed = {r["run"]: r["status"] for r in client.get("/v1/clusters", headers=auth(keys["read"])).json()["runs"]}
+    shown = client.get(f"/v1/clusters/{run}", headers=auth(keys["read"])).json()
+    assert listed[run] == "failed" and shown["status"] == "failed", (listed, shown["status"])
+    assert str(dead) in shown["error"] and os.getpid() != int(dead)
