@@ -89,7 +89,7 @@ def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
     report = DoctorReport()
     with sessions() as session:
         models = gallery.models(session)
-        photos = gallery.photo_paths(session)
+        photos = gallery.gallery_contents(session)
     report.checked = {"models": len(models), "photos": len(photos)}
     for model in models:
         folder = ws.models_dir / model.name
@@ -105,7 +105,7 @@ def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
                 report.repaired.append(f"removed {path.name}: no such model in the database")
             else:
                 report.problems.append(f"index {path.name} belongs to no model in the database")
-    _check_files(ws, sessions, report, repair)
+    _check_files(ws, sessions, photos, report, repair)
     return report
 
 
@@ -122,15 +122,13 @@ def _copy_of(ws: Workspace, sessions: sessionmaker[Session], photo: gallery.Stor
     return None
 
 
-def _check_files(ws: Workspace, sessions: sessionmaker[Session], report: DoctorReport,
-                 repair: bool) -> None:
+def _check_files(ws: Workspace, sessions: sessionmaker[Session],
+                 photos: list[gallery.StoredPhoto], report: DoctorReport, repair: bool) -> None:
     """Every gallery photo has its file. An enrolled photo's lost file is restored
     with ``repair`` from a copy of the same bytes where one is left (else said so);
     a folder's photo gone is the user's to prune."""
     from storage.files import write_bytes_atomic
 
-    with sessions() as session:
-        photos = gallery.gallery_contents(session)
     missing = [p for p in photos if not Path(p.path).is_file()]
     lost = [p for p in missing if ws.is_enrolled(p.path)]
     for photo in lost:

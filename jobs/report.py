@@ -104,16 +104,10 @@ def csv_text(value: str) -> str:
 
 
 def relative_paths(scored: ScoredPairs) -> Callable[[str], str]:
-    """A path as the service shows it: relative to the model's data folder (or the
-    evaluated folder, or the photos' common folder), never the server's own."""
-    import os
-
+    """A path as the service shows it: relative to the model's data folder or the
+    evaluated folder, else the file's name; never where it lies on the server."""
     roots = [Path(r) for r in (scored.model.get("config", {}).get("data_root"),
                                scored.run.get("params", {}).get("data")) if r]
-    paths = scored.path_a + scored.path_b
-    if paths:
-        roots.append(Path(os.path.commonpath(paths)).parent if len(set(paths)) == 1
-                     else Path(os.path.commonpath(paths)))
 
     def shown(path: str) -> str:
         for root in roots:

@@ -229,11 +229,6 @@ def models(session: Session) -> list[Model]:
     return list(session.scalars(select(Model)))
 
 
-def photo_paths(session: Session) -> list[str]:
-    """The paths of every photo in the gallery."""
-    return list(session.scalars(select(Image.path).where(Image.status == ImageStatus.OK)))
-
-
 class StoredPhoto(NamedTuple):
     image_id: int
     path: str

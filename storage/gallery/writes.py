@@ -16,7 +16,7 @@ from typing import Callable, Generic, Iterable, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import (AlreadyEnrolled, ConfusableName, DatabaseBusy, GalleryConflict, InvalidName,
@@ -121,10 +121,9 @@ def identity_id(session: Session, name: str, *, distinct: bool = False) -> int:
 # -- units of work -----------------------------------------------------------------------
 
 def _transient(exc: DBAPIError) -> bool:
-    """A deadlock, serialisation failure or lock wait that ran out: worth retrying."""
-    code = getattr(exc.orig, "pgcode", None)
-    return code in TRANSIENT_PGCODES or code == LOCK_NOT_AVAILABLE \
-        or "database is locked" in str(exc.orig)
+    """A deadlock or serialisation failure on PostgreSQL: worth retrying (a lock wait
+    that ran out is :func:`busy`)."""
+    return getattr(exc.orig, "pgcode", None) in TRANSIENT_PGCODES
 
 
 def busy(exc: BaseException) -> bool:
@@ -164,18 +163,18 @@ def transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], *
 
 
 def commit(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
-           retries: int = RETRIES, wait: float | None = None) -> Committed[T]:
+           retries: int = RETRIES) -> Committed[T]:
     """Run ``work(session)`` in one transaction, holding the gallery write lock
     (:func:`.changes.lock`) from before ``work`` reads anything, and commit. A
     unique-constraint race with another process is retried (the next attempt sees
     the other's row and decides again: no change, or :class:`GalleryConflict`); a
     deadlock or serialisation failure too, and after ``retries`` attempts a race is
     a :class:`GalleryConflict`. A write lock another process holds is waited for,
-    ``wait`` seconds in all (default :data:`~storage.database.BUSY_WAIT_S`), then
-    :class:`DatabaseBusy`: nothing was written."""
+    :data:`~storage.database.BUSY_WAIT_S` seconds in all, then :class:`DatabaseBusy`;
+    a full or read-only disk is :class:`StorageFull`. Either way nothing was written."""
     from ..database import BUSY_WAIT_S
 
-    deadline = time.monotonic() + (BUSY_WAIT_S if wait is None else wait)
+    deadline = time.monotonic() + BUSY_WAIT_S
     attempt = 0
     while True:
         attempt += 1
@@ -189,15 +188,12 @@ def commit(sessions: sessionmaker[Session], work: Callable[[Session], T], *,
                 raise GalleryConflict("another writer changed the same gallery rows at the "
                                       "same moment; try again") from exc
             log.info("unique-constraint race, attempt %d: %s", attempt, exc.orig)
-        except OSError as exc:
+        except (OSError, DBAPIError) as exc:  # a file the work writes, or the database
             if full(exc):
-                raise StorageFull(f"the workspace's disk is full or read-only ({exc.strerror}): "
-                                  "nothing was written") from exc
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            if full(exc):
-                raise StorageFull("the database's disk is full or read-only: nothing was "
-                                  "written") from exc
+                raise StorageFull("the disk of the workspace or of the database is full or "
+                                  "read-only: nothing was written") from exc
+            if isinstance(exc, OSError):
+                raise
             if busy(exc):
                 if time.monotonic() >= deadline:
                     raise DatabaseBusy("the database is busy: another process holds its write "
