@@ -1,0 +1,84 @@
+"""Where a model's ONNX export at save time spends its memory (the peak of `train`).
+
+    python benchmarks/export_memory.py [--backbone dlib-resnet] [--head adapter]
+
+Builds a branch, then exports it as `verifier/onnx_branch.py` does, step by step,
+printing this process's resident memory (sampled every 10 ms) after each: trace,
+freeze, graph_def, tf2onnx's conversion, ONNX Runtime's first run, and the largest
+difference from Keras.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def rss_mb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="dlib-resnet")
+    ap.add_argument("--head", default="adapter")
+    ap.add_argument("--image-size", type=int, default=150, help="input side (dlib-resnet: 150)")
+    args = ap.parse_args()
+    peak = [rss_mb()]
+
+    def watch() -> None:
+        while True:
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.01)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+    def mark(step: str) -> None:
+        print(f"{step:<40} now {rss_mb():6d} MB, peak since the last step {peak[0]:6d} MB", flush=True)
+        peak[0] = rss_mb()
+
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from verifier import onnx_branch
+    from verifier.network import build_branch
+
+    mark("start (TensorFlow imported)")
+    model = build_branch(args.backbone, head=args.head, image_size=args.image_size,
+                         weights="default" if args.backbone == "dlib-resnet" else "none").model
+    side = int(model.input.shape[1])
+    inputs = onnx_branch.probe(side)
+    expected = np.asarray(model(inputs, training=False))
+    mark(f"{args.backbone} built, one forward pass")
+    traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((None, side, side, 3), tf.float32, name="pixels"))
+    mark("traced")
+    frozen = convert_variables_to_constants_v2(traced)
+    mark("frozen")
+    graph_def = frozen.graph.as_graph_def()
+    mark(f"graph_def ({graph_def.ByteSize() // 1024} kB, {len(graph_def.node)} nodes)")
+    proto, _ = tf2onnx.convert.from_graph_def(
+        graph_def, input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs], opset=onnx_branch.ONNX_OPSET)
+    mark("tf2onnx.convert.from_graph_def")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "branch.onnx"
+        path.write_bytes(proto.SerializeToString())
+        got = onnx_branch.Branch(path)(inputs)
+    mark("ONNX Runtime, first run")
+    print(f"largest difference from Keras: {float(np.abs(got - expected).max()):.2e}")
+
+
+if __name__ == "__main__":
+    main()
