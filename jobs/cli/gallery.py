@@ -127,6 +127,35 @@ def gallery_rename(ctx: Context, old: str, new: str, merge: bool, as_json: bool)
         click.echo(f"{identity_name(old)} -> {identity_name(new)}: {photos} photos")
 
 
+@gallery_cmd.command(name="remove")
+@click.argument("name")
+@click.option("--model", help="Model version whose index is updated at once [default: the most recent].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def gallery_remove(ctx: Context, name: str, model: str | None, as_json: bool) -> None:
+    """Remove person NAME and every photo of theirs from the gallery (as
+    `DELETE /v1/identities/NAME` does). Photos of a gallery folder stay out of later
+    embeds of it until `verifier embed --restore-removed`; running servers follow.
+
+    \b
+    Example:
+      verifier gallery remove meryl_streep
+      verifier embed --data ./faces --restore-removed    # bring them back
+    """
+    from storage.gallery import identity_name
+
+    from ..live import Verifier
+
+    with Verifier.open(ctx.workspace(), ctx.database(), model) as verifier:
+        removed = verifier.remove_identity(name)
+    if as_json:
+        emit_json({"name": identity_name(name), "removed_photos": removed.photos})
+    else:
+        click.echo(f"{identity_name(name)}: {removed.photos} photos removed from the gallery "
+                   "(bring a folder's back with `verifier embed --data DIR --restore-removed`)")
+
+
 @click.command()
 @click.option("--repair", is_flag=True, help="Rebuild indexes from the stored vectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

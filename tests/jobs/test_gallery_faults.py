@@ -3,6 +3,8 @@ tests, and the faults the one write path answers: a corrupted index, write races
 between processes, refusals part-way, forgetting, names in two spellings."""
 from __future__ import annotations
 
+import json
+
 import io
 import threading
 from pathlib import Path
@@ -192,6 +194,24 @@ def test_rename_and_merge(home_with_model, tmp_path, db_url):
     assert r.exit_code == 0 and '"photos": 4' in r.output, r.output
     assert v.refresh().updated == 4  # the server's view follows the change log
     assert v.search(probe, k=1).matches[0].identity == "Bea"
+
+
+def test_gallery_remove_from_the_command_line(home_with_model, tmp_path, db_url):
+    ws, sessions, data = gallery_of(home_with_model, tmp_path, db_url)
+    v = Verifier.open(ws, sessions, "tiny")
+    probe = (data / "person_00" / "img_00.png").read_bytes()
+    assert v.search(probe, k=1).matches[0].identity == "person_00"
+    cli = ["--home", str(home_with_model), "--db-url", db_url, "gallery", "remove"]
+    r = CliRunner().invoke(main, cli + ["person_00", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == {"name": "person_00", "removed_photos": 2}, r.output
+    assert v.refresh().removed == 2  # a running server follows
+    assert v.search(probe, k=1).matches[0].identity != "person_00"
+    with sessions() as s:
+        assert gallery.photos_of(s, "person_00") == []
+    r = CliRunner().invoke(main, cli + ["person_00"])
+    assert r.exit_code == 1 and "no identity 'person_00'" in r.output and "Traceback" not in r.output
+    summary = embed_gallery(ws, sessions, data, model="tiny", quiet=True, restore_removed=True)
+    assert summary.restored == 2
 
 
 def test_two_writers_of_the_same_bytes_at_the_same_moment_one_wins(home_with_model, tmp_path, db_url):
