@@ -5,7 +5,9 @@
 Builds a branch, then exports it as `verifier/onnx_branch.py` does, step by step,
 printing this process's resident memory (sampled every 10 ms) after each: trace,
 freeze, graph_def, tf2onnx's conversion, ONNX Runtime's first run, and the largest
-difference from Keras.
+difference from Keras. Then `export_branch` as `train` calls it (the conversion in a
+child process with protobuf's pure-Python messages, see `verifier/onnx_branch.py`),
+with the child's own peak beside this process's.
 """
 from __future__ import annotations
 
@@ -78,6 +80,31 @@ def main() -> None:
         got = onnx_branch.Branch(path)(inputs)
     mark("ONNX Runtime, first run")
     print(f"largest difference from Keras: {float(np.abs(got - expected).max()):.2e}")
+    child_peak = [0]
+
+    def watch_children() -> None:
+        me = os.getpid()
+        while True:
+            try:
+                kids = open(f"/proc/{me}/task/{me}/children").read().split()
+                for kid in kids:
+                    with open(f"/proc/{kid}/status") as status:
+                        rss = next(int(line.split()[1]) // 1024 for line in status
+                                   if line.startswith("VmRSS"))
+                    child_peak[0] = max(child_peak[0], rss)
+            except (OSError, StopIteration):
+                pass
+            time.sleep(0.01)
+
+    threading.Thread(target=watch_children, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        onnx_branch.export_branch(model, Path(tmp) / "branch.onnx")
+        seconds = time.perf_counter() - started
+    in_child = 4 * model.count_params() > onnx_branch.IN_PROCESS_BYTES
+    mark(f"export_branch ({'child process' if in_child else 'this process'}, {seconds:.1f} s)")
+    if in_child:
+        print(f"{'  the child process':<40} peak {child_peak[0]:6d} MB")
 
 
 if __name__ == "__main__":

@@ -301,7 +301,8 @@ def _save(ws: Workspace, name: str, branch, dataset: Dataset, pairs: PairSet, hi
 
     with atomic_folder(ws.model_dir(name)) as tmp:
         branch.model.save(tmp / "branch.keras")
-        export_branch(branch.model, tmp / BRANCH_FILE)  # what inference runs, without TensorFlow
+        # what inference runs, without TensorFlow
+        export_branch(branch.model, tmp / BRANCH_FILE, saved=tmp / "branch.keras")
         np.savez_compressed(tmp / "pairs.npz", **pairs.to_arrays())
         write_json_atomic(tmp / "photos.json", photos)
         write_json_atomic(tmp / "history.json", {**history.as_dict(), "seconds": timings})

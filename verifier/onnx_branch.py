@@ -6,11 +6,25 @@ weights frozen into the graph (Keras 3's own ``model.export(format="onnx")`` dri
 the same converter but leaves some constants as unbound inputs); every file is
 checked against the Keras model on seeded inputs before it is kept
 (:class:`OnnxMismatch` otherwise), and written atomically.
+
+Memory: ``tf2onnx``'s optimiser passes rebuild every node's protobuf, weights
+included, on each of their 36 or so runs, and protobuf's default (upb) messages keep
+every replaced copy in their arena until the whole graph is dropped (about 35 times
+the weights: 0.8 GB for dlib-resnet's 22 MB, 3.5 GB for ResNet-50's 100 MB; with
+``tf2onnx``'s default of a deep copy of the graph before each pass, twice that). The
+protobuf implementation is chosen when it is first imported, so a branch whose
+weights exceed :data:`IN_PROCESS_BYTES` is converted in a child process (``python -m
+verifier.onnx_branch KERAS ONNX``) with protobuf's pure-Python messages, which free
+what a pass replaces: the conversion then adds nothing to its graph's size, and the
+caller's memory stays where it was (``benchmarks/export_memory.py``).
 """
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -26,7 +40,10 @@ TOLERANCE = 1e-5
 
 ONNX_OPSET = 17
 
-__all__ = ["BRANCH_FILE", "Branch", "OnnxMismatch", "TOLERANCE", "export_branch", "tolerance"]
+IN_PROCESS_BYTES = 4 << 20
+"""Branches with more float32 weight bytes than this are exported in a child process."""
+
+__all__ = ["BRANCH_FILE", "Branch", "ExportFailed", "OnnxMismatch", "TOLERANCE", "export_branch", "tolerance"]
 
 
 def tolerance(expected: np.ndarray) -> float:
@@ -41,10 +58,42 @@ def probe(side: int, n: int = 3, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n, side, side, 3)).astype(np.float32)
 
 
-def export_branch(model, path: Path) -> Path:
+def export_branch(model, path: Path, *, saved: Path | None = None) -> Path:
     """Write ``model``'s ONNX export to ``path`` atomically, once its outputs match
-    the Keras model's on :func:`probe` within :data:`TOLERANCE`. Needs TensorFlow."""
+    the Keras model's on :func:`probe` within :data:`TOLERANCE`. Needs TensorFlow.
+    ``saved``: the model's ``.keras`` file where one was just written (a child
+    process converts from it instead of from a fresh copy, see the module's notes)."""
     path = Path(path)
+    if 4 * model.count_params() <= IN_PROCESS_BYTES:
+        return _export_here(model, path)
+    if saved is not None:
+        return _export_in_child(Path(saved), path)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as tmp:
+        copy = Path(tmp) / "branch.keras"
+        model.save(copy)
+        return _export_in_child(copy, path)
+
+
+class ExportFailed(RuntimeError):
+    """The child process converting a branch to ONNX did not finish."""
+
+
+def _export_in_child(saved: Path, path: Path) -> Path:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+           # protobuf's pure-Python messages free what a pass replaces (upb's arenas keep
+           # it until the whole graph goes): the conversion holds no more than its graph
+           "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    done = subprocess.run([sys.executable, "-m", "verifier.onnx_branch", str(saved), str(path)],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    if done.returncode == 3:
+        raise OnnxMismatch(done.stderr.strip().splitlines()[-1])
+    if done.returncode != 0 or not path.is_file():
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise ExportFailed(f"the ONNX export of {saved} failed (exit status {done.returncode}):\n{tail}")
+    return path
+
+
+def _export_here(model, path: Path) -> Path:
     side = int(model.input.shape[1])
     inputs = probe(side)
     expected = np.asarray(model(inputs, training=False), dtype=np.float32)
@@ -74,15 +123,30 @@ def _to_onnx(model, side: int) -> bytes:
 
     for name in ("tf2onnx", "absl", "tensorflow"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings():  # the converters' own deprecation notes
-        warnings.simplefilter("ignore")
-        traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-            tf.TensorSpec((None, side, side, 3), tf.float32, name="pixels"))
-        frozen = convert_variables_to_constants_v2(traced)
-        proto, _ = tf2onnx.convert.from_graph_def(
-            frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-            output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
+    # without the deep copy of the whole graph before each optimiser pass (kept to
+    # undo a pass that raises): half the memory and a third of the time; a pass that
+    # fails now fails the export, and every export is checked against Keras anyway
+    catch = os.environ.get(CATCH_ERRORS)
+    os.environ[CATCH_ERRORS] = "FALSE"
+    try:
+        with warnings.catch_warnings():  # the converters' own deprecation notes
+            warnings.simplefilter("ignore")
+            traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+                tf.TensorSpec((None, side, side, 3), tf.float32, name="pixels"))
+            frozen = convert_variables_to_constants_v2(traced)
+            proto, _ = tf2onnx.convert.from_graph_def(
+                frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+                output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
+    finally:
+        if catch is None:
+            os.environ.pop(CATCH_ERRORS, None)
+        else:
+            os.environ[CATCH_ERRORS] = catch
     return proto.SerializeToString()
+
+
+CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+"""``tf2onnx``'s switch for copying the graph before each optimiser pass."""
 
 
 class Branch:
@@ -98,3 +162,25 @@ class Branch:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         return self.session.run(None, {self.input: pixels})[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m verifier.onnx_branch KERAS ONNX``: the child process of
+    :func:`export_branch`. Exit status 0 = written, 3 = refused (the export differs
+    from Keras; the reason is the last line on standard error)."""
+    saved, path = (argv if argv is not None else sys.argv[1:])
+    import keras
+
+    from . import layers  # noqa: F401  (registers the branch's own layers)
+
+    model = keras.models.load_model(saved, compile=False)
+    try:
+        _export_here(model, Path(path))
+    except OnnxMismatch as exc:
+        print(exc, file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

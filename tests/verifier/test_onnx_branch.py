@@ -19,8 +19,13 @@ def _branch(backbone: str, head: str):
                         fine_tune=0.1)
 
 
-@pytest.mark.parametrize("head", HEADS)
-@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+# every backbone with the tutorial's head, and every head on the small backbone (in
+# this process) and on dlib's (in a child process): the head and the backbone are
+# converted independently, and each export costs seconds
+CASES = sorted({(b, "dense") for b in BACKBONE_NAMES} | {(b, h) for b in ("tiny", "dlib-resnet") for h in HEADS})
+
+
+@pytest.mark.parametrize(("backbone", "head"), CASES)
 def test_every_backbone_exports_and_matches_keras(backbone, head, tmp_path):
     """Seeded inputs other than the probe the export was checked on, and a batch size
     it never saw: within 1e-5 of Keras (of the largest output where outputs exceed 1)."""
@@ -51,6 +56,33 @@ def test_a_wrong_export_is_refused_and_nothing_is_left(tmp_path, monkeypatch):
     with pytest.raises(OnnxMismatch, match="differs from Keras"):
         export_branch(model, tmp_path / "branch.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_large_branch_is_exported_in_a_child_process_to_the_same_file(tmp_path, monkeypatch):
+    """The child process (for branches above IN_PROCESS_BYTES) writes what this
+    process writes; a refusal there is the same OnnxMismatch, and nothing is kept."""
+    from verifier import onnx_branch
+    from verifier.network import build_branch
+
+    model = build_branch("tiny", weights="none", image_size=32, embedding_dim=8).model
+    import onnx
+
+    here = onnx_branch.export_branch(model, tmp_path / "here.onnx")
+    monkeypatch.setattr(onnx_branch, "IN_PROCESS_BYTES", 0)
+    calls = []
+    real = onnx_branch._export_in_child
+    monkeypatch.setattr(onnx_branch, "_export_in_child", lambda *a: calls.append(a) or real(*a))
+    child = onnx_branch.export_branch(model, tmp_path / "child.onnx")
+    assert calls
+    ops = lambda path: [n.op_type for n in onnx.load(str(path)).graph.node]  # noqa: E731
+    assert ops(child) == ops(here)  # the same graph (names differ: Keras numbers its layers)
+    x = onnx_branch.probe(32, n=4, seed=7)
+    np.testing.assert_array_equal(onnx_branch.Branch(child)(x), onnx_branch.Branch(here)(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["child.onnx", "here.onnx"]
+    (tmp_path / "broken.keras").write_bytes(b"not a model")
+    with pytest.raises(onnx_branch.ExportFailed, match="exit status 1"):
+        onnx_branch._export_in_child(tmp_path / "broken.keras", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_onnx_dlib_branch_reproduces_dlibs_descriptors(tmp_path):
