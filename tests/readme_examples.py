@@ -1,7 +1,9 @@
-"""Run the README's examples as a newcomer would, and compare what they print with
-what the README shows.
+"""Run the examples of the README and of the reference pages under ``docs/`` as a
+newcomer would, and compare what they print with what the pages show.
 
-Every fenced ``console`` or ``text`` block with ``$ `` lines is an example: its
+The documents are read in the order of :data:`DOCUMENTS` (the README, then the pages
+whose examples continue its session: the library, then the benchmarks, whose
+``train`` makes a new most recent model). Every fenced ``console`` or ``text`` block with ``$ `` lines is an example: its
 commands run in order in **one** bash session (variables, ``cd`` and background jobs
 carry over from block to block, as in the reader's terminal) from a directory that
 looks like the repository root (its top-level entries linked, ``../shared`` beside it),
@@ -36,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCUMENTS = (README, ROOT / "docs" / "library.md", ROOT / "docs" / "benchmarks.md")
+"""The documents whose examples run, in the order they run."""
 SHOWN_PORT = "8080"
 """The port the README's service examples use; the runner picks a free one."""
 
@@ -45,6 +49,7 @@ class Step:
     command: str
     shown: list[str] = field(default_factory=list)
     line: int = 0
+    document: Path = README
 
 
 @dataclass
@@ -54,6 +59,11 @@ class Example:
     line: int
     steps: list[Step] = field(default_factory=list)
     python: str | None = None
+    document: Path = README
+
+    @property
+    def where(self) -> str:
+        return f"{self.document.relative_to(ROOT)}:{self.line}"
 
 
 @dataclass
@@ -65,7 +75,7 @@ class Outcome:
 
     def problems(self) -> list[str]:
         """What differs from the README, empty when the step ran as shown."""
-        where = f"README.md:{self.step.line}: $ {self.step.command}"
+        where = f"{self.step.document.relative_to(ROOT)}:{self.step.line}: $ {self.step.command}"
         found: list[str] = []
         if "Traceback (most recent call last)" in self.stderr + self.stdout:
             found.append(f"{where}\n  printed a traceback:\n{self.stderr[-3000:]}")
@@ -83,8 +93,12 @@ class Outcome:
         return found
 
 
-def examples(path: Path = README) -> list[Example]:
-    """The runnable blocks of ``path``, in order."""
+def examples(paths: tuple[Path, ...] = DOCUMENTS) -> list[Example]:
+    """The runnable blocks of ``paths``, in order."""
+    return [example for path in paths for example in _examples(path)]
+
+
+def _examples(path: Path) -> list[Example]:
     found: list[Example] = []
     lines = path.read_text("utf-8").splitlines()
     i = 0
@@ -97,12 +111,12 @@ def examples(path: Path = README) -> list[Example]:
         end = next(j for j in range(start, len(lines)) if lines[j].startswith("```"))
         body = lines[start:end]
         if lang == "python":
-            found.append(Example(start, python="\n".join(body) + "\n"))
+            found.append(Example(start, python="\n".join(body) + "\n", document=path))
         elif lang in ("console", "text") and any(line.startswith("$ ") for line in body):
-            example = Example(start)
+            example = Example(start, document=path)
             for n, line in enumerate(body, start + 1):
                 if line.startswith("$ "):
-                    example.steps.append(Step(line[2:], [], n))
+                    example.steps.append(Step(line[2:], [], n, path))
                 elif example.steps:
                     example.steps[-1].shown.append(line)
             found.append(example)
@@ -181,10 +195,11 @@ def script(blocks: list[Example], out: Path, port: int) -> str:
     n = 0
     for block in blocks:
         if block.python is not None:
-            program = out / f"python-{block.line}.py"
+            tag = f"p{block.document.stem}-{block.line}"
+            program = out / f"{tag}.py"
             program.write_text(block.python, "utf-8")
-            parts.append(f"{{ python {shlex.quote(str(program))}\n}} >{out}/p{block.line}.out "
-                         f"2>{out}/p{block.line}.err; echo $? >{out}/p{block.line}.rc")
+            parts.append(f"{{ python {shlex.quote(str(program))}\n}} >{out}/{tag}.out "
+                         f"2>{out}/{tag}.err; echo $? >{out}/{tag}.rc")
             continue
         for step in block.steps:
             command = step.command.replace(f"localhost:{SHOWN_PORT}", f"localhost:{port}") \
@@ -217,8 +232,9 @@ def run(blocks: list[Example], base: Path, env: dict[str, str], timeout: float =
     read = lambda p: p.read_text("utf-8", "replace") if p.exists() else ""  # noqa: E731
     for block in blocks:
         if block.python is not None:
-            rc = read(out / f"p{block.line}.rc").strip()
-            results.append((block.line, int(rc) if rc else -1, read(out / f"p{block.line}.err")))
+            tag = f"p{block.document.stem}-{block.line}"
+            rc = read(out / f"{tag}.rc").strip()
+            results.append((block.where, int(rc) if rc else -1, read(out / f"{tag}.err")))
             continue
         for step in block.steps:
             rc = read(out / f"{n}.rc").strip()
@@ -240,20 +256,20 @@ def problems(results: list) -> list[str]:
         if isinstance(result, Outcome):
             found += result.problems()
         else:
-            line, status, stderr = result
+            where, status, stderr = result
             if status != 0:
-                found.append(f"README.md:{line}: the python example exited {status}:\n{stderr[-3000:]}")
+                found.append(f"{where}: the python example exited {status}:\n{stderr[-3000:]}")
     return found
 
 
 def update(path: Path, results: list, home: Path) -> int:
-    """Write what each mismatching step (or one that shows nothing but printed
-    something) printed into ``path`` in place of what it shows (steps trimmed with
-    ``[...]`` are left for a person to trim again);
-    returns the steps rewritten."""
+    """Write what each mismatching step of ``path`` (or one that shows nothing but
+    printed something) printed in place of what it shows (steps trimmed with
+    ``[...]`` are left for a person to trim again); returns the steps rewritten."""
     lines = path.read_text("utf-8").splitlines()
     changed = 0
-    for result in sorted((r for r in results if isinstance(r, Outcome)), key=lambda r: -r.step.line):
+    mine = (r for r in results if isinstance(r, Outcome) and r.step.document == path)
+    for result in sorted(mine, key=lambda r: -r.step.line):
         unshown = not result.step.shown and result.stdout.strip() and not result.step.command.endswith("&")
         if not (result.problems() or unshown) or "[...]" in result.step.shown or result.status < 0:
             continue
@@ -276,7 +292,9 @@ def main() -> None:
         found = problems(results)
         print("\n\n".join(found) or "every example ran as the README shows")
         if "--update" in sys.argv[1:]:
-            print(f"{update(README, results, home)} steps of README.md rewritten with what they printed")
+            for path in DOCUMENTS:
+                print(f"{update(path, results, home)} steps of {path.relative_to(ROOT)} rewritten "
+                      "with what they printed")
         sys.exit(1 if found else 0)
 
 
