@@ -7,7 +7,7 @@ from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 
-from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS, DEFAULT_PADDING
+from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS, DEFAULT_PADDING
 from verifier.errors import VerifierError
 from verifier.faces import LANDMARKS, Face, MTCNNDetector, align
 from verifier.images import decode_image
@@ -70,7 +70,7 @@ def detect_faces(data: bytes, name: str = "<bytes>", *, max_faces: int = DEFAULT
     ``chip_size`` each face also carries its aligned chip. Unusable bytes raise
     :class:`ImageError`. Nothing is cached or stored."""
     image = decode_image(data, name=name, max_pixels=max_pixels)
-    found = (detector or MTCNNDetector()).detect(image)[:max_faces]
+    found = (detector or MTCNNDetector.named(DEFAULT_DETECTOR)).detect(image)[:max_faces]
     faces = [DetectedFace.of(f, align(image, f.landmarks, chip_size, padding) if chip_size else None,
                              quality=face_quality(image, f)) for f in found]
     return Detection(name, int(image.shape[1]), int(image.shape[0]), faces)

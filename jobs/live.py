@@ -331,7 +331,7 @@ class Verifier:
         preparer = self.loaded.preparer
         return detect_faces(data, name, max_faces=max_faces,
                             chip_size=preparer.size if chips else None, padding=preparer.padding,
-                            max_pixels=preparer.max_pixels)
+                            max_pixels=preparer.max_pixels, detector=preparer.face_detector)
 
     def embed(self, prepared: Sequence[Prepared]) -> np.ndarray:
         """The vectors of prepared faces, in one forward pass."""

@@ -10,7 +10,7 @@ import numpy as np
 from storage.facecache import FaceCache
 from verifier.errors import NoFaceFound, NoSuchFace
 from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
-from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
+from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.images import decode_image, resize, sha256_bytes
 from verifier.quality import Quality, face_quality
 
@@ -85,6 +85,11 @@ def choose_face(faces: list[Face], choice: FaceChoice, name: object = "<bytes>")
 class PhotoPreparer:
     """Preprocessing recorded in a model's config (``detector``, ``face_padding``)."""
 
+    @property
+    def face_detector(self) -> MTCNNDetector:
+        """The model's detector, or the default one for a model that has none."""
+        return self._mtcnn or MTCNNDetector.named(DEFAULT_DETECTOR)
+
     def __init__(self, size: int, detector: str = "none", padding: float = DEFAULT_PADDING,
                  cache: FaceCache | None = None, require_face: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -95,7 +100,7 @@ class PhotoPreparer:
         self.require_face = require_face
         self.max_pixels = max_pixels
         self.detections = 0  # detector runs, for tests and benchmarks
-        self._mtcnn = MTCNNDetector() if detector == "mtcnn" else None
+        self._mtcnn = MTCNNDetector.named(detector) if detector != "none" else None
 
     @classmethod
     def for_config(cls, config: dict, cache_dir: Path | None = None, **kw) -> "PhotoPreparer":

@@ -120,6 +120,15 @@ class MTCNNDetector:
     def __init__(self, min_face_size: int = 20) -> None:
         self.min_face_size = min_face_size
 
+    @classmethod
+    def named(cls, detector: str) -> "MTCNNDetector":
+        """The detector a model records by name (:data:`verifier.defaults.MIN_FACE_PX`)."""
+        from .defaults import MIN_FACE_PX
+
+        if detector not in MIN_FACE_PX:
+            raise ValueError(f"unknown face detector {detector!r} (known: {', '.join(MIN_FACE_PX)})")
+        return cls(MIN_FACE_PX[detector])
+
     def _model(self):
         with MTCNNDetector._lock:
             if MTCNNDetector._instance is None:
@@ -154,7 +163,10 @@ class MTCNNDetector:
             scale_x, scale_y = w / small.shape[1], h / small.shape[0]
         else:
             scale_x = scale_y = 1.0
-        found = self._model().detect(np.ascontiguousarray(small), min_face_size=self.min_face_size)
+        # the smallest face is given in the photo's pixels; in a scaled copy it is
+        # smaller, but never under the package's 20 (more pyramid levels than it runs)
+        min_face = max(20.0, self.min_face_size / scale) if scale > 1 else self.min_face_size
+        found = self._model().detect(np.ascontiguousarray(small), min_face_size=min_face)
         faces = []
         for f in found:
             k = f["keypoints"]

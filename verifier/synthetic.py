@@ -94,3 +94,31 @@ def identity_mixture(people: int, per_person: int | tuple[int, int] = 8, dim: in
     vectors = centres[labels] + rng.standard_normal((len(labels), dim)).astype(np.float32) \
         * scale[labels, None]
     return vectors.astype(np.float32), labels
+
+
+def face_free_images(n: int = 60, seed: int = 0) -> list[np.ndarray]:
+    """Seeded RGB images with no face in them, 150-500 px a side: noise, gradients,
+    checkerboards, smooth colour blobs and wave patterns in turn (what a detector
+    must not call a face; the benchmarks add crops of real photos' backgrounds)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        h, w = (int(v) for v in rng.integers(150, 500, 2))
+        y, x = np.mgrid[0:h, 0:w]
+        kind = k % 5
+        if kind == 0:
+            image = rng.integers(0, 256, (h, w, 3))
+        elif kind == 1:
+            image = np.stack([(x * rng.uniform(0.2, 2) + y * rng.uniform(0.2, 2)) % 256] * 3, -1)
+        elif kind == 2:
+            period = int(rng.integers(4, 40))
+            image = np.stack([((x // period + y // period) % 2) * 255] * 3, -1)
+        elif kind == 3:
+            small = rng.uniform(0, 255, (max(2, h // 40), max(2, w // 40), 3)).astype(np.uint8)
+            image = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+        else:
+            image = np.stack([127 + 100 * np.sin(x / rng.uniform(3, 30)) * np.cos(y / rng.uniform(3, 30))] * 3, -1)
+        out.append(np.clip(image, 0, 255).astype(np.uint8))
+    return out

@@ -98,3 +98,16 @@ def test_http_detect(group_photo, home_with_model, tmp_path):
         assert c.post("/v1/detect", files={"photo": ("x", b"junk")}).status_code == 415
     assert not ws.enrolled_dir.exists()  # nothing stored
     sessions.kw["bind"].dispose()
+
+
+def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
+    """The detector recorded in a model is the one its preparer runs (its smallest
+    face), with detections cached apart from the other detectors'."""
+    from jobs.preprocess import PhotoPreparer
+
+    for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30)):
+        prep = PhotoPreparer.for_config({"image_size": 150, "detector": name}, tmp_path)
+        assert prep.face_detector.min_face_size == smallest
+        assert prep.cache.folder == tmp_path / name
+    none = PhotoPreparer.for_config({"image_size": 150, "detector": "none"}, tmp_path)
+    assert none.cache is None and none.face_detector.min_face_size == 20  # detect's default

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
+from verifier.defaults import DEFAULT_DETECTOR
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
     r = run("train", "--data", data, "--backbone", "dlib-resnet", "--head", "none",
             "--fine-tune", "0", "--name", "dlib", "--protocol", "image-disjoint")
     assert r.exit_code == 0, r.output
-    assert "nothing to train" in r.output and "faces (mtcnn):" in r.output and "no face" not in r.output
+    assert "nothing to train" in r.output and f"faces ({DEFAULT_DETECTOR}):" in r.output and "no face" not in r.output
     r = run("embed", "--data", data, "--json")
     assert r.exit_code == 0 and json.loads(r.output)["added"] == 16
     r = run("evaluate", "--split", "validation", "--json")
@@ -104,7 +105,7 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
         from verifier.images import sha256_bytes
 
         fresh = sorted((SEED_FACES / held.name).iterdir())[7].read_bytes()
-        cached = ws.faces_cache_dir / "mtcnn" / sha256_bytes(fresh)[:2] / f"{sha256_bytes(fresh)}.json"
+        cached = ws.faces_cache_dir / DEFAULT_DETECTOR / sha256_bytes(fresh)[:2] / f"{sha256_bytes(fresh)}.json"
         r = client.post("/v1/identities/held/photos", files=[("photos", ("a.png", fresh))])
         assert r.status_code == 201 and cached.exists()
         photo_id = r.json()["photos"][0]["photo_id"]
@@ -120,7 +121,7 @@ def test_dlib_resnet_train_embed_evaluate_query(few_seed_faces, tmp_path):
             ("photos", ("a.png", fresh))])
         assert r.status_code == 409 and r.json()["code"] == "already_enrolled"
         held_back = sha256_bytes(sorted((SEED_FACES / held.name).iterdir())[5].read_bytes())
-        assert not (ws.faces_cache_dir / "mtcnn" / held_back[:2] / f"{held_back}.json").exists()
+        assert not (ws.faces_cache_dir / DEFAULT_DETECTOR / held_back[:2] / f"{held_back}.json").exists()
         assert not list(ws.enrolled_dir.rglob(f"{held_back}.*"))
     # a trained Dense head on top of the descriptor also works
     r = run("train", "--data", data, "--backbone", "dlib-resnet", "--fine-tune", "0",

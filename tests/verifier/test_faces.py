@@ -87,6 +87,48 @@ def test_fast_mtcnn_finds_the_same_faces_as_the_package(seed_faces):
     assert worst < 1.0, worst
 
 
+def test_detectors_by_name_and_the_smallest_face_in_a_scaled_copy(monkeypatch):
+    """A model's detector name gives its smallest face; in the copy of a large photo
+    the smallest face shrinks with the copy but never under the package's 20 px."""
+    from verifier.faces import MTCNNDetector
+
+    assert MTCNNDetector.named("mtcnn").min_face_size == 20
+    assert MTCNNDetector.named("mtcnn-30px").min_face_size == 30
+    with pytest.raises(ValueError, match="unknown face detector"):
+        MTCNNDetector.named("yolo")
+    asked = []
+    fake = type("Pipe", (), {"detect": lambda self, image, min_face_size: asked.append(
+        (image.shape[:2], min_face_size)) or []})()
+    monkeypatch.setattr(MTCNNDetector, "_model", lambda self: fake)
+    for name, side, want in (("mtcnn", 800, 20), ("mtcnn-30px", 800, 30), ("mtcnn-30px", 2400, 20),
+                             ("mtcnn-30px", 1920, 25), ("mtcnn", 3200, 20)):
+        MTCNNDetector.named(name).detect(np.zeros((side // 2, side, 3), np.uint8))
+        assert asked[-1][1] == pytest.approx(want), (name, side, asked[-1])
+
+
+@pytest.mark.integration
+def test_the_30px_detector_finds_the_packages_largest_face_on_every_seed_photo(seed_faces):
+    """``mtcnn-30px`` (the pyramid from 30 px) against the package-equal detector on
+    the 128 seed photos: a face wherever it finds one, the largest in the same place.
+    The two pyramids propose different windows, so boxes and landmarks move a little
+    (measured: landmarks by a median 1.8% of the face's width, at most 11% on three
+    photos; the pair EER does not suffer, ``benchmarks/faces_speed.py``)."""
+    from PIL import Image
+
+    from verifier.faces import MTCNNDetector, box_overlap
+
+    plain, coarse = MTCNNDetector.named("mtcnn"), MTCNNDetector.named("mtcnn-30px")
+    shifts = []
+    for path in sorted(seed_faces.rglob("*.png")):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        a, b = plain.detect(image), coarse.detect(image)
+        assert a and b, path
+        assert box_overlap(a[0].box, b[0].box) > 0.6, path
+        shifts.append(np.abs(np.array(a[0].landmarks) - np.array(b[0].landmarks)).max() / a[0].box[2])
+        assert shifts[-1] < 0.12, (path, shifts[-1])
+    assert len(shifts) == 128 and np.median(shifts) < 0.03
+
+
 @pytest.mark.integration
 def test_a_huge_photo_is_searched_small_and_aligned_at_full_resolution(seed_faces, tmp_path):
     """A 6000x4000 photo: detected in a bounded copy, landmarks mapped back, and the
