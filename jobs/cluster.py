@@ -32,7 +32,6 @@ from verifier.errors import VerifierError
 from verifier.images import image_format, is_image_file, read_header, sha256_bytes
 
 from .live import GalleryEmpty, IdentityNotFound, NotCalibrated, Verifier
-from .models import LoadedModel, load_model
 from .preprocess import Prepared, read_photo_bytes
 
 log = logging.getLogger(__name__)
@@ -173,16 +172,6 @@ def _model_row(session: Session, model_id: int | None) -> Model:
     if row is None:
         raise ClusterError("the model of this cluster run is gone")
     return row
-
-
-def open_verifier(ws: Workspace, sessions: sessionmaker[Session], model: str | None = None,
-                  loaded: LoadedModel | None = None) -> Verifier:
-    """A :class:`Verifier` for model ``model`` (its index is loaded only if used)."""
-    loaded = loaded or load_model(ws, model)
-    with sessions.begin() as session:
-        row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
-        model_id, threshold = row.id, row.threshold
-    return Verifier(ws, sessions, loaded, model_id, threshold)
 
 
 def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold: float | None = None,

@@ -242,12 +242,13 @@ class Verifier:
     @classmethod
     def open(cls, ws: Workspace, sessions: sessionmaker[Session],
              model: str | None = None, *, max_pixels: int | None = None,
-             threads: int | None = None) -> "Verifier":
-        """Load model version ``model`` (default: the most recent). The index and the
-        photo metadata are loaded on first use (verification does not need them).
-        ``max_pixels`` lowers the largest photo decoded (the service's own limit);
-        ``threads``: the model's intra-op threads (default: every core)."""
-        loaded = load_model(ws, model, threads=threads)
+             threads: int | None = None, loaded: LoadedModel | None = None) -> "Verifier":
+        """Load model version ``model`` (default: the most recent), or use ``loaded``,
+        one loaded already. The index and the photo metadata are loaded on first use
+        (verification does not need them). ``max_pixels`` lowers the largest photo
+        decoded (the service's own limit); ``threads``: the model's intra-op threads
+        (default: every core)."""
+        loaded = loaded or load_model(ws, model, threads=threads)
         if max_pixels is not None:
             loaded.preparer.max_pixels = max_pixels
         with sessions.begin() as session:

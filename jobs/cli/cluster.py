@@ -70,14 +70,15 @@ def cluster_run(ctx: Context, photos: tuple[Path, ...], model: str | None, thres
       verifier cluster ./unsorted --html sheet.html
       verifier cluster ./unsorted --json > groups.json
     """
-    from ..cluster import cluster_photos, open_verifier, photo_items
+    from ..cluster import cluster_photos, photo_items
+    from ..live import Verifier
     from ..progress import bar
 
     items = photo_items(photos)
     if not items:
         raise click.ClickException("no photos found in " + ", ".join(str(p) for p in photos))
     sessions = ctx.database()
-    verifier = open_verifier(ctx.workspace(), sessions, model)
+    verifier = Verifier.open(ctx.workspace(), sessions, model)
     with bar(len(items), "faces", quiet=ctx.quiet or as_json) as progress:
         run = cluster_photos(ctx.workspace(), sessions, items, verifier=verifier, threshold=threshold,
                              min_size=min_size, neighbours=neighbours, max_faces=max_faces,
@@ -126,13 +127,14 @@ def cluster_name(ctx: Context, run_id: int, group: int, name: str | None, merge_
       verifier cluster name 1 0 "Ada Lovelace"
       verifier cluster name 1 4 --merge-into "Ada Lovelace"
     """
-    from ..cluster import load_run, name_group, open_verifier
+    from ..cluster import load_run, name_group
+    from ..live import Verifier
 
     if (name is None) == (merge_into is None):
         raise click.UsageError("give either NAME (a new person) or --merge-into NAME (an existing one)")
     sessions = ctx.database()
     run = load_run(sessions, run_id)
-    verifier = open_verifier(ctx.workspace(), sessions, run.model)
+    verifier = Verifier.open(ctx.workspace(), sessions, run.model)
     verifier.min_quality = min_quality
     named = name_group(sessions, verifier, run_id, group, name or merge_into, merge=merge_into is not None)
     verifier.close()

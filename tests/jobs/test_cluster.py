@@ -163,13 +163,14 @@ def test_contact_sheet_has_a_thumbnail_per_face(home, tmp_path):
 
 
 def test_progress_is_recorded_while_the_run_goes(home, tmp_path):
-    from jobs.cluster import cluster_photos, load_run, open_verifier, photo_items
+    from jobs.cluster import cluster_photos, load_run, photo_items
+    from jobs.live import Verifier
 
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=2, per_identity=2)
     ws = Workspace.open(home)
     seen = []
-    v = open_verifier(ws, sessions, "tiny")
+    v = Verifier.open(ws, sessions, "tiny")
     run = cluster_photos(ws, sessions, photo_items([photos]), verifier=v, threshold=float(EVERYONE),
                          on_progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (4, 4)

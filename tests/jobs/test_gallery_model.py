@@ -156,8 +156,8 @@ class World:
     def name_group(self) -> None:
         """Unlabeled photos grouped (`verifier cluster`), then a group named: another
         writer beside the servers, enrolling vectors the run computed."""
-        from jobs.cluster import cluster_photos, name_group, open_verifier, photo_items
-        from jobs.live import IdentityNotFound
+        from jobs.cluster import cluster_photos, name_group, photo_items
+        from jobs.live import IdentityNotFound, Verifier
         from storage.errors import GalleryConflict
 
         unlabeled = self.folder.parent / "unlabeled"
@@ -165,7 +165,7 @@ class World:
         for _ in range(self.rng.choice([1, 2])):
             (unlabeled / f"u{self.rng.randrange(10 ** 6)}.png").write_bytes(self.rng.choice(self.pool))
         if self.clusterer is None:
-            self.clusterer = open_verifier(self.ws, self.sessions, "tiny", loaded=self.loaded)
+            self.clusterer = Verifier.open(self.ws, self.sessions, "tiny", loaded=self.loaded)
         run = cluster_photos(self.ws, self.sessions, photo_items([unlabeled]), verifier=self.clusterer,
                              threshold=self.rng.choice([0.05, 100.0]), min_size=1)
         group = self.rng.choice(run.groups)

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from jobs.api import Settings, create_app  # noqa: E402
 from jobs.api.background import ClusterRunner  # noqa: E402
-from jobs.cluster import load_run, open_verifier, start_run  # noqa: E402
+from jobs.cluster import load_run, start_run  # noqa: E402
+from jobs.live import Verifier  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
@@ -35,7 +36,7 @@ def served(home_with_model, tmp_path, db_url):
     with sessions.begin() as s:
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
     write_identity_set(tmp_path / "allowed" / "event", identities=2, per_identity=2, size=32)
-    open_verifier(ws, sessions, "tiny")  # the model's row, to set its threshold
+    Verifier.open(ws, sessions, "tiny")  # the model's row, to set its threshold
     with sessions.begin() as s:
         gallery.get_model(s, "tiny").threshold = 100.0  # every pair: one group
     app = create_app(ws, sessions, Settings(model="tiny", cluster_folders=(str(tmp_path / "allowed"),)))
@@ -134,7 +135,7 @@ def test_a_cli_run_shows_file_names_only(served):
 
     client, keys, ws, sessions, tmp_path = served
     folder = write_identity_set(tmp_path / "cli", identities=1, per_identity=2, size=32)
-    v = open_verifier(ws, sessions, "tiny")
+    v = Verifier.open(ws, sessions, "tiny")
     run = cluster_photos(ws, sessions, photo_items([folder]), verifier=v)
     body = client.get(f"/v1/clusters/{run.run}", headers=auth(keys["read"])).json()
     assert sorted(body["clusters"][0]["photos"]) == ["img_00.png", "img_01.png"]
@@ -144,7 +145,7 @@ def test_a_cli_run_shows_file_names_only(served):
 def test_runner_stops_between_batches_and_fails_the_waiting_runs(home_with_model, tmp_path):
     ws = Workspace.open(home_with_model)
     sessions = open_database(ws.database_url)
-    v = open_verifier(ws, sessions, "tiny")
+    v = Verifier.open(ws, sessions, "tiny")
     runner = ClusterRunner(sessions, waiting=1)
     gate = threading.Event()
     first = start_run(sessions, v, threshold=1.0)
