@@ -13,8 +13,8 @@ from storage.errors import IndexMismatch
 from storage.index import build_index_streaming, load_index, read_sidecar, save_index
 from storage.lock import job_lock
 from storage.workspace import Workspace
+from verifier.defaults import DEFAULT_TRAIN_SAMPLE
 
-DEFAULT_TRAIN_SAMPLE = 262_144
 """Vectors an index type that needs training (IVF, PQ) is trained on: enough for
 65,536 lists x 4 (FAISS asks for 39 per centroid to stop warning; 4 works)."""
 CHUNK = 100_000

@@ -23,7 +23,7 @@ from storage.follower import CatchUp, Follower
 from storage.live_index import LiveIndex
 from storage.gallery import identity_name
 from storage.workspace import Workspace
-from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
+from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
 from verifier.errors import ImageError, NoSuchFace, SeveralFaces, VerifierError
 from verifier.faces import Face, largest_first
 from verifier.images import image_format, read_header
@@ -342,7 +342,7 @@ class Verifier:
 
     # -- reading -------------------------------------------------------------------------
 
-    def search(self, data: bytes, k: int = 5, name: str = "<bytes>", *,
+    def search(self, data: bytes, k: int = DEFAULT_K, name: str = "<bytes>", *,
                keep_chip: bool = False, max_faces: int = DEFAULT_MAX_FACES) -> QueryResult:
         """The ``k`` nearest identities of every face of one photo (up to
         ``max_faces``, largest first, one batched forward pass); errors raise. With
@@ -353,8 +353,9 @@ class Verifier:
         result.answer(faces, ranked, keep_chip, self.min_quality)
         return result
 
-    def search_many(self, items: Iterable[tuple[str, bytes | Exception]], k: int = 5,
-                    batch_size: int = 32, max_faces: int = DEFAULT_MAX_FACES) -> Iterable[QueryResult]:
+    def search_many(self, items: Iterable[tuple[str, bytes | Exception]], k: int = DEFAULT_K,
+                    batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
+                    max_faces: int = DEFAULT_MAX_FACES) -> Iterable[QueryResult]:
         """Answers for ``(name, bytes)`` items, in order, every face of each,
         embedding the faces of several photos in one batch. An item that cannot be
         used (or an exception in place of its bytes) is answered with ``error`` set;

@@ -9,7 +9,7 @@ from typing import BinaryIO, Iterator, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.workspace import Workspace
-from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
+from verifier.defaults import DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
 from verifier.errors import VerifierError
 from verifier.images import is_image_file
 
@@ -47,7 +47,7 @@ def read_items(items: Sequence[str], stdin: BinaryIO | None = None
             yield item, exc
 
 
-def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str], *, k: int = 5,
+def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str], *, k: int = DEFAULT_K,
           model: str | None = None, stdin: BinaryIO | None = None,
           max_faces: int = DEFAULT_MAX_FACES,
           min_quality: float = DEFAULT_MIN_QUALITY) -> Iterator[QueryResult]:

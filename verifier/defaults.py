@@ -83,6 +83,8 @@ DATASETS = ("seed-faces", "lfw")
 """Data sets `verifier datasets fetch` knows."""
 DEFAULT_K = 5
 """Identities listed by a query."""
+DEFAULT_TRAIN_SAMPLE = 262_144
+"""Vectors an index type that needs training (IVF, PQ) is trained on, drawn at random."""
 DEFAULT_MAX_FACES = 20
 """Faces reported per photo by `verifier detect` and ``/v1/detect``, largest first."""
 DEFAULT_MIN_QUALITY = 0.2

@@ -13,7 +13,7 @@ DEFAULT_WORKERS = 2
 """Inference requests running at once (threads; the model's own ops use every core)."""
 DEFAULT_QUEUE = 16
 """Inference requests allowed to wait for a worker; more are answered 503."""
-DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_SERVICE_MAX_PIXELS = 25_000_000
 """Largest photo the service decodes (batch jobs allow 50 megapixels): a photo of a
 few hundred kB can hold this many pixels, so it bounds a request's memory."""
 DEFAULT_LIMIT_CONCURRENCY = 1000
@@ -58,7 +58,7 @@ class Settings:
     queue: int = DEFAULT_QUEUE
     snapshot_interval: float = DEFAULT_SNAPSHOT_INTERVAL
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_SERVICE_MAX_PIXELS
     auth_failures: int = DEFAULT_AUTH_FAILURES
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     """Seconds per megabyte of body (``--body-timeout``); slower bodies: 408."""

@@ -8,7 +8,7 @@ import click
 
 from verifier import defaults as d
 
-from .context import Context, emit_json, friendly, pass_ctx
+from .context import MAX_FACES, MODEL, Context, emit_json, friendly, pass_ctx
 
 
 class ClusterGroup(click.Group):
@@ -40,15 +40,14 @@ def cluster_cmd() -> None:
 
 @cluster_cmd.command(name="run")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--threshold", type=click.FloatRange(0, min_open=True),
               help="Faces closer than this may be one person [default: the model's calibrated threshold].")
 @click.option("--min-size", default=d.DEFAULT_MIN_SIZE, show_default=True, type=click.IntRange(1),
               help="Smaller groups are listed as unclustered.")
 @click.option("--neighbours", default=d.DEFAULT_NEIGHBOURS, show_default=True, type=click.IntRange(1, 1000),
               help="Nearest neighbours each face is linked to (within the threshold).")
-@click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True, type=click.IntRange(1),
-              help="Faces at most per photo, largest first.")
+@MAX_FACES
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write a contact sheet: a row of face thumbnails per group.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON document.")

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import click
 
+from verifier import defaults as d
+
 
 def library_errors() -> tuple[type[BaseException], ...]:
     from storage.errors import StorageError
@@ -71,3 +73,15 @@ def emit_json(value: Any) -> None:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+MAX_FACES = click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True,
+                         type=click.IntRange(1), help="Faces at most per photo, largest first.")
+"""The option of every command that looks at each face of a photo."""
+MIN_QUALITY = click.option("--min-quality", default=d.DEFAULT_MIN_QUALITY, show_default=True,
+                           type=click.FloatRange(0, 1),
+                           help="A face of a lower quality gets no name (unknown, poor_quality); "
+                                "0 judges every face.")
+"""The quality floor of the commands that name faces."""
+MODEL = click.option("--model", help="Model version [default: the most recent].")
+"""The option of every command that uses one model version."""

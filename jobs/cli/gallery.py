@@ -8,13 +8,13 @@ import click
 
 from verifier import defaults as d
 
-from .context import Context, emit_json, friendly, pass_ctx
+from .context import MODEL, Context, emit_json, friendly, pass_ctx
 
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Gallery folder laid out as DATA/<person>/<photo>.")
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--batch-size", default=d.DEFAULT_EMBED_BATCH_SIZE, show_default=True, type=click.IntRange(1))
 @click.option("--prune", is_flag=True, help="Remove photos that are gone from the folder.")
 @click.option("--restore-removed", is_flag=True,
@@ -203,11 +203,11 @@ def index() -> None:
 
 
 @index.command("build")
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--factory", "index_factory", required=True,
               help="FAISS factory string: Flat, HNSW32, IVF4096,Flat, IVF65536,PQ32, "
                    "OPQ32,IVF65536,PQ32 ...")
-@click.option("--train-sample", default=262_144, show_default=True, type=click.IntRange(1),
+@click.option("--train-sample", default=d.DEFAULT_TRAIN_SAMPLE, show_default=True, type=click.IntRange(1),
               help="Vectors a type that needs training is trained on (a seeded random sample).")
 @click.option("--wait", is_flag=True, help="Wait for a running embed instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -232,7 +232,7 @@ def index_build(ctx: Context, model: str | None, index_factory: str, train_sampl
 
 
 @index.command("info")
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_ctx
 @friendly

@@ -8,16 +8,7 @@ import click
 
 from verifier import defaults as d
 
-from .context import Context, emit_json, friendly, pass_ctx
-
-MAX_FACES = click.option("--max-faces", default=d.DEFAULT_MAX_FACES, show_default=True,
-                         type=click.IntRange(1), help="Faces at most per photo, largest first.")
-"""The option of every command that looks at each face of a photo."""
-MIN_QUALITY = click.option("--min-quality", default=d.DEFAULT_MIN_QUALITY, show_default=True,
-                           type=click.FloatRange(0, 1),
-                           help="A face of a lower quality gets no name (unknown, poor_quality); "
-                                "0 judges every face.")
-"""The quality floor of the commands that name faces."""
+from .context import MAX_FACES, MIN_QUALITY, MODEL, Context, emit_json, friendly, pass_ctx
 
 
 def metric_table(ev) -> list[str]:
@@ -56,7 +47,7 @@ def metric_table(ev) -> list[str]:
 
 
 @click.command()
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--split", default="test", show_default=True,
               type=click.Choice(["train", "validation", "test"]), help="Which saved pairs to score.")
 @click.option("--threshold", type=float, help="Score at this distance threshold instead of the model's.")
@@ -153,7 +144,7 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
 @click.command()
 @click.argument("photos", nargs=-1, required=True)
 @click.option("-k", "k", default=d.DEFAULT_K, show_default=True, type=click.IntRange(1), help="Identities to list.")
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--json", "as_json", is_flag=True, help="Print the answers as one JSON document.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write one row per photo, face and rank to this CSV file.")
@@ -241,7 +232,7 @@ def _print_matches(matches, indent: str) -> None:
 @click.command()
 @click.argument("photo_a")
 @click.argument("photo_b")
-@click.option("--model", help="Model version [default: the most recent].")
+@MODEL
 @click.option("--threshold", type=float, help="Override the model's calibrated threshold.")
 @click.option("--face-a", default=0, show_default=True, type=click.IntRange(0),
               help="Which face of PHOTO_A to compare (0 is the largest; see `verifier detect`).")

@@ -9,7 +9,7 @@ import click
 from verifier.defaults import DEFAULT_MIN_QUALITY
 
 from ..api.settings import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_HOST, DEFAULT_LIMIT_CONCURRENCY,
-                            DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
+                            DEFAULT_SERVICE_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT, DEFAULT_QUEUE,
                             DEFAULT_REFRESH_INTERVAL, DEFAULT_SNAPSHOT_INTERVAL, DEFAULT_WORKERS)
 from storage.keys import SCOPES
 
@@ -42,7 +42,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--refresh-interval", default=DEFAULT_REFRESH_INTERVAL, show_default=True,
               type=click.FloatRange(0.1),
               help="Seconds between checks for gallery changes made by other processes.")
-@click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
+@click.option("--max-pixels", default=DEFAULT_SERVICE_MAX_PIXELS, show_default=True, type=click.IntRange(1),
               help="Largest photo decoded, in pixels (width x height); larger: 413.")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="Another Host name to answer besides the bound address and localhost "
