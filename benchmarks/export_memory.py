@@ -8,6 +8,12 @@ freeze, graph_def, tf2onnx's conversion, ONNX Runtime's first run, and the large
 difference from Keras. Then `export_branch` as `train` calls it (the conversion in a
 child process with protobuf's pure-Python messages, see `verifier/onnx_branch.py`),
 with the child's own peak beside this process's.
+
+    python benchmarks/export_memory.py --pipeline
+
+runs the README's main command instead (`verifier pipeline --data ../shared/data/
+seed-faces --backbone dlib-resnet`, a fresh workspace) and prints the peak resident
+memory of its process, of the export's child, and of both together.
 """
 from __future__ import annotations
 
@@ -23,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def rss_mb() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+    return _rss_of(os.getpid())
 
 
 def main() -> None:
@@ -32,7 +37,10 @@ def main() -> None:
     ap.add_argument("--backbone", default="dlib-resnet")
     ap.add_argument("--head", default="adapter")
     ap.add_argument("--image-size", type=int, default=150, help="input side (dlib-resnet: 150)")
+    ap.add_argument("--pipeline", action="store_true", help="measure the README's main command")
     args = ap.parse_args()
+    if args.pipeline:
+        return pipeline()
     peak = [rss_mb()]
 
     def watch() -> None:
@@ -83,17 +91,9 @@ def main() -> None:
     child_peak = [0]
 
     def watch_children() -> None:
-        me = os.getpid()
         while True:
-            try:
-                kids = open(f"/proc/{me}/task/{me}/children").read().split()
-                for kid in kids:
-                    with open(f"/proc/{kid}/status") as status:
-                        rss = next(int(line.split()[1]) // 1024 for line in status
-                                   if line.startswith("VmRSS"))
-                    child_peak[0] = max(child_peak[0], rss)
-            except (OSError, StopIteration):
-                pass
+            for kid in _children(os.getpid()):
+                child_peak[0] = max(child_peak[0], _rss_of(kid))
             time.sleep(0.01)
 
     threading.Thread(target=watch_children, daemon=True).start()
@@ -105,6 +105,46 @@ def main() -> None:
     mark(f"export_branch ({'child process' if in_child else 'this process'}, {seconds:.1f} s)")
     if in_child:
         print(f"{'  the child process':<40} peak {child_peak[0]:6d} MB")
+
+
+def pipeline() -> None:
+    """The README's main command in a fresh workspace, its process tree sampled every
+    50 ms: the command's peak, its children's (the ONNX export), and their sum."""
+    import subprocess
+    import tempfile
+
+    seed = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+    verifier = Path(sys.executable).parent / "verifier"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "VERIFIER_HOME": tmp}
+        started = time.perf_counter()
+        proc = subprocess.Popen([str(verifier), "-q", "pipeline", "--data", str(seed), "--backbone",
+                                 "dlib-resnet"], env=env, stdout=subprocess.DEVNULL)
+        peaks = {"command": 0, "children": 0, "together": 0}
+        while proc.poll() is None:
+            rss = {pid: _rss_of(pid) for pid in [proc.pid, *_children(proc.pid)]}
+            peaks["command"] = max(peaks["command"], rss.pop(proc.pid))
+            peaks["children"] = max(peaks["children"], *rss.values(), 0)
+            peaks["together"] = max(peaks["together"], _rss_of(proc.pid) + sum(rss.values()))
+            time.sleep(0.05)
+    print(f"verifier pipeline (exit {proc.returncode}, {time.perf_counter() - started:.1f} s): peak "
+          f"{peaks['command']} MB, its children {peaks['children']} MB, together {peaks['together']} MB")
+
+
+def _rss_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(kid) for kid in children.read().split()]
+    except OSError:
+        return []
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def main() -> None:
     detectors_side_by_side(paths, models)
 
 
-DETECTORS = tuple(name for name in MIN_FACE_PX)
+DETECTORS = tuple(MIN_FACE_PX)
 
 
 def face_free(paths: list[Path]) -> list[np.ndarray]:

@@ -1,0 +1,65 @@
+"""MTCNN's settings against the package's own, on the seed photos, their seven
+degradations and face-free images, in one run: what each costs and what it misses.
+
+    python benchmarks/detector_settings.py
+
+For each setting (the smallest face searched, the pyramid's scale factor, PNet's and
+ONet's thresholds): faces found on the 128 seed photos and on their 896 degraded
+copies (`benchmarks/hard_photos.py`'s, seeded), extra faces (a seed photo shows one
+person), false faces on the face-free images of `benchmarks/faces_speed.py`, and
+milliseconds per seed photo. A setting may replace the package's only where it finds
+at least as many faces with no more false ones (`--detector mtcnn-30px` came from
+this table).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SETTINGS = {
+    "package (20 px)": {},
+    "30 px": {"min_face_size": 30},
+    "40 px": {"min_face_size": 40},
+    "30 px, scale 0.6": {"min_face_size": 30, "scale_factor": 0.6},
+    "30 px, PNet 0.7": {"min_face_size": 30, "threshold_pnet": 0.7},
+    "30 px, ONet 0.85": {"min_face_size": 30, "threshold_onet": 0.85},
+    "30 px, ONet 0.9": {"min_face_size": 30, "threshold_onet": 0.9},
+}
+
+
+def main() -> None:
+    from benchmarks.faces_speed import SEED, face_free
+    from benchmarks.hard_photos import degraded_sets
+    from verifier.images import decode_image
+    from verifier.mtcnn_pipeline import MTCNNPipeline
+
+    paths = sorted(SEED.rglob("*.png"))
+    decoded = {name: [decode_image(data) for data in photos]
+               for name, photos in degraded_sets(paths, 0).items()}
+    free = face_free(paths)
+    pipe = MTCNNPipeline.cached()
+    print(f"{'setting':<20}{'seed':>9}{'extra':>7}{'degraded':>10}{'extra':>7}{'false faces':>13}"
+          f"{'ms/seed photo':>15}")
+    for label, options in SETTINGS.items():
+        found = extra = 0
+        for name, images in decoded.items():
+            t = time.perf_counter()
+            faces = [pipe.detect(image, **options) for image in images]
+            if name == "clean":
+                ms = (time.perf_counter() - t) / len(images) * 1000
+                seed_found, seed_extra = sum(bool(f) for f in faces), sum(max(0, len(f) - 1) for f in faces)
+            else:
+                found += sum(bool(f) for f in faces)
+                extra += sum(max(0, len(f) - 1) for f in faces)
+        false = sum(len(pipe.detect(image, **options)) for image in free)
+        print(f"{label:<20}{seed_found:>5}/{len(paths)}{seed_extra:>7}{found:>6}/{len(paths) * 7}{extra:>7}"
+              f"{false:>13}{ms:>15.1f}")
+
+
+if __name__ == "__main__":
+    main()
