@@ -43,6 +43,9 @@ ONNX_OPSET = 17
 IN_PROCESS_BYTES = 4 << 20
 """Branches with more float32 weight bytes than this are exported in a child process."""
 
+CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+"""``tf2onnx``'s switch for copying the graph before each optimiser pass."""
+
 __all__ = ["BRANCH_FILE", "Branch", "ExportFailed", "OnnxMismatch", "TOLERANCE", "export_branch", "tolerance"]
 
 
@@ -143,10 +146,6 @@ def _to_onnx(model, side: int) -> bytes:
         else:
             os.environ[CATCH_ERRORS] = catch
     return proto.SerializeToString()
-
-
-CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
-"""``tf2onnx``'s switch for copying the graph before each optimiser pass."""
 
 
 class Branch:
