@@ -37,7 +37,7 @@ _preparer = None
 
 def _start_worker() -> None:
     global _preparer
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
 
     _preparer = PhotoPreparer(150, "mtcnn")  # no cache: every photo is detected
 

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from verifier.defaults import DEFAULT_PADDING  # noqa: E402
 from verifier.dlib_resnet import CHIP_SIZE, DESCRIPTOR_THRESHOLD  # noqa: E402
-from jobs.preprocess import PhotoPreparer  # noqa: E402
+from verifier.preparation import PhotoPreparer  # noqa: E402
 from verifier import metrics  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
 from verifier.losses import euclidean_distance_np  # noqa: E402

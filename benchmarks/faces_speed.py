@@ -107,7 +107,7 @@ def storage_time(data: Path, home: Path, loaded) -> float:
     from types import SimpleNamespace
 
     from jobs.embed import embed_gallery
-    from jobs.preprocess import Prepared
+    from verifier.preparation import Prepared
     from storage.database import open_database
     from storage.workspace import Workspace
 
@@ -165,7 +165,7 @@ def latency(paths: list[Path], loaded, n: int = 32) -> list[float]:
     """Warm single-photo latency: decode + detect + align + forward of bytes never seen."""
     from PIL import Image
 
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
 
     prep = PhotoPreparer(150, loaded.config["detector"])  # no cache: every photo detected
     out = []

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from verifier.defaults import DEFAULT_PADDING  # noqa: E402
 from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
-from jobs.preprocess import PhotoPreparer  # noqa: E402
+from verifier.preparation import PhotoPreparer  # noqa: E402
 from jobs.live import Verifier  # noqa: E402
 from jobs.train import TrainOptions, train  # noqa: E402
 from storage.database import open_database  # noqa: E402

@@ -169,7 +169,7 @@ def main() -> None:
     import httpx
 
     from jobs.models import load_model
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
     from storage.workspace import Workspace
     from verifier.images import scan_dataset
 

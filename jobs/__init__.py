@@ -12,7 +12,7 @@ _EXPORTS = {
     "Verifier": "live", "QueryResult": "live", "Match": "live", "Verification": "live",
     "Enrolled": "live", "Removed": "live", "QueryError": "live", "PhotoNotFound": "live",
     "IdentityNotFound": "live", "EnrollConflict": "live", "FaceAnswer": "live", "LARGEST": "live",
-    "Detection": "detect", "DetectedFace": "detect", "detect_faces": "detect",
+    "detect_many": "detect",
     "load_model": "models", "LoadedModel": "models",
     "embed_gallery": "embed", "EmbedSummary": "embed",
     "TrainOptions": "train", "TrainResult": "train",

@@ -29,10 +29,10 @@ from storage.workspace import Workspace
 from verifier.clustering import cluster_vectors
 from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
 from verifier.errors import VerifierError
-from verifier.images import image_format, is_image_file, read_header, sha256_bytes
+from verifier.images import image_format, is_image_file, read_header, read_photo_bytes, sha256_bytes
+from verifier.preparation import Prepared
 
 from .live import GalleryEmpty, IdentityNotFound, NotCalibrated, Verifier
-from .preprocess import Prepared, read_photo_bytes
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,18 @@ def cluster_photos(ws: Workspace, sessions: sessionmaker[Session], photos: Seque
         raise
 
 
+@dataclass
+class _Found:
+    """What the faces pass of a run gathered: per photo, the faces of its content
+    (``None`` when skipped), why photos were skipped, and how many faces were
+    embedded now or reused from earlier runs."""
+
+    faces: list[list[store.StoredFace] | None] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    embedded: int = 0
+    reused: int = 0
+
+
 def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier: Verifier,
              run_id: int, on_progress: Callable[[int, int], None] | None, threads: int,
              stopping: Callable[[], bool]) -> ClusterRun:
@@ -224,10 +236,36 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
         params = store.get_run(session, run_id, members=False).params
     threshold, min_size = float(params["threshold"]), int(params["min_size"])
     total = len(photos)
-    skipped: dict[str, str] = {}
-    # per photo: the faces of its content (StoredFace), None when skipped
-    found: list[list[store.StoredFace] | None] = []
-    embedded = reused = 0
+    found = _find_faces(sessions, photos, verifier, run_id, params, on_progress, threads, stopping)
+    # one vector per face content; several paths may show the same content
+    members: list[tuple[PhotoItem, store.StoredFace]] = [
+        (item, face) for item, faces in zip(photos, found.faces) if faces for face in faces]
+    unique = {face.id: face for _, face in members}
+    groups, alone = _groups(sessions, verifier, run_id, members, unique, params)
+    _suggest(verifier, groups, unique, threshold)
+    groups.sort(key=lambda g: (-g.size, g.cluster))
+    skipped = found.skipped
+    counts = {"done": total, "total": total, "photos": total - len(skipped),
+              "faces": len(members), "embedded": found.embedded, "reused": found.reused,
+              "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
+              "seconds": round(time.perf_counter() - started, 3)}
+    store.finish(sessions, run_id,
+                 [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
+                 [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
+                 + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
+                 dict(counts, skipped_photos=skipped))
+    return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
+                      [_group_face(item, face) for item, face in alone], skipped, counts,
+                      origin=params.get("origin", "cli"))
+
+
+def _find_faces(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier: Verifier,
+                run_id: int, params: dict, on_progress: Callable[[int, int], None] | None,
+                threads: int, stopping: Callable[[], bool]) -> _Found:
+    """The faces of every photo, batch by batch: those of a content seen before are
+    read back, the others detected, embedded and stored; progress is recorded."""
+    total = len(photos)
+    found = _Found()
     last = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         for at in range(0, total, BATCH):
@@ -235,65 +273,72 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
                 raise ClusterError(f"cluster run {run_id} stopped after {at} of {total} photos "
                                    "(the server shut down); start it again: the faces embedded "
                                    "so far are kept")
-            chunk = photos[at:at + BATCH]
-            datas: list[bytes | None] = []
-            for item in chunk:
-                try:
-                    datas.append(read_photo_bytes(item.path))
-                except VerifierError as exc:  # shown by its name, not where it lies
-                    skipped[item.name] = str(exc).replace(str(item.path), item.name)
-                    datas.append(None)
-            shas = [sha256_bytes(d) if d is not None else None for d in datas]
-            with sessions() as session:
-                known = store.faces_of(session, verifier.model_id, [s for s in shas if s])
-            todo = {s: (d, item) for s, d, item in zip(shas, datas, chunk) if s and s not in known}
-            prepared = dict(zip(todo, pool.map(lambda kv: _prepare(verifier, *kv, params), todo.values())))
-            new: list[store.StoredFace] = []
-            faces = [p for ps in prepared.values() if not isinstance(ps, str) for p in ps]
-            vectors = verifier.embed(faces)
-            at_vector = 0
-            for sha, ps in prepared.items():
-                if isinstance(ps, str):
-                    continue
-                for p in ps:
-                    new.append(store.StoredFace(sha, p.index, max(p.found, 1),
-                                             list(p.box) if p.face is not None else None,
-                                             None if p.face is None else float(p.face.confidence),
-                                             vectors[at_vector],
-                                             None if p.quality is None else p.quality.score))
-                    at_vector += 1
-            if new:
-                known.update(store.store_faces(sessions, verifier.model_id, new))
-                embedded += len(new)
-            for sha, item in zip(shas, chunk):
-                if sha is None:
-                    found.append(None)
-                elif isinstance(prepared.get(sha), str):
-                    skipped[item.name] = prepared[sha]
-                    found.append(None)
-                else:
-                    if sha not in prepared:
-                        reused += len(known.get(sha, []))
-                    found.append(known.get(sha, []))
+            _find_batch(sessions, photos[at:at + BATCH], verifier, params, pool, found)
             done = min(at + BATCH, total)
             if on_progress:
                 on_progress(done, total)
             if time.monotonic() - last >= PROGRESS_EVERY_S or done == total:
                 store.progress(sessions, run_id, done, total)
                 last = time.monotonic()
-    # one vector per face content; several paths may show the same content
-    members: list[tuple[PhotoItem, store.StoredFace]] = [
-        (item, face) for item, faces in zip(photos, found) if faces for face in faces]
-    unique = {face.id: face for _, face in members}
+    return found
+
+
+def _find_batch(sessions: sessionmaker[Session], chunk: list[PhotoItem], verifier: Verifier,
+                params: dict, pool: ThreadPoolExecutor, found: _Found) -> None:
+    datas: list[bytes | None] = []
+    for item in chunk:
+        try:
+            datas.append(read_photo_bytes(item.path))
+        except VerifierError as exc:  # shown by its name, not where it lies
+            found.skipped[item.name] = str(exc).replace(str(item.path), item.name)
+            datas.append(None)
+    shas = [sha256_bytes(d) if d is not None else None for d in datas]
+    with sessions() as session:
+        known = store.faces_of(session, verifier.model_id, [s for s in shas if s])
+    todo = {s: (d, item) for s, d, item in zip(shas, datas, chunk) if s and s not in known}
+    prepared = dict(zip(todo, pool.map(lambda kv: _prepare(verifier, *kv, params), todo.values())))
+    new = _stored_faces(verifier, prepared)
+    if new:
+        known.update(store.store_faces(sessions, verifier.model_id, new))
+        found.embedded += len(new)
+    for sha, item in zip(shas, chunk):
+        if sha is None:
+            found.faces.append(None)
+        elif isinstance(prepared.get(sha), str):
+            found.skipped[item.name] = prepared[sha]
+            found.faces.append(None)
+        else:
+            if sha not in prepared:
+                found.reused += len(known.get(sha, []))
+            found.faces.append(known.get(sha, []))
+
+
+def _stored_faces(verifier: Verifier, prepared: dict[str, list[Prepared] | str]) -> list[store.StoredFace]:
+    """The prepared faces of a batch (by photo content) embedded in one call, as rows
+    to store; a photo that could not be used (its reason) has none."""
+    faces = [(sha, p) for sha, ps in prepared.items() if not isinstance(ps, str) for p in ps]
+    vectors = verifier.embed([p for _, p in faces])
+    return [store.StoredFace(sha, p.index, max(p.found, 1),
+                             list(p.box) if p.face is not None else None,
+                             None if p.face is None else float(p.face.confidence), vector,
+                             None if p.quality is None else p.quality.score)
+            for (sha, p), vector in zip(faces, vectors)]
+
+
+def _groups(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
+            members: list[tuple[PhotoItem, store.StoredFace]], unique: dict[int, store.StoredFace],
+            params: dict) -> tuple[list["Group"], list[tuple[PhotoItem, store.StoredFace]]]:
+    """The groups of at least ``min_size`` faces (numbered as in the run before where
+    their faces are the same) and the faces left alone."""
     ids = np.fromiter(unique, dtype=np.int64, count=len(unique))
     vectors = np.stack([unique[i].vector for i in ids]) if len(ids) else np.zeros((0, 1), np.float32)
-    labels = cluster_vectors(vectors, threshold, k=int(params["neighbours"]), min_size=1) \
-        if len(ids) else np.zeros(0, np.int64)
+    labels = cluster_vectors(vectors, float(params["threshold"]), k=int(params["neighbours"]),
+                             min_size=1) if len(ids) else np.zeros(0, np.int64)
     label_of = dict(zip(ids.tolist(), labels.tolist()))
     by_label: dict[int, list[tuple[PhotoItem, store.StoredFace]]] = {}
     for item, face in members:
         by_label.setdefault(label_of[face.id], []).append((item, face))
-    big = {lab: m for lab, m in by_label.items() if len(m) >= min_size}
+    big = {lab: m for lab, m in by_label.items() if len(m) >= int(params["min_size"])}
     alone = [m for lab, ms in by_label.items() if lab not in big for m in ms]
     with sessions() as session:
         previous, top = store.previous_groups(session, verifier.model_id, run_id)
@@ -306,20 +351,7 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
         else:
             number, fresh = fresh, fresh + 1
         groups.append(Group(number, [_group_face(item, face) for item, face in ms]))
-    _suggest(verifier, groups, unique, threshold)
-    groups.sort(key=lambda g: (-g.size, g.cluster))
-    counts = {"done": total, "total": total, "photos": total - len(skipped),
-              "faces": len(members), "embedded": embedded, "reused": reused,
-              "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
-              "seconds": round(time.perf_counter() - started, 3)}
-    store.finish(sessions, run_id,
-                 [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
-                 [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
-                 + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
-                 dict(counts, skipped_photos=skipped))
-    return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
-                      [_group_face(item, face) for item, face in alone], skipped, counts,
-                      origin=params.get("origin", "cli"))
+    return groups, alone
 
 
 def _prepare(verifier: Verifier, data: bytes, item: PhotoItem, params: dict) -> list[Prepared] | str:

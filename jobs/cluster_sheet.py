@@ -11,10 +11,9 @@ import numpy as np
 
 from storage.files import write_text_atomic
 from verifier.errors import VerifierError
-from verifier.images import decode_image, face_thumbnail
+from verifier.images import decode_image, face_thumbnail, read_photo_bytes
 
 from .cluster import ClusterRun, GroupFace
-from .preprocess import read_photo_bytes
 
 THUMB = 96
 """Thumbnail side in pixels."""

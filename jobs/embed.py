@@ -10,36 +10,30 @@ completed by the next one.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
+from storage.errors import InvalidName
 from storage.follower import Follower
 from storage.index import is_current
-from storage.errors import InvalidName
 from storage.lock import job_lock
 from storage.schema import FaceFlag
 from storage.workspace import Workspace
-from verifier.errors import ImageError, NoFaceFound, PoorQuality, VerifierError
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS, DEFAULT_MIN_QUALITY
-from verifier.quality import require_quality
+from verifier.errors import ImageError
 from verifier.images import iter_image_files, sha256_bytes
 
-from .models import LoadedModel, load_model, read_config
+from .engines import check_engine, embedding_batches
+from .models import LoadedModel, read_config
 from .progress import bar
 
 log = logging.getLogger(__name__)
-
-
-class EmbedError(VerifierError):
-    """An embedding run cannot start (an unknown engine, Ray not installed)."""
 
 
 @dataclass
@@ -153,26 +147,6 @@ def _dimensions(data: bytes, path: Path, max_pixels: int) -> tuple[int, int]:
     return read_header(data, name=path, max_pixels=max_pixels)
 
 
-ENGINES = ("local", "ray")
-PREPARE_THREADS = max(1, min(4, os.cpu_count() or 1))
-"""Threads that prepare (read, decode, detect, align) the photos of a batch."""
-
-
-def _prefetch(items: list, load: Callable, batch_size: int) -> Iterator:
-    """Yield ``load(batch)`` for each batch, decoding the next batch while the model
-    runs on this one. The first batch is small so that the model starts early."""
-    first = min(len(items), max(1, batch_size // 4))
-    bounds = [0, first] + list(range(first + batch_size, len(items), batch_size)) + [len(items)]
-    batches = [items[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(load, batches[0]) if batches else None
-        for i in range(len(batches)):
-            result = future.result()
-            if i + 1 < len(batches):
-                future = pool.submit(load, batches[i + 1])
-            yield result
-
-
 def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                   model: str | None = None, batch_size: int = DEFAULT_EMBED_BATCH_SIZE, prune: bool = False,
                   wait: bool = False, index_factory: str | None = None,
@@ -189,8 +163,7 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
     local Ray, or the cluster at ``ray_address``); batches come back to this process
     and are committed exactly as locally. A photo whose face is under ``min_quality``
     is skipped (reason ``poor_quality: ...``) and retried when its bytes change."""
-    if engine not in ENGINES:
-        raise EmbedError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    check_engine(engine)
     root = Path(data).resolve()
     name = loaded.name if loaded else ws.resolve_model(model)
     t0 = time.perf_counter()
@@ -210,14 +183,9 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
                                                    model_id, restore_removed)
             summary.unchanged = max(0, int(ok_total) - len(todo) - summary.moved)
             if todo:
-                if engine == "ray":
-                    from .ray_engine import ray_batches
-
-                    batches = ray_batches(ws, name, todo, batch_size, address=ray_address,
-                                          workers=workers, min_quality=min_quality)
-                else:
-                    loaded = loaded or load_model(ws, name)
-                    batches = local_batches(loaded, todo, batch_size, min_quality)
+                batches = embedding_batches(engine, ws, name, todo, batch_size, loaded=loaded,
+                                            ray_address=ray_address, workers=workers,
+                                            min_quality=min_quality)
                 _commit_batches(sessions, model_id, batches, len(todo), summary, quiet, changed)
             summary.index_rebuilt = sync_index(ws, sessions, name, model_id, index_factory)
             with sessions.begin() as session:
@@ -235,48 +203,6 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
 def _counts(summary: EmbedSummary) -> dict:
     return {k: v for k, v in summary.as_dict().items() if isinstance(v, (int, float))
             and not isinstance(v, bool)} | {"skipped": len(summary.skipped)}
-
-
-Row = gallery.PreparedRow
-
-
-def prepare_row(loaded: LoadedModel, image_id: int, path: str,
-                min_quality: float = DEFAULT_MIN_QUALITY) -> tuple[Row, np.ndarray | None]:
-    """One photo of a batch: its row, and its branch input unless it is unusable (the
-    reason is recorded instead: a face under ``min_quality`` is ``poor_quality``).
-    Shared by every engine."""
-    try:
-        prepared = loaded.preparer.prepare(Path(path))
-        require_quality(prepared.quality, min_quality, path)
-    except ImageError as exc:
-        return Row(image_id, path, exc.reason, None), None
-    except NoFaceFound:
-        return Row(image_id, path, "no_face", None), None
-    except PoorQuality as exc:
-        return Row(image_id, path, f"poor_quality: {', '.join(exc.reasons)} ({exc.score:.2f})", None), None
-    quality = None if prepared.quality is None else prepared.quality.score
-    return Row(image_id, path, None, prepared.status, quality), prepared.pixels
-
-
-def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor,
-                  min_quality: float = DEFAULT_MIN_QUALITY) -> tuple[list[Row], np.ndarray | None]:
-    """The rows of a batch of ``(image_id, path)`` and the stacked branch inputs of its
-    usable photos, prepared on ``pool``'s threads (decoding, the detector's networks
-    and alignment release the GIL). Shared by every engine."""
-    done = list(pool.map(lambda item: prepare_row(loaded, *item, min_quality), batch))
-    pixels = [p for _, p in done if p is not None]
-    return [row for row, _ in done], (np.stack(pixels) if pixels else None)
-
-
-def local_batches(loaded: LoadedModel, todo: list, batch_size: int,
-                  min_quality: float = DEFAULT_MIN_QUALITY) -> Iterator[tuple[list, np.ndarray]]:
-    """``(rows, vectors of the usable rows)`` per batch, in this process: the photos of a
-    batch are prepared on every core at once while the model runs on the batch before."""
-    with ThreadPoolExecutor(max_workers=PREPARE_THREADS) as pool:
-        for rows, pixels in _prefetch(todo, lambda batch: prepare_batch(loaded, batch, pool, min_quality),
-                                      batch_size):
-            yield rows, (loaded.embed(pixels) if pixels is not None
-                         else np.zeros((0, loaded.dimension), np.float32))
 
 
 def _commit_batches(sessions: sessionmaker[Session], model_id: int,

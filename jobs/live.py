@@ -9,8 +9,8 @@ index changes, so the database is always the record and the index a view of it.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -20,22 +20,22 @@ from storage import gallery
 from storage.errors import AlreadyEnrolled
 from storage.files import write_bytes_atomic
 from storage.follower import CatchUp, Follower
-from storage.live_index import LiveIndex
 from storage.gallery import identity_name
+from storage.live_index import LiveIndex
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
+from verifier.detection import DetectedFace
 from verifier.errors import ImageError, NoSuchFace, SeveralFaces, VerifierError
 from verifier.faces import Face, largest_first
-from verifier.images import image_format, read_header
+from verifier.images import image_format, read_header, read_photo_bytes
 from verifier.losses import euclidean_distance_np
+from verifier.preparation import FaceChoice, Prepared
 from verifier.quality import require_quality
 
-from .detect import DetectedFace
 from .models import LoadedModel, load_model
-from .preprocess import FaceChoice, Prepared, read_photo_bytes
 
 if TYPE_CHECKING:
-    from .detect import Detection
+    from verifier.detection import Detection
 
 
 SEARCH_WINDOW = 50
@@ -327,7 +327,7 @@ class Verifier:
         """Every face of a photo (largest first) with box, score and landmarks, and
         with ``chips`` the aligned face this model would embed; the gallery is not
         touched and nothing is cached."""
-        from .detect import detect_faces
+        from verifier.detection import detect_faces
 
         preparer = self.loaded.preparer
         return detect_faces(data, name, max_faces=max_faces,

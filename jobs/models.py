@@ -14,8 +14,7 @@ from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_INFERENCE_ENGINE, INFERENCE_ENGINES
 from verifier.errors import VerifierError
 from verifier.onnx_branch import BRANCH_FILE, Branch
-
-from .preprocess import PhotoPreparer
+from verifier.preparation import PhotoPreparer
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def load_model(ws: Workspace, name: str | None = None, *, engine: str | None = N
     resolved = ws.resolve_model(name)
     folder = ws.model_dir(resolved)
     config = read_config(ws, resolved)
-    preparer = PhotoPreparer.for_config(config, ws.faces_cache_dir)
+    preparer = PhotoPreparer.for_config(config, ws.face_cache(config.get("detector", "none")))
     if engine == "keras":
         branch = _keras_branch(ws, resolved)
         return LoadedModel(resolved, folder, config, KerasForward(branch),

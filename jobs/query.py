@@ -2,7 +2,6 @@
 (files, folders, ``-`` for standard input) and ask the loaded :class:`Verifier`."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator, Sequence
 
@@ -10,41 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
-from verifier.errors import VerifierError
-from verifier.images import is_image_file
 
 from .live import QueryError, QueryResult, Verification, Verifier
-from .preprocess import read_photo_bytes
-
-STDIN = "-"
-
-
-def expand_photos(items: Sequence[str]) -> Iterator[str]:
-    """Photos named on the command line; a folder stands for every photo inside it."""
-    for item in items:
-        path = Path(item)
-        if item != STDIN and path.is_dir():
-            yield from (str(p) for p in sorted(path.rglob("*")) if is_image_file(p))
-        else:
-            yield item
-
-
-def read_one(item: str, stdin: BinaryIO | None = None) -> tuple[str, bytes]:
-    """``(name, bytes)`` of one photo file, or of standard input for ``-``."""
-    if item == STDIN:
-        return "<stdin>", (stdin or sys.stdin.buffer).read()
-    return item, read_photo_bytes(Path(item))
-
-
-def read_items(items: Sequence[str], stdin: BinaryIO | None = None
-               ) -> Iterator[tuple[str, bytes | Exception]]:
-    """``(name, bytes)`` per photo (folders expanded), read one at a time; an
-    unreadable file yields its error in place of the bytes."""
-    for item in expand_photos(items):
-        try:
-            yield read_one(item, stdin)
-        except VerifierError as exc:
-            yield item, exc
+from .photos import STDIN, read_items, read_one
 
 
 def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str], *, k: int = DEFAULT_K,
@@ -97,5 +64,4 @@ def verify(ws: Workspace, sessions: sessionmaker[Session], photo_a: str, photo_b
     return verifier.verify(a, b, threshold=threshold, names=(name_a, name_b), face_a=face_a,
                            face_b=face_b)
 
-__all__ = ["QueryError", "QueryResult", "Verification", "expand_photos", "query", "read_items",
-           "read_one", "verify", "write_csv"]
+__all__ = ["QueryError", "QueryResult", "Verification", "query", "verify", "write_csv"]

@@ -3,7 +3,7 @@ validation photos training never saw, the one to save, and its threshold."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
@@ -13,8 +13,6 @@ from verifier.selection import ModelScores, is_better, score
 
 if TYPE_CHECKING:
     from verifier.images import Dataset
-
-    from .train import TrainOptions
 
 
 @dataclass(frozen=True)
@@ -62,9 +60,17 @@ def _table(start: ModelScores, trained: ModelScores | None) -> list[str]:
     return lines
 
 
+class SelectionOptions(Protocol):
+    """What the choice reads of ``verifier train``'s options (``TrainOptions``)."""
+
+    tta: str
+    target_far: float
+    keep_trained: bool
+
+
 def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarray],
                          rows: np.ndarray, pairs: PairSet, dataset: "Dataset",
-                         opts: "TrainOptions", echo: Callable[[str], None]) -> Chosen:
+                         opts: SelectionOptions, echo: Callable[[str], None]) -> Chosen:
     """Score the starting network and the trained model on the validation pairs,
     keep the trained weights only when :func:`verifier.selection.is_better` (or
     ``opts.keep_trained``), and calibrate the threshold of the kept one at

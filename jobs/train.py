@@ -10,15 +10,15 @@ from typing import Callable
 
 import numpy as np
 
-from storage.facecache import FaceCache
 from storage.files import atomic_folder, write_json_atomic
 from storage.workspace import Workspace, check_model_name
 from verifier import defaults as d
 from verifier.images import Dataset, scan_dataset
 from verifier.pairs import PairSet, make_pairs
+from verifier.preparation import PhotoPreparer
 
-from .preprocess import PhotoPreparer
 from .progress import bar
+from .selection import choose_and_calibrate
 
 
 @dataclass
@@ -151,8 +151,6 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     start_weights = branch.head.get_weights()
     history, trainer = _fit(opts, branch, views, rows, pairs, echo)
     timings["train"] = time.perf_counter() - t2
-    from .selection import choose_and_calibrate
-
     chosen = choose_and_calibrate(trainer, start_weights, views, rows, pairs, dataset, opts, echo)
 
     config = {
@@ -181,9 +179,7 @@ def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
           echo: Callable[[str], None]) -> tuple[Dataset, PhotoPreparer, PairSet]:
     """The photos of ``opts.data`` (faces detected once each) and their pair splits."""
     dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
-    preparer = PhotoPreparer(size, opts.detector, opts.face_padding,
-                             FaceCache(ws.faces_cache_dir, opts.detector)
-                             if opts.detector != "none" else None,
+    preparer = PhotoPreparer(size, opts.detector, opts.face_padding, ws.face_cache(opts.detector),
                              require_face=opts.require_face, max_pixels=opts.max_pixels)
     if opts.detector != "none":
         _detect_all(dataset, preparer, quiet, echo)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelNotFound, WorkspaceError
+from .facecache import FaceCache, forget_detections
 from .files import remove_stale_temporaries
 
 ENV_HOME = "VERIFIER_HOME"
@@ -107,12 +108,14 @@ class Workspace:
         """Face detections cached by photo content, one folder per detector."""
         return self.cache_dir / "faces"
 
+    def face_cache(self, detector: str) -> "FaceCache | None":
+        """The cache of one detector's detections (``None`` for ``none``: nothing to keep)."""
+        return None if detector == "none" else FaceCache(self.faces_cache_dir, detector)
+
     def forget(self, path: str, sha256: str) -> None:
         """Delete what the workspace keeps of a photo taken out of the gallery: its
         enrolled copy (a folder's file is the user's and stays) and its cached face
         detections (the right to be forgotten; called after the removal commits)."""
-        from .facecache import forget_detections
-
         if self.is_enrolled(path):
             Path(path).unlink(missing_ok=True)
         forget_detections(self.faces_cache_dir, sha256)

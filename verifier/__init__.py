@@ -1,4 +1,5 @@
-"""The model and the maths: photos, faces, backbones, the Siamese network, losses,
+"""The model and the maths: photos, the face pipeline (detection, choice, alignment,
+quality, preparation into branch inputs), backbones, the Siamese network, losses,
 pairs and metrics. No database, no HTTP.
 
 Names are imported on first use (PEP 562), so ``import verifier`` does not load
@@ -15,6 +16,8 @@ _EXPORTS = {
     "NoSuchFace": "errors",
     "decode_image": "images", "scan_dataset": "images",
     "Face": "faces", "MTCNNDetector": "faces", "align": "faces",
+    "Detection": "detection", "DetectedFace": "detection", "detect_faces": "detection",
+    "PhotoPreparer": "preparation", "Prepared": "preparation", "FaceStore": "preparation",
     "build_branch": "network", "build_siamese": "network", "inference_function": "network",
     "contrastive_loss_np": "losses", "euclidean_distance_np": "losses",
     "make_pairs": "pairs", "PairSet": "pairs",

@@ -221,14 +221,17 @@ def read_error(path: Path | str, exc: OSError) -> ImageError:
     return ImageError(path, "unreadable", exc.strerror or str(exc))
 
 
-def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read and decode one photo file (see :func:`decode_image`)."""
-    path = Path(path)
+def read_photo_bytes(path: Path | str) -> bytes:
+    """A photo file's bytes; an unreadable file is an :class:`ImageError`."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
         raise read_error(path, exc) from None
-    return decode_image(data, name=path, max_pixels=max_pixels)
+
+
+def load_image(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read and decode one photo file (see :func:`decode_image`)."""
+    return decode_image(read_photo_bytes(path), name=Path(path), max_pixels=max_pixels)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

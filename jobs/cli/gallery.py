@@ -8,6 +8,7 @@ import click
 
 from verifier import defaults as d
 
+from ..engines import ENGINES
 from .context import MODEL, Context, emit_json, friendly, pass_ctx
 
 
@@ -24,7 +25,7 @@ from .context import MODEL, Context, emit_json, friendly, pass_ctx
 @click.option("--index-factory", help="FAISS factory string, e.g. HNSW32 or IVF1024,Flat "
                                       "[default: Flat, exact].")
 @click.option("--max-pixels", default=d.DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1))
-@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+@click.option("--engine", default="local", show_default=True, type=click.Choice(ENGINES),
               help="local: this process; ray: Ray actors (pip install 'siamese-verifier[ray]').")
 @click.option("--ray-address", help="With --engine ray: an existing cluster (auto, ray://host:10001) "
                                     "[default: start a local Ray for this run].")

@@ -304,7 +304,9 @@ def detect(ctx: Context, photos: tuple[str, ...], as_json: bool, chips_dir: Path
       verifier detect group.jpg
       verifier detect photos/ --json --chips chips/
     """
-    from ..detect import CHIP_SIZE, detect_many
+    from verifier.detection import CHIP_SIZE
+
+    from ..detect import detect_many
 
     results = []
     for r in detect_many(photos, stdin=click.get_binary_stream("stdin"), max_faces=max_faces,

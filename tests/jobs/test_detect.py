@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from jobs.cli import main
-from jobs.detect import detect_faces
+from storage.facecache import FaceCache
+from verifier.detection import detect_faces
 from verifier.synthetic import pattern_image
 
 
@@ -103,11 +104,11 @@ def test_http_detect(group_photo, home_with_model, tmp_path):
 def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
     """The detector recorded in a model is the one its preparer runs (its smallest
     face), with detections cached apart from the other detectors'."""
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
 
     for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30)):
-        prep = PhotoPreparer.for_config({"image_size": 150, "detector": name}, tmp_path)
+        prep = PhotoPreparer.for_config({"image_size": 150, "detector": name}, FaceCache(tmp_path, name))
         assert prep.face_detector.min_face_size == smallest
         assert prep.cache.folder == tmp_path / name
-    none = PhotoPreparer.for_config({"image_size": 150, "detector": "none"}, tmp_path)
+    none = PhotoPreparer.for_config({"image_size": 150, "detector": "none"}, FaceCache(tmp_path, "none"))
     assert none.cache is None and none.face_detector.min_face_size == 20  # detect's default

@@ -47,7 +47,7 @@ print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "mtcnn")}
 RAY_WORKER = """
 import json, sys
 import numpy as np
-from jobs.ray_engine import Embedder
+from jobs.engines.ray import Embedder
 rows, vectors = Embedder(sys.argv[1], "tiny", 1).embed([(1, sys.argv[2])])
 assert vectors.shape == (1, 64) and rows[0].reason is None, rows
 print(json.dumps({m: m in sys.modules for m in ("tensorflow", "keras", "mtcnn")}))

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from jobs.cli import main
-from jobs.embed import EmbedError, embed_gallery
+from jobs.embed import embed_gallery
+from jobs.engines import EmbedError
 from storage.database import open_database
 from storage.schema import Embedding, Image
 from storage.workspace import Workspace
@@ -91,7 +92,7 @@ def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
 @pytest.mark.integration
 def test_a_worker_that_dies_is_restarted_and_its_batches_retried(tmp_path):
     ray = pytest.importorskip("ray")
-    from jobs.ray_engine import dispatch, worker_options
+    from jobs.engines.ray import dispatch, worker_options
 
     marker = tmp_path / "died"
 
@@ -116,7 +117,7 @@ def test_a_cluster_address_where_nothing_answers_is_a_clear_error_at_once():
     import socket
     import time
 
-    from jobs.ray_engine import _check_reachable
+    from jobs.engines.ray import _check_reachable
 
     with socket.socket() as taken:  # a port that is bound but does not listen: refused
         taken.bind(("127.0.0.1", 0))

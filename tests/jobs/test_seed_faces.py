@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_mtcnn_finds_a_face_in_every_seed_photo(seed_faces, tmp_path):
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
     from storage.facecache import FaceCache
     from verifier.images import scan_dataset
 

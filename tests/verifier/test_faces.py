@@ -137,7 +137,7 @@ def test_a_huge_photo_is_searched_small_and_aligned_at_full_resolution(seed_face
 
     from PIL import Image
 
-    from jobs.preprocess import PhotoPreparer
+    from verifier.preparation import PhotoPreparer
     from verifier.faces import MTCNNDetector
 
     face = Image.open(sorted((seed_faces / "obama").iterdir())[0]).convert("RGB")

@@ -12,12 +12,11 @@ from storage import clusters as store
 from storage.files import write_bytes_atomic
 from verifier.defaults import DEFAULT_MIN_SIZE
 from verifier.errors import ImageError
-from verifier.images import decode_image, face_thumbnail, image_format, sha256_bytes
+from verifier.images import decode_image, face_thumbnail, image_format, read_photo_bytes, sha256_bytes
 
-from ...cluster import (ClusterRun, PhotoItem, cluster_photos, group_face, load_run, name_group,
-                        photo_items, run_gone, start_run)
+from ...cluster import (ClusterRun, PhotoItem, cluster_photos, group_face, load_run, name_group, photo_items,
+                        run_gone, start_run)
 from ...live import PhotoNotFound, Verifier
-from ...preprocess import read_photo_bytes
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import ClusterRunOut, ClusterRunsOut, ClusterRunSummary, ClusterStartedOut, NamedOut, NameIn
 from ..settings import MAX_ID, MAX_PHOTOS_PER_CLUSTER

@@ -1,28 +1,30 @@
-"""Turning a photo file into a branch input with the model's own preprocessing:
-detect the most prominent face (cached by content), align it, or use the whole photo."""
+"""Turning a photo into branch inputs with the model's own preprocessing: detect its
+faces (through a cache the caller gives, keyed by the photo's content), choose one or
+all, align them and judge their quality, or use the whole photo."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from storage.facecache import FaceCache
+from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.errors import NoFaceFound, NoSuchFace
 from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
-from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
-from verifier.images import decode_image, resize, sha256_bytes
+from verifier.images import decode_image, read_photo_bytes, resize, sha256_bytes
 from verifier.quality import Quality, face_quality
 
 
-def read_photo_bytes(path: Path) -> bytes:
-    """A photo file's bytes; an unreadable file is an :class:`ImageError`."""
-    from verifier.images import read_error
+class FaceStore(Protocol):
+    """Where a preparer keeps the detections of a photo content, by its SHA-256
+    (``storage.facecache.FaceCache`` in a workspace)."""
 
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise read_error(path, exc) from None
+    def get(self, sha256: str) -> list[dict] | None:
+        """The stored detections (``Face.as_dict`` each), or ``None`` if never stored."""
+
+    def put(self, sha256: str, faces: list[dict]) -> None:
+        """Store the detections of a photo content."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class PhotoPreparer:
         return self._mtcnn or MTCNNDetector.named(DEFAULT_DETECTOR)
 
     def __init__(self, size: int, detector: str = "none", padding: float = DEFAULT_PADDING,
-                 cache: FaceCache | None = None, require_face: bool = False,
+                 cache: FaceStore | None = None, require_face: bool = False,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.size = size
         self.detector = detector
@@ -103,11 +105,12 @@ class PhotoPreparer:
         self._mtcnn = MTCNNDetector.named(detector) if detector != "none" else None
 
     @classmethod
-    def for_config(cls, config: dict, cache_dir: Path | None = None, **kw) -> "PhotoPreparer":
+    def for_config(cls, config: dict, cache: FaceStore | None = None, **kw) -> "PhotoPreparer":
+        """The preparer a model's config describes; ``cache`` keeps its detections."""
         detector = config.get("detector", "none")
-        cache = FaceCache(cache_dir, detector) if cache_dir and detector != "none" else None
         return cls(int(config["image_size"]), detector, float(config.get("face_padding", DEFAULT_PADDING)),
-                   cache, require_face=bool(config.get("require_face", False)), **kw)
+                   cache if detector != "none" else None,
+                   require_face=bool(config.get("require_face", False)), **kw)
 
     def faces(self, image: np.ndarray, sha256: str, remember: bool = True) -> list[Face]:
         """Faces in ``image``: from the cache, else detected (and cached when

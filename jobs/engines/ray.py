@@ -25,8 +25,9 @@ import numpy as np
 from storage.workspace import Workspace
 from verifier.errors import VerifierError
 
-from .embed import EmbedError, Row, prepare_batch
-from .quiet import without_native_log_lines
+from ..quiet import without_native_log_lines
+from . import EmbedError
+from .rows import Row, prepare_batch
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Embedder:
     def __init__(self, home: str, model: str, threads: int, min_quality: float = 0.0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .models import load_model
+        from ..models import load_model
 
         self.loaded = load_model(Workspace.open(home), model, threads=threads)
         self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
@@ -71,7 +72,7 @@ def ray_batches(ws: Workspace, model: str, todo: list, batch_size: int, *,
         import ray
     except ImportError:
         raise EmbedError("--engine ray needs Ray: pip install 'siamese-verifier[ray]'") from None
-    from .models import ensure_onnx
+    from ..models import ensure_onnx
 
     ensure_onnx(ws, model)  # exported once here, not by every worker at once
     verbose = logging.getLogger().getEffectiveLevel() < logging.WARNING
