@@ -81,7 +81,7 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
     vectors = []  # each probe's largest face's vector, for the pair EERs
     for name, data in probes:
         try:
-            faces = verifier.loaded.preparer.prepare_faces(data, name, max_faces=1)
+            faces = verifier.prepare_faces(data, name, max_faces=1)
             vectors.append(verifier.embed(faces)[0])
         except VerifierError:
             vectors.append(None)

@@ -9,9 +9,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Verifier": "live", "QueryResult": "live", "Match": "live", "Verification": "live",
-    "Enrolled": "live", "Removed": "live", "QueryError": "live", "PhotoNotFound": "live",
-    "IdentityNotFound": "live", "EnrollConflict": "live", "FaceAnswer": "live", "LARGEST": "live",
+    "Verifier": "live",
+    "QueryResult": "answers", "Match": "answers", "Verification": "answers", "Enrolled": "answers",
+    "Removed": "answers", "FaceAnswer": "answers", "LARGEST": "answers",
+    "QueryError": "errors", "PhotoNotFound": "errors", "IdentityNotFound": "errors",
+    "EnrollConflict": "errors", "GalleryEmpty": "errors", "NotCalibrated": "errors",
+    "rank_identities": "ranking",
     "detect_many": "detect",
     "load_model": "models", "LoadedModel": "models",
     "embed_gallery": "embed", "EmbedSummary": "embed",

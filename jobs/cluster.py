@@ -32,7 +32,8 @@ from verifier.errors import VerifierError
 from verifier.images import image_format, is_image_file, read_header, read_photo_bytes, sha256_bytes
 from verifier.preparation import Prepared
 
-from .live import GalleryEmpty, IdentityNotFound, NotCalibrated, Verifier
+from .errors import GalleryEmpty, IdentityNotFound, NotCalibrated
+from .live import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +358,7 @@ def _groups(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
 def _prepare(verifier: Verifier, data: bytes, item: PhotoItem, params: dict) -> list[Prepared] | str:
     """Every face of one photo (detection cached by content), or why it cannot be used."""
     try:
-        return verifier.loaded.preparer.prepare_faces(data, item.name, max_faces=int(params["max_faces"]),
-                                                      remember=True)
+        return verifier.prepare_faces(data, item.name, max_faces=int(params["max_faces"]), remember=True)
     except VerifierError as exc:
         return str(exc)
 

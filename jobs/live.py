@@ -9,7 +9,6 @@ index changes, so the database is always the record and the index a view of it.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -17,14 +16,12 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import gallery
-from storage.errors import AlreadyEnrolled
 from storage.files import write_bytes_atomic
 from storage.follower import CatchUp, Follower
 from storage.gallery import identity_name
 from storage.live_index import LiveIndex
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
-from verifier.detection import DetectedFace
 from verifier.errors import ImageError, NoSuchFace, SeveralFaces, VerifierError
 from verifier.faces import Face, largest_first
 from verifier.images import image_format, read_header, read_photo_bytes
@@ -32,201 +29,20 @@ from verifier.losses import euclidean_distance_np
 from verifier.preparation import FaceChoice, Prepared
 from verifier.quality import require_quality
 
+from .answers import LARGEST, Enrolled, Match, Photo, QueryResult, Removed, Verification, judged
+from .errors import GalleryEmpty, IdentityNotFound, NotCalibrated, PhotoFileMissing, PhotoNotFound
 from .models import LoadedModel, load_model
+from .ranking import rank_identities
 
 if TYPE_CHECKING:
     from verifier.detection import Detection
-
-
-SEARCH_WINDOW = 50
-"""Photos fetched per search at least (``20 * k`` when larger); widened until ``k``
-distinct identities are found, the gallery is exhausted or :data:`SEARCH_LIMIT`."""
-SEARCH_LIMIT = 10_000
-"""The most photos one search looks at: a ``k`` above the gallery's number of people
-gets the people found among them, not a walk over the whole index."""
-
-
-LARGEST = "largest"
-"""The ``face`` of an enrollment that asks for the photo's largest face."""
-
-
-class QueryError(VerifierError):
-    """A query or verification cannot be answered (no gallery, no threshold)."""
-
-
-class GalleryEmpty(QueryError):
-    """Nothing was embedded with this model yet."""
-
-
-class NotCalibrated(QueryError):
-    """The model has no calibrated threshold and none was given."""
-
-
-class PhotoNotFound(VerifierError):
-    """No gallery photo with that id (or it has no embedding under this model)."""
-
-
-class PhotoFileMissing(PhotoNotFound):
-    """A gallery photo whose file is gone from the server's disk."""
-
-
-class IdentityNotFound(VerifierError):
-    """No identity of that name in the gallery."""
-
-
-EnrollConflict = AlreadyEnrolled
-"""The same photo is already enrolled under another identity (a storage error)."""
-
-
-@dataclass
-class Match:
-    rank: int
-    identity: str
-    distance: float
-    photo: str
-    passes: bool | None
-    photo_id: int = 0
-
-
-@dataclass(frozen=True)
-class FaceAnswer(DetectedFace):
-    """One face of a searched photo (box, score, landmarks, and with ``keep_chip``
-    the aligned face) and its ranked identities."""
-
-    matches: tuple[Match, ...] = ()
-    reason: str | None = None
-    """Why the face gets no name whatever its distances: ``poor_quality`` (under
-    the verifier's quality floor)."""
-
-    @property
-    def unknown(self) -> bool:
-        """No identity passes the threshold (or the face is too poor to judge)."""
-        return self.reason is not None or not any(m.passes for m in self.matches)
-
-    def as_dict(self) -> dict:
-        return super().as_dict() | {"unknown": self.unknown, "reason": self.reason,
-                                    "matches": [asdict(m) for m in self.matches]}
-
-
-POOR_QUALITY = "poor_quality"
-"""The ``reason`` of a face under the quality floor: answered unknown, never named."""
-
-
-def judged(quality, min_quality: float) -> str | None:
-    """``POOR_QUALITY`` for a face under ``min_quality`` (a whole photo is not rated)."""
-    return POOR_QUALITY if quality is not None and quality.score < min_quality else None
-
-
-@dataclass
-class QueryResult:
-    """The answer for one photo: ``faces`` holds every face, largest first; the
-    top-level ``matches``, ``face`` and ``chip`` describe the largest face."""
-
-    photo: str
-    matches: list[Match] = field(default_factory=list)
-    face: str = ""
-    error: str | None = None
-    model: str = ""
-    version: int = 0  # the index version the answer was found in
-    chip: np.ndarray | None = field(default=None, repr=False)  # the probe's branch input
-    faces: list[FaceAnswer] = field(default_factory=list)
-    width: int = 0
-    height: int = 0
-
-    @property
-    def unknown(self) -> bool:
-        """No identity passes the threshold for the largest face (or there is no
-        answer, or that face is too poor to judge)."""
-        return self.reason is not None or not any(m.passes for m in self.matches)
-
-    @property
-    def reason(self) -> str | None:
-        """The largest face's :attr:`FaceAnswer.reason`."""
-        return self.faces[0].reason if self.faces else None
-
-    def as_dict(self) -> dict:
-        return {"photo": self.photo, "unknown": self.unknown, "reason": self.reason, "face": self.face,
-                "error": self.error, "matches": [asdict(m) for m in self.matches],
-                "width": self.width, "height": self.height,
-                "faces": [f.as_dict() for f in self.faces]}
-
-    def answer(self, faces: Sequence[Prepared], ranked: Sequence[list[Match]],
-               keep_chip: bool = False, min_quality: float = DEFAULT_MIN_QUALITY) -> None:
-        """Fill in the answer from a photo's prepared faces and their ranked matches;
-        a face under ``min_quality`` keeps its matches, none of them passing."""
-        self.faces = []
-        for p, m in zip(faces, ranked):
-            reason = judged(p.quality, min_quality)
-            matches = tuple(replace(x, passes=False) for x in m) if reason else tuple(m)
-            self.faces.append(FaceAnswer.of(p.face, p.pixels if keep_chip else None, p.size,
-                                            p.quality, matches=matches, reason=reason))
-        ranked = [list(f.matches) for f in self.faces]
-        first = faces[0]
-        self.face, (self.width, self.height) = first.status, first.size
-        self.matches, self.chip = list(ranked[0]), self.faces[0].chip
-
-
-@dataclass
-class Verification:
-    """``faces_a``/``faces_b``: faces found in each uploaded photo (``None`` for a
-    gallery photo id or a model without a detector); ``face_a``/``face_b``: the
-    one compared (0 is the largest) and ``box_a``/``box_b`` where it is."""
-
-    photo_a: str
-    photo_b: str
-    distance: float
-    threshold: float
-    same: bool
-    model: str
-    chips: tuple | None = field(default=None, repr=False)  # the two branch inputs, on request
-    faces_a: int | None = None
-    faces_b: int | None = None
-    face_a: int = 0
-    face_b: int = 0
-    box_a: list[int] | None = None
-    box_b: list[int] | None = None
-    reason: str | None = None
-    """``poor_quality`` when a compared face is under the quality floor: ``same``
-    is then false whatever the distance (the photos cannot be told apart)."""
-    quality_a: float | None = None
-    quality_b: float | None = None
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "chips"}
-
-
-@dataclass(frozen=True)
-class Enrolled:
-    """The outcome of enrolling one photo; ``created`` is false when the same bytes
-    were already enrolled for that identity (nothing changed)."""
-
-    photo_id: int
-    embedding_id: int
-    identity: str
-    face: str
-    created: bool
-    version: int
-    box: list[int] | None = None
-    """The face enrolled, when the model has a detector."""
-
-
-@dataclass(frozen=True)
-class Removed:
-    """How many gallery photos a removal took out, and the index version after it."""
-
-    photos: int
-    version: int
-
-
-Photo = bytes | int
-"""A photo to verify: its bytes, or the id of a gallery photo."""
 
 
 class Verifier:
     """One model version with its gallery, loaded once. Use :meth:`open`."""
 
     def __init__(self, ws: Workspace, sessions: sessionmaker[Session], loaded: LoadedModel,
-                 model_id: int, threshold: float | None) -> None:
+                 model_id: int, threshold: float | None, min_quality: float = DEFAULT_MIN_QUALITY) -> None:
         self.ws = ws
         self.sessions = sessions
         self.loaded = loaded
@@ -234,27 +50,29 @@ class Verifier:
         self.threshold = threshold
         self.follower = Follower(sessions, ws.index_path(loaded.name), model=loaded.name,
                                  model_id=model_id, dimension=loaded.dimension)
-        self.min_quality = DEFAULT_MIN_QUALITY
-        """The face quality an enrollment needs (:class:`PoorQuality` below it)."""
+        self.min_quality = min_quality
+        """The face quality a name needs: an enrollment under it is refused
+        (:class:`PoorQuality`), a searched face under it is answered unknown."""
         # writes, loading and following the log, one at a time; searches run beside them
         self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, ws: Workspace, sessions: sessionmaker[Session],
              model: str | None = None, *, max_pixels: int | None = None,
-             threads: int | None = None, loaded: LoadedModel | None = None) -> "Verifier":
+             threads: int | None = None, loaded: LoadedModel | None = None,
+             min_quality: float = DEFAULT_MIN_QUALITY) -> "Verifier":
         """Load model version ``model`` (default: the most recent), or use ``loaded``,
         one loaded already. The index and the photo metadata are loaded on first use
         (verification does not need them). ``max_pixels`` lowers the largest photo
         decoded (the service's own limit); ``threads``: the model's intra-op threads
-        (default: every core)."""
+        (default: every core); ``min_quality``: :attr:`min_quality`."""
         loaded = loaded or load_model(ws, model, threads=threads)
         if max_pixels is not None:
             loaded.preparer.max_pixels = max_pixels
         with sessions.begin() as session:
             row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
             model_id, threshold = row.id, row.threshold
-        return cls(ws, sessions, loaded, model_id, threshold)
+        return cls(ws, sessions, loaded, model_id, threshold, min_quality)
 
     @property
     def model(self) -> str:
@@ -287,6 +105,11 @@ class Verifier:
             with self.sessions() as session:
                 self.threshold = gallery.get_model(session, self.model).threshold
             return self.follower.catch_up()
+
+    @property
+    def seq(self) -> int:
+        """The last gallery change applied to the index in memory."""
+        return self.follower.seq
 
     def lag(self) -> "gallery.changes.Lag":
         """Gallery changes not applied yet, and the age of the oldest."""
@@ -322,6 +145,12 @@ class Verifier:
         return preparer.prepare_bytes(data, name, require_face=preparer.detector != "none",
                                       remember=remember, face=face)
 
+    def prepare_faces(self, data: bytes, name: object = "<bytes>", *,
+                      max_faces: int = DEFAULT_MAX_FACES, remember: bool = False) -> list[Prepared]:
+        """The branch inputs of every face of a photo, largest first (a face is
+        required; see :meth:`PhotoPreparer.prepare_faces`)."""
+        return self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces, remember=remember)
+
     def detect(self, data: bytes, name: str = "<bytes>", *, chips: bool = False,
                max_faces: int = DEFAULT_MAX_FACES) -> "Detection":
         """Every face of a photo (largest first) with box, score and landmarks, and
@@ -347,7 +176,7 @@ class Verifier:
         """The ``k`` nearest identities of every face of one photo (up to
         ``max_faces``, largest first, one batched forward pass); errors raise. With
         ``keep_chip`` each face holds the aligned face it was searched with."""
-        faces = self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces)
+        faces = self.prepare_faces(data, name, max_faces=max_faces)
         result = QueryResult(photo=name, model=self.model)
         ranked, result.version = self.rank_many(self.embed(faces), k)
         result.answer(faces, ranked, keep_chip, self.min_quality)
@@ -384,7 +213,7 @@ class Verifier:
             try:
                 if isinstance(data, Exception):
                     raise data
-                prepared = self.loaded.preparer.prepare_faces(data, name, max_faces=max_faces)
+                prepared = self.prepare_faces(data, name, max_faces=max_faces)
             except VerifierError as exc:
                 result.error = str(exc)
             pending.append((result, prepared))
@@ -410,35 +239,7 @@ class Verifier:
         widened only for the vectors that found fewer than ``k`` identities)."""
         index = self._gallery()
         self._require_gallery()
-        threshold = self.threshold
-        vectors = np.asarray(vectors, np.float32)
-        wanted = min(len(index), SEARCH_LIMIT, max(k * 20, SEARCH_WINDOW))
-        best: list[dict[str, tuple[float, gallery.GalleryPhoto]]] = [{} for _ in vectors]
-        todo, version = list(range(len(vectors))), 0
-        while todo:
-            dist, ids, version = index.search(vectors[todo], wanted)
-            photos = self._photos
-            for row, row_dist, row_ids in zip(todo, dist, ids):
-                nearest: dict[str, tuple[float, gallery.GalleryPhoto]] = {}
-                for d, i in zip(row_dist, row_ids):
-                    photo = photos.get(int(i)) if i >= 0 else None
-                    if photo is None:  # removed between the search and this lookup
-                        continue
-                    if photo.identity not in nearest or d < nearest[photo.identity][0]:
-                        nearest[photo.identity] = (float(d), photo)
-                best[row] = nearest
-            size = len(index)
-            if wanted >= min(size, SEARCH_LIMIT):
-                break
-            todo = [row for row in todo if len(best[row]) < k]
-            wanted = min(size, SEARCH_LIMIT, wanted * 4)
-        out = []
-        for nearest in best:
-            ranked = sorted(nearest.items(), key=lambda kv: (kv[1][0], kv[0]))[:k]
-            out.append([Match(r + 1, name, d, photo.path,
-                              None if threshold is None else d <= threshold, photo.image_id)
-                        for r, (name, (d, photo)) in enumerate(ranked)])
-        return out, version
+        return rank_identities(index, self._photos, vectors, k, self.threshold)
 
     def photo_vector(self, photo_id: int) -> np.ndarray:
         """The stored embedding of gallery photo ``photo_id`` under this model."""

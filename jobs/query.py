@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_K, DEFAULT_MAX_FACES, DEFAULT_MIN_QUALITY
 
-from .live import QueryError, QueryResult, Verification, Verifier
+from .answers import QueryResult, Verification
+from .errors import QueryError
+from .live import Verifier
 from .photos import STDIN, read_items, read_one
 
 
@@ -20,8 +22,7 @@ def query(ws: Workspace, sessions: sessionmaker[Session], photos: Sequence[str],
           min_quality: float = DEFAULT_MIN_QUALITY) -> Iterator[QueryResult]:
     """Rank gallery identities for every face of each photo, in order. A photo that
     cannot be used gets a result with ``error`` set; the others are answered."""
-    verifier = Verifier.open(ws, sessions, model)
-    verifier.min_quality = min_quality
+    verifier = Verifier.open(ws, sessions, model, min_quality=min_quality)
     return verifier.search_many(read_items(photos, stdin), k, max_faces=max_faces)
 
 
@@ -58,8 +59,7 @@ def verify(ws: Workspace, sessions: sessionmaker[Session], photo_a: str, photo_b
     threshold; ``face_a``/``face_b`` choose a face of each (0 is the largest)."""
     if photo_a == STDIN and photo_b == STDIN:
         raise QueryError("only one of the two photos can come from standard input")
-    verifier = Verifier.open(ws, sessions, model)
-    verifier.min_quality = min_quality
+    verifier = Verifier.open(ws, sessions, model, min_quality=min_quality)
     (name_a, a), (name_b, b) = read_one(photo_a, stdin), read_one(photo_b, stdin)
     return verifier.verify(a, b, threshold=threshold, names=(name_a, name_b), face_a=face_a,
                            face_b=face_b)

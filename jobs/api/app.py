@@ -45,7 +45,7 @@ class Maintenance(threading.Thread):
                 if caught.changed:
                     log.info("caught up with the database: %d added, %d removed, %d updated "
                              "(change %d)", caught.added, caught.removed, caught.updated,
-                             self.verifier.follower.seq)
+                             self.verifier.seq)
                 if time.monotonic() - last_save >= self.settings.snapshot_interval:
                     last_save = time.monotonic()
                     self.snapshots += self.verifier.save()
@@ -81,8 +81,7 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
         if inference_engine() == "keras":
             share_cores(threads)
         svc.verifier = Verifier.open(ws, sessions, settings.model, max_pixels=settings.max_pixels,
-                                     threads=threads)
-        svc.verifier.min_quality = settings.min_quality
+                                     threads=threads, min_quality=settings.min_quality)
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
         svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
@@ -94,7 +93,7 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
                           "Age of the oldest gallery change this server has not applied (0 when none).",
                           lambda: svc.verifier.lag().seconds)
         svc.metrics.gauge("verifier_change_seq", "The last gallery change applied to this server's index.",
-                          lambda: svc.verifier.follower.seq)
+                          lambda: svc.verifier.seq)
         svc.metrics.gauge("verifier_queue_waiting", "Inference requests waiting for a worker.",
                           lambda: svc.admission.waiting)
         svc.metrics.gauge("verifier_inference_in_flight", "Inference requests admitted.",

@@ -9,15 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from storage.errors import (ConfusableName, DatabaseError, GalleryConflict, InvalidName,
-                            ModelNotFound, RunNotFound, StorageError, StorageFull, WorkspaceBusy)
+from storage.errors import (ConfusableName, DatabaseError, GalleryConflict, InvalidName, ModelNotFound,
+                            RunNotFound, StorageError, StorageFull, WorkspaceBusy)
 from storage.gallery.writes import busy, full
-from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace,
-                             PoorQuality, SeveralFaces, VerifierError)
+from verifier.errors import (DetectorUnavailable, ImageError, NoFaceFound, NoSuchFace, PoorQuality,
+                             SeveralFaces, VerifierError)
 
 from ..cluster import OtherModel, RunNotDone
-from ..live import (EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated,
-                    PhotoNotFound, QueryError)
+from ..errors import EnrollConflict, GalleryEmpty, IdentityNotFound, NotCalibrated, PhotoNotFound, QueryError
 from .settings import RETRY_AFTER_S
 
 log = logging.getLogger(__name__)

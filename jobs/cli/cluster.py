@@ -133,8 +133,7 @@ def cluster_name(ctx: Context, run_id: int, group: int, name: str | None, merge_
         raise click.UsageError("give either NAME (a new person) or --merge-into NAME (an existing one)")
     sessions = ctx.database()
     run = load_run(sessions, run_id)
-    verifier = Verifier.open(ctx.workspace(), sessions, run.model)
-    verifier.min_quality = min_quality
+    verifier = Verifier.open(ctx.workspace(), sessions, run.model, min_quality=min_quality)
     named = name_group(sessions, verifier, run_id, group, name or merge_into, merge=merge_into is not None)
     verifier.close()
     if as_json:

@@ -3,13 +3,12 @@ tests, and the faults the one write path answers: a corrupted index, write races
 between processes, refusals part-way, forgetting, names in two spellings."""
 from __future__ import annotations
 
-import json
-
 import io
+import json
 import threading
-from pathlib import Path
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,8 @@ pytest.importorskip("httpx")
 
 from jobs.cli import main  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
-from jobs.live import EnrollConflict, Verifier  # noqa: E402
+from jobs.errors import EnrollConflict  # noqa: E402
+from jobs.live import Verifier  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.errors import GalleryConflict  # noqa: E402

@@ -157,7 +157,8 @@ class World:
         """Unlabeled photos grouped (`verifier cluster`), then a group named: another
         writer beside the servers, enrolling vectors the run computed."""
         from jobs.cluster import cluster_photos, name_group, photo_items
-        from jobs.live import IdentityNotFound, Verifier
+        from jobs.errors import IdentityNotFound
+        from jobs.live import Verifier
         from storage.errors import GalleryConflict
 
         unlabeled = self.folder.parent / "unlabeled"
@@ -223,7 +224,8 @@ class World:
 
     def cli_rename(self) -> None:
         """`verifier gallery rename` beside the servers."""
-        from jobs.live import IdentityNotFound, rename_identity
+        from jobs.errors import IdentityNotFound
+        from jobs.live import rename_identity
         from storage.errors import GalleryConflict, InvalidName
 
         old, new = self.rng.sample(NAMES, 2)

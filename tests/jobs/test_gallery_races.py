@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 pytest.importorskip("httpx")
 
-from jobs.live import EnrollConflict, Verifier  # noqa: E402
+from jobs.errors import EnrollConflict  # noqa: E402
+from jobs.live import Verifier  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.schema import Identity, Image, ImageStatus  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402

@@ -68,7 +68,7 @@ def test_each_face_as_if_it_were_alone(verifier, stranger_and_obama):
     alone = verifier.search(photo, 3)
     prepared = verifier.prepare(photo)
     assert len(alone.faces) == 1 and alone.faces[0].box == prepared.box
-    faces = verifier.loaded.preparer.prepare_faces(photo)
+    faces = verifier.prepare_faces(photo)
     assert np.array_equal(faces[0].pixels, prepared.pixels)
     np.testing.assert_allclose(verifier.embed(faces), verifier.embed([prepared]), atol=1e-6)
     assert alone.matches[0].identity == "lula"
@@ -138,7 +138,7 @@ def test_verify_compares_the_faces_asked_for(verifier, stranger_and_obama):
 
 
 def test_enrolling_a_group_photo_needs_the_face_named(verifier, stranger_and_obama):
-    from jobs.live import LARGEST
+    from jobs.answers import LARGEST
 
     with pytest.raises(SeveralFaces) as refused:
         verifier.enroll("someone", stranger_and_obama)
@@ -148,7 +148,7 @@ def test_enrolling_a_group_photo_needs_the_face_named(verifier, stranger_and_oba
     assert done.created and done.face == "several_faces" and done.box == refused.value.boxes[1]
     # the photo stands for that face: its chip is the small face's, not the largest
     chip = verifier.face_chip(done.photo_id)
-    faces = verifier.loaded.preparer.prepare_faces(stranger_and_obama)
+    faces = verifier.prepare_faces(stranger_and_obama)
     assert np.array_equal(chip, faces[1].pixels)
     np.testing.assert_allclose(verifier.photo_vector(done.photo_id), verifier.embed(faces)[1],
                                atol=1e-6)

@@ -8,7 +8,8 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from jobs.embed import embed_gallery
-from jobs.live import EnrollConflict, IdentityNotFound, PhotoNotFound, QueryError, Verifier
+from jobs.errors import EnrollConflict, IdentityNotFound, PhotoNotFound, QueryError
+from jobs.live import Verifier
 from storage import gallery
 from storage.database import open_database
 from storage.errors import WorkspaceError
@@ -246,10 +247,10 @@ def test_search_without_gallery(home_with_model):
 
 
 def test_a_large_k_looks_at_a_bounded_window(opened, monkeypatch):
-    import jobs.live as live
+    import jobs.ranking as ranking
 
     v, data = opened
-    monkeypatch.setattr(live, "SEARCH_LIMIT", 5)
+    monkeypatch.setattr(ranking, "SEARCH_LIMIT", 5)
     index, asked = v._gallery(), []
     real = index.search
     monkeypatch.setattr(index, "search", lambda q, k: (asked.append(k), real(q, k))[1])

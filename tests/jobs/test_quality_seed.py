@@ -98,7 +98,8 @@ def blurred(path, radius_share=0.05) -> bytes:
 def test_a_face_under_the_default_floor_gets_no_name(home, tmp_path):
     """Query, verify and the service answer a blurred face unknown (poor_quality)
     even where its nearest person is within the threshold; 0 judges it anyway."""
-    from jobs.live import POOR_QUALITY, Verifier
+    from jobs.answers import POOR_QUALITY
+    from jobs.live import Verifier
     from verifier.defaults import DEFAULT_MIN_QUALITY
 
     v = Verifier.open(*home, "dlib")

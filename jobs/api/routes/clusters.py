@@ -16,7 +16,8 @@ from verifier.images import decode_image, face_thumbnail, image_format, read_pho
 
 from ...cluster import (ClusterRun, PhotoItem, cluster_photos, group_face, load_run, name_group, photo_items,
                         run_gone, start_run)
-from ...live import PhotoNotFound, Verifier
+from ...errors import PhotoNotFound
+from ...live import Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import ClusterRunOut, ClusterRunsOut, ClusterRunSummary, ClusterStartedOut, NamedOut, NameIn
 from ..settings import MAX_ID, MAX_PHOTOS_PER_CLUSTER

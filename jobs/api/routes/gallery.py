@@ -9,12 +9,14 @@ from fastapi.responses import JSONResponse, Response
 from storage import gallery as store
 from storage.gallery import identity_name
 
-from ...live import LARGEST, IdentityNotFound, Verifier
+from ...answers import LARGEST
+from ...errors import IdentityNotFound
+from ...live import Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
-from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary,
-                       PhotoOut, RemovedOut, RenamedOut, RenameIn)
-from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES,
-                        MAX_STRIP_SIZE, STRIP_FACES, STRIP_SIZE)
+from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary, PhotoOut,
+                       RemovedOut, RenamedOut, RenameIn)
+from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES, MAX_STRIP_SIZE,
+                        STRIP_FACES, STRIP_SIZE)
 from . import ERROR_RESPONSES, jpeg, upload_name
 
 router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)

@@ -29,8 +29,8 @@ def readyz(svc: Service = Depends(service)):
     if lag.changes:
         return JSONResponse({"status": "catching_up",
                              "detail": f"{lag.changes} gallery changes behind ({lag.seconds:.1f} s); "
-                                       f"index {size} vectors at change {v.follower.seq}"}, 503)
-    return Health(status="ready", detail=f"model {v.model}, {size} vectors, change {v.follower.seq}")
+                                       f"index {size} vectors at change {v.seq}"}, 503)
+    return Health(status="ready", detail=f"model {v.model}, {size} vectors, change {v.seq}")
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
