@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -32,14 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from verifier import clustering as c  # noqa: E402
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 
 
 def components(vectors: np.ndarray, threshold: float) -> np.ndarray:

@@ -13,13 +13,9 @@ this table).
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 
 SETTINGS = {
     "package (20 px)": {},

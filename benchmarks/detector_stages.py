@@ -12,16 +12,13 @@ face) / 3.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 PEOPLE = ("obama", "messi", "meryl_streep", "mbappe")
 STAGES = ("resize", "pnet", "suppress", "crop", "rnet", "onet")
 

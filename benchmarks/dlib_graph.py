@@ -14,9 +14,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT  # noqa: E402 - first: the import path, TensorFlow quiet
 
 CHILD = """
 import json, sys, time, tempfile

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,13 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "data" / "seed-faces"
+from common import ROOT, SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 
 def vectors(sessions) -> dict[str, np.ndarray]:

@@ -19,18 +19,13 @@ import argparse
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 _preparer = None
 

@@ -6,16 +6,12 @@ the time of the HTML report, on the seed set.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from jobs.evaluate import evaluate  # noqa: E402
 from jobs.models import load_model  # noqa: E402
@@ -23,6 +19,7 @@ from jobs.pipeline import run_pipeline  # noqa: E402
 from jobs.report import write_report  # noqa: E402
 from jobs.train import TrainOptions  # noqa: E402
 from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
@@ -32,7 +29,7 @@ from verifier.pairs import make_pairs  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
+    ap.add_argument("--data", type=Path, default=SEED)
     ap.add_argument("--backbone", default="mobilenet_v2")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--sample-pairs", type=int, default=16)
@@ -48,7 +45,7 @@ def main() -> None:
         # all 16,256 ordered pairs scored from the stored vectors (database read included)
         t = time.perf_counter()
         with sessions() as s:
-            ids, vectors = gallery.model_vectors(s, gallery.get_model(s, "bench").id)
+            ids, vectors = gallery.model_vectors(s, models.get_model(s, "bench").id)
         n = len(vectors)
         a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         keep = a != b

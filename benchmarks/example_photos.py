@@ -20,11 +20,11 @@ import io
 from pathlib import Path
 
 import numpy as np
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 from PIL import Image
 
 from verifier.synthetic import compose_group
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 NEWCOMER = "meryl_streep"
 """The person of the examples who is not in the gallery at first."""
 OTHERS = ("elon_musk", "messi", "priyanka_chopra", "obama")

@@ -24,8 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 
 def rss_mb() -> int:
@@ -113,7 +112,7 @@ def pipeline() -> None:
     import subprocess
     import tempfile
 
-    seed = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
+    seed = SEED
     verifier = Path(sys.executable).parent / "verifier"
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "VERIFIER_HOME": tmp}

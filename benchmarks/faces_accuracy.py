@@ -15,25 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SHARED  # noqa: E402 - first: the import path, TensorFlow quiet
 
+from verifier import metrics  # noqa: E402
 from verifier.defaults import DEFAULT_PADDING  # noqa: E402
 from verifier.dlib_resnet import CHIP_SIZE, DESCRIPTOR_THRESHOLD  # noqa: E402
-from verifier.preparation import PhotoPreparer  # noqa: E402
-from verifier import metrics  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
 from verifier.losses import euclidean_distance_np  # noqa: E402
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from verifier.preparation import PhotoPreparer  # noqa: E402
 
 
 def scores(vectors: np.ndarray, identities: list[str]) -> str:

@@ -20,21 +20,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from verifier.defaults import DEFAULT_DETECTOR, MIN_FACE_PX  # noqa: E402
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 
 
 def pair_metrics(vectors: np.ndarray, names: list[str]) -> tuple[float, float]:
@@ -75,6 +69,7 @@ def ours(data: Path, home: Path, tta: str, detector: str):
     from jobs.train import TrainOptions, train
     from storage import gallery
     from storage.database import open_database
+    from storage.models import get_model
     from storage.workspace import Workspace
 
     ws = Workspace.open(home)
@@ -90,7 +85,7 @@ def ours(data: Path, home: Path, tta: str, detector: str):
     summary = embed_gallery(ws, sessions, data, loaded=loaded, quiet=True)
     seconds = time.perf_counter() - t
     with sessions() as s:
-        model_id = gallery.get_model(s, "m").id
+        model_id = get_model(s, "m").id
         photos = gallery.embedded_photos(s, model_id)
         ids, vectors = gallery.model_vectors(s, model_id)
     order = sorted(range(len(ids)), key=lambda k: photos[int(ids[k])].path)
@@ -107,9 +102,9 @@ def storage_time(data: Path, home: Path, loaded) -> float:
     from types import SimpleNamespace
 
     from jobs.embed import embed_gallery
-    from verifier.preparation import Prepared
     from storage.database import open_database
     from storage.workspace import Workspace
+    from verifier.preparation import Prepared
 
     chip = np.zeros((loaded.image_size, loaded.image_size, 3), np.uint8)
     free = SimpleNamespace(

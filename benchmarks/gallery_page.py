@@ -11,16 +11,13 @@ chromium, playwright and ../shared/data/seed-faces.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 
 SETTLED = """() => { const figs = [...document.querySelectorAll('.person .thumbs figure')];
     return figs.length > 0 && figs.every(f => !f.classList.contains('loading')

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 
 from benchmarks.gallery_writes import tiny_gallery  # noqa: E402
 

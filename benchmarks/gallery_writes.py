@@ -30,7 +30,8 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
+
 ROOT = Path(os.environ.get("VERIFIER_TREE") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
@@ -85,7 +86,7 @@ def tiny_gallery(tmp: Path, db: str):
     ``tmp`` with its folder embedded and a threshold of 0.5, on ``db`` ("sqlite" or
     "postgresql"; exits when PostgreSQL does not answer)."""
     from jobs.embed import embed_gallery
-    from storage import gallery
+    from storage import models
     from storage.database import open_database
     from storage.workspace import Workspace
 
@@ -99,7 +100,7 @@ def tiny_gallery(tmp: Path, db: str):
     sessions = open_database(url)
     embed_gallery(Workspace.open(tmp / "home"), sessions, data, model="tiny", quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 0.5
+        models.get_model(s, "tiny").threshold = 0.5
     return url, sessions, data
 
 

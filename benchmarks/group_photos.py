@@ -16,20 +16,15 @@ faces per second of `search_many` (faces of several photos in one forward pass).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from benchmarks.serve_load import dlib_workspace, verifier  # noqa: E402
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 GALLERY_PHOTOS = 6
 SECOND_FACE = {"elon_musk/Selection_028.png", "lula/Selection_027.png"}
 """Held-out seed photos that show a second face (an avatar, a neighbour's edge)."""

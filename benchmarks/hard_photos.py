@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 CUTS = (0.3, 0.5, 0.7)
 
 

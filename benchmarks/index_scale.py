@@ -16,12 +16,9 @@ recall@10 against Flat. Printed side by side, with ratios to Flat.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 import numpy as np  # noqa: E402
 
 from storage.index import build_index, search  # noqa: E402

@@ -20,11 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 import numpy as np  # noqa: E402
-
 import serve_load as sl  # noqa: E402
 
 ENGINES = ("keras", "onnx")

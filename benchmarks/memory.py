@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT  # noqa: E402 - first: the import path, TensorFlow quiet
+
 sys.path.insert(0, str(ROOT))
 
 CHILD = """

@@ -25,18 +25,13 @@ where it is installed (`--skip-peer` leaves it out).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 GALLERY_PHOTOS = 5
 MODELS = {"trained (README defaults)": {},
           "untrained network": {"head": "none", "fine_tune": 0.0, "augment": "none"}}
@@ -65,11 +60,11 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
     """Train as the README does (with ``options`` changed), embed the gallery, and
     answer every probe as `verifier query` does; the answers in order."""
     from jobs.embed import embed_gallery
-    from verifier.errors import VerifierError
     from jobs.live import Verifier
     from jobs.train import TrainOptions, train
     from storage.database import open_database
     from storage.workspace import Workspace
+    from verifier.errors import VerifierError
 
     ws = Workspace.open(home)
     sessions = open_database(ws.database_url)

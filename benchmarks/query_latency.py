@@ -11,31 +11,27 @@ ranking and metadata). Detections are not cached between the two, so both detect
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np  # noqa: E402
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-from verifier.defaults import DEFAULT_PADDING  # noqa: E402
-from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
-from verifier.preparation import PhotoPreparer  # noqa: E402
 from jobs.live import Verifier  # noqa: E402
 from jobs.train import TrainOptions, train  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from verifier.defaults import DEFAULT_PADDING  # noqa: E402
+from verifier.dlib_resnet import CHIP_SIZE  # noqa: E402
 from verifier.images import scan_dataset  # noqa: E402
+from verifier.preparation import PhotoPreparer  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
+    ap.add_argument("--data", type=Path, default=SEED)
     ap.add_argument("--probes", type=int, default=16)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:

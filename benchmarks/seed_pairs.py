@@ -13,9 +13,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 from PIL import Image
-
-SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed-faces"
 
 
 def main() -> None:

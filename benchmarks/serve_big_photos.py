@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
 import serve_load as sl  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 def big_png(seed: int, width: int = 8660, height: int = 5774) -> bytes:

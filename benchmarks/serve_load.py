@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import socket
 import subprocess
 import sys
@@ -29,13 +28,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, SEED  # noqa: E402 - first: the import path, TensorFlow quiet
+
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-
-SEED = ROOT.parent / "shared" / "data" / "seed-faces"
 
 
 def verifier(home: Path, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -169,9 +166,9 @@ def main() -> None:
     import httpx
 
     from jobs.models import load_model
-    from verifier.preparation import PhotoPreparer
     from storage.workspace import Workspace
     from verifier.images import scan_dataset
+    from verifier.preparation import PhotoPreparer
 
     photos = [p.path for p in scan_dataset(args.data).photos]
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import common  # noqa: E402,F401 - first: the import path, TensorFlow quiet
 import serve_load as sl  # noqa: E402
 
 

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "data" / "seed-faces"
+from common import ROOT, SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 
 def verifier(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from benchmarks.per_pair import PerPairPipeline, fit_per_pair  # noqa: E402
 from jobs.train import TrainOptions, train  # noqa: E402
@@ -48,7 +44,7 @@ def fast_run(data: Path, **kw) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/seed-faces")
+    ap.add_argument("--data", type=Path, default=SEED)
     ap.add_argument("--weights", default="none")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)

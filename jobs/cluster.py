@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import clusters as store
 from storage import gallery
 from storage.errors import GalleryConflict
-from storage.schema import Model
+from storage.models import model_by_id
+from storage.schema import RunStatus
 from storage.workspace import Workspace
 from verifier.clustering import cluster_vectors
 from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
@@ -117,7 +118,7 @@ class ClusterRun:
 
     run: int
     model: str
-    status: str
+    status: RunStatus
     threshold: float | None = None
     min_size: int = DEFAULT_MIN_SIZE
     groups: list[Group] = field(default_factory=list)
@@ -142,7 +143,7 @@ class ClusterRun:
                 "skipped": dict(self.skipped), "counts": dict(self.counts), "error": self.error}
 
     def lines(self) -> list[str]:
-        if self.status != "done":
+        if self.status != RunStatus.DONE:
             done, total = self.counts.get("done", 0), self.counts.get("total", 0)
             return [f"cluster run {self.run} ({self.model}): {self.status}, {done}/{total} photos"
                     + (f": {self.error}" if self.error else "")]
@@ -168,8 +169,8 @@ class ClusterRun:
         return out
 
 
-def _model_row(session: Session, model_id: int | None) -> Model:
-    row = session.get(Model, model_id) if model_id is not None else None
+def _model_row(session: Session, model_id: int | None):
+    row = model_by_id(session, model_id)
     if row is None:
         raise ClusterError("the model of this cluster run is gone")
     return row
@@ -213,7 +214,8 @@ def cluster_photos(ws: Workspace, sessions: sessionmaker[Session], photos: Seque
         return _cluster(sessions, list(photos), verifier, run_id, on_progress,
                         threads or os.cpu_count() or 1, stopping or (lambda: False))
     except BaseException as exc:
-        store.fail(sessions, run_id, str(exc) or type(exc).__name__)
+        with sessions.begin() as session:
+            store.fail(session, run_id, str(exc) or type(exc).__name__)
         raise
 
 
@@ -250,12 +252,13 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
               "faces": len(members), "embedded": found.embedded, "reused": found.reused,
               "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
               "seconds": round(time.perf_counter() - started, 3)}
-    store.finish(sessions, run_id,
-                 [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
-                 [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
-                 + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
-                 dict(counts, skipped_photos=skipped))
-    return ClusterRun(run_id, verifier.model, "done", threshold, min_size, groups,
+    with sessions.begin() as session:
+        store.finish(session, run_id,
+                     [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
+                     [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
+                     + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
+                     dict(counts, skipped_photos=skipped))
+    return ClusterRun(run_id, verifier.model, RunStatus.DONE, threshold, min_size, groups,
                       [_group_face(item, face) for item, face in alone], skipped, counts,
                       origin=params.get("origin", "cli"))
 
@@ -279,7 +282,8 @@ def _find_faces(sessions: sessionmaker[Session], photos: list[PhotoItem], verifi
             if on_progress:
                 on_progress(done, total)
             if time.monotonic() - last >= PROGRESS_EVERY_S or done == total:
-                store.progress(sessions, run_id, done, total)
+                with sessions.begin() as session:
+                    store.progress(session, run_id, done, total)
                 last = time.monotonic()
     return found
 
@@ -300,7 +304,8 @@ def _find_batch(sessions: sessionmaker[Session], chunk: list[PhotoItem], verifie
     prepared = dict(zip(todo, pool.map(lambda kv: _prepare(verifier, *kv, params), todo.values())))
     new = _stored_faces(verifier, prepared)
     if new:
-        known.update(store.store_faces(sessions, verifier.model_id, new))
+        with sessions.begin() as session:
+            known.update(store.store_faces(session, verifier.model_id, new))
         found.embedded += len(new)
     for sha, item in zip(shas, chunk):
         if sha is None:
@@ -437,8 +442,8 @@ def _load_run(sessions: sessionmaker[Session], run_id: int
     with sessions() as session:
         stored = store.get_run(session, run_id)
         model = _model_row(session, stored.model_id).name
-    if stored.status == "running" and run_gone(stored.params):
-        stored = stored._replace(status="failed", error=GONE.format(pid=stored.params["pid"]))
+    if stored.status == RunStatus.RUNNING and run_gone(stored.params):
+        stored = stored._replace(status=RunStatus.FAILED, error=GONE.format(pid=stored.params["pid"]))
     counts = dict(stored.counts)
     skipped = counts.pop("skipped_photos", {}) or {}
     groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named) for g in stored.groups}
@@ -446,7 +451,7 @@ def _load_run(sessions: sessionmaker[Session], run_id: int
     for m in stored.members:
         face = GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)
         (groups[m.cluster].faces if m.cluster in groups else alone).append(face)
-    run = ClusterRun(stored.id, model, stored.status, stored.params.get("threshold"),
+    run = ClusterRun(stored.number, model, stored.status, stored.params.get("threshold"),
                      int(stored.params.get("min_size", DEFAULT_MIN_SIZE)),
                      sorted(groups.values(), key=lambda g: (-g.size, g.cluster)), alone,
                      skipped, counts, stored.error, stored.params.get("origin", "cli"))
@@ -479,30 +484,11 @@ class Named:
         return out
 
 
-def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int, cluster: int,
-               name: str, *, merge: bool = False) -> Named:
-    """Enroll the faces of group ``cluster`` of run ``run_id`` as person ``name``
-    through the gallery's one write path, with the vectors the run computed (nothing
-    is embedded again). ``name`` must be new, or an existing person with ``merge``.
-    A photo that changed since the run, or that the gallery holds as someone else
-    (a gallery photo stands for one face), is skipped and reported."""
-    name = gallery.identity_name(name)
-    run, faces = _load_run(sessions, run_id)
-    if run.status != "done":
-        raise RunNotDone(f"cluster run {run_id} is {run.status}; name its groups once it is done")
-    if run.model != verifier.model:
-        raise OtherModel(f"cluster run {run_id} was made with model {run.model!r}, not {verifier.model!r}")
-    group = next((g for g in run.groups if g.cluster == cluster), None)
-    if group is None:
-        raise store.RunNotFound(f"cluster run {run_id} has no group {cluster}")
-    with sessions() as session:
-        exists = gallery.identity_exists(session, name)
-    if exists and not merge:
-        raise GalleryConflict(f"there is already a person named {name!r}; merge the group into "
-                              "them on purpose (--merge-into / merge=true) or choose another name")
-    if merge and not exists:
-        raise IdentityNotFound(f"no identity {name!r} in the gallery to merge into")
-    skipped: dict[str, str] = {}
+def _photos_to_enroll(verifier: Verifier, run_id: int, group: "Group", faces: dict,
+                      skipped: dict[str, str]) -> tuple[list[gallery.NewPhoto], list[bytes]]:
+    """The group's photos as gallery photos with the vectors the run stored, and their
+    bytes; a photo that cannot be read, changed since the run or whose face is under
+    the quality floor is left out with its reason in ``skipped``."""
     new: list[gallery.NewPhoto] = []
     datas: list[bytes] = []
     for face in sorted(group.faces, key=lambda f: f.face):  # a photo's largest face first
@@ -528,6 +514,34 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
                                     Path(face.photo).name, stored.vector,
                                     None if stored.box is None else tuple(stored.box), stored.quality))
         datas.append(data)
+    return new, datas
+
+
+def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int, cluster: int,
+               name: str, *, merge: bool = False) -> Named:
+    """Enroll the faces of group ``cluster`` of run ``run_id`` as person ``name``
+    through the gallery's one write path, with the vectors the run computed (nothing
+    is embedded again). ``name`` must be new, or an existing person with ``merge``.
+    A photo that changed since the run, or that the gallery holds as someone else
+    (a gallery photo stands for one face), is skipped and reported."""
+    name = gallery.identity_name(name)
+    run, faces = _load_run(sessions, run_id)
+    if run.status != RunStatus.DONE:
+        raise RunNotDone(f"cluster run {run_id} is {run.status}; name its groups once it is done")
+    if run.model != verifier.model:
+        raise OtherModel(f"cluster run {run_id} was made with model {run.model!r}, not {verifier.model!r}")
+    group = next((g for g in run.groups if g.cluster == cluster), None)
+    if group is None:
+        raise store.RunNotFound(f"cluster run {run_id} has no group {cluster}")
+    with sessions() as session:
+        exists = gallery.identity_exists(session, name)
+    if exists and not merge:
+        raise GalleryConflict(f"there is already a person named {name!r}; merge the group into "
+                              "them on purpose (--merge-into / merge=true) or choose another name")
+    if merge and not exists:
+        raise IdentityNotFound(f"no identity {name!r} in the gallery to merge into")
+    skipped: dict[str, str] = {}
+    new, datas = _photos_to_enroll(verifier, run_id, group, faces, skipped)
     with sessions() as session:
         taken = gallery.enrolled_as(session, [n.path for n in new])
     keep = []

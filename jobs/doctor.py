@@ -10,6 +10,7 @@ from storage import gallery
 from storage.errors import IndexMismatch
 from storage.follower import Follower, audit
 from storage.index import load_index
+from storage.models import models as registered_models
 from storage.schema import Model
 from storage.workspace import Workspace
 
@@ -88,7 +89,7 @@ def check_workspace(ws: Workspace, sessions: sessionmaker[Session], *,
     ``repair``, rebuild or update indexes from the stored vectors."""
     report = DoctorReport()
     with sessions() as session:
-        models = gallery.models(session)
+        models = registered_models(session)
         photos = gallery.gallery_contents(session)
     report.checked = {"models": len(models), "photos": len(photos)}
     for model in models:

@@ -18,12 +18,12 @@ from typing import Iterable
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import gallery
+from storage import gallery, models, runs
 from storage.errors import InvalidName
 from storage.follower import Follower
 from storage.index import is_current
 from storage.lock import job_lock
-from storage.schema import FaceFlag
+from storage.schema import FaceFlag, RunKind, RunStatus
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_EMBED_BATCH_SIZE, DEFAULT_MAX_PIXELS, DEFAULT_MIN_QUALITY
 from verifier.errors import ImageError
@@ -53,7 +53,8 @@ class EmbedSummary:
     index_rebuilt: bool = False
     gallery_size: int = 0
     seconds: float = 0.0
-    run_id: int | None = None
+    run: int | None = None
+    """The run's number among embed runs."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -171,13 +172,13 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
         summary = EmbedSummary(model=name)
         config = loaded.config if loaded else read_config(ws, name)
         with sessions.begin() as session:
-            model_row = gallery.ensure_model(session, name, config, ws.model_dir(name))
+            model_row = models.ensure_model(session, name, config, ws.model_dir(name))
             model_id = model_row.id
-            run_id = gallery.start_run(session, "embed", {
+            started = runs.start_run(session, RunKind.EMBED, {
                 "data": str(root), "prune": prune, "batch_size": batch_size,
                 "index_factory": index_factory, "min_quality": min_quality,
-                "restore_removed": restore_removed}, model_id).id
-        summary.run_id = run_id
+                "restore_removed": restore_removed}, model_id)
+            run_id, summary.run = started.id, started.number
         try:
             changed, todo, ok_total = _sync_folder(sessions, root, summary, prune, max_pixels,
                                                    model_id, restore_removed)
@@ -191,10 +192,10 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
             with sessions.begin() as session:
                 summary.gallery_size = len(gallery.model_ids(session, model_id))
                 summary.seconds = time.perf_counter() - t0
-                gallery.finish_run(session, run_id, "ok", _counts(summary))
+                runs.finish_run(session, run_id, RunStatus.DONE, _counts(summary))
         except BaseException as exc:
             with sessions.begin() as session:
-                gallery.finish_run(session, run_id, "failed", _counts(summary),
+                runs.finish_run(session, run_id, RunStatus.FAILED, _counts(summary),
                                    f"{type(exc).__name__}: {exc}")
             raise
     return summary

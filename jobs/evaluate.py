@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import gallery
-from storage.schema import ImageStatus, JobRun, Model, PairScore
+from storage import evaluations, gallery, models, runs
+from storage.schema import ImageStatus, JobRun, RunKind, RunStatus
 from storage.workspace import Workspace
 from verifier import metrics
 from verifier.defaults import TUTORIAL_THRESHOLD
@@ -29,7 +28,8 @@ class EvaluationError(MetricError):
 
 @dataclass
 class Evaluation:
-    run_id: int
+    run: int
+    """The run's number among evaluation runs."""
     model: str
     split: str
     threshold: float
@@ -45,26 +45,11 @@ class Evaluation:
     protocol: str = ""
 
     def as_dict(self) -> dict:
-        return {"run": self.run_id, "model": self.model, "split": self.split,
+        return {"run": self.run, "model": self.model, "split": self.split,
                 "threshold": self.threshold, "threshold_rule": self.threshold_rule,
                 "metrics": self.metrics, "tutorial_threshold_0.5": self.tutorial,
                 "validation": self.validation, "folds": self.folds, "protocol": self.protocol,
                 "overlap": self.overlap, "unscored": self.unscored}
-
-
-INSERT_CHUNK = 5000
-"""Pair scores are written this many rows per statement: bounded memory for long lists."""
-
-
-def store_pair_scores(session: Session, run_id: int, first: np.ndarray, second: np.ndarray,
-                      labels: np.ndarray, distances: np.ndarray) -> None:
-    """Store a run's per-pair distances (image ids, label, distance), chunk by chunk."""
-    for start in range(0, len(distances), INSERT_CHUNK):
-        chunk = slice(start, start + INSERT_CHUNK)
-        session.execute(PairScore.__table__.insert(), [
-            {"run_id": run_id, "first_image_id": int(a), "second_image_id": int(b),
-             "label": int(label), "distance": float(dist)}
-            for a, b, label, dist in zip(first[chunk], second[chunk], labels[chunk], distances[chunk])])
 
 
 def photo_embeddings(session: Session, model_id: int, root: Path, photos: list[dict],
@@ -107,13 +92,15 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
     pairs, photos = load_pairs(ws, name)
     # photos not yet in the gallery are embedded first (nothing is embedded twice)
     embed_gallery(ws, sessions, root, model=name, quiet=quiet, loaded=loaded)
+
     def embed_files(paths: list[Path]) -> np.ndarray:
         model = loaded or load_model(ws, name)
         return model.embed(np.stack([model.preparer.prepare(path).pixels for path in paths]))
 
     with sessions() as session:
-        model_row = gallery.get_model(session, name)
-        image_ids, vectors = photo_embeddings(session, model_row.id, root, photos, embed_files)
+        stored = models.get_model(session, name)
+        stored_threshold, stored_rule = stored.threshold, stored.threshold_rule
+        image_ids, vectors = photo_embeddings(session, stored.id, root, photos, embed_files)
 
     def distances(p) -> np.ndarray:
         return euclidean_distance_np(vectors[p.first], vectors[p.second])
@@ -122,45 +109,52 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
     if not len(chosen):
         raise EvaluationError(f"the {split} split of {name} has no pairs")
     d = distances(chosen)
-    validation = None
-    with sessions() as session:
-        stored = gallery.get_model(session, name)
-        stored_threshold, stored_rule = stored.threshold, stored.threshold_rule
-    store = False  # a model calibrated at train time keeps its threshold: evaluation reports
     val = pairs.validation
     vd = distances(val)
-    if threshold is not None:
-        rule = "given"
-    elif target_far is not None:
-        threshold = metrics.calibrated_threshold(vd, val.label, target_far)[0]
-        rule = f"far<={target_far:g} on validation, this report only"
-    elif stored_threshold is not None:
-        threshold, rule = stored_threshold, stored_rule or "the model's"
-    else:  # a model saved before thresholds were calibrated at train time
-        threshold, rule, store = metrics.best_accuracy_threshold(vd, val.label), "best-accuracy", True
-    if rule != "given":
-        validation = metrics.threshold_metrics(vd, val.label, threshold)
+    threshold, rule, store = _threshold(threshold, target_far, stored_threshold, stored_rule, vd, val.label)
+    validation = metrics.threshold_metrics(vd, val.label, threshold) if rule != "given" else None
     result = metrics.summary(d, chosen.label, threshold)
     tutorial = metrics.threshold_metrics(d, chosen.label, TUTORIAL_THRESHOLD)
     fold_result = metrics.kfold_accuracy(d, chosen.label, folds) if folds else None
     overlap = split_overlap(pairs, split, [p["identity"] for p in photos])
-
+    params = {"split": split, "threshold": threshold, "threshold_rule": rule,
+              "target_far": target_far, "folds": folds}
+    outcome = {"metrics": result, "tutorial": tutorial, "validation": validation,
+               "folds": fold_result, "protocol": config["protocol"], "overlap": overlap}
     with sessions.begin() as session:
-        model_row = session.scalar(select(Model).where(Model.name == name))
         if store:
-            model_row.threshold, model_row.threshold_rule = float(threshold), rule
-        run = gallery.start_run(session, "evaluate", {
-            "split": split, "threshold": threshold, "threshold_rule": rule,
-            "target_far": target_far, "folds": folds}, model_row.id)
-        store_pair_scores(session, run.id, image_ids[chosen.first], image_ids[chosen.second],
-                          chosen.label, d)
-        gallery.finish_run(session, run.id, "ok", {"metrics": result, "tutorial": tutorial,
-                                                   "validation": validation, "folds": fold_result,
-                                                   "protocol": config["protocol"],
-                                                   "overlap": overlap})
-        run_id = run.id
-    return Evaluation(run_id, name, split, float(threshold), rule, result, tutorial, validation,
+            models.set_threshold(session, name, threshold, rule)
+        number = _record(session, stored.id, params, outcome, image_ids[chosen.first],
+                         image_ids[chosen.second], chosen.label, d)
+    return Evaluation(number, name, split, float(threshold), rule, result, tutorial, validation,
                       fold_result, d, chosen.label, overlap=overlap, protocol=config["protocol"])
+
+
+def _threshold(given: float | None, target_far: float | None, stored: float | None,
+               stored_rule: str | None, distances: np.ndarray, labels: np.ndarray
+               ) -> tuple[float, str, bool]:
+    """The threshold an evaluation scores at, its rule, and whether the model keeps
+    it: ``given``, else calibrated at ``target_far`` on validation (this report only),
+    else the model's, else the best accuracy on validation (a model saved before
+    thresholds were calibrated at train time keeps that one)."""
+    if given is not None:
+        return given, "given", False
+    if target_far is not None:
+        return (metrics.calibrated_threshold(distances, labels, target_far)[0],
+                f"far<={target_far:g} on validation, this report only", False)
+    if stored is not None:
+        return stored, stored_rule or "the model's", False
+    return metrics.best_accuracy_threshold(distances, labels), "best-accuracy", True
+
+
+def _record(session: Session, model_id: int, params: dict, outcome: dict, first: np.ndarray,
+            second: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> int:
+    """Store a finished evaluation run with the distance of every pair it scored;
+    returns its number."""
+    run = runs.start_run(session, RunKind.EVALUATE, params, model_id)
+    evaluations.store_pair_scores(session, run.id, first, second, labels, distances)
+    runs.finish_run(session, run.id, RunStatus.DONE, outcome)
+    return run.number
 
 
 def split_overlap(pairs, split: str, identities: list[str]) -> dict:
@@ -196,13 +190,12 @@ def overlap_warning(overlap: dict | None) -> str | None:
     return None
 
 
-def latest_run(session: Session, run_id: int | None = None) -> JobRun:
-    query = select(JobRun).where(JobRun.kind == "evaluate", JobRun.status == "ok")
-    if run_id is not None:
-        query = query.where(JobRun.id == run_id)
-    run = session.scalar(query.order_by(JobRun.id.desc()).limit(1))
+def latest_run(session: Session, number: int | None = None) -> JobRun:
+    """Finished evaluation run ``number`` (default: the newest one)."""
+    run = (evaluations.latest_evaluation(session) if number is None
+           else evaluations.evaluation_run(session, number))
     if run is None:
-        raise EvaluationError(f"no evaluation run {run_id}" if run_id is not None else
+        raise EvaluationError(f"no evaluation run {number}" if number is not None else
                               "no evaluation yet; run `verifier evaluate` first")
     return run
 
@@ -253,19 +246,15 @@ def evaluate_pairs(ws: Workspace, sessions: sessionmaker[Session], pairs_file: P
     overlap = _overlap(ws, name, {rel: found[rel].sha256 for rel in vec}, scored)
     protocol = f"external {listing.format} list" + (f", {listing.folds} folds from the file"
                                                      if listing.folds else "")
+    params = {"split": "external", "pairs_file": str(Path(pairs_file).resolve()),
+              "format": listing.format, "data": str(root), "threshold": float(threshold),
+              "threshold_rule": rule, "folds": fold_result["folds"] if fold_result else None}
+    outcome = {"metrics": result, "tutorial": tutorial, "folds": fold_result, "protocol": protocol,
+               "overlap": overlap, "unscored": unscored, "listed": len(listing.pairs)}
     with sessions.begin() as session:
-        run = gallery.start_run(session, "evaluate", {
-            "split": "external", "pairs_file": str(Path(pairs_file).resolve()),
-            "format": listing.format, "data": str(root), "threshold": float(threshold),
-            "threshold_rule": rule, "folds": fold_result["folds"] if fold_result else None},
-            model_id)
-        store_pair_scores(session, run.id, np.array([found[p.a].id for p in scored]),
-                          np.array([found[p.b].id for p in scored]), y, d)
-        gallery.finish_run(session, run.id, "ok", {
-            "metrics": result, "tutorial": tutorial, "folds": fold_result, "protocol": protocol,
-            "overlap": overlap, "unscored": unscored, "listed": len(listing.pairs)})
-        run_id = run.id
-    return Evaluation(run_id, name, "external", float(threshold), rule, result, tutorial, None,
+        number = _record(session, model_id, params, outcome, np.array([found[p.a].id for p in scored]),
+                         np.array([found[p.b].id for p in scored]), y, d)
+    return Evaluation(number, name, "external", float(threshold), rule, result, tutorial, None,
                       fold_result, d, y, overlap=overlap, unscored=unscored, protocol=protocol)
 
 
@@ -274,7 +263,7 @@ def _listed_photos(sessions: sessionmaker[Session], name: str, root: Path, wante
     """The stored rows (path, id, sha256, status, reason, vector) of the listed photos
     under ``root``, by path relative to it; the model's id and calibrated threshold."""
     with sessions() as session:
-        model_row = gallery.get_model(session, name)
+        model_row = models.get_model(session, name)
         rows = gallery.folder_photos_with_vectors(session, root, model_row.id)
     cut = len(str(root)) + 1
     return ({row.path[cut:]: row for row in rows if row.path[cut:] in wanted}, model_row.id,

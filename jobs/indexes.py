@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import gallery
+from storage import gallery, models
 from storage.errors import IndexMismatch
 from storage.index import build_index_streaming, load_index, read_sidecar, save_index
 from storage.lock import job_lock
@@ -50,7 +50,7 @@ def build(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None =
     t = time.perf_counter()
     with job_lock(ws.locks_dir / "gallery.lock", wait=wait, what="index build or embed"):
         with sessions() as session:
-            model_id = gallery.get_model(session, name).id
+            model_id = models.get_model(session, name).id
             seq = gallery.changes.head(session)  # before the vectors: changes after it are re-applied
             ids = gallery.model_ids(session, model_id)
             rng = np.random.default_rng(seed)
@@ -80,7 +80,7 @@ def info(ws: Workspace, sessions: sessionmaker[Session], *, model: str | None = 
     sidecar = read_sidecar(path)
     index, _ = load_index(path, model=name)
     with sessions() as session:
-        model_id = gallery.get_model(session, name).id
+        model_id = models.get_model(session, name).id
         db_ids = gallery.model_ids(session, model_id)
         head = gallery.changes.head(session)
     import faiss

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import gallery
+from storage import gallery, models
 from storage.files import write_bytes_atomic
 from storage.follower import CatchUp, Follower
 from storage.gallery import identity_name
@@ -70,7 +70,7 @@ class Verifier:
         if max_pixels is not None:
             loaded.preparer.max_pixels = max_pixels
         with sessions.begin() as session:
-            row = gallery.ensure_model(session, loaded.name, loaded.config, loaded.path)
+            row = models.ensure_model(session, loaded.name, loaded.config, loaded.path)
             model_id, threshold = row.id, row.threshold
         return cls(ws, sessions, loaded, model_id, threshold, min_quality)
 
@@ -103,7 +103,7 @@ class Verifier:
         self._gallery()
         with self._write_lock:
             with self.sessions() as session:
-                self.threshold = gallery.get_model(session, self.model).threshold
+                self.threshold = models.get_model(session, self.model).threshold
             return self.follower.catch_up()
 
     @property

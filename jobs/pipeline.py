@@ -38,6 +38,6 @@ def run_pipeline(ws: Workspace, sessions: sessionmaker[Session], opts: TrainOpti
     for line in summary.lines():
         echo(line)
     result = evaluate(ws, sessions, loaded=loaded, quiet=quiet)
-    out = report_path or ws.reports_dir / f"{trained.name}-run{result.run_id}.{report_format}"
-    write_report(sessions, out, report_format, result.run_id)
+    out = report_path or ws.reports_dir / f"{trained.name}-run{result.run}.{report_format}"
+    write_report(sessions, out, report_format, result.run)
     return PipelineResult(trained, summary, result, out)

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from storage import evaluations, models
 from storage.files import write_text_atomic
-from storage.schema import Identity, Image, Model, PairScore
 from verifier import plots
 from verifier.defaults import TUTORIAL_THRESHOLD
 from verifier.errors import VerifierError
@@ -55,26 +54,20 @@ class ScoredPairs:
 def load_scored(sessions: sessionmaker[Session], run_id: int | None = None) -> ScoredPairs:
     with sessions() as session:
         run = latest_run(session, run_id)
-        model = session.get(Model, run.model_id)
-        a, b = aliased(Image), aliased(Image)
-        ia, ib = aliased(Identity), aliased(Identity)
-        rows = session.execute(
-            select(a.path, b.path, ia.name, ib.name, PairScore.label, PairScore.distance,
-                   a.sha256, b.sha256, a.quality, b.quality)
-            .join(a, PairScore.first_image_id == a.id).join(b, PairScore.second_image_id == b.id)
-            .join(ia, a.identity_id == ia.id).join(ib, b.identity_id == ib.id)
-            .where(PairScore.run_id == run.id).order_by(PairScore.id)).all()
-        run_doc = {"id": run.id, "params": run.params, "counts": run.counts,
+        model = models.model_by_id(session, run.model_id)
+        pairs = evaluations.scored_pairs(session, run.id)
+        run_doc = {"id": run.number, "params": run.params, "counts": run.counts,
                    "started": str(run.started), "ended": str(run.ended)}
         model_doc = {"name": model.name, "backbone": model.backbone, "config": model.config}
-    path_a, path_b, identity_a, identity_b, labels, distances, sha_a, sha_b, q_a, q_b = \
-        (list(column) for column in zip(*rows)) if rows else ([] for _ in range(10))
-    trained = _training_contents(Path(model.artifact))
+        artifact = Path(model.artifact)
+    trained = _training_contents(artifact)
     in_training = None if trained is None else \
-        [sa in trained or sb in trained for sa, sb in zip(sha_a, sha_b)]
-    return ScoredPairs(run_doc, model_doc, path_a, path_b, identity_a, identity_b,
-                       np.array(labels, dtype=np.int8), np.array(distances, dtype=np.float64),
-                       in_training, q_a, q_b)
+        [p.a.sha256 in trained or p.b.sha256 in trained for p in pairs]
+    return ScoredPairs(run_doc, model_doc, [p.a.path for p in pairs], [p.b.path for p in pairs],
+                       [p.a.identity for p in pairs], [p.b.identity for p in pairs],
+                       np.array([p.label for p in pairs], dtype=np.int8),
+                       np.array([p.distance for p in pairs], dtype=np.float64),
+                       in_training, [p.a.quality for p in pairs], [p.b.quality for p in pairs])
 
 
 def _training_contents(model_folder: Path) -> set[str] | None:

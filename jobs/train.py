@@ -153,7 +153,21 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
     timings["train"] = time.perf_counter() - t2
     chosen = choose_and_calibrate(trainer, start_weights, views, rows, pairs, dataset, opts, echo)
 
-    config = {
+    config = _config(name, opts, weights, spec, size, branch, chosen, pairs)
+    _save(ws, name, branch, dataset, pairs, history, timings, config, database)
+    timings["total"] = time.perf_counter() - t0
+    echo(f"saved model version {name} to {ws.model_dir(name)}")
+    return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
+                       branch.trainable_layers, branch.backbone_layers, chosen.selection,
+                       chosen.threshold, chosen.rule)
+
+
+def _config(name: str, opts: TrainOptions, weights: str | None, spec, size: int, branch,
+            chosen, pairs: PairSet) -> dict:
+    """The config saved with a model version: how it was trained and calibrated."""
+    import keras
+
+    return {
         "name": name, "created": datetime.now(timezone.utc).isoformat(),
         "backbone": opts.backbone, "weights": weights, "preprocessing": spec.preprocessing,
         "head": opts.head, "detector": opts.detector, "face_padding": opts.face_padding,
@@ -167,12 +181,6 @@ def train(ws: Workspace, opts: TrainOptions, *, quiet: bool = False,
         "data_root": str(Path(opts.data).resolve()),
         "pair_counts": pairs.counts(), "keras_version": keras.__version__,
     }
-    _save(ws, name, branch, dataset, pairs, history, timings, config, database)
-    timings["total"] = time.perf_counter() - t0
-    echo(f"saved model version {name} to {ws.model_dir(name)}")
-    return TrainResult(name, ws.model_dir(name), dataset, pairs, history.as_dict(), timings,
-                       branch.trainable_layers, branch.backbone_layers, chosen.selection,
-                       chosen.threshold, chosen.rule)
 
 
 def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
@@ -304,7 +312,7 @@ def _save(ws: Workspace, name: str, branch, dataset: Dataset, pairs: PairSet, hi
         write_json_atomic(tmp / "history.json", {**history.as_dict(), "seconds": timings})
         write_json_atomic(tmp / "config.json", config)
     if database is not None:
-        from storage.gallery import ensure_model
+        from storage.models import ensure_model
 
         with database.begin() as session:
             ensure_model(session, name, config, ws.model_dir(name))

@@ -2,7 +2,8 @@
 model, stored once), and each run's groups and members.
 
 A run is a ``job_runs`` row of kind ``cluster``; its ``counts`` hold the progress
-while it runs (``done``/``total`` photos) and the outcome after.
+while it runs (``done``/``total`` photos) and the outcome after. Every function here
+names a run by its number among cluster runs (what users see), not its row id.
 """
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from .errors import RunNotFound
 from .gallery.reads import vector_to_bytes
-from .schema import Cluster, ClusterMember, FaceVector, JobRun, utcnow
-
-RUN_KIND = "cluster"
+from .runs import finish_run, record_progress, run_by_number, start_run
+from .schema import Cluster, ClusterMember, FaceVector, JobRun, RunKind, RunStatus
 
 
 class StoredFace(NamedTuple):
@@ -54,13 +54,13 @@ def faces_of(session: Session, model_id: int, sha256s: Iterable[str],
     return out
 
 
-def store_faces(sessions: sessionmaker[Session], model_id: int,
+def store_faces(session: Session, model_id: int,
                 faces: Sequence[StoredFace]) -> dict[str, list[StoredFace]]:
-    """Store new faces in one transaction; a content another run stored meanwhile
-    keeps that run's rows (the same model gives the same vectors). Returns the
-    stored faces of every content given."""
+    """Store new faces (in a savepoint of the caller's transaction); a content another
+    run stored meanwhile keeps that run's rows (the same model gives the same
+    vectors). Returns the stored faces of every content given."""
     try:
-        with sessions.begin() as session:
+        with session.begin_nested():
             known = set(faces_of(session, model_id, (f.sha256 for f in faces)))
             session.add_all(FaceVector(sha256=f.sha256, model_id=model_id, face=f.face,
                                        faces=f.faces, box=f.box, score=f.score,
@@ -68,29 +68,24 @@ def store_faces(sessions: sessionmaker[Session], model_id: int,
                             for f in faces if f.sha256 not in known)
     except IntegrityError:  # a concurrent run stored one of these contents first
         pass
-    with sessions() as session:
-        return faces_of(session, model_id, (f.sha256 for f in faces))
+    return faces_of(session, model_id, (f.sha256 for f in faces))
 
 
 def start(session: Session, model_id: int, params: dict, total: int = 0) -> int:
     """Record a new run of ``total`` photos (none done yet); returns its number."""
-    run = JobRun(kind=RUN_KIND, model_id=model_id, params=params, status="running",
-                 counts={"done": 0, "total": total})
-    session.add(run)
-    session.flush()
-    return run.id
+    return start_run(session, RunKind.CLUSTER, params, model_id, {"done": 0, "total": total}).number
 
 
-def progress(sessions: sessionmaker[Session], run_id: int, done: int, total: int) -> None:
-    with sessions.begin() as session:
-        run = session.get(JobRun, run_id)
-        run.counts = dict(run.counts or {}, done=done, total=total)
+def _run(session: Session, number: int) -> JobRun:
+    run = run_by_number(session, RunKind.CLUSTER, number)
+    if run is None:
+        raise RunNotFound(f"no cluster run {number}")
+    return run
 
 
-def fail(sessions: sessionmaker[Session], run_id: int, error: str) -> None:
-    with sessions.begin() as session:
-        run = session.get(JobRun, run_id)
-        run.status, run.ended, run.error = "failed", utcnow(), error[:2000]
+def progress(session: Session, number: int, done: int, total: int) -> None:
+    """How far running run ``number`` has come."""
+    record_progress(session, _run(session, number).id, done, total)
 
 
 class GroupRow(NamedTuple):
@@ -107,13 +102,14 @@ class MemberRow(NamedTuple):
     source: str | None
 
 
-def previous_groups(session: Session, model_id: int, before: int
+def previous_groups(session: Session, model_id: int, number: int
                     ) -> tuple[dict[frozenset[int], int], int]:
     """The groups of the last finished cluster run of ``model_id`` before run
-    ``before`` (by their members' face ids), and the largest group id any earlier
+    ``number`` (by their members' face ids), and the largest group id any earlier
     run of the model used."""
+    before = _run(session, number).id
     last = session.scalar(select(JobRun.id).where(
-        JobRun.kind == RUN_KIND, JobRun.model_id == model_id, JobRun.status == "done",
+        JobRun.kind == RunKind.CLUSTER, JobRun.model_id == model_id, JobRun.status == RunStatus.DONE,
         JobRun.id < before).order_by(JobRun.id.desc()).limit(1))
     top = session.scalar(select(func.max(Cluster.cluster)).join(JobRun, JobRun.id == Cluster.run_id)
                          .where(JobRun.model_id == model_id, JobRun.id < before))
@@ -126,19 +122,23 @@ def previous_groups(session: Session, model_id: int, before: int
     return {frozenset(v): k for k, v in groups.items()}, int(top if top is not None else -1)
 
 
-def finish(sessions: sessionmaker[Session], run_id: int, groups: Sequence[GroupRow],
+def finish(session: Session, number: int, groups: Sequence[GroupRow],
            members: Sequence[MemberRow], counts: dict) -> None:
-    """Record a run's groups and members and mark it done, in one transaction."""
-    with sessions.begin() as session:
-        session.execute(delete(Cluster).where(Cluster.run_id == run_id))
-        session.execute(delete(ClusterMember).where(ClusterMember.run_id == run_id))
-        session.add_all(Cluster(run_id=run_id, cluster=g.cluster, size=g.size,
-                                suggestion=g.suggestion, distance=g.distance) for g in groups)
-        session.add_all(ClusterMember(run_id=run_id, cluster=m.cluster, face_id=m.face_id,
-                                      photo=m.photo[:1024], source=(m.source or "")[-255:] or None)
-                        for m in members)
-        run = session.get(JobRun, run_id)
-        run.status, run.ended, run.counts = "done", utcnow(), counts
+    """Record a run's groups and members and mark it done."""
+    run_id = _run(session, number).id
+    session.execute(delete(Cluster).where(Cluster.run_id == run_id))
+    session.execute(delete(ClusterMember).where(ClusterMember.run_id == run_id))
+    session.add_all(Cluster(run_id=run_id, cluster=g.cluster, size=g.size,
+                            suggestion=g.suggestion, distance=g.distance) for g in groups)
+    session.add_all(ClusterMember(run_id=run_id, cluster=m.cluster, face_id=m.face_id,
+                                  photo=m.photo[:1024], source=(m.source or "")[-255:] or None)
+                    for m in members)
+    finish_run(session, run_id, RunStatus.DONE, counts)
+
+
+def fail(session: Session, number: int, error: str) -> None:
+    """Mark a run failed with its error, its counts kept."""
+    finish_run(session, _run(session, number).id, RunStatus.FAILED, error=error)
 
 
 class Member(NamedTuple):
@@ -149,9 +149,9 @@ class Member(NamedTuple):
 
 
 class StoredRun(NamedTuple):
-    id: int
+    number: int
     model_id: int | None
-    status: str
+    status: RunStatus
     params: dict
     counts: dict
     error: str | None
@@ -159,10 +159,10 @@ class StoredRun(NamedTuple):
     members: list[Member]
 
 
-def get_run(session: Session, run_id: int, *, members: bool = True) -> StoredRun:
-    run = session.get(JobRun, run_id)
-    if run is None or run.kind != RUN_KIND:
-        raise RunNotFound(f"no cluster run {run_id}")
+def get_run(session: Session, number: int, *, members: bool = True) -> StoredRun:
+    """Cluster run ``number`` with its groups (and, with ``members``, every face)."""
+    run = _run(session, number)
+    run_id = run.id
     groups = list(session.scalars(select(Cluster).where(Cluster.run_id == run_id)
                                   .order_by(Cluster.size.desc(), Cluster.cluster)))
     found: list[Member] = []
@@ -171,32 +171,35 @@ def get_run(session: Session, run_id: int, *, members: bool = True) -> StoredRun
                                .join(FaceVector, FaceVector.id == ClusterMember.face_id)
                                .where(ClusterMember.run_id == run_id).order_by(ClusterMember.id))
         found = [Member(m.cluster, m.photo, m.source, _stored(f)) for m, f in rows]
-    return StoredRun(run.id, run.model_id, run.status, dict(run.params or {}),
+    return StoredRun(run.number, run.model_id, run.status, dict(run.params or {}),
                      dict(run.counts or {}), run.error, groups, found)
 
 
-def member(session: Session, run_id: int, cluster: int | None, index: int) -> Member:
+def member(session: Session, number: int, cluster: int | None, index: int) -> Member:
     """Face ``index`` (in the run's order) of group ``cluster`` of a run (``None``: the
     unclustered faces), read alone: a thumbnail does not load the whole run."""
+    run_id = _run(session, number).id
     where = ClusterMember.cluster.is_(None) if cluster is None else ClusterMember.cluster == cluster
     row = session.execute(select(ClusterMember, FaceVector)
                           .join(FaceVector, FaceVector.id == ClusterMember.face_id)
                           .where(ClusterMember.run_id == run_id, where)
                           .order_by(ClusterMember.id).offset(index).limit(1)).first()
     if row is None:
-        raise RunNotFound(f"cluster run {run_id} has no face {index} in group {cluster}")
+        raise RunNotFound(f"cluster run {number} has no face {index} in group {cluster}")
     m, f = row
     return Member(m.cluster, m.photo, m.source, _stored(f))
 
 
 def runs(session: Session, limit: int = 20) -> list[JobRun]:
     """The most recent cluster runs, newest first."""
-    return list(session.scalars(select(JobRun).where(JobRun.kind == RUN_KIND)
+    return list(session.scalars(select(JobRun).where(JobRun.kind == RunKind.CLUSTER)
                                 .order_by(JobRun.id.desc()).limit(limit)))
 
 
-def mark_named(session: Session, run_id: int, cluster: int, name: str) -> None:
-    row = session.scalar(select(Cluster).where(Cluster.run_id == run_id, Cluster.cluster == cluster))
+def mark_named(session: Session, number: int, cluster: int, name: str) -> None:
+    """Record that group ``cluster`` of run ``number`` was named ``name``."""
+    row = session.scalar(select(Cluster).where(Cluster.run_id == _run(session, number).id,
+                                               Cluster.cluster == cluster))
     if row is None:
-        raise RunNotFound(f"cluster run {run_id} has no group {cluster}")
+        raise RunNotFound(f"cluster run {number} has no group {cluster}")
     row.named = name

@@ -8,11 +8,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Integer, LargeBinary, String,
-                        Text, UniqueConstraint)
+from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
 never reused (AUTOINCREMENT on SQLite) and the gallery change log; 4: the face an
 enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs;
@@ -56,8 +56,34 @@ class ChangeKind(str, enum.Enum):
     UPDATE = "update"  # a photo's metadata changed (identity, path)
 
 
-def _values(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, create_constraint=False, length=16,
+class Word(str, enum.Enum):
+    """A closed vocabulary stored as its words; printed as the word."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class RunKind(Word):
+    """What a job run did."""
+
+    EMBED = "embed"        # a gallery folder embedded
+    EVALUATE = "evaluate"  # pairs scored (the model's splits or an external list)
+    CLUSTER = "cluster"    # photos grouped by face
+
+
+class RunStatus(Word):
+    """Where a job run stands (schema 7 maps the ``ok`` of older embed and evaluate
+    runs to ``done``)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _values(kind: type[enum.Enum], length: int = 16) -> Enum:
+    return Enum(kind, native_enum=False, create_constraint=False, length=length,
                 values_callable=lambda members: [m.value for m in members])
 
 
@@ -165,14 +191,18 @@ class ChangeHead(Base):
 
 
 class JobRun(Base):
-    """One run of a job (embed, evaluate, ...), with its outcome."""
+    """One run of a job (embed, evaluate, cluster), with its outcome. ``number`` counts
+    the runs of its kind (1, 2, ...): users name a run by its kind and number, while
+    ``id`` ties its rows together."""
 
     __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_kind_number", "kind", "number", unique=True),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[RunKind] = mapped_column(_values(RunKind, 32), index=True)
+    number: Mapped[int | None] = mapped_column(Integer)
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[RunStatus] = mapped_column(_values(RunStatus), default=RunStatus.RUNNING)
     started: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     counts: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -27,7 +27,7 @@ def dlib_home(base: Path, people: Sequence[str], photos: int = 4, threshold: flo
     dlib's own. Returns ``(workspace, sessions, data folder)``."""
     from jobs.embed import embed_gallery
     from jobs.train import TrainOptions, train
-    from storage import gallery
+    from storage import models
     from storage.database import open_database
     from storage.workspace import Workspace
 
@@ -42,5 +42,5 @@ def dlib_home(base: Path, people: Sequence[str], photos: int = 4, threshold: flo
                            name="dlib"), quiet=True, echo=lambda s: None, database=sessions)
     embed_gallery(ws, sessions, data, model="dlib", quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "dlib").threshold = threshold
+        models.get_model(s, "dlib").threshold = threshold
     return ws, sessions, data

@@ -52,6 +52,28 @@ def _conv_padding(settings: dict, explicit: bool = False) -> str:
     return "valid"
 
 
+def _convolution(layers, layer, batch_norm, name: str, explicit_padding: bool):
+    """A dlib convolution as Keras layers (a function of the tensor), its frozen batch
+    norm (``batch_norm``, the ``affine`` layer after it, or ``None``) folded in."""
+    w, b = layer.weights["filters"], layer.weights["bias"]
+    if batch_norm is not None:
+        g, beta = batch_norm.weights["gamma"], batch_norm.weights["beta"]
+        w = w * g[:, None, None, None]
+        b = b * g + beta
+    s = layer.settings
+    padding = _conv_padding(s, explicit_padding)
+    pad = (layers.ZeroPadding2D(((s["pad_y"],) * 2, (s["pad_x"],) * 2))
+           if padding == "valid" and (s["pad_y"] or s["pad_x"]) else None)
+    conv = layers.Conv2D(s["num_filters"], (s["rows"], s["cols"]), strides=(s["stride_y"], s["stride_x"]),
+                         padding=padding, name=name)
+
+    def apply(x):
+        x = conv(pad(x) if pad is not None else x)
+        conv.set_weights([np.transpose(w, (2, 3, 1, 0)), b])
+        return x
+    return apply
+
+
 def build_from_network(net: Network, name: str = "dlib_resnet", *, explicit_padding: bool = False):
     """Build the Keras model of a decoded dlib network (input: preprocessed chip).
 
@@ -75,22 +97,10 @@ def build_from_network(net: Network, name: str = "dlib_resnet", *, explicit_padd
         if layer.name == "con":
             if block_input is None and i > 0:
                 block_input = x  # dlib's tag1: the start of a residual block
-            w, b = layer.weights["filters"], layer.weights["bias"]
-            if i + 1 < len(items) and items[i + 1].name == "affine":
-                g, beta = items[i + 1].weights["gamma"], items[i + 1].weights["beta"]
-                w = w * g[:, None, None, None]  # fold the frozen batch norm into the conv
-                b = b * g + beta
-                i += 1
-            s = layer.settings
-            padding = _conv_padding(s, explicit_padding)
-            if padding == "valid" and (s["pad_y"] or s["pad_x"]):
-                x = layers.ZeroPadding2D(((s["pad_y"],) * 2, (s["pad_x"],) * 2))(x)
             n_conv += 1
-            conv = layers.Conv2D(s["num_filters"], (s["rows"], s["cols"]),
-                                 strides=(s["stride_y"], s["stride_x"]), padding=padding,
-                                 name=f"{name}_conv{n_conv}")
-            x = conv(x)
-            conv.set_weights([np.transpose(w, (2, 3, 1, 0)), b])
+            batch_norm = items[i + 1] if i + 1 < len(items) and items[i + 1].name == "affine" else None
+            x = _convolution(layers, layer, batch_norm, f"{name}_conv{n_conv}", explicit_padding)(x)
+            i += batch_norm is not None
         elif layer.name == "affine":
             raise DlibFormatError("an affine layer that does not follow a convolution")
         elif layer.name == "relu":

@@ -15,9 +15,9 @@ from storage.workspace import Workspace
 from ..live import Verifier
 from ..models import inference_engine
 from . import errors
+from .background import ClusterRunner
 from .deps import Admission, Service
 from .guard import Guard
-from .background import ClusterRunner
 from .routes import clusters, gallery, health, page, reports, search
 from .settings import MAX_CLUSTER_RUNS_WAITING, Settings
 
@@ -57,8 +57,7 @@ def share_cores(threads: int) -> None:
     """With the Keras engine: give each inference worker its share of the cores
     (TensorFlow's intra-op threads), before TensorFlow starts: a request's small
     tensors gain nothing from a second thread, and concurrent requests then run side
-    by side (`benchmarks/serve_load.py`: 8 clients 1.04x one client before, 1.53x
-    after). No effect once TensorFlow runs. The ONNX engine gets the same budget as
+    by side (measured by ``benchmarks/serve_load.py``). No effect once TensorFlow runs. The ONNX engine gets the same budget as
     its sessions' intra-op threads."""
     import tensorflow as tf
 
@@ -66,6 +65,26 @@ def share_cores(threads: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:  # already initialised (an app created in a process that used TF)
         pass
+
+
+def _gauges(svc: Service, maintenance: Maintenance) -> None:
+    """The service's gauges, read from the verifier and admission at each scrape."""
+    svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
+                      lambda: svc.verifier.gallery_size)
+    svc.metrics.gauge("verifier_changes_behind",
+                      "Gallery changes in the database not applied to this server's index yet.",
+                      lambda: svc.verifier.lag().changes)
+    svc.metrics.gauge("verifier_catch_up_lag_seconds",
+                      "Age of the oldest gallery change this server has not applied (0 when none).",
+                      lambda: svc.verifier.lag().seconds)
+    svc.metrics.gauge("verifier_change_seq", "The last gallery change applied to this server's index.",
+                      lambda: svc.verifier.seq)
+    svc.metrics.gauge("verifier_queue_waiting", "Inference requests waiting for a worker.",
+                      lambda: svc.admission.waiting)
+    svc.metrics.gauge("verifier_inference_in_flight", "Inference requests admitted.",
+                      lambda: svc.admission.in_flight)
+    svc.metrics.gauge("verifier_index_snapshots", "Index snapshots written since start.",
+                      lambda: maintenance.snapshots)
 
 
 def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -> FastAPI:
@@ -84,24 +103,9 @@ def create_app(ws: Workspace, sessions: Any, settings: Settings | None = None) -
                                      threads=threads, min_quality=settings.min_quality)
         svc.verifier.gallery_size  # noqa: B018 - load index and metadata now, not on the first request
         svc.admission = Admission(settings.workers, settings.queue)
-        svc.metrics.gauge("verifier_gallery_vectors", "Vectors searchable in the live index.",
-                          lambda: svc.verifier.gallery_size)
-        svc.metrics.gauge("verifier_changes_behind",
-                          "Gallery changes in the database not applied to this server's index yet.",
-                          lambda: svc.verifier.lag().changes)
-        svc.metrics.gauge("verifier_catch_up_lag_seconds",
-                          "Age of the oldest gallery change this server has not applied (0 when none).",
-                          lambda: svc.verifier.lag().seconds)
-        svc.metrics.gauge("verifier_change_seq", "The last gallery change applied to this server's index.",
-                          lambda: svc.verifier.seq)
-        svc.metrics.gauge("verifier_queue_waiting", "Inference requests waiting for a worker.",
-                          lambda: svc.admission.waiting)
-        svc.metrics.gauge("verifier_inference_in_flight", "Inference requests admitted.",
-                          lambda: svc.admission.in_flight)
         maintenance = Maintenance(svc.verifier, settings)
         maintenance.start()
-        svc.metrics.gauge("verifier_index_snapshots", "Index snapshots written since start.",
-                          lambda: maintenance.snapshots)
+        _gauges(svc, maintenance)
         app.state.maintenance = maintenance
         svc.clusters = ClusterRunner(sessions, MAX_CLUSTER_RUNS_WAITING)
         log.info("serving model %s with %d gallery vectors", svc.verifier.model,

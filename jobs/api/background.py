@@ -65,4 +65,5 @@ class ClusterRunner:
                 run_id, _ = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            store.fail(self.sessions, run_id, "the server stopped before this run started; start it again")
+            with self.sessions.begin() as session:
+                store.fail(session, run_id, "the server stopped before this run started; start it again")

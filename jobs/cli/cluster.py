@@ -144,7 +144,9 @@ def cluster_name(ctx: Context, run_id: int, group: int, name: str | None, merge_
 
 
 def _print(run, as_json: bool, html_path: Path | None) -> None:
-    if html_path is not None and run.status == "done":
+    from storage.schema import RunStatus
+
+    if html_path is not None and run.status == RunStatus.DONE:
         from ..cluster_sheet import write_sheet
 
         write_sheet(run, html_path)
@@ -153,7 +155,7 @@ def _print(run, as_json: bool, html_path: Path | None) -> None:
         return
     for line in run.lines():
         click.echo(line)
-    if html_path is not None and run.status == "done":
+    if html_path is not None and run.status == RunStatus.DONE:
         click.echo(f"contact sheet: {html_path}")
 
 

@@ -81,7 +81,8 @@ def gallery_cmd(click_ctx: click.Context, ctx: Context, as_json: bool) -> None:
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from storage.gallery import identity_counts, model_counts
+    from storage.gallery import identity_counts
+    from storage.models import model_counts
 
     with ctx.database()() as session:
         people, models = identity_counts(session), model_counts(session)

@@ -18,7 +18,7 @@ def metric_table(ev) -> list[str]:
         return "n/a" if v is None else f"{v:.4f}"
 
     lines = [f"model {ev.model}, {ev.split} split: {ev.metrics['pairs']} pairs "
-             f"({ev.metrics['positives']} same person); evaluation run {ev.run_id}",
+             f"({ev.metrics['positives']} same person); evaluation run {ev.run}",
              f"{'':<20}{'threshold ' + format(ev.threshold, '.4f'):>18}{'tutorial ' + format(d.TUTORIAL_THRESHOLD, 'g'):>16}"]
     lines += [f"{k:<20}{f(ev.metrics[k]):>18}{f(ev.tutorial[k]):>16}" for k in keys]
     c, t = ev.metrics["confusion"], ev.tutorial["confusion"]
@@ -135,7 +135,7 @@ def report(ctx: Context, runs: tuple[int, ...], fmt: str, out: Path | None) -> N
     run = runs[0] if runs else None
     if out is None:
         with ctx.database()() as session:
-            run = latest_run(session, run).id
+            run = latest_run(session, run).number
         out = ctx.workspace().reports_dir / f"run{run}.{fmt}"
     path = write_report(ctx.database(), out, fmt, run)
     click.echo(f"report written to {path}")

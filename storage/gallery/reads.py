@@ -8,29 +8,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..errors import ModelNotFound, VectorsMissing
-from ..schema import Embedding, Identity, Image, ImageStatus, JobRun, Model, utcnow
-
-
-def ensure_model(session: Session, name: str, config: dict, artifact: Path) -> Model:
-    """The row of model version ``name``, registered from its config when new (with
-    the threshold calibrated at train time, where the config has one)."""
-    row = session.scalar(select(Model).where(Model.name == name))
-    if row is None:
-        row = Model(name=name, backbone=config.get("backbone", "?"), config=config,
-                    artifact=str(artifact), threshold=config.get("threshold"),
-                    threshold_rule=config.get("threshold_rule"))
-        session.add(row)
-        session.flush()
-    return row
-
-
-def get_model(session: Session, name: str) -> Model:
-    row = session.scalar(select(Model).where(Model.name == name))
-    if row is None:
-        raise ModelNotFound(f"model {name!r} is not registered in the database; "
-                            "run `verifier embed --data DIR` with it first")
-    return row
+from ..errors import VectorsMissing
+from ..schema import Embedding, Identity, Image, ImageStatus
 
 
 def model_vectors(session: Session, model_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,30 +127,6 @@ def identity_counts(session: Session) -> list[tuple[str, int]]:
     return [(name, int(n)) for name, n in rows]
 
 
-def model_counts(session: Session) -> list[tuple[str, str, int, float | None]]:
-    rows = session.execute(
-        select(Model.name, Model.backbone, func.count(Embedding.id), Model.threshold)
-        .outerjoin(Embedding, Embedding.model_id == Model.id)
-        .group_by(Model.id).order_by(Model.created)).all()
-    return [(name, backbone, int(n), threshold) for name, backbone, n, threshold in rows]
-
-
-def start_run(session: Session, kind: str, params: dict, model_id: int | None = None) -> JobRun:
-    run = JobRun(kind=kind, params=params, model_id=model_id, status="running")
-    session.add(run)
-    session.flush()
-    return run
-
-
-def finish_run(session: Session, run_id: int, status: str, counts: dict | None = None,
-               error: str | None = None) -> None:
-    run = session.get(JobRun, run_id)
-    run.status = status
-    run.ended = utcnow()
-    run.counts = counts or {}
-    run.error = error
-
-
 def identities_page(session: Session, offset: int = 0, limit: int = 50
                     ) -> tuple[int, list[tuple[str, int]]]:
     """``(total, [(name, photos)])``: identities with at least one photo in the
@@ -222,11 +177,6 @@ def folder_count(session: Session, root: Path) -> int:
     """Usable photos stored under folder ``root``."""
     return int(session.scalar(select(func.count(Image.id)).where(
         Image.path.startswith(str(root) + "/", autoescape=True), Image.status == ImageStatus.OK)) or 0)
-
-
-def models(session: Session) -> list[Model]:
-    """Every registered model version."""
-    return list(session.scalars(select(Model)))
 
 
 class StoredPhoto(NamedTuple):
@@ -289,20 +239,6 @@ def gallery_photo(session: Session, photo_id: int) -> Image | None:
     return row if row is not None and row.status == ImageStatus.OK else None
 
 
-def evaluation_run(session: Session, run_id: int) -> JobRun | None:
-    """Finished evaluation run ``run_id``, if there is one."""
-    run = session.get(JobRun, int(run_id))
-    return run if run is not None and run.kind == "evaluate" and run.status == "ok" else None
-
-
-def evaluation_runs(session: Session, limit: int = 100) -> list[tuple[JobRun, str | None]]:
-    """Finished evaluation runs, newest first, with their model's name."""
-    rows = session.execute(select(JobRun, Model.name).outerjoin(Model, JobRun.model_id == Model.id)
-                           .where(JobRun.kind == "evaluate", JobRun.status == "ok")
-                           .order_by(JobRun.id.desc()).limit(limit)).all()
-    return [(run, model) for run, model in rows]
-
-
 def enrolled_as(session: Session, paths: Sequence[str]) -> dict[str, str]:
     """The identity each of ``paths`` is in the gallery as (paths not in it are absent)."""
     rows = session.execute(select(Image.path, Identity.name).join(Identity, Identity.id == Image.identity_id)
@@ -314,3 +250,10 @@ def identity_exists(session: Session, name: str) -> bool:
     """Whether ``name`` has a photo in the gallery."""
     return session.scalar(select(func.count(Image.id)).join(Identity, Identity.id == Image.identity_id)
                           .where(Identity.name == name, Image.status == ImageStatus.OK)) > 0
+
+
+def folder_photos(session: Session, root: Path) -> dict[str, Image]:
+    """The stored photos under folder ``root``, by path."""
+    prefix = str(root) + "/"
+    return {row.path: row for row in session.scalars(
+        select(Image).where(Image.path.startswith(prefix, autoescape=True)))}

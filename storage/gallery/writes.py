@@ -19,11 +19,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import (AlreadyEnrolled, ConfusableName, DatabaseBusy, GalleryConflict, InvalidName,
-                      StorageFull)
+from ..errors import AlreadyEnrolled, ConfusableName, DatabaseBusy, GalleryConflict, InvalidName, StorageFull
 from ..schema import ChangeKind, Embedding, FaceFlag, Identity, Image, ImageStatus
 from . import changes
-from .reads import GalleryPhoto, identity_exists, vector_to_bytes
+from .reads import GalleryPhoto, folder_photos, identity_exists, vector_to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -231,13 +230,6 @@ class FolderSync:
     restored: int = 0   # such photos brought back (``restore_removed``)
 
 
-def folder_photos(session: Session, root: Path) -> dict[str, Image]:
-    """The stored photos under folder ``root``, by path."""
-    prefix = str(root) + "/"
-    return {row.path: row for row in session.scalars(
-        select(Image).where(Image.path.startswith(prefix, autoescape=True)))}
-
-
 def _drop_embeddings(session: Session, image_ids: Sequence[int]) -> list:
     """Delete every embedding of ``image_ids`` (all models), logging each; returns
     their ``(id, model_id, image_id)`` rows."""
@@ -266,27 +258,53 @@ def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
     :func:`folder_photos` already read in this session (read here otherwise)."""
     out = FolderSync()
     known = folder_photos(session, root) if known is None else known
+    files = list(files)
+    fresh = _fresh_files(files, known, out, restore_removed)
+    seen = {f.path for f in files}
+    gone = {p: r for p, r in known.items() if p not in seen}
+    _store_fresh(session, fresh, known, gone, out)
+    session.flush()
+    if prune and gone:
+        _drop_embeddings(session, [r.id for r in gone.values()])
+        session.execute(delete(Image).where(Image.id.in_([r.id for r in gone.values()])))
+        out.removed = len(gone)
+    else:
+        for row in gone.values():
+            row.status = ImageStatus.MISSING
+        out.missing = len(gone)
+    session.flush()
+    return out
+
+
+def _fresh_files(files: list[ScannedFile], known: dict[str, Image], out: FolderSync,
+                 restore_removed: bool) -> list[ScannedFile]:
+    """The files whose path or bytes are new; those already stored as they are only
+    have their status brought back (a missing file found again, a removed one
+    restored on request) and are counted in ``out``."""
+    fresh: list[ScannedFile] = []
+    for f in files:
+        row = known.get(f.path)
+        if row is None or row.sha256 != f.sha256:
+            fresh.append(f)
+        elif row.status == ImageStatus.SKIPPED:
+            out.skipped[f.path] = row.reason or "skipped"
+        elif row.status == ImageStatus.MISSING:
+            row.status = ImageStatus.OK
+        elif row.status == ImageStatus.REMOVED and restore_removed:
+            row.status = ImageStatus.OK  # embedded again: its vectors went with the removal
+            out.restored += 1
+        elif row.status == ImageStatus.REMOVED:
+            out.left_out += 1
+    return fresh
+
+
+def _store_fresh(session: Session, fresh: list[ScannedFile], known: dict[str, Image],
+                 gone: dict[str, Image], out: FolderSync) -> None:
+    """Store new and changed files: changed bytes re-queued (old vectors dropped), the
+    bytes of a file ``gone`` under a new name moved (vectors kept), others added."""
     by_sha: dict[str, list[Image]] = {}
     for row in known.values():
         by_sha.setdefault(row.sha256, []).append(row)
-    seen: set[str] = set()
-    fresh: list[ScannedFile] = []
-    for f in files:
-        seen.add(f.path)
-        row = known.get(f.path)
-        if row is not None and row.sha256 == f.sha256:
-            if row.status == ImageStatus.SKIPPED:
-                out.skipped[f.path] = row.reason or "skipped"
-            elif row.status == ImageStatus.MISSING:
-                row.status = ImageStatus.OK
-            elif row.status == ImageStatus.REMOVED and restore_removed:
-                row.status = ImageStatus.OK  # embedded again: its vectors went with the removal
-                out.restored += 1
-            elif row.status == ImageStatus.REMOVED:
-                out.left_out += 1
-            continue
-        fresh.append(f)
-    gone = {p: r for p, r in known.items() if p not in seen}
     identities: dict[str, int] = {}
     for f in fresh:
         if f.identity not in identities:
@@ -312,17 +330,6 @@ def sync_folder(session: Session, root: Path, files: Iterable[ScannedFile],
             continue
         session.add(Image(path=f.path, sha256=f.sha256, identity_id=ident, width=f.width,
                           height=f.height, status=status, reason=f.reason))
-    session.flush()
-    if prune and gone:
-        _drop_embeddings(session, [r.id for r in gone.values()])
-        session.execute(delete(Image).where(Image.id.in_([r.id for r in gone.values()])))
-        out.removed = len(gone)
-    else:
-        for row in gone.values():
-            row.status = ImageStatus.MISSING
-        out.missing = len(gone)
-    session.flush()
-    return out
 
 
 # -- vectors -----------------------------------------------------------------------------

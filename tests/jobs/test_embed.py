@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from jobs.cli import main
 from jobs.embed import embed_gallery
 from jobs.models import load_model
-from storage import gallery
+from storage import gallery, models
 from storage.database import open_database
 from storage.errors import WorkspaceBusy
 from storage.index import load_index, sidecar_path
@@ -27,7 +27,7 @@ from verifier.synthetic import write_identity_set
 
 def _check_consistent(ws, sessions, name="tiny"):
     with sessions() as s:
-        model = gallery.get_model(s, name)
+        model = models.get_model(s, name)
         ids = gallery.model_ids(s, model.id)
         pairs = s.execute(select(Embedding.image_id, func.count()).group_by(Embedding.image_id)
                           .having(func.count() > 1)).all()

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from jobs.cli import main
 from jobs.evaluate import evaluate
 from jobs.report import write_report
-from storage import gallery
+from storage import gallery, models
 from storage.database import open_database
 from storage.workspace import Workspace
 from verifier import metrics
@@ -44,7 +44,7 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
     assert np.array_equal(ev.labels, pairs["test_label"])
     # distances equal those of the stored vectors, recomputed by hand
     with sessions() as s:
-        model_id = gallery.get_model(s, "m").id
+        model_id = models.get_model(s, "m").id
         _, vectors = gallery.model_vectors(s, model_id)
         by_path = {p.path: v for p, v in zip(
             [gallery.embedded_photos(s, model_id)[i] for i in gallery.model_ids(s, model_id)], vectors)}
@@ -60,7 +60,7 @@ def test_evaluation_scores_exactly_the_saved_test_pairs(pipeline_home):
     assert ev.threshold == pytest.approx(config["threshold"], rel=1e-6)
     assert ev.threshold == pytest.approx(expected, abs=1e-4)  # train's embeddings = the gallery's
     with sessions() as s:
-        assert gallery.get_model(s, "m").threshold == pytest.approx(ev.threshold)
+        assert models.get_model(s, "m").threshold == pytest.approx(ev.threshold)
     assert ev.folds["folds"] == 3
 
 
@@ -69,13 +69,13 @@ def test_target_far_and_given_threshold(pipeline_home):
     ws = Workspace.open(home)
     sessions = open_database(db_url)
     with sessions() as s:
-        calibrated = gallery.get_model(s, "m").threshold
+        calibrated = models.get_model(s, "m").threshold
     ev = evaluate(ws, sessions, target_far=0.05)
     assert ev.validation["far"] <= 0.05 and ev.threshold_rule.startswith("far<=0.05")
     given = evaluate(ws, sessions, threshold=0.123)
     assert given.threshold == 0.123 and given.validation is None
     with sessions() as s:  # neither overwrites the threshold calibrated at train time
-        assert gallery.get_model(s, "m").threshold == pytest.approx(calibrated)
+        assert models.get_model(s, "m").threshold == pytest.approx(calibrated)
 
 
 def test_reports(pipeline_home, tmp_path):

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 from jobs.api import Settings, create_app  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
-from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
@@ -27,7 +27,7 @@ def fuzzed(trained_home, tmp_path_factory):
     embed_gallery(ws, sessions, write_identity_set(home.parent / "g", 3, 2, size=32), model="tiny",
                   quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 0.5
+        models.get_model(s, "tiny").threshold = 0.5
         key = create_key(s, "fuzz", "admin")
     app = create_app(ws, sessions, Settings(model="tiny"))
     with TestClient(app):  # runs the lifespan: model and index loaded

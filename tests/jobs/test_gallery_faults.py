@@ -23,6 +23,7 @@ from jobs.embed import embed_gallery  # noqa: E402
 from jobs.errors import EnrollConflict  # noqa: E402
 from jobs.live import Verifier  # noqa: E402
 from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.errors import GalleryConflict  # noqa: E402
 from storage.index import build_index, save_index  # noqa: E402
@@ -44,7 +45,7 @@ def gallery_of(home, tmp_path, db_url, threshold: float = 0.5):
     data = write_identity_set(tmp_path / "gallery", identities=3, per_identity=2, size=32, seed=5)
     embed_gallery(ws, sessions, data, model="tiny", quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = threshold
+        models.get_model(s, "tiny").threshold = threshold
     return ws, sessions, data
 
 
@@ -112,7 +113,7 @@ def test_two_servers_on_one_database_see_every_enrollment(home_with_model, tmp_p
 def test_doctor_finds_and_repairs_swapped_vectors(home_with_model, tmp_path):
     ws, sessions, _ = gallery_of(home_with_model, tmp_path, f"sqlite:///{home_with_model}/verifier.db")
     with sessions() as s:
-        ids, vectors = gallery.model_vectors(s, gallery.get_model(s, "tiny").id)
+        ids, vectors = gallery.model_vectors(s, models.get_model(s, "tiny").id)
         seq = gallery.changes.head(s)
     swapped = ids.copy()
     swapped[[0, 1]] = swapped[[1, 0]]
@@ -220,7 +221,7 @@ def test_two_writers_of_the_same_bytes_at_the_same_moment_one_wins(home_with_mod
     row and is refused as a conflict (no error, no second copy)."""
     ws, sessions, _ = gallery_of(home_with_model, tmp_path, db_url)
     with sessions() as s:
-        model_id = gallery.get_model(s, "tiny").id
+        model_id = models.get_model(s, "tiny").id
     photo = gallery.NewPhoto(str(ws.enrolled_path("ab" * 32, "png")), "ab" * 32, 32, 32, "whole",
                              None, np.zeros(8, np.float32))
     barrier = threading.Barrier(2, timeout=10)

@@ -29,7 +29,7 @@ pytest.importorskip("httpx")
 
 from jobs.embed import embed_gallery  # noqa: E402
 from jobs.models import load_model  # noqa: E402
-from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.schema import Embedding, Identity, Image, ImageStatus  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
@@ -349,7 +349,7 @@ def test_servers_agree_with_the_database_under_random_writes_and_kills(home_with
         person.rename(folder / f"folder_{person.name[-1]}")
     embed_gallery(ws, sessions, folder, model="tiny", quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 0.5
+        models.get_model(s, "tiny").threshold = 0.5
     sessions.kw["bind"].dispose()
     world = run_model(home_with_model, db_url, folder, seed=19, steps=STEPS)
     print(f"{STEPS} steps, {world.kills} kills, answers {world.statuses}")

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from jobs.cli import main
 from jobs.embed import sync_index
-from storage import gallery
+from storage import gallery, models
 from storage.database import open_database
 from storage.follower import Follower
 from storage.schema import Embedding, Image
@@ -19,7 +19,7 @@ def fill(home, n=3000, d=8, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, d)).astype(np.float32)
     with sessions.begin() as s:
-        model_id = gallery.ensure_model(s, "tiny", {"backbone": "tiny"}, home / "models" / "tiny").id
+        model_id = models.ensure_model(s, "tiny", {"backbone": "tiny"}, home / "models" / "tiny").id
         ident = gallery.identity_id(s, "crowd")
         images = [{"path": f"/g/crowd/{i}.png", "sha256": f"{i:064x}", "identity_id": ident,
                    "status": "ok"} for i in range(n)]

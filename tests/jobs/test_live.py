@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from jobs.embed import embed_gallery
 from jobs.errors import EnrollConflict, IdentityNotFound, PhotoNotFound, QueryError
 from jobs.live import Verifier
-from storage import gallery
+from storage import gallery, models
 from storage.database import open_database
 from storage.errors import WorkspaceError
 from storage.index import load_index
@@ -33,7 +33,7 @@ def opened(home_with_model, tmp_path, db_url):
     data = write_identity_set(tmp_path / "gallery", identities=4, per_identity=3, size=32, seed=5)
     embed_gallery(ws, sessions, data, model="tiny", quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 0.5
+        models.get_model(s, "tiny").threshold = 0.5
     v = Verifier.open(ws, sessions, "tiny")
     yield v, data
     sessions.kw["bind"].dispose()

@@ -9,8 +9,8 @@ from PIL import Image
 from jobs.cli import main
 from jobs.evaluate import evaluate, evaluate_pairs, overlap_warning
 from jobs.report import write_report
+from storage import evaluations
 from storage.database import open_database
-from storage.schema import PairScore
 from storage.workspace import Workspace
 from verifier.synthetic import pattern_image, write_identity_set
 
@@ -63,11 +63,11 @@ def test_lfw_list_scored_with_its_folds_and_missing_photos_listed(home_with_mode
     assert ev.threshold_rule == "calibrated on the model's validation split"
     assert ev.threshold == pytest.approx(config["threshold"])
     with sessions() as s:
-        assert s.query(PairScore).filter(PairScore.run_id == ev.run_id).count() == 7
-    out = write_report(sessions, tmp_path / "r.json", "json", ev.run_id)
+        assert len(evaluations.scored_pairs(s, evaluations.evaluation_run(s, ev.run).id)) == 7
+    out = write_report(sessions, tmp_path / "r.json", "json", ev.run)
     doc = json.loads(out.read_text())
     assert doc["run"]["counts"]["listed"] == 8 and len(doc["run"]["counts"]["unscored"]) == 1
-    html = write_report(sessions, tmp_path / "r.html", "html", ev.run_id).read_text()
+    html = write_report(sessions, tmp_path / "r.html", "html", ev.run).read_text()
     assert "external lfw list, 2 folds from the file" in html and "1 of 8 listed pairs" in html
     # the same through the CLI, with the table
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "-q", "evaluate", "--pairs",
@@ -109,13 +109,13 @@ def test_overlap_warning_for_the_seed_protocol_not_for_identity_disjoint(tmp_pat
     assert o["identities_in_training"] == o["identities"] > 1
     assert f"{o['pairs']} of {o['pairs']} pairs contain a photo the model was trained on" \
         in overlap_warning(o)
-    html = write_report(sessions, tmp_path / "s.html", "html", seed.run_id).read_text()
+    html = write_report(sessions, tmp_path / "s.html", "html", seed.run).read_text()
     assert "Read with care" in html and "Protocol: <b>seed</b>" in html
     disjoint = evaluate(ws, sessions, model="identity-disjoint")
     assert disjoint.overlap["photos_in_training"] == 0
     assert disjoint.overlap["identities_in_training"] == 0
     assert overlap_warning(disjoint.overlap) is None
-    html = write_report(sessions, tmp_path / "d.html", "html", disjoint.run_id).read_text()
+    html = write_report(sessions, tmp_path / "d.html", "html", disjoint.run).read_text()
     assert "Read with care" not in html
 
 
@@ -127,20 +127,20 @@ def test_comparison_report_of_two_runs(home_with_model, lfw_folder, pairs, tmp_p
     a = evaluate_pairs(ws, sessions, pairs, lfw_folder, model="tiny")
     b = evaluate_pairs(ws, sessions, pairs, lfw_folder, model="tiny", threshold=0.1)
     other = evaluate(ws, sessions, model="tiny", split="validation")
-    page = write_comparison(sessions, tmp_path / "c.html", "html", [a.run_id, b.run_id]).read_text()
+    page = write_comparison(sessions, tmp_path / "c.html", "html", [a.run, b.run]).read_text()
     assert "All runs scored the same 7 pairs." in page
     assert page.count("<img alt=\"ROC curves") == 1 and page.count("<img alt=\"DET curves") == 1
-    assert f"run {a.run_id}: tiny" in page and f"run {b.run_id}: tiny" in page
+    assert f"run {a.run}: tiny" in page and f"run {b.run}: tiny" in page
     doc = json.loads(write_comparison(sessions, tmp_path / "c.json", "json",
-                                      [a.run_id, b.run_id, other.run_id]).read_text())
+                                      [a.run, b.run, other.run]).read_text())
     assert not doc["same_pairs"] and "different pairs" in doc["note"]
-    assert [r["run"] for r in doc["runs"]] == [a.run_id, b.run_id, other.run_id]
+    assert [r["run"] for r in doc["runs"]] == [a.run, b.run, other.run]
     assert doc["runs"][1]["threshold"] == 0.1 and doc["runs"][0]["roc_auc"] == doc["runs"][1]["roc_auc"]
     rows = (tmp_path / "c.csv")
-    write_comparison(sessions, rows, "csv", [a.run_id, b.run_id])
+    write_comparison(sessions, rows, "csv", [a.run, b.run])
     assert rows.read_text().splitlines()[0].startswith("run,model,backbone,protocol")
-    r = CliRunner().invoke(main, ["--home", str(home_with_model), "report", str(a.run_id),
-                                  str(b.run_id), "--out", str(tmp_path / "cli.html")])
+    r = CliRunner().invoke(main, ["--home", str(home_with_model), "report", str(a.run),
+                                  str(b.run), "--out", str(tmp_path / "cli.html")])
     assert r.exit_code == 0 and (tmp_path / "cli.html").is_file()
 
 

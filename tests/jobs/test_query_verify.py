@@ -8,7 +8,7 @@ from PIL import Image
 
 from jobs.cli import main
 from jobs.embed import embed_gallery
-from storage import gallery
+from storage import models
 from storage.database import open_database
 from storage.workspace import Workspace
 from verifier.synthetic import pattern_image, write_identity_set
@@ -17,7 +17,7 @@ from verifier.synthetic import pattern_image, write_identity_set
 def _set_threshold(home, value):
     sessions = open_database(Workspace.open(home).database_url)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = value
+        models.get_model(s, "tiny").threshold = value
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from jobs.evaluate import evaluate  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key, revoke_key  # noqa: E402
+from storage.models import get_model  # noqa: E402
 from storage.schema import Embedding, Image  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
 from tests.servers import Server  # noqa: E402
@@ -338,7 +339,7 @@ def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, t
         dupes = s.execute(select(Embedding.image_id).group_by(Embedding.image_id)
                           .having(func.count() > 1)).all()
         assert not dupes
-        assert len(gallery.model_ids(s, gallery.get_model(s, "tiny").id)) >= 4 + len(answered)
+        assert len(gallery.model_ids(s, get_model(s, "tiny").id)) >= 4 + len(answered)
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "doctor"])
     assert r.exit_code == 0 and "note:" not in r.output, r.output
 

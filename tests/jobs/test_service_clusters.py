@@ -16,7 +16,7 @@ from jobs.api import Settings, create_app  # noqa: E402
 from jobs.api.background import ClusterRunner  # noqa: E402
 from jobs.cluster import load_run, start_run  # noqa: E402
 from jobs.live import Verifier  # noqa: E402
-from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
@@ -38,7 +38,7 @@ def served(home_with_model, tmp_path, db_url):
     write_identity_set(tmp_path / "allowed" / "event", identities=2, per_identity=2, size=32)
     Verifier.open(ws, sessions, "tiny")  # the model's row, to set its threshold
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 100.0  # every pair: one group
+        models.get_model(s, "tiny").threshold = 100.0  # every pair: one group
     app = create_app(ws, sessions, Settings(model="tiny", cluster_folders=(str(tmp_path / "allowed"),)))
     with TestClient(app) as client:
         yield client, keys, ws, sessions, tmp_path
@@ -155,7 +155,8 @@ def test_runner_stops_between_batches_and_fails_the_waiting_runs(home_with_model
         gate.wait(5)
         from storage import clusters as store
         if stopping():
-            store.fail(sessions, first, "stopped")
+            with sessions.begin() as session:
+                store.fail(session, first, "stopped")
 
     assert runner.submit(first, blocked) and runner.submit(waiting, lambda stopping: None) is True
     assert runner.submit(start_run(sessions, v, threshold=1.0), lambda stopping: None) is False
@@ -203,7 +204,7 @@ def test_a_run_whose_process_died_reads_failed_in_the_list_and_in_its_page(serve
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()  # a pid whose process has exited
     with sessions() as s:
-        model_id = gallery.get_model(s, "tiny").id
+        model_id = models.get_model(s, "tiny").id
     with sessions.begin() as s:
         run = store.start(s, model_id, {"threshold": 1.0, "host": socket.gethostname(), "pid": int(dead),
                                         "process_started": 1}, 3)

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from jobs.api import Settings, create_app  # noqa: E402
 from jobs.embed import embed_gallery  # noqa: E402
 from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
@@ -36,7 +37,7 @@ def workspace(home, tmp_path):
     embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
                   quiet=True)
     with sessions.begin() as s:
-        gallery.get_model(s, "tiny").threshold = 0.5
+        models.get_model(s, "tiny").threshold = 0.5
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
     return ws, sessions, keys
 

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("httpx")
 from storage import gallery  # noqa: E402
+from storage import models  # noqa: E402
 from tests.jobs.test_service_hardening import client, png, workspace  # noqa: E402,F401 - a fixture
 from tests.servers import Server  # noqa: E402
 
@@ -223,7 +224,7 @@ def test_a_full_disk_is_507_nothing_is_half_written_and_searches_go_on(client, m
 
     c, ws, sessions = client
     with sessions() as s:
-        before = len(gallery.model_ids(s, gallery.get_model(s, "tiny").id))
+        before = len(gallery.model_ids(s, models.get_model(s, "tiny").id))
 
     def no_space(path, data, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -233,7 +234,7 @@ def test_a_full_disk_is_507_nothing_is_half_written_and_searches_go_on(client, m
         r = c.post("/v1/identities/full/photos", files=[("photos", ("a.png", png(3, 31)))])
         assert r.status_code == 507 and r.json()["code"] == "insufficient_storage", r.text
     with sessions() as s:
-        assert len(gallery.model_ids(s, gallery.get_model(s, "tiny").id)) == before
+        assert len(gallery.model_ids(s, models.get_model(s, "tiny").id)) == before
         assert not gallery.identity_exists(s, "full")
     assert not list(ws.enrolled_dir.rglob("*.png")) if ws.enrolled_dir.exists() else True
     assert c.post("/v1/search", files={"photo": ("p.png", png())}).status_code == 200

@@ -28,13 +28,15 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     with raw.connect() as conn:
         before = {t.__tablename__: conn.execute(text(f"select count(*) from {t.__tablename__}")).scalar()
                   for t in TABLES}
+        runs = conn.execute(text("select id, kind, status from job_runs order by id")).all()
         vectors = conn.execute(text("select id, vector from embeddings order by id")).all()
         assert conn.execute(text("select value from meta")).scalar() == "1"
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 6
+    assert schema_version(sessions) == SCHEMA_VERSION == 7
     assert counts(sessions) == before
+    assert_runs_renamed_and_numbered(sessions, runs)
     with sessions() as s:
         assert s.execute(select(Embedding.id, Embedding.vector).order_by(Embedding.id)).all() == vectors
         assert s.scalar(text("select version_num from alembic_version")) == HEAD_REVISION
@@ -44,6 +46,28 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     sessions.kw["bind"].dispose()
     after = dict(before, embeddings=before["embeddings"] - 1)
     assert counts(open_database(f"sqlite:///{path}")) == after  # reopening changes nothing
+
+
+def assert_runs_renamed_and_numbered(sessions, before) -> None:
+    """Schema 7: a finished run is ``done`` whatever its kind (``ok`` was the word of
+    embed and evaluate runs), and each run has a number among the runs of its kind,
+    in the order they were started; a new run takes the next number of its kind."""
+    from storage.runs import start_run
+    from storage.schema import JobRun, RunKind, RunStatus
+
+    assert {status for _, _, status in before} == {"ok"}
+    with sessions.begin() as s:
+        after = s.execute(select(JobRun.id, JobRun.kind, JobRun.status, JobRun.number).order_by(JobRun.id)).all()
+        assert [(i, k) for i, k, _, _ in after] == [(i, k) for i, k, _ in before]
+        assert all(status is RunStatus.DONE for _, _, status, _ in after)
+        kinds = [k for _, k, _, _ in after]
+        assert [n for _, _, _, n in after] == [kinds[:i + 1].count(k) for i, k in enumerate(kinds)]
+        new = start_run(s, RunKind.EVALUATE, {})
+        assert new.number == kinds.count(RunKind.EVALUATE) + 1
+        cluster = start_run(s, RunKind.CLUSTER, {})
+        assert cluster.number == kinds.count(RunKind.CLUSTER) + 1
+        s.delete(new)
+        s.delete(cluster)
 
 
 def assert_ids_never_reused(sessions) -> None:

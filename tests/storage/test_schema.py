@@ -3,10 +3,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage import gallery
+from storage import gallery, models, runs
 from storage.database import open_database, schema_version
 from storage.errors import DatabaseError
-from storage.schema import SCHEMA_VERSION, Embedding, Image, JobRun, Meta, Model
+from storage.schema import SCHEMA_VERSION, Embedding, Image, JobRun, Meta, Model, RunStatus
 
 
 def test_round_trip(db_url):
@@ -17,22 +17,22 @@ def test_round_trip(db_url):
         ident = gallery.identity_id(s, "Zoë")
         assert gallery.identity_id(s, "Zoë") == ident
         s.add(Image(path="/g/Zoë/1.png", sha256="a" * 64, identity_id=ident, width=10, height=20))
-        model = gallery.ensure_model(s, "m1", {"backbone": "tiny", "image_size": 32}, "/x")
-        run = gallery.start_run(s, "embed", {"data": "/g"}, model.id)
+        model = models.ensure_model(s, "m1", {"backbone": "tiny", "image_size": 32}, "/x")
+        run = runs.start_run(s, "embed", {"data": "/g"}, model.id)
         s.flush()
         image = s.scalar(select(Image))
         s.add(Embedding(image_id=image.id, model_id=model.id, vector=gallery.vector_to_bytes(vec)))
-        gallery.finish_run(s, run.id, "ok", {"added": 1})
+        runs.finish_run(s, run.id, "done", {"added": 1})
     with sessions() as s:
         ids, vectors = gallery.model_vectors(s, model.id)
         assert len(ids) == 1 and np.array_equal(vectors[0], vec)
         assert s.scalar(select(Model.config))["image_size"] == 32
         run = s.scalar(select(JobRun))
-        assert run.status == "ok" and run.counts == {"added": 1} and run.ended is not None
+        assert run.status is RunStatus.DONE and run.number == 1 and run.counts == {"added": 1} and run.ended is not None
         photos = gallery.embedded_photos(s, model.id)
         assert photos[ids[0]].identity == "Zoë" and photos[ids[0]].path == "/g/Zoë/1.png"
         assert gallery.identity_counts(s) == [("Zoë", 1)]
-        assert gallery.model_counts(s) == [("m1", "tiny", 1, None)]
+        assert models.model_counts(s) == [("m1", "tiny", 1, None)]
     # one embedding per image and model
     with pytest.raises(IntegrityError):
         with sessions.begin() as s:

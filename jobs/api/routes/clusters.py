@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from storage import clusters as store
 from storage.files import write_bytes_atomic
+from storage.schema import RunStatus
 from verifier.defaults import DEFAULT_MIN_SIZE
 from verifier.errors import ImageError
 from verifier.images import decode_image, face_thumbnail, image_format, read_photo_bytes, sha256_bytes
@@ -96,11 +97,12 @@ def start(photos: list[UploadFile] | None = File(None, description="Photos to gr
                               stopping=stopping)
 
     if not svc.clusters.submit(run_id, work):  # filled up meanwhile
-        store.fail(svc.sessions, run_id, "refused: the server was running other cluster runs")
+        with svc.sessions.begin() as session:
+            store.fail(session, run_id, "refused: the server was running other cluster runs")
         for path in written:
             path.unlink(missing_ok=True)
         return _busy()
-    return ClusterStartedOut(run=run_id, status="running", progress={"done": 0, "total": len(items)},
+    return ClusterStartedOut(run=run_id, status=RunStatus.RUNNING, progress={"done": 0, "total": len(items)},
                              url=f"/v1/clusters/{run_id}")
 
 
@@ -128,7 +130,7 @@ def runs(svc: Service = Depends(service)) -> ClusterRunsOut:
     with svc.sessions() as session:
         rows = store.runs(session)
     return ClusterRunsOut(runs=[ClusterRunSummary(
-        run=r.id, status="failed" if r.status == "running" and run_gone(r.params) else r.status,
+        run=r.number, status=RunStatus.FAILED if r.status == RunStatus.RUNNING and run_gone(r.params) else r.status,
         started=r.started,
         progress={"done": (r.counts or {}).get("done", 0), "total": (r.counts or {}).get("total", 0)},
         groups=(r.counts or {}).get("groups")) for r in rows])

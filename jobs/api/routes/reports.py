@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from storage import gallery as store
+from storage import evaluations as runs
+from storage import models as store
 from verifier.defaults import DEFAULT_REPORT_FORMAT, REPORT_FORMATS
 
 from ..deps import Admission, Service, admission, require, service
@@ -39,9 +40,9 @@ def evaluations(limit: int = Query(50, ge=1, le=500), svc: Service = Depends(ser
     """Evaluation runs, newest first, with their headline metrics."""
     out = []
     with svc.sessions() as session:
-        for run, model in store.evaluation_runs(session, limit):
+        for run, model in runs.evaluation_runs(session, limit):
             m = (run.counts or {}).get("metrics") or {}
-            out.append(EvaluationOut(run=run.id, model=model, split=run.params.get("split"),
+            out.append(EvaluationOut(run=run.number, model=model, split=run.params.get("split"),
                                      started=run.started, threshold=run.params.get("threshold"),
                                      accuracy=m.get("accuracy"), roc_auc=m.get("roc_auc"),
                                      eer=m.get("eer"), pairs=m.get("pairs")))
@@ -60,7 +61,7 @@ async def report(run: int = PathParam(ge=1, le=MAX_ID),
     from ...report import write_report
 
     with svc.sessions() as session:
-        if store.evaluation_run(session, run) is None:
+        if runs.evaluation_run(session, run) is None:
             raise HTTPException(404, f"no evaluation run {run}")
 
     def render() -> bytes:
