@@ -31,6 +31,27 @@ def rss_mb() -> int:
     return _rss_of(os.getpid())
 
 
+class Peak:
+    """The largest resident set of this process since the last :meth:`mark` (sampled
+    every 10 ms), and of its children."""
+
+    def __init__(self) -> None:
+        self.peak = rss_mb()
+        self.child = 0
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            for kid in _children(os.getpid()):
+                self.child = max(self.child, _rss_of(kid))
+            time.sleep(0.01)
+
+    def mark(self, step: str) -> None:
+        print(f"{step:<40} now {rss_mb():6d} MB, peak since the last step {self.peak:6d} MB", flush=True)
+        self.peak = rss_mb()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="dlib-resnet")
@@ -40,19 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.pipeline:
         return pipeline()
-    peak = [rss_mb()]
-
-    def watch() -> None:
-        while True:
-            peak[0] = max(peak[0], rss_mb())
-            time.sleep(0.01)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-    def mark(step: str) -> None:
-        print(f"{step:<40} now {rss_mb():6d} MB, peak since the last step {peak[0]:6d} MB", flush=True)
-        peak[0] = rss_mb()
-
+    steps = Peak()
     import tempfile
 
     import numpy as np
@@ -63,47 +72,39 @@ def main() -> None:
     from verifier import onnx_branch
     from verifier.network import build_branch
 
-    mark("start (TensorFlow imported)")
+    steps.mark("start (TensorFlow imported)")
     model = build_branch(args.backbone, head=args.head, image_size=args.image_size,
                          weights="default" if args.backbone == "dlib-resnet" else "none").model
     side = int(model.input.shape[1])
     inputs = onnx_branch.probe(side)
     expected = np.asarray(model(inputs, training=False))
-    mark(f"{args.backbone} built, one forward pass")
+    steps.mark(f"{args.backbone} built, one forward pass")
     traced = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec((None, side, side, 3), tf.float32, name="pixels"))
-    mark("traced")
+    steps.mark("traced")
     frozen = convert_variables_to_constants_v2(traced)
-    mark("frozen")
+    steps.mark("frozen")
     graph_def = frozen.graph.as_graph_def()
-    mark(f"graph_def ({graph_def.ByteSize() // 1024} kB, {len(graph_def.node)} nodes)")
+    steps.mark(f"graph_def ({graph_def.ByteSize() // 1024} kB, {len(graph_def.node)} nodes)")
     proto, _ = tf2onnx.convert.from_graph_def(
         graph_def, input_names=[t.name for t in frozen.inputs],
         output_names=[t.name for t in frozen.outputs], opset=onnx_branch.ONNX_OPSET)
-    mark("tf2onnx.convert.from_graph_def")
+    steps.mark("tf2onnx.convert.from_graph_def")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "branch.onnx"
         path.write_bytes(proto.SerializeToString())
         got = onnx_branch.Branch(path)(inputs)
-    mark("ONNX Runtime, first run")
+    steps.mark("ONNX Runtime, first run")
     print(f"largest difference from Keras: {float(np.abs(got - expected).max()):.2e}")
-    child_peak = [0]
-
-    def watch_children() -> None:
-        while True:
-            for kid in _children(os.getpid()):
-                child_peak[0] = max(child_peak[0], _rss_of(kid))
-            time.sleep(0.01)
-
-    threading.Thread(target=watch_children, daemon=True).start()
+    steps.child = 0
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         onnx_branch.export_branch(model, Path(tmp) / "branch.onnx")
         seconds = time.perf_counter() - started
     in_child = 4 * model.count_params() > onnx_branch.IN_PROCESS_BYTES
-    mark(f"export_branch ({'child process' if in_child else 'this process'}, {seconds:.1f} s)")
+    steps.mark(f"export_branch ({'child process' if in_child else 'this process'}, {seconds:.1f} s)")
     if in_child:
-        print(f"{'  the child process':<40} peak {child_peak[0]:6d} MB")
+        print(f"{'  the child process':<40} peak {steps.child:6d} MB")
 
 
 def pipeline() -> None:

@@ -41,6 +41,26 @@ def scores(vectors: np.ndarray, identities: list[str]) -> str:
             f"best accuracy {metrics.threshold_metrics(d, y, best)['accuracy']:.4f} (t={best:.3f})")
 
 
+def trained_head(data: Path) -> None:
+    """A Dense head trained on the seed protocol (fine-tune 0), scored on its test pairs."""
+    print("\n== 3. trained Dense head (fine-tune 0), seed protocol test pairs ==")
+    from jobs.pipeline import run_pipeline
+    from jobs.train import TrainOptions
+    from storage.database import open_database
+    from storage.workspace import Workspace
+
+    with tempfile.TemporaryDirectory() as home:
+        ws = Workspace.open(home)
+        result = run_pipeline(ws, open_database(ws.database_url),
+                              TrainOptions(data=data, backbone="dlib-resnet", fine_tune=0.0,
+                                           embedding_dim=64, epochs=20, name="dlib-head"),
+                              quiet=True, echo=lambda s: None)
+        m = result.evaluation.metrics
+        print(f"test pairs {m['pairs']}: AUC {m['roc_auc']:.4f}, EER {m['eer'] * 100:.2f}%, "
+              f"accuracy {m['accuracy']:.4f} at the calibrated threshold "
+              f"{result.evaluation.threshold:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SHARED / "seed-faces")
@@ -85,23 +105,7 @@ def main() -> None:
         print(f"(c) whole photos:       {scores(describe(np.stack([whole.prepare(p.path).pixels for p in photos])), ids)}")
 
     if not args.skip_trained:
-        print("\n== 3. trained Dense head (fine-tune 0), seed protocol test pairs ==")
-        from jobs.pipeline import run_pipeline
-        from jobs.train import TrainOptions
-        from storage.database import open_database
-        from storage.workspace import Workspace
-
-        with tempfile.TemporaryDirectory() as home:
-            ws = Workspace.open(home)
-            result = run_pipeline(ws, open_database(ws.database_url),
-                                  TrainOptions(data=args.data, backbone="dlib-resnet", fine_tune=0.0,
-                                               embedding_dim=64, epochs=20, name="dlib-head"),
-                                  quiet=True, echo=lambda s: None)
-            m = result.evaluation.metrics
-            print(f"test pairs {m['pairs']}: AUC {m['roc_auc']:.4f}, EER {m['eer'] * 100:.2f}%, "
-                  f"accuracy {m['accuracy']:.4f} at the calibrated threshold "
-                  f"{result.evaluation.threshold:.3f}")
-
+        trained_head(args.data)
 
 if __name__ == "__main__":
     main()

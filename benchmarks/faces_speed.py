@@ -162,7 +162,7 @@ def latency(paths: list[Path], loaded, n: int = 32) -> list[float]:
 
     from verifier.preparation import PhotoPreparer
 
-    prep = PhotoPreparer(150, loaded.config["detector"])  # no cache: every photo detected
+    prep = PhotoPreparer(150, loaded.config.detector)  # no cache: every photo detected
     out = []
     for k in range(n):
         buf = io.BytesIO()

@@ -63,6 +63,65 @@ def inside(box, region) -> bool:
     return region[0] <= cx < region[0] + region[2] and region[1] <= cy < region[1] + region[3]
 
 
+def accuracy(v, groups: list, seed: int) -> None:
+    """Every pasted person: found, named right, named wrongly; faces found beside them."""
+    pasted = found = right = named_wrong = extra = more = 0
+    for data, placed, people in groups:
+        r = v.search(data, 1)
+        used = set()
+        for region, person in zip(placed, people):
+            pasted += 1
+            # the largest face inside a pasted photo is its person; a pasted photo
+            # may show someone else too (a seed photo with a second, smaller face)
+            here = [i for i, f in enumerate(r.faces) if inside(f.box, region)]
+            used.update(here)
+            found += bool(here)
+            more += max(0, len(here) - 1)
+            if here:
+                best = r.faces[here[0]].matches[0]
+                right += best.passes and best.identity == person
+            named_wrong += sum(bool(m.passes and m.identity != person)
+                               for m in (r.faces[i].matches[0] for i in here[:1]))
+        extra += len(r.faces) - len(used)
+    print(f"{len(groups)} group photos, {pasted} people pasted (seed {seed}); gallery of "
+          f"{v.gallery_size} photos, threshold {v.threshold:.4f}")
+    print(f"  people whose face was found:        {found}/{pasted}")
+    print(f"  right name first, within threshold: {right}/{pasted} (goal: all)")
+    print(f"  named wrongly (another person within threshold): {named_wrong}")
+    print(f"  second faces inside a pasted photo (people in the seed photo's background): {more}")
+    print(f"  faces found outside any pasted photo: {extra}")
+
+
+def cost_per_face(v, tmp: Path, seed: int) -> None:
+    """The cost of each face at a constant number of pixels: four 200 px slots, the
+    ones without a face left blank."""
+    from PIL import Image
+
+    from verifier.synthetic import compose_group
+
+    blank = tmp / "blank.png"
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(blank)
+    alone = [p for p in sorted(SEED.glob("*/*")) if f"{p.parent.name}/{p.name}" not in SECOND_FACE
+             and sorted(p.parent.iterdir()).index(p) >= GALLERY_PHOTOS]
+    rng = np.random.default_rng(seed + 1)
+    by_faces: dict[int, list[float]] = {}
+    for trial in range(24):
+        for n in range(1, 5):
+            chosen = [alone[i] for i in rng.choice(len(alone), n, replace=False)]
+            data, _ = compose_group(chosen + [blank] * (4 - n), [200] * 4)
+            t = time.perf_counter()
+            r = v.search(data, 1)
+            by_faces.setdefault(len(r.faces), []).append(time.perf_counter() - t)
+    counts = sorted(by_faces)
+    p50 = {n: float(np.median(by_faces[n])) * 1000 for n in counts}
+    slope = float(np.polyfit(counts, [p50[n] for n in counts], 1)[0])
+    print("warm Verifier.search of a 950x260 photo with 1-4 faces (decode, detect, align, "
+          "one forward pass, rank), ms:")
+    for n in counts:
+        print(f"  {n} face{'s' if n > 1 else ' '}: p50 {p50[n]:6.1f}  ({len(by_faces[n])} photos)")
+    print(f"  each extra face adds {slope:.1f} ms (slope of the p50s; goal <= 5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=int, default=300)
@@ -84,61 +143,8 @@ def main() -> None:
             v.search(data, 1)
         for n in range(1, 5):
             v.loaded.embed(np.zeros((n, v.loaded.image_size, v.loaded.image_size, 3), np.uint8))
-
-        pasted = found = right = named_wrong = extra = more = 0
-        for data, placed, people in groups:
-            r = v.search(data, 1)
-            used = set()
-            for region, person in zip(placed, people):
-                pasted += 1
-                # the largest face inside a pasted photo is its person; a pasted photo
-                # may show someone else too (a seed photo with a second, smaller face)
-                here = [i for i, f in enumerate(r.faces) if inside(f.box, region)]
-                used.update(here)
-                found += bool(here)
-                more += max(0, len(here) - 1)
-                if here:
-                    best = r.faces[here[0]].matches[0]
-                    right += best.passes and best.identity == person
-                named_wrong += sum(bool(m.passes and m.identity != person)
-                                   for m in (r.faces[i].matches[0] for i in here[:1]))
-            extra += len(r.faces) - len(used)
-        print(f"{len(groups)} group photos, {pasted} people pasted (seed {args.seed}); gallery of "
-              f"{v.gallery_size} photos, threshold {v.threshold:.4f}")
-        print(f"  people whose face was found:        {found}/{pasted}")
-        print(f"  right name first, within threshold: {right}/{pasted} (goal: all)")
-        print(f"  named wrongly (another person within threshold): {named_wrong}")
-        print(f"  second faces inside a pasted photo (people in the seed photo's background): {more}")
-        print(f"  faces found outside any pasted photo: {extra}")
-
-        # the cost of each face at a constant number of pixels: four 200 px slots, the
-        # ones without a face left blank
-        blank = Path(tmp) / "blank.png"
-        from PIL import Image
-
-        Image.new("RGB", (200, 200), (90, 90, 90)).save(blank)
-        alone = [p for p in sorted(SEED.glob("*/*")) if f"{p.parent.name}/{p.name}" not in SECOND_FACE
-                 and sorted(p.parent.iterdir()).index(p) >= GALLERY_PHOTOS]
-        from verifier.synthetic import compose_group
-
-        rng = np.random.default_rng(args.seed + 1)
-        by_faces: dict[int, list[float]] = {}
-        for trial in range(24):
-            for n in range(1, 5):
-                chosen = [alone[i] for i in rng.choice(len(alone), n, replace=False)]
-                data, _ = compose_group(chosen + [blank] * (4 - n), [200] * 4)
-                t = time.perf_counter()
-                r = v.search(data, 1)
-                by_faces.setdefault(len(r.faces), []).append(time.perf_counter() - t)
-        counts = sorted(by_faces)
-        p50 = {n: float(np.median(by_faces[n])) * 1000 for n in counts}
-        slope = float(np.polyfit(counts, [p50[n] for n in counts], 1)[0])
-        print("warm Verifier.search of a 950x260 photo with 1-4 faces (decode, detect, align, "
-              "one forward pass, rank), ms:")
-        for n in counts:
-            print(f"  {n} face{'s' if n > 1 else ' '}: p50 {p50[n]:6.1f}  ({len(by_faces[n])} photos)")
-        print(f"  each extra face adds {slope:.1f} ms (slope of the p50s; goal <= 5)")
-
+        accuracy(v, groups, args.seed)
+        cost_per_face(v, Path(tmp), args.seed)
         items = [(str(i), g[0]) for i, g in enumerate(groups)]
         t = time.perf_counter()
         answered = list(v.search_many(items, 1))

@@ -90,11 +90,11 @@ def ours(sets: dict[str, list[bytes]], home: Path) -> dict[str, dict]:
         pixels = np.stack([p.pixels for p in prepared])
         equalised = np.stack([np.asarray(ImageOps.equalize(Image.fromarray(np.asarray(p, np.uint8))))
                               for p in pixels])
-        loaded.config["tta"] = "none"
+        loaded.config = loaded.config.with_tta("none")
         plain = loaded.embed(pixels)
-        loaded.config["tta"] = "flip"
+        loaded.config = loaded.config.with_tta("flip")
         flip = loaded.embed(pixels)
-        loaded.config["tta"] = "none"
+        loaded.config = loaded.config.with_tta("none")
         out[name] = {"found": sum(p.face is not None for p in prepared),
                      "quality": np.array([p.quality.score if p.quality else 0.0 for p in prepared]),
                      "none": plain, "flip": flip, "equalise": loaded.embed(equalised)}

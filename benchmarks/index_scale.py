@@ -30,6 +30,32 @@ def clustered(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     return (centres[rng.integers(0, 1000, n)] + 0.35 * rng.normal(size=(n, d))).astype(np.float32)
 
 
+def timed_searches(index, qs: np.ndarray, rerank: int, stored) -> tuple[list[float], list]:
+    """Each query searched alone (10 nearest, re-ranked on the stored vectors): the
+    milliseconds each took and the ids found."""
+    lat, found = [], []
+    for q in qs:
+        t = time.perf_counter()
+        _, i = search(index, q[None, :], 10, exact=False, rerank_factor=rerank, stored=stored)
+        lat.append((time.perf_counter() - t) * 1000)
+        found.append(i[0])
+    return lat, found
+
+
+def brute_force_streamed(qs: np.ndarray, chunks, k: int) -> np.ndarray:
+    """The ids of the ``k`` nearest stored vectors of each query, chunk by chunk."""
+    best_d = np.full((len(qs), k), np.inf)
+    best_i = np.zeros((len(qs), k), np.int64)
+    for ids, vecs in chunks:
+        dist = ((qs ** 2).sum(1)[:, None] - 2 * qs @ vecs.T + (vecs ** 2).sum(1)[None, :])
+        cand_d = np.concatenate([best_d, dist], 1)
+        cand_i = np.concatenate([best_i, np.broadcast_to(ids, dist.shape)], 1)
+        order = np.argsort(cand_d, 1)[:, :k]
+        best_d = np.take_along_axis(cand_d, order, 1)
+        best_i = np.take_along_axis(cand_i, order, 1)
+    return best_i
+
+
 def streaming(n: int, factory: str, train_sample: int, queries: int, nprobe: int,
               rerank: int) -> None:
     import os
@@ -80,21 +106,8 @@ def streaming(n: int, factory: str, train_sample: int, queries: int, nprobe: int
         size = faiss.serialize_index(index).size / 1e9
         picks = rng.integers(0, n, queries)
         qs = stored(picks) + 0.1 * rng.normal(size=(queries, d)).astype(np.float32)
-        lat, found = [], []
-        for q in qs:
-            t = time.perf_counter()
-            _, i = search(index, q[None, :], 10, exact=False, rerank_factor=rerank, stored=stored)
-            lat.append((time.perf_counter() - t) * 1000)
-            found.append(i[0])
-        best_d = np.full((queries, 10), np.inf)
-        best_i = np.zeros((queries, 10), np.int64)
-        for ids, vecs in chunks():  # brute force, streamed
-            dist = ((qs ** 2).sum(1)[:, None] - 2 * qs @ vecs.T + (vecs ** 2).sum(1)[None, :])
-            cand_d = np.concatenate([best_d, dist], 1)
-            cand_i = np.concatenate([best_i, np.broadcast_to(ids, dist.shape)], 1)
-            order = np.argsort(cand_d, 1)[:, :10]
-            best_d = np.take_along_axis(cand_d, order, 1)
-            best_i = np.take_along_axis(cand_i, order, 1)
+        lat, found = timed_searches(index, qs, rerank, stored)
+        best_i = brute_force_streamed(qs, chunks(), 10)
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, best_i)])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         os.close(fd)

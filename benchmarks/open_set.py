@@ -158,6 +158,82 @@ def outcome(answer, truth: str | None) -> str:
     return "right" if named == truth else "wrong"
 
 
+def count(rows: dict, key: tuple, answer, truth) -> None:
+    """Tally one answer under ``key`` and whether its probe was a stranger."""
+    cell = rows.setdefault(key + ("stranger" if truth is None else "known",), {})
+    o = outcome(answer, truth)
+    cell[o] = cell.get(o, 0) + 1
+
+
+def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encodings, target_far: float,
+             tally: dict, eers: dict) -> None:
+    """One fold: its probes answered by face_recognition and by each model, tallied."""
+    from verifier.quality import band_of
+
+    gallery, known, alien = split_fold(people, fold, args.folds, args.seed)
+    probes, truths, kinds, where = [], [], [], []
+    for condition, photos in sets.items():
+        for i in known + alien:
+            probes.append((f"{condition} {paths[i].name}", photos[i]))
+            truths.append(people[i] if i in known else None)
+            kinds.append("clean" if condition == "clean" else "degraded")
+            where.append((condition, i))
+    if encodings is not None:
+        rows = tally.setdefault(f"face_recognition {PEER_TOLERANCE}", {})
+        for a, truth, kind in zip(peer_answers(encodings, gallery, people, where), truths, kinds):
+            count(rows, (kind, "all"), a, truth)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        for i in gallery:
+            link = data / people[i] / paths[i].name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(paths[i].resolve())
+        for label, options in MODELS.items():
+            t1 = time.perf_counter()
+            answers, result, vectors = answer_probes(Path(tmp) / label.split()[0], data, options,
+                                                     probes, target_far)
+            print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
+                  f"{result.selection.get('kept')}, {len(probes)} probes "
+                  f"({time.perf_counter() - t1:.0f} s)")
+            owner = [people[i] for _, i in where]
+            for group, members in (("known", known), ("strangers", alien)):
+                at = [n for n, (_, i) in enumerate(where) if i in members]
+                cl = [n for n in at if where[n][0] == "clean"]
+                for kind, probe in (("clean", cl), ("degraded", [n for n in at if n not in cl])):
+                    dd, yy = pair_eer(vectors, owner, cl, probe)
+                    pooled = eers.setdefault((label, group, kind), [[], []])
+                    pooled[0].append(dd)
+                    pooled[1].append(yy)
+            rows = tally.setdefault(label, {})
+            for a, truth, kind in zip(answers, truths, kinds):
+                q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
+                for key in ((kind, "all"), (kind, band_of(q))):
+                    count(rows, key, a, truth)
+
+
+def print_tables(tally: dict, eers: dict) -> None:
+    from verifier.metrics import eer
+
+    print(f"\n{'model':<28}{'probes':<10}{'band':<16}{'strangers named':>18}{'known right':>14}"
+          f"{'wrong':>7}{'unknown':>9}")
+    for label, rows in tally.items():
+        for kind in ("clean", "degraded"):
+            bands = sorted({k[1] for k in rows if k[0] == kind}, key=lambda b: (b != "all", b))
+            for band in bands:
+                s = rows.get((kind, band, "stranger"), {})
+                k = rows.get((kind, band, "known"), {})
+                n_s, n_k = sum(s.values()), sum(k.values())
+                print(f"{label:<28}{kind:<10}{band:<16}{s.get('stranger named', 0):>11} of {n_s:<4}"
+                      f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
+    print("\npair EER (%), probes against the other clean probes, pooled over folds")
+    print(f"{'model':<28}{'known clean':>13}{'known degraded':>16}{'strangers clean':>17}"
+          f"{'strangers degraded':>20}")
+    for label in MODELS:
+        cells = [eer(np.concatenate(eers[(label, g, k)][0]), np.concatenate(eers[(label, g, k)][1])) * 100
+                 for g in ("known", "strangers") for k in ("clean", "degraded")]
+        print(f"{label:<28}" + "".join(f"{c:>{w}.3f}" for c, w in zip(cells, (13, 16, 17, 20))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SEED)
@@ -171,7 +247,6 @@ def main() -> None:
     from benchmarks.hard_photos import degraded_sets
     from verifier.defaults import TARGET_FAR
     from verifier.images import scan_dataset
-    from verifier.quality import band_of
 
     target_far = args.target_far or TARGET_FAR
     dataset = scan_dataset(args.data)
@@ -185,69 +260,8 @@ def main() -> None:
     tally: dict[str, dict] = {}
     eers: dict[tuple, list] = {}
     for fold in range(args.run or args.folds):
-        gallery, known, alien = split_fold(people, fold, args.folds, args.seed)
-        probes, truths, kinds, where = [], [], [], []
-        for condition, photos in sets.items():
-            for i in known + alien:
-                probes.append((f"{condition} {paths[i].name}", photos[i]))
-                truths.append(people[i] if i in known else None)
-                kinds.append("clean" if condition == "clean" else "degraded")
-                where.append((condition, i))
-        if encodings is not None:
-            rows = tally.setdefault(f"face_recognition {PEER_TOLERANCE}", {})
-            for a, truth, kind in zip(peer_answers(encodings, gallery, people, where), truths, kinds):
-                cell = rows.setdefault((kind, "all", "stranger" if truth is None else "known"), {})
-                o = outcome(a, truth)
-                cell[o] = cell.get(o, 0) + 1
-        with tempfile.TemporaryDirectory() as tmp:
-            data = Path(tmp) / "data"
-            for i in gallery:
-                link = data / people[i] / paths[i].name
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(paths[i].resolve())
-            for label, options in MODELS.items():
-                t1 = time.perf_counter()
-                answers, result, vectors = answer_probes(Path(tmp) / label.split()[0], data, options,
-                                                probes, target_far)
-                print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
-                      f"{result.selection.get('kept')}, {len(probes)} probes "
-                      f"({time.perf_counter() - t1:.0f} s)")
-                owner = [people[i] for _, i in where]
-                for group, members in (("known", known), ("strangers", alien)):
-                    at = [n for n, (_, i) in enumerate(where) if i in members]
-                    cl = [n for n in at if where[n][0] == "clean"]
-                    for kind, probe in (("clean", cl), ("degraded", [n for n in at if n not in cl])):
-                        dd, yy = pair_eer(vectors, owner, cl, probe)
-                        pooled = eers.setdefault((label, group, kind), [[], []])
-                        pooled[0].append(dd)
-                        pooled[1].append(yy)
-                rows = tally.setdefault(label, {})
-                for a, truth, kind in zip(answers, truths, kinds):
-                    q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
-                    for key in ((kind, "all"), (kind, band_of(q))):
-                        cell = rows.setdefault(key + ("stranger" if truth is None else "known",), {})
-                        o = outcome(a, truth)
-                        cell[o] = cell.get(o, 0) + 1
-    print(f"\n{'model':<28}{'probes':<10}{'band':<16}{'strangers named':>18}{'known right':>14}"
-          f"{'wrong':>7}{'unknown':>9}")
-    for label, rows in tally.items():
-        for kind in ("clean", "degraded"):
-            bands = sorted({k[1] for k in rows if k[0] == kind}, key=lambda b: (b != "all", b))
-            for band in bands:
-                s = rows.get((kind, band, "stranger"), {})
-                k = rows.get((kind, band, "known"), {})
-                n_s, n_k = sum(s.values()), sum(k.values())
-                print(f"{label:<28}{kind:<10}{band:<16}{s.get('stranger named', 0):>11} of {n_s:<4}"
-                      f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
-    from verifier.metrics import eer
-
-    print("\npair EER (%), probes against the other clean probes, pooled over folds")
-    print(f"{'model':<28}{'known clean':>13}{'known degraded':>16}{'strangers clean':>17}"
-          f"{'strangers degraded':>20}")
-    for label in MODELS:
-        cells = [eer(np.concatenate(eers[(label, g, k)][0]), np.concatenate(eers[(label, g, k)][1])) * 100
-                 for g in ("known", "strangers") for k in ("clean", "degraded")]
-        print(f"{label:<28}" + "".join(f"{c:>{w}.3f}" for c, w in zip(cells, (13, 16, 17, 20))))
+        run_fold(fold, args, sets, paths, people, encodings, target_far, tally, eers)
+    print_tables(tally, eers)
 
 
 if __name__ == "__main__":

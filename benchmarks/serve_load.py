@@ -156,6 +156,99 @@ def growth() -> None:
     del faiss
 
 
+def in_process(home: Path, photos: list) -> tuple[list, list[float], float, float, object]:
+    """The unavoidable part, in this process, on the same kind of bytes: detection
+    and forward per probe, and one forward per photo alone against in a batch of 8."""
+    from jobs.models import load_model
+    from storage.workspace import Workspace
+    from verifier.preparation import PhotoPreparer
+
+    loaded = load_model(Workspace.open(home), "bench")
+    config = loaded.config
+    bare_prep = PhotoPreparer(config.image_size, config.detector, config.face_padding)
+    make = variants(photos[::8]).__next__
+    probes = [make() for _ in range(64)]
+    loaded.embed(bare_prep.prepare_bytes(probes[0]).pixels[None])
+    bare = []
+    for p in probes:
+        t = time.perf_counter()
+        loaded.embed(bare_prep.prepare_bytes(p).pixels[None])
+        bare.append(time.perf_counter() - t)
+    chips = np.stack([bare_prep.prepare_bytes(p).pixels for p in probes[:8]])
+    t = time.perf_counter()
+    for _ in range(5):
+        for c in chips:
+            loaded.embed(c[None])
+    one_by_one = (time.perf_counter() - t) / 40
+    t = time.perf_counter()
+    for _ in range(5):
+        loaded.embed(chips)
+    batched = (time.perf_counter() - t) / 40
+    return probes, bare, one_by_one, batched, make
+
+
+def one_client(base: str, key: str, home: Path, tmp: Path, probes: list, bare: list[float],
+               one_by_one: float, batched: float, make) -> None:
+    """1. Searches from one client against the same work done in process, and one CLI query."""
+    import httpx
+
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        for p in probes[:4]:
+            c.post("/v1/search", files={"photo": ("w.jpg", p)})
+        served = []
+        for p in probes:
+            t = time.perf_counter()
+            assert c.post("/v1/search", files={"photo": ("p.jpg", p)}).status_code == 200
+            served.append(time.perf_counter() - t)
+    print(f"1. search, one client, {len(probes)} requests: p50 {pct(served, 50):.0f} ms, "
+          f"p99 {pct(served, 99):.0f} ms; detection + forward alone: p50 "
+          f"{pct(bare, 50):.0f} ms -> RATIO {np.median(served) / np.median(bare):.3f} "
+          f"(target <= 1.15)")
+    print(f"   network share: one forward {one_by_one * 1000:.1f} ms per photo alone, "
+          f"{batched * 1000:.1f} ms per photo in a batch of 8")
+    one = tmp / "one.jpg"
+    one.write_bytes(make())
+    t = time.perf_counter()
+    verifier(home, "query", str(one), "-k", "5")
+    cli = time.perf_counter() - t
+    print(f"   one `verifier query` process: {cli * 1000:.0f} ms -> RATIO CLI / served p50 = "
+          f"{cli / np.median(served):.0f}x")
+
+
+def many_clients(base: str, key: str, proc, requests: int, make) -> None:
+    """2. Eight clients against one; 3. an overload of 64 clients on a queue of 16."""
+    start_rss = rss_mb(proc.pid)
+    seconds1, st1, _ = hammer(base, key, 1, 200, make)
+    seconds8, st8, lat8 = hammer(base, key, 8, requests, make)
+    end_rss = rss_mb(proc.pid)
+    print(f"2. 8 clients, {requests} requests: {requests / seconds8:.1f} req/s vs "
+          f"1 client {200 / seconds1:.1f} req/s -> RATIO {(requests / seconds8) / (200 / seconds1):.2f} "
+          f"(target >= 1.3); statuses {dict(st8)}; p50 {pct(lat8, 50):.0f} ms, "
+          f"p99 {pct(lat8, 99):.0f} ms; server RSS {start_rss:.0f} -> {end_rss:.0f} MB")
+    seconds, st, lat = hammer(base, key, 64, 640, make, timeout=60)
+    print(f"3. overload, 64 clients, queue 16: statuses {dict(st)}, "
+          f"p99 {pct(lat, 99):.0f} ms, server RSS {rss_mb(proc.pid):.0f} MB")
+
+
+def enrollments(base: str, key: str, count: int, make) -> None:
+    """4. Enrollments one per request, and how often the index file was written."""
+    import httpx
+
+    enroll_lat = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        for n in range(count):
+            t = time.perf_counter()
+            r = c.post(f"/v1/identities/person{n % 50}/photos", files={"photos": ("e.jpg", make())})
+            enroll_lat.append(time.perf_counter() - t)
+            assert r.status_code in (200, 201), r.text
+        metrics = c.get("/metrics").text
+    snapshots = next(line.split()[-1] for line in metrics.splitlines()
+                     if line.startswith("verifier_index_snapshots "))
+    print(f"4. {count} enrollments, one per request: p50 {pct(enroll_lat, 50):.0f} ms, "
+          f"p99 {pct(enroll_lat, 99):.0f} ms, {sum(enroll_lat):.0f} s; index file written "
+          f"{snapshots} times (snapshot every 10 s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SEED)
@@ -163,12 +256,7 @@ def main() -> None:
     ap.add_argument("--enroll", type=int, default=1000)
     ap.add_argument("--skip-growth", action="store_true")
     args = ap.parse_args()
-    import httpx
-
-    from jobs.models import load_model
-    from storage.workspace import Workspace
     from verifier.images import scan_dataset
-    from verifier.preparation import PhotoPreparer
 
     photos = [p.path for p in scan_dataset(args.data).photos]
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,84 +264,12 @@ def main() -> None:
         t = time.perf_counter()
         key = dlib_workspace(home, args.data, "write", "bench")
         print(f"setup (train, embed 128 photos): {time.perf_counter() - t:.0f} s")
-
-        # the unavoidable part, in this process, on the same kind of bytes
-        loaded = load_model(Workspace.open(home), "bench")
-        config = loaded.config
-        bare_prep = PhotoPreparer(int(config["image_size"]), config["detector"],
-                                  float(config["face_padding"]))
-        make = variants(photos[::8]).__next__
-        probes = [make() for _ in range(64)]
-        loaded.embed(bare_prep.prepare_bytes(probes[0]).pixels[None])
-        bare = []
-        for p in probes:
-            t = time.perf_counter()
-            loaded.embed(bare_prep.prepare_bytes(p).pixels[None])
-            bare.append(time.perf_counter() - t)
-        single = loaded.embed  # batching: 8 forwards of one chip against one of 8
-        chips = np.stack([bare_prep.prepare_bytes(p).pixels for p in probes[:8]])
-        t = time.perf_counter()
-        for _ in range(5):
-            for c in chips:
-                single(c[None])
-        one_by_one = (time.perf_counter() - t) / 40
-        t = time.perf_counter()
-        for _ in range(5):
-            single(chips)
-        batched = (time.perf_counter() - t) / 40
-        del loaded
-
+        probes, bare, one_by_one, batched, make = in_process(home, photos)
         proc, base = start(home, "--snapshot-interval", "10")
         try:
-            headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-                for p in probes[:4]:
-                    c.post("/v1/search", files={"photo": ("w.jpg", p)})
-                served = []
-                for p in probes:
-                    t = time.perf_counter()
-                    assert c.post("/v1/search", files={"photo": ("p.jpg", p)}).status_code == 200
-                    served.append(time.perf_counter() - t)
-            print(f"1. search, one client, {len(probes)} requests: p50 {pct(served, 50):.0f} ms, "
-                  f"p99 {pct(served, 99):.0f} ms; detection + forward alone: p50 "
-                  f"{pct(bare, 50):.0f} ms -> RATIO {np.median(served) / np.median(bare):.3f} "
-                  f"(target <= 1.15)")
-            print(f"   network share: one forward {one_by_one * 1000:.1f} ms per photo alone, "
-                  f"{batched * 1000:.1f} ms per photo in a batch of 8")
-            one = Path(tmp) / "one.jpg"
-            one.write_bytes(make())
-            t = time.perf_counter()
-            verifier(home, "query", str(one), "-k", "5")
-            cli = time.perf_counter() - t
-            print(f"   one `verifier query` process: {cli * 1000:.0f} ms -> RATIO CLI / served p50 = "
-                  f"{cli / np.median(served):.0f}x")
-
-            start_rss = rss_mb(proc.pid)
-            seconds1, st1, _ = hammer(base, key, 1, 200, make)
-            seconds8, st8, lat8 = hammer(base, key, 8, args.requests, make)
-            end_rss = rss_mb(proc.pid)
-            print(f"2. 8 clients, {args.requests} requests: {args.requests / seconds8:.1f} req/s vs "
-                  f"1 client {200 / seconds1:.1f} req/s -> RATIO {(args.requests / seconds8) / (200 / seconds1):.2f} "
-                  f"(target >= 1.3); statuses {dict(st8)}; p50 {pct(lat8, 50):.0f} ms, "
-                  f"p99 {pct(lat8, 99):.0f} ms; server RSS {start_rss:.0f} -> {end_rss:.0f} MB")
-            seconds, st, lat = hammer(base, key, 64, 640, make, timeout=60)
-            print(f"3. overload, 64 clients, queue 16: statuses {dict(st)}, "
-                  f"p99 {pct(lat, 99):.0f} ms, server RSS {rss_mb(proc.pid):.0f} MB")
-
-            enroll_lat = []
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-                for n in range(args.enroll):
-                    t = time.perf_counter()
-                    r = c.post(f"/v1/identities/person{n % 50}/photos",
-                               files={"photos": ("e.jpg", make())})
-                    enroll_lat.append(time.perf_counter() - t)
-                    assert r.status_code in (200, 201), r.text
-                metrics = c.get("/metrics").text
-            snapshots = next(line.split()[-1] for line in metrics.splitlines()
-                             if line.startswith("verifier_index_snapshots "))
-            print(f"4. {args.enroll} enrollments, one per request: p50 {pct(enroll_lat, 50):.0f} ms, "
-                  f"p99 {pct(enroll_lat, 99):.0f} ms, {sum(enroll_lat):.0f} s; index file written "
-                  f"{snapshots} times (snapshot every 10 s)")
+            one_client(base, key, home, Path(tmp), probes, bare, one_by_one, batched, make)
+            many_clients(base, key, proc, args.requests, make)
+            enrollments(base, key, args.enroll, make)
         finally:
             proc.terminate()
             proc.wait(60)

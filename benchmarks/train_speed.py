@@ -42,6 +42,79 @@ def fast_run(data: Path, **kw) -> dict:
     return {"seconds": result.seconds, "history": result.history}
 
 
+def tutorial(args) -> None:
+    """The tutorial configuration: the per-pair pipeline extrapolated against the fast trainer."""
+    print("== 1. tutorial configuration: VGG19, fine-tune 0.10, 244 px, seed protocol ==")
+    pipe = PerPairPipeline(args.data, weights=args.weights, image_size=244)
+    step_s = pipe.time_steps(args.per_pair_steps)
+    steps = math.ceil(pipe.train_pairs / 8) * args.epochs
+    per_pair_total = step_s * steps
+    print(f"per-pair pipeline: {step_s:.2f} s per 8-pair step, {pipe.train_pairs} training "
+          f"pairs -> {steps} steps -> {per_pair_total / 3600:.1f} h for {args.epochs} epochs "
+          "(extrapolated)")
+    del pipe
+    fast = fast_run(args.data, backbone="vgg19", weights=args.weights, fine_tune=0.10,
+                    image_size=244, epochs=args.epochs, batch_size=args.batch_size,
+                    protocol="seed")
+    s = fast["seconds"]
+    print(f"fast trainer: {s['total']:.0f} s total ({s['features']:.0f} s feature caching, "
+          f"{s['train']:.0f} s training), {args.epochs} epochs")
+    print(f"RATIO per-pair / fast = {per_pair_total / s['total']:.0f}x   "
+          f"(target >= 100x; fast total {s['total'] / 60:.1f} min, target <= 10 min)")
+
+
+def frozen(args) -> None:
+    """The whole backbone frozen: what training costs beyond one backbone pass."""
+    print("\n== 2. whole backbone frozen (--fine-tune 0), VGG19 244 px ==")
+    fast = fast_run(args.data, backbone="vgg19", weights=args.weights, fine_tune=0.0,
+                    image_size=244, epochs=args.epochs, batch_size=args.batch_size,
+                    protocol="seed")
+    s = fast["seconds"]
+    beyond = s["total"] - s["features"]
+    print(f"one backbone pass: {s['features']:.1f} s; total {s['total']:.1f} s; "
+          f"beyond the pass: {beyond:.1f} s (target <= 60 s)")
+
+
+def quality(args) -> None:
+    """The fast trainer against per-pair ``Model.fit`` on a synthetic set: the same quality."""
+    print("\n== 3. quality: tiny backbone on a synthetic set, fast vs per-pair Model.fit ==")
+    from verifier.synthetic import write_identity_set
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_identity_set(Path(tmp) / "faces", identities=10, per_identity=8,
+                                  seed=0, size=32, noise=args.noise)
+        kw = dict(backbone="tiny", weights="none", fine_tune=0.5, image_size=32,
+                  epochs=args.quality_epochs, seed=0, embedding_dim=16)
+        t = time.perf_counter()
+        fast = fast_run(data, batch_size=args.quality_batch_size, protocol="seed", head="dense",
+                        augment="none", hard_negatives=0, **kw)
+        fast_s = time.perf_counter() - t
+        t = time.perf_counter()
+        ref = fit_per_pair(data, **kw)
+        ref_s = time.perf_counter() - t
+    fa, ra = fast["history"]["val_auc"][-1], ref["val_auc"]
+    print(f"validation ROC AUC: fast {fa:.4f} ({fast_s:.1f} s), per-pair Model.fit "
+          f"{ra:.4f} ({ref_s:.1f} s); |difference| = {abs(fa - ra):.4f} (target <= 0.02)")
+
+
+def face(args) -> None:
+    """The README's main command, today's defaults against the earlier ones."""
+    print("\n== 4. the README's main command: dlib-resnet, MTCNN faces ==")
+    before = dict(head="dense", fine_tune=0.10, augment="none", hard_negatives=0,
+                  protocol="seed")
+    runs = {}
+    for label, kw in (("defaults before", before), ("defaults now", {})):
+        t = time.perf_counter()
+        runs[label] = fast_run(args.data, backbone="dlib-resnet", detector="mtcnn",
+                               epochs=args.epochs, **kw)
+        runs[label]["wall"] = time.perf_counter() - t
+        s = runs[label]["seconds"]
+        print(f"{label}: {runs[label]['wall']:.1f} s wall ({s['scan']:.1f} s photos and faces, "
+              f"{s['features']:.1f} s features, {s['train']:.1f} s training)")
+    ratio = runs["defaults now"]["wall"] / runs["defaults before"]["wall"]
+    print(f"RATIO now / before = {ratio:.2f}x   (target <= 2x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=SEED)
@@ -55,71 +128,9 @@ def main() -> None:
     ap.add_argument("--quality-epochs", type=int, default=10)
     ap.add_argument("--skip", nargs="*", default=[], choices=["tutorial", "frozen", "quality", "face"])
     args = ap.parse_args()
-
-    if "tutorial" not in args.skip:
-        print("== 1. tutorial configuration: VGG19, fine-tune 0.10, 244 px, seed protocol ==")
-        pipe = PerPairPipeline(args.data, weights=args.weights, image_size=244)
-        step_s = pipe.time_steps(args.per_pair_steps)
-        steps = math.ceil(pipe.train_pairs / 8) * args.epochs
-        per_pair_total = step_s * steps
-        print(f"per-pair pipeline: {step_s:.2f} s per 8-pair step, {pipe.train_pairs} training "
-              f"pairs -> {steps} steps -> {per_pair_total / 3600:.1f} h for {args.epochs} epochs "
-              "(extrapolated)")
-        del pipe
-        fast = fast_run(args.data, backbone="vgg19", weights=args.weights, fine_tune=0.10,
-                        image_size=244, epochs=args.epochs, batch_size=args.batch_size,
-                        protocol="seed")
-        s = fast["seconds"]
-        print(f"fast trainer: {s['total']:.0f} s total ({s['features']:.0f} s feature caching, "
-              f"{s['train']:.0f} s training), {args.epochs} epochs")
-        print(f"RATIO per-pair / fast = {per_pair_total / s['total']:.0f}x   "
-              f"(target >= 100x; fast total {s['total'] / 60:.1f} min, target <= 10 min)")
-
-    if "frozen" not in args.skip:
-        print("\n== 2. whole backbone frozen (--fine-tune 0), VGG19 244 px ==")
-        fast = fast_run(args.data, backbone="vgg19", weights=args.weights, fine_tune=0.0,
-                        image_size=244, epochs=args.epochs, batch_size=args.batch_size,
-                        protocol="seed")
-        s = fast["seconds"]
-        beyond = s["total"] - s["features"]
-        print(f"one backbone pass: {s['features']:.1f} s; total {s['total']:.1f} s; "
-              f"beyond the pass: {beyond:.1f} s (target <= 60 s)")
-
-    if "quality" not in args.skip:
-        print("\n== 3. quality: tiny backbone on a synthetic set, fast vs per-pair Model.fit ==")
-        from verifier.synthetic import write_identity_set
-
-        with tempfile.TemporaryDirectory() as tmp:
-            data = write_identity_set(Path(tmp) / "faces", identities=10, per_identity=8,
-                                      seed=0, size=32, noise=args.noise)
-            kw = dict(backbone="tiny", weights="none", fine_tune=0.5, image_size=32,
-                      epochs=args.quality_epochs, seed=0, embedding_dim=16)
-            t = time.perf_counter()
-            fast = fast_run(data, batch_size=args.quality_batch_size, protocol="seed", head="dense",
-                            augment="none", hard_negatives=0, **kw)
-            fast_s = time.perf_counter() - t
-            t = time.perf_counter()
-            ref = fit_per_pair(data, **kw)
-            ref_s = time.perf_counter() - t
-        fa, ra = fast["history"]["val_auc"][-1], ref["val_auc"]
-        print(f"validation ROC AUC: fast {fa:.4f} ({fast_s:.1f} s), per-pair Model.fit "
-              f"{ra:.4f} ({ref_s:.1f} s); |difference| = {abs(fa - ra):.4f} (target <= 0.02)")
-
-    if "face" not in args.skip:
-        print("\n== 4. the README's main command: dlib-resnet, MTCNN faces ==")
-        before = dict(head="dense", fine_tune=0.10, augment="none", hard_negatives=0,
-                      protocol="seed")
-        runs = {}
-        for label, kw in (("defaults before", before), ("defaults now", {})):
-            t = time.perf_counter()
-            runs[label] = fast_run(args.data, backbone="dlib-resnet", detector="mtcnn",
-                                   epochs=args.epochs, **kw)
-            runs[label]["wall"] = time.perf_counter() - t
-            s = runs[label]["seconds"]
-            print(f"{label}: {runs[label]['wall']:.1f} s wall ({s['scan']:.1f} s photos and faces, "
-                  f"{s['features']:.1f} s features, {s['train']:.1f} s training)")
-        ratio = runs["defaults now"]["wall"] / runs["defaults before"]["wall"]
-        print(f"RATIO now / before = {ratio:.2f}x   (target <= 2x)")
+    for step in (tutorial, frozen, quality, face):
+        if step.__name__ not in args.skip:
+            step(args)
 
 
 if __name__ == "__main__":

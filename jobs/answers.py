@@ -99,7 +99,7 @@ class QueryResult:
                                             p.quality, matches=matches, reason=reason))
         ranked = [list(f.matches) for f in self.faces]
         first = faces[0]
-        self.face, (self.width, self.height) = first.status, first.size
+        self.face, (self.width, self.height) = first.status.value, first.size
         self.matches, self.chip = list(ranked[0]), self.faces[0].chip
 
 

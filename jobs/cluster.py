@@ -31,7 +31,7 @@ from verifier.clustering import cluster_vectors
 from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
 from verifier.errors import VerifierError
 from verifier.images import image_format, is_image_file, read_header, read_photo_bytes, sha256_bytes
-from verifier.preparation import Prepared
+from verifier.preparation import FaceStatus, Prepared
 
 from .errors import GalleryEmpty, IdentityNotFound, NotCalibrated
 from .live import Verifier
@@ -510,7 +510,7 @@ def _photos_to_enroll(verifier: Verifier, run_id: int, group: "Group", faces: di
         if any(n.path == path for n in new):
             continue
         new.append(gallery.NewPhoto(path, sha, *read_header(data),
-                                    "several_faces" if stored.faces > 1 else "face",
+                                    FaceStatus.of(max(stored.faces, 1)).value,
                                     Path(face.photo).name, stored.vector,
                                     None if stored.box is None else tuple(stored.box), stored.quality))
         datas.append(data)

@@ -30,7 +30,7 @@ from verifier.errors import ImageError
 from verifier.images import iter_image_files, sha256_bytes
 
 from .engines import check_engine, embedding_batches
-from .models import LoadedModel, read_config
+from .models import LoadedModel, load_model, read_config
 from .progress import bar
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def embed_gallery(ws: Workspace, sessions: sessionmaker[Session], data: Path, *,
         summary = EmbedSummary(model=name)
         config = loaded.config if loaded else read_config(ws, name)
         with sessions.begin() as session:
-            model_row = models.ensure_model(session, name, config, ws.model_dir(name))
+            model_row = models.ensure_model(session, name, config.as_dict(), ws.model_dir(name))
             model_id = model_row.id
             started = runs.start_run(session, RunKind.EMBED, {
                 "data": str(root), "prune": prune, "batch_size": batch_size,
@@ -248,4 +248,5 @@ def sync_index(ws: Workspace, sessions: sessionmaker[Session], name: str, model_
 
 
 def _model_dimension(ws: Workspace, name: str) -> int:
-    return int(read_config(ws, name).get("embedding_dim") or 128)
+    config = read_config(ws, name)
+    return config.embedding_dim or load_model(ws, name).dimension  # not recorded: the branch says

@@ -86,7 +86,10 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
     for best accuracy and keeps it."""
     name = loaded.name if loaded else ws.resolve_model(model)
     config = read_config(ws, name)
-    root = Path(config["data_root"])
+    if not config.data_root:
+        raise EvaluationError(f"model {name} records no training folder; score a pair list with "
+                              "--pairs FILE --data DIR instead")
+    root = Path(config.data_root)
     if not root.is_dir():
         raise EvaluationError(f"the training folder {root} is gone; evaluation needs its photos")
     pairs, photos = load_pairs(ws, name)
@@ -120,14 +123,14 @@ def evaluate(ws: Workspace, sessions: sessionmaker[Session], *, model: str | Non
     params = {"split": split, "threshold": threshold, "threshold_rule": rule,
               "target_far": target_far, "folds": folds}
     outcome = {"metrics": result, "tutorial": tutorial, "validation": validation,
-               "folds": fold_result, "protocol": config["protocol"], "overlap": overlap}
+               "folds": fold_result, "protocol": config.protocol, "overlap": overlap}
     with sessions.begin() as session:
         if store:
             models.set_threshold(session, name, threshold, rule)
         number = _record(session, stored.id, params, outcome, image_ids[chosen.first],
                          image_ids[chosen.second], chosen.label, d)
     return Evaluation(number, name, split, float(threshold), rule, result, tutorial, validation,
-                      fold_result, d, chosen.label, overlap=overlap, protocol=config["protocol"])
+                      fold_result, d, chosen.label, overlap=overlap, protocol=config.protocol)
 
 
 def _threshold(given: float | None, target_far: float | None, stored: float | None,

@@ -70,7 +70,7 @@ class Verifier:
         if max_pixels is not None:
             loaded.preparer.max_pixels = max_pixels
         with sessions.begin() as session:
-            row = models.ensure_model(session, loaded.name, loaded.config, loaded.path)
+            row = models.ensure_model(session, loaded.name, loaded.config.as_dict(), loaded.path)
             model_id, threshold = row.id, row.threshold
         return cls(ws, sessions, loaded, model_id, threshold, min_quality)
 
@@ -350,7 +350,7 @@ class Verifier:
             require_quality(p.quality, self.min_quality, source or "<upload>")
         vectors = self.embed(prepared)
         new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
-                                *read_header(data), p.status, source, vector,
+                                *read_header(data), p.status.value, source, vector,
                                 p.box if p.face is not None else None,
                                 None if p.quality is None else p.quality.score)
                for (source, data), p, vector in zip(photos, prepared, vectors)]

@@ -1,7 +1,6 @@
 """Loading a saved model version and turning photos into embeddings with it."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -13,6 +12,7 @@ import numpy as np
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_INFERENCE_ENGINE, INFERENCE_ENGINES
 from verifier.errors import VerifierError
+from verifier.model_config import ModelConfig
 from verifier.onnx_branch import BRANCH_FILE, Branch
 from verifier.preparation import PhotoPreparer
 
@@ -30,7 +30,7 @@ class LoadedModel:
     embeddings: an ONNX Runtime session on the exported branch (the default), or
     the Keras branch. Safe to share between threads; the call counter is locked."""
 
-    def __init__(self, name: str, path: Path, config: dict, forward: Callable[[np.ndarray], np.ndarray],
+    def __init__(self, name: str, path: Path, config: ModelConfig, forward: Callable[[np.ndarray], np.ndarray],
                  dimension: int, preparer: PhotoPreparer, engine: str = DEFAULT_INFERENCE_ENGINE) -> None:
         self.name = name
         self.path = path
@@ -44,7 +44,7 @@ class LoadedModel:
 
     @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        return self.config.image_size
 
     def load(self, path: Path) -> np.ndarray:
         """The branch input for one photo file (face detected and aligned when the
@@ -56,7 +56,7 @@ class LoadedModel:
         trained with ``--tta flip`` averages each input's and its mirror's, computed
         in the same batch."""
         pixels = np.asarray(pixels, dtype=np.float32)
-        if self.config.get("tta") == "flip":
+        if self.config.tta == "flip":
             both = self._forward(np.concatenate([pixels, pixels[:, :, ::-1]]))
             return (both[: len(pixels)] + both[len(pixels):]) / 2
         return self._forward(pixels)
@@ -89,9 +89,9 @@ class KerasForward:
         return self._run(pixels)
 
 
-def read_config(ws: Workspace, name: str) -> dict:
+def read_config(ws: Workspace, name: str) -> ModelConfig:
     """The config saved with model version ``name``."""
-    return json.loads((ws.model_dir(name) / "config.json").read_text("utf-8"))
+    return ModelConfig.read(ws.model_dir(name) / "config.json", name)
 
 
 def inference_engine(engine: str | None = None) -> str:
@@ -113,7 +113,7 @@ def load_model(ws: Workspace, name: str | None = None, *, engine: str | None = N
     resolved = ws.resolve_model(name)
     folder = ws.model_dir(resolved)
     config = read_config(ws, resolved)
-    preparer = PhotoPreparer.for_config(config, ws.face_cache(config.get("detector", "none")))
+    preparer = PhotoPreparer.for_config(config, ws.face_cache(config.detector))
     if engine == "keras":
         branch = _keras_branch(ws, resolved)
         return LoadedModel(resolved, folder, config, KerasForward(branch),
@@ -159,12 +159,12 @@ def _keras_branch(ws: Workspace, name: str) -> Any:
 
     config = read_config(ws, name)
     branch = keras.models.load_model(ws.model_dir(name) / "branch.keras", compile=False)
-    if config.get("backbone") == "dlib-resnet":
+    if config.backbone == "dlib-resnet":
         branch = _without_padded_convolutions(branch, config, ws.cache_dir)
     return branch
 
 
-def _without_padded_convolutions(branch: Any, config: dict, cache_dir: Path) -> Any:
+def _without_padded_convolutions(branch: Any, config: ModelConfig, cache_dir: Path) -> Any:
     """A dlib-resnet branch saved before 0.2 rebuilt without ``Pad -> Conv2D`` (which
     crashes TensorFlow's oneDNN pass, see ``verifier.dlib_resnet``), same weights."""
     from verifier.dlib_resnet import has_padded_convolutions
@@ -172,13 +172,12 @@ def _without_padded_convolutions(branch: Any, config: dict, cache_dir: Path) -> 
 
     if not has_padded_convolutions(branch):
         return branch
-    log.info("rebuilding dlib-resnet branch %s without explicit padding layers", config.get("name"))
-    weights = config.get("weights") or "dlib"
+    log.info("rebuilding dlib-resnet branch %s without explicit padding layers", config.name)
+    weights = config.weights or "dlib"
     if weights not in ("dlib", "default") and not Path(weights).is_file():
         weights = "dlib"  # only the architecture is taken from the file
-    rebuilt = build_branch("dlib-resnet", weights=weights, image_size=int(config["image_size"]),
-                           embedding_dim=int(config.get("embedding_dim") or 128),
-                           fine_tune=float(config.get("fine_tune", 0.0)),
-                           head=config.get("head", "dense"), cache_dir=cache_dir).model
+    rebuilt = build_branch("dlib-resnet", weights=weights, image_size=config.image_size,
+                           embedding_dim=config.embedding_dim or int(branch.output.shape[-1]),
+                           fine_tune=config.fine_tune, head=config.head, cache_dir=cache_dir).model
     rebuilt.set_weights(branch.get_weights())
     return rebuilt

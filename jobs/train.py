@@ -15,7 +15,7 @@ from storage.workspace import Workspace, check_model_name
 from verifier import defaults as d
 from verifier.images import Dataset, scan_dataset
 from verifier.pairs import PairSet, make_pairs
-from verifier.preparation import PhotoPreparer
+from verifier.preparation import FaceStatus, PhotoPreparer
 
 from .progress import bar
 from .selection import choose_and_calibrate
@@ -90,7 +90,7 @@ def _detect_all(dataset: Dataset, preparer: PhotoPreparer, quiet: bool,
     with bar(len(dataset.photos), "detecting faces", quiet=quiet) as progress:
         for photo in dataset.photos:
             status = preparer.face_status(photo.path)
-            if status == "no_face" and preparer.require_face:
+            if status is FaceStatus.NO_FACE and preparer.require_face:
                 dataset.skipped.append(Skipped(photo.path, "no_face"))
             else:
                 kept.append(photo)
@@ -330,6 +330,6 @@ def load_pairs(ws: Workspace, name: str) -> tuple[PairSet, list[dict]]:
     folder = ws.model_dir(name)
     config = read_config(ws, name)
     with np.load(folder / "pairs.npz") as arrays:
-        pairs = PairSet.from_arrays(config["protocol"], config["seed"], dict(arrays))
+        pairs = PairSet.from_arrays(config.protocol, config.seed, dict(arrays))
     return pairs, training_photos(folder)
 

@@ -79,7 +79,7 @@ def open_database(url: str) -> sessionmaker[Session]:
 def _migrate(conn: Connection, where: str) -> None:
     """Bring the schema to :data:`SCHEMA_VERSION`. A database of the first release
     (no ``alembic_version`` table) is taken to be at revision ``0001``. Alembic is
-    imported only when there is something to do (it costs a command 0.15 s)."""
+    imported only when there is something to do (importing it slows every command's start)."""
     tables = set(inspect(conn).get_table_names())
     if "meta" in tables:
         found = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()

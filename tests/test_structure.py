@@ -1,5 +1,6 @@
 """The layout's rules, read from the code itself: no import circle among the
-project's modules (imports inside functions and for type checking included)."""
+project's modules (imports inside functions and for type checking included), and no
+function of 60 lines or more."""
 from __future__ import annotations
 
 import ast
@@ -107,3 +108,10 @@ def test_layers_point_down_only():
         allowed = {"verifier": {"verifier"}, "storage": {"storage"},
                    "jobs": {"jobs", "verifier", "storage"}}[layer]
         assert {m.split(".")[0] for m in imports(name, path, known)} <= allowed, name
+
+
+def test_no_function_is_sixty_lines_long():
+    paths = list(modules(PACKAGES).values()) + sorted((ROOT / "benchmarks").glob("*.py"))
+    longest = functions(paths)
+    assert longest and longest[0][0] > 20  # functions were measured
+    assert [f for f in longest if f[0] > LONGEST] == []

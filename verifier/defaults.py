@@ -19,10 +19,10 @@ MIN_FACE_PX = {"mtcnn": 20, "mtcnn-30px": 30}
 """The smallest face (pixels wide) each MTCNN detector searches for. ``mtcnn`` is the
 ``mtcnn`` package's own configuration (20 px), face for face; ``mtcnn-30px`` starts
 its image pyramid at 30 px, leaving out the two finest levels: on the seed photos and
-their seven degradations it finds as many faces (128/128 and 842/896) and fewer false
-ones on face-free images (2 against 3 of 319), in about 70% of the time, but it also
-reports one more false face on a clean seed photo (a patch under the quality floor),
-so it is not the default (``benchmarks/faces_speed.py``). A face under 40 px gets no
+their seven degradations it finds as many faces and fewer false ones on face-free
+images, in less time, but it also reports one more false face on a clean seed photo
+(a patch under the quality floor), so it is not the default (``benchmarks/faces_speed.py``
+measures both; the figures are in ``docs/benchmarks.md``). A face under 40 px gets no
 name either way (its quality is under the default floor, ``verifier.quality``)."""
 DEFAULT_PADDING = 0.25
 """Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
@@ -33,9 +33,9 @@ over the eyes), each cached once per photo."""
 TTA = ("none", "flip")
 DEFAULT_TTA = "flip"
 """Test-time augmentation: ``flip`` averages the embeddings of a face and its mirror
-(one batch, twice the inputs). The default since `benchmarks/hard_photos.py`:
-dlib-resnet's EER on the degraded seed photos 7.92% -> 7.27% and on the clean seed
-pairs 0.64% -> 0.42%; ``none`` embeds each face once."""
+(one batch, twice the inputs). The default since `benchmarks/hard_photos.py` measured
+a lower EER with it for dlib-resnet on the clean and the degraded seed photos
+(``docs/training.md``); ``none`` embeds each face once."""
 DEFAULT_FINE_TUNE = 0.10
 """Fraction of backbone layers left trainable for the ImageNet backbones (the tutorial's)."""
 
@@ -91,10 +91,9 @@ DEFAULT_MIN_QUALITY = 0.2
 """The quality floor (0-1): a face under it is answered ``unknown`` with reason
 ``poor_quality`` by query, verify, the service and the page, is left out of
 cluster suggestions, and is not enrolled by embed, the service or ``cluster name``
-(``--min-quality`` moves it; 0 takes every face found). Measured: every clean seed
-face scores 0.30 or more, a Gaussian blur of 3-5% of the face width (EER 10%)
-scores under 0.15, a blurred patch of background taken for a face 0.17
-(`benchmarks/open_set.py` prints the answers per quality band)."""
+(``--min-quality`` moves it; 0 takes every face found). Chosen between the scores of
+clean seed faces and of blurred faces and background patches taken for faces
+(``docs/training.md``; `benchmarks/open_set.py` prints the answers per quality band)."""
 
 INFERENCE_ENGINES = ("onnx", "keras")
 DEFAULT_INFERENCE_ENGINE = "onnx"

@@ -2,7 +2,7 @@
 
 The package's helpers (``mtcnn.utils.bboxes``, ``images``, ``landmarks``) are plain
 NumPy, but importing any of them imports the package, which imports TensorFlow
-(about 5 s and 700 MB). These are the same computations, restricted to one image,
+(seconds and hundreds of megabytes). These are the same computations, restricted to one image,
 so that detection runs without TensorFlow; ``tests/verifier/test_keras_onnx.py``
 compares the whole cascade's output with ``MTCNN.detect_faces`` photo by photo.
 

@@ -9,9 +9,10 @@ checked against the Keras model on seeded inputs before it is kept
 
 Memory: ``tf2onnx``'s optimiser passes rebuild every node's protobuf, weights
 included, on each of their 36 or so runs, and protobuf's default (upb) messages keep
-every replaced copy in their arena until the whole graph is dropped (about 35 times
-the weights: 0.8 GB for dlib-resnet's 22 MB, 3.5 GB for ResNet-50's 100 MB; with
-``tf2onnx``'s default of a deep copy of the graph before each pass, twice that). The
+every replaced copy in their arena until the whole graph is dropped (dozens of times
+the weights, and twice that with ``tf2onnx``'s default of a deep copy of the graph
+before each pass; ``benchmarks/export_memory.py`` measures it, ``docs/benchmarks.md``
+has the figures). The
 protobuf implementation is chosen when it is first imported, so a branch whose
 weights exceed :data:`IN_PROCESS_BYTES` is converted in a child process (``python -m
 verifier.onnx_branch KERAS ONNX``) with protobuf's pure-Python messages, which free

@@ -3,6 +3,7 @@ faces (through a cache the caller gives, keyed by the photo's content), choose o
 all, align them and judge their quality, or use the whole photo."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,7 +14,27 @@ from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_P
 from verifier.errors import NoFaceFound, NoSuchFace
 from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
 from verifier.images import decode_image, read_photo_bytes, resize, sha256_bytes
+from verifier.model_config import ModelConfig
 from verifier.quality import Quality, face_quality
+
+
+class FaceStatus(str, enum.Enum):
+    """What a branch input was made from."""
+
+    FACE = "face"                    # the photo's one face
+    SEVERAL_FACES = "several_faces"  # one of the photo's faces (the largest, or the one chosen)
+    NO_FACE = "no_face"              # no face was found: the whole photo
+    WHOLE = "whole"                  # a model without a detector: the whole photo
+
+    @classmethod
+    def of(cls, faces: int) -> "FaceStatus":
+        """The status of a face taken from a photo where the detector found ``faces``."""
+        return cls.NO_FACE if faces == 0 else cls.FACE if faces == 1 else cls.SEVERAL_FACES
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 class FaceStore(Protocol):
@@ -34,7 +55,7 @@ class Prepared:
     detector)."""
 
     pixels: np.ndarray
-    status: str
+    status: FaceStatus
     sha256: str
     detections: tuple[dict, ...] | None = None
     """What the detector found when it ran for this call and the result was not
@@ -105,12 +126,10 @@ class PhotoPreparer:
         self._mtcnn = MTCNNDetector.named(detector) if detector != "none" else None
 
     @classmethod
-    def for_config(cls, config: dict, cache: FaceStore | None = None, **kw) -> "PhotoPreparer":
+    def for_config(cls, config: ModelConfig, cache: FaceStore | None = None, **kw) -> "PhotoPreparer":
         """The preparer a model's config describes; ``cache`` keeps its detections."""
-        detector = config.get("detector", "none")
-        return cls(int(config["image_size"]), detector, float(config.get("face_padding", DEFAULT_PADDING)),
-                   cache if detector != "none" else None,
-                   require_face=bool(config.get("require_face", False)), **kw)
+        return cls(config.image_size, config.detector, config.face_padding,
+                   cache if config.detector != "none" else None, require_face=config.require_face, **kw)
 
     def faces(self, image: np.ndarray, sha256: str, remember: bool = True) -> list[Face]:
         """Faces in ``image``: from the cache, else detected (and cached when
@@ -158,7 +177,7 @@ class PhotoPreparer:
         digest = sha256_bytes(data)
         size = (int(image.shape[1]), int(image.shape[0]))
         if self._mtcnn is None:
-            return [Prepared(resize(image, self.size), "whole", digest, size=size)]
+            return [Prepared(resize(image, self.size), FaceStatus.WHOLE, digest, size=size)]
         faces, fresh = self._faces(image, digest, remember)
         found = tuple(f.as_dict() for f in faces) if fresh else None
         if not faces:
@@ -167,15 +186,15 @@ class PhotoPreparer:
                        if self.require_face else "try a photo where the face is larger, sharper "
                        "and turned toward the camera")
                 raise NoFaceFound(f"{name}: no face found ({why})")
-            return [Prepared(resize(image, self.size), "no_face", digest, found, size=size)]
+            return [Prepared(resize(image, self.size), FaceStatus.NO_FACE, digest, found, size=size)]
         faces = largest_first(faces)
-        status = "several_faces" if len(faces) > 1 else "face"
+        status = FaceStatus.of(len(faces))
         chosen = range(min(every, len(faces))) if every is not None else [choose_face(faces, choice, name)]
         return [Prepared(align(image, faces[i].landmarks, self.size, self.padding), status, digest,
                          found, faces[i], i, len(faces), size, face_quality(image, faces[i]))
                 for i in chosen]
 
-    def face_status(self, path: Path) -> str:
+    def face_status(self, path: Path) -> FaceStatus:
         """``face``, ``several_faces`` or ``no_face`` for a photo file, detecting
         only when its content was never seen (no decoding on a cache hit)."""
         data = read_photo_bytes(path)
@@ -184,7 +203,7 @@ class PhotoPreparer:
         if cached is None:
             image = decode_image(data, name=path, max_pixels=self.max_pixels)
             cached = [f.as_dict() for f in self.faces(image, digest)]
-        return "no_face" if not cached else ("several_faces" if len(cached) > 1 else "face")
+        return FaceStatus.of(len(cached))
 
     def prepare(self, path: Path) -> Prepared:
         return self.prepare_bytes(read_photo_bytes(path), path)

@@ -21,9 +21,9 @@ GOOD_FACE_PX = 80.0
 """A face this wide or wider scores 1 for size."""
 SHARP_REFERENCE = 0.10
 """Laplacian variance over pixel variance of a face resized to :data:`SHARP_SIDE` px
-that scores 1 for sharpness. The seed photos' faces measure 0.16-0.51 (10th to
-90th percentile), the same blurred by a Gaussian of 3-5% of the face width
-0.003-0.015, by a motion of 8-12% of it 0.036-0.12 (`benchmarks/hard_photos.py`)."""
+that scores 1 for sharpness: above it sit most sharp seed faces, far below it the same
+faces blurred as :mod:`verifier.degrade` blurs them (`benchmarks/hard_photos.py`
+measures both)."""
 SHARP_SIDE = 64
 FRONTAL_YAW, MAX_YAW = 0.15, 0.75
 """Nose offsets from the eyes' midpoint, in inter-eye distances: up to the first

@@ -11,6 +11,7 @@ import numpy as np
 from storage import gallery
 from verifier.defaults import DEFAULT_MIN_QUALITY
 from verifier.errors import ImageError, NoFaceFound, PoorQuality
+from verifier.preparation import FaceStatus
 from verifier.quality import require_quality
 
 from ..models import LoadedModel
@@ -32,11 +33,11 @@ def prepare_row(loaded: LoadedModel, image_id: int, path: str,
     except ImageError as exc:
         return Row(image_id, path, exc.reason, None), None
     except NoFaceFound:
-        return Row(image_id, path, "no_face", None), None
+        return Row(image_id, path, FaceStatus.NO_FACE.value, None), None
     except PoorQuality as exc:
         return Row(image_id, path, f"poor_quality: {', '.join(exc.reasons)} ({exc.score:.2f})", None), None
     quality = None if prepared.quality is None else prepared.quality.score
-    return Row(image_id, path, None, prepared.status, quality), prepared.pixels
+    return Row(image_id, path, None, prepared.status.value, quality), prepared.pixels
 
 
 def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor,

@@ -12,6 +12,7 @@ from PIL import Image
 from jobs.cli import main
 from storage.facecache import FaceCache
 from verifier.detection import detect_faces
+from verifier.model_config import ModelConfig
 from verifier.synthetic import pattern_image
 
 
@@ -107,8 +108,8 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
     from verifier.preparation import PhotoPreparer
 
     for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30)):
-        prep = PhotoPreparer.for_config({"image_size": 150, "detector": name}, FaceCache(tmp_path, name))
+        prep = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150, "detector": name}), FaceCache(tmp_path, name))
         assert prep.face_detector.min_face_size == smallest
         assert prep.cache.folder == tmp_path / name
-    none = PhotoPreparer.for_config({"image_size": 150, "detector": "none"}, FaceCache(tmp_path, "none"))
+    none = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150}), None)
     assert none.cache is None and none.face_detector.min_face_size == 20  # detect's default

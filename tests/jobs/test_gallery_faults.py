@@ -3,7 +3,6 @@ tests, and the faults the one write path answers: a corrupted index, write races
 between processes, refusals part-way, forgetting, names in two spellings."""
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -13,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image as PILImage
 from sqlalchemy import select
 
 pytest.importorskip("httpx")
@@ -29,14 +27,9 @@ from storage.errors import GalleryConflict  # noqa: E402
 from storage.index import build_index, save_index  # noqa: E402
 from storage.schema import Identity, Image  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
-from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
-
-
-def png(identity: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
-    return buf.getvalue()
+from verifier.synthetic import write_identity_set  # noqa: E402
 
 
 def gallery_of(home, tmp_path, db_url, threshold: float = 0.5):

@@ -19,7 +19,8 @@ from jobs.live import Verifier  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage.schema import Identity, Image, ImageStatus  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
-from tests.jobs.test_gallery_faults import gallery_of, png  # noqa: E402
+from tests.jobs.test_gallery_faults import gallery_of  # noqa: E402
+from tests.photos import png  # noqa: E402
 
 OTHER_WRITER_S = 1.5
 """How long the first writer waits for the other before it goes on to commit."""

@@ -1,10 +1,8 @@
 """The loaded Verifier: search, verify, enroll, remove, refresh, and many threads."""
-import io
 import threading
 
 import numpy as np
 import pytest
-from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from jobs.embed import embed_gallery
@@ -16,14 +14,9 @@ from storage.errors import WorkspaceError
 from storage.index import load_index
 from storage.schema import Embedding, Identity, Image
 from storage.workspace import Workspace
+from tests.photos import png
 from verifier.errors import ImageError
-from verifier.synthetic import pattern_image, write_identity_set
-
-
-def png(identity: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
-    return buf.getvalue()
+from verifier.synthetic import write_identity_set
 
 
 @pytest.fixture

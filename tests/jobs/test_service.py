@@ -26,15 +26,9 @@ from storage.keys import create_key, revoke_key  # noqa: E402
 from storage.models import get_model  # noqa: E402
 from storage.schema import Embedding, Image  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
 from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
-
-
-def png(identity: int, seed: int, size: int = 32, mode: str = "RGB", fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), size)).convert(mode) \
-        .save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 @pytest.fixture

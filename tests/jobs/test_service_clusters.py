@@ -5,7 +5,6 @@ import io
 import threading
 import time
 
-import numpy as np
 import pytest
 from PIL import Image as PILImage
 
@@ -20,13 +19,8 @@ from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
-from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
-
-
-def png(identity: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
-    return buf.getvalue()
+from tests.photos import png  # noqa: E402
+from verifier.synthetic import write_identity_set  # noqa: E402
 
 
 @pytest.fixture

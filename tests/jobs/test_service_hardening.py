@@ -21,14 +21,9 @@ from storage import models  # noqa: E402
 from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
-from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
-
-
-def png(identity: int = 0, seed: int = 1) -> bytes:
-    buf = io.BytesIO()
-    PILImage.fromarray(pattern_image(identity, np.random.default_rng(seed), 32)).save(buf, "PNG")
-    return buf.getvalue()
+from verifier.synthetic import write_identity_set  # noqa: E402
 
 
 def workspace(home, tmp_path):

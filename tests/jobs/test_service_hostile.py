@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("httpx")
 from storage import gallery  # noqa: E402
 from storage import models  # noqa: E402
-from tests.jobs.test_service_hardening import client, png, workspace  # noqa: E402,F401 - a fixture
+from tests.jobs.test_service_hardening import client, workspace  # noqa: E402,F401 - a fixture
+from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
 
 MAX_UPLOAD = 200_000

@@ -26,6 +26,7 @@ def test_dlib_branch_has_no_pad_feeding_a_convolution(tmp_path):
 def test_legacy_branch_is_rebuilt_with_the_same_outputs(tmp_path, monkeypatch):
     from jobs.models import _without_padded_convolutions
     from verifier import dlib_resnet
+    from verifier.model_config import ModelConfig
     from verifier.network import build_branch
 
     explicit = dlib_resnet._conv_padding
@@ -37,8 +38,8 @@ def test_legacy_branch_is_rebuilt_with_the_same_outputs(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     legacy.set_weights([w + rng.normal(0, 1e-3, w.shape).astype(w.dtype)
                         for w in legacy.get_weights()])  # weights that differ from a fresh build
-    config = {"name": "old", "image_size": 150, "embedding_dim": 8, "fine_tune": 0.1,
-              "head": "dense", "weights": "dlib"}
+    config = ModelConfig.parse({"name": "old", "image_size": 150, "embedding_dim": 8, "fine_tune": 0.1,
+                                "head": "dense", "weights": "dlib"})
     rebuilt = _without_padded_convolutions(legacy, config, tmp_path)
     assert not dlib_resnet.has_padded_convolutions(rebuilt)
     # the legacy graph itself is never run here: running it is what crashes
