@@ -116,3 +116,19 @@ def test_links_between_pages_resolve(page: Path):
 def test_every_page_with_runnable_examples_is_run():
     runnable = {page for page in PAGES if _examples(page)}
     assert runnable <= set(DOCUMENTS), f"examples nobody runs: {sorted(p.name for p in runnable - set(DOCUMENTS))}"
+
+
+def test_every_measured_row_names_its_command_and_date():
+    """The benchmarks page's table: each figure with the script that measures it (or
+    ``same``: the row above's) and the day it was measured."""
+    rows = [line for line in (DOCS / "benchmarks.md").read_text("utf-8").splitlines()
+            if line.startswith("| ") and not line.startswith("| what |")]
+    assert len(rows) > 40
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert len(cells) == 4, row
+        what, figure, command, measured = cells
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", measured), row
+        assert command.startswith(("same", "`python")) or "benchmarks/" in command or "pytest" in command, row
+        for script in re.findall(r"benchmarks/(\w+)\.py", command):
+            assert (ROOT / "benchmarks" / f"{script}.py").is_file(), row
