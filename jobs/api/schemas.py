@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from storage.gallery.writes import IDENTITY_MAX_LENGTH
 
 
 class ErrorBody(BaseModel):
@@ -136,9 +139,14 @@ class RemovedOut(BaseModel):
     removed_photos: int
 
 
+def person_name(description: str) -> Any:
+    """A person's name as the gallery takes it (checked again by ``identity_name``)."""
+    return Field(description=f"{description} (NFC-normalised; no control or invisible characters)",
+                 min_length=1, max_length=IDENTITY_MAX_LENGTH)
+
+
 class RenameIn(BaseModel):
-    name: str = Field(description="The new name (NFC-normalised; no control or invisible characters)",
-                      min_length=1, max_length=255)
+    name: str = person_name("The new name")
     merge: bool = Field(False, description="When the new name is already a person, move this "
                                            "person's photos to them (otherwise 409)")
 
@@ -232,8 +240,7 @@ class ClusterRunsOut(BaseModel):
 
 
 class NameIn(BaseModel):
-    name: str = Field(description="The person's name (NFC-normalised; no control or invisible characters)",
-                      min_length=1, max_length=255)
+    name: str = person_name("The person's name")
     merge: bool = Field(False, description="Add the faces to this existing person (otherwise a new "
                                            "person, and 409 when the name is taken)")
 

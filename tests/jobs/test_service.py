@@ -26,6 +26,7 @@ from storage.keys import create_key, revoke_key  # noqa: E402
 from storage.models import get_model  # noqa: E402
 from storage.schema import Embedding, Image  # noqa: E402
 from storage.workspace import Workspace  # noqa: E402
+from tests.conftest import tiny_gallery  # noqa: E402
 from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
 from verifier.synthetic import pattern_image, write_identity_set  # noqa: E402
@@ -233,10 +234,7 @@ def test_bad_input_changes_nothing(served):
 
 
 def test_overload_is_503_not_a_pile(home_with_model, tmp_path):
-    ws = Workspace.open(home_with_model)
-    sessions = open_database(ws.database_url)
-    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
-                  quiet=True)
+    ws, sessions = tiny_gallery(home_with_model, tmp_path)
     with sessions.begin() as s:
         key = create_key(s, "k", "read")
     app = create_app(ws, sessions, Settings(model="tiny", workers=1, queue=1))
@@ -286,10 +284,7 @@ def test_live_catch_up_of_another_process(served, tmp_path):
 def test_sigkill_then_restart_keeps_every_answered_enrollment(home_with_model, tmp_path):
     import httpx
 
-    ws = Workspace.open(home_with_model)
-    sessions = open_database(ws.database_url)
-    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
-                  quiet=True)
+    ws, sessions = tiny_gallery(home_with_model, tmp_path)
     with sessions.begin() as s:
         key = create_key(s, "w", "write")
     server = Server(home_with_model, ws.database_url, key=key, refresh=2.0, snapshot=3600)

@@ -15,22 +15,16 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from jobs.api import Settings, create_app  # noqa: E402
-from jobs.embed import embed_gallery  # noqa: E402
 from storage import gallery  # noqa: E402
 from storage import models  # noqa: E402
-from storage.database import open_database  # noqa: E402
 from storage.keys import create_key  # noqa: E402
-from storage.workspace import Workspace  # noqa: E402
+from tests.conftest import tiny_gallery  # noqa: E402
 from tests.photos import png  # noqa: E402
 from tests.servers import Server  # noqa: E402
-from verifier.synthetic import write_identity_set  # noqa: E402
 
 
 def workspace(home, tmp_path):
-    ws = Workspace.open(home)
-    sessions = open_database(ws.database_url)
-    embed_gallery(ws, sessions, write_identity_set(tmp_path / "g", 2, 2, size=32), model="tiny",
-                  quiet=True)
+    ws, sessions = tiny_gallery(home, tmp_path)
     with sessions.begin() as s:
         models.get_model(s, "tiny").threshold = 0.5
         keys = {scope: create_key(s, scope, scope) for scope in ("read", "write")}
