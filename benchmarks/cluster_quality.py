@@ -15,7 +15,9 @@
    scale: same person ~0.4 apart, threshold 0.6), 300 people with 1-20 photos each,
    at two spreads and with look-alike pairs of people (centres 0.5 and 0.4
    apart, where single linkage chains two people together): the same methods.
-3. Scale: 10,000 / 100,000 / 1,000,000 synthetic vectors (people of 1-19 photos),
+3. The look-alike check (`verifier gallery check`) on the same kind of mixtures with
+   look-alike pairs planted: planted pairs listed, other pairs listed.
+4. Scale: 10,000 / 100,000 / 1,000,000 synthetic vectors (people of 1-19 photos),
    each in a fresh process: seconds for the k-NN graph and for the grouping, peak
    resident memory of the process (the vectors included), and BCubed F.
 """
@@ -122,7 +124,8 @@ def seed_photos() -> None:
         with engine.connect() as conn:
             rows = conn.execute(sqlalchemy.text(
                 "select m.photo, f.vector from cluster_members m join face_vectors f on f.id = m.face_id "
-                "where m.run_id = :run order by m.id"), {"run": out["run"]}).all()
+                "join job_runs r on r.id = m.run_id where r.kind = 'cluster' and r.number = :run "
+                "order by m.id"), {"run": out["run"]}).all()
         engine.dispose()
         vectors = np.stack([np.frombuffer(v, np.float32) for _, v in rows])
         truth = np.unique([truth_of[p] for p, _ in rows], return_inverse=True)[1]
@@ -136,6 +139,32 @@ def mixtures() -> None:
         vectors, truth = identity_mixture(300, (1, 20), spread=spread, lookalikes=lookalikes, seed=11)
         compare(f"synthetic mixture, spread {spread}" + (f", look-alike pairs {lookalikes} apart"
                                                           if lookalikes else ""), vectors, truth, 0.6)
+
+
+def look_alike_check(seeds: int = 5) -> None:
+    """`verifier gallery check` on synthetic galleries with look-alike pairs planted
+    (centres 0.5 and 0.4 apart) and without: planted pairs listed, other pairs
+    listed, seconds; over several seeds. Nothing is ever merged (the check writes nothing)."""
+    from verifier.lookalikes import look_alikes
+    from verifier.synthetic import identity_mixture
+
+    print("\nlook-alike check (300 people of 1-20 photos, threshold 0.6), over seeds 0-"
+          f"{seeds - 1}; goal: at least 90% of planted pairs listed, no other pair")
+    for spread, apart in ((0.025, 0.5), (0.03, 0.5), (0.025, 0.4), (0.025, None)):
+        planted = listed = wrong = 0
+        seconds = 0.0
+        for seed in range(seeds):
+            vectors, truth = identity_mixture(300, (1, 20), spread=spread, lookalikes=apart, seed=seed)
+            t = time.perf_counter()
+            found = {(p.first, p.second) for p in look_alikes(vectors, truth, 0.6)}
+            seconds += time.perf_counter() - t
+            pairs = {(2 * i, 2 * i + 1) for i in range(150)} if apart else set()
+            planted += len(pairs)
+            listed += len(found & pairs)
+            wrong += len(found - pairs)
+        share = f"{listed}/{planted} ({listed / planted:.1%})" if planted else "none planted"
+        print(f"  spread {spread}, look-alikes {apart or '-'} apart: listed {share}, other pairs "
+              f"listed {wrong}, {seconds / seeds * 1000:.0f} ms per gallery")
 
 
 def scale_one(n: int) -> dict:
@@ -182,6 +211,7 @@ def main() -> None:
     if not args.skip_seed:
         seed_photos()
     mixtures()
+    look_alike_check()
     scale([int(s) for s in args.sizes.split(",") if s])
 
 

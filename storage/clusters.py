@@ -59,9 +59,12 @@ def store_faces(session: Session, model_id: int,
     """Store new faces (in a savepoint of the caller's transaction); a content another
     run stored meanwhile keeps that run's rows (the same model gives the same
     vectors). Returns the stored faces of every content given."""
+    # read before the savepoint: on SQLite a transaction that reads first and then
+    # writes cannot wait for the write lock (another writer's commit in between makes
+    # its first write fail at once); one that starts with its write waits as it should
+    known = set(faces_of(session, model_id, (f.sha256 for f in faces)))
     try:
         with session.begin_nested():
-            known = set(faces_of(session, model_id, (f.sha256 for f in faces)))
             session.add_all(FaceVector(sha256=f.sha256, model_id=model_id, face=f.face,
                                        faces=f.faces, box=f.box, score=f.score,
                                        quality=f.quality, vector=vector_to_bytes(f.vector))

@@ -156,6 +156,28 @@ class RenamedOut(BaseModel):
     photos: int = Field(description="Photos that now carry the new name")
 
 
+class BridgeOut(BaseModel):
+    photo_a: int = Field(description="A gallery photo of the first person (`/v1/photos/{id}/face`)")
+    photo_b: int = Field(description="A gallery photo of the second person")
+    distance: float
+
+
+class LookAlikeOut(BaseModel):
+    first: str
+    second: str
+    distance: float = Field(description="Between the two people's centres")
+    overlap: float = Field(description="The sum of their photos' radii: listed because distance is under it")
+    bridges: list[BridgeOut] = Field(description="Their closest photos, one of each, closest first")
+
+
+class LookAlikesOut(BaseModel):
+    model: str
+    threshold: float
+    people: int
+    photos: int
+    pairs: list[LookAlikeOut] = Field(description="Most overlapping first; nothing is merged")
+
+
 class ModelOut(BaseModel):
     name: str
     backbone: str

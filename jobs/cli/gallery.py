@@ -158,6 +158,34 @@ def gallery_remove(ctx: Context, name: str, model: str | None, as_json: bool) ->
                    "(bring a folder's back with `verifier embed --data DIR --restore-removed`)")
 
 
+@gallery_cmd.command(name="check")
+@MODEL
+@click.option("--json", "as_json", is_flag=True, help="Print the pairs as JSON.")
+@pass_ctx
+@friendly
+def gallery_check(ctx: Context, model: str | None, as_json: bool) -> None:
+    """List pairs of people who look alike to the model: their photos sit closer to each
+    other than each person's own photos are spread (siblings, a parent and a child,
+    one person under two names), with the photos that bridge them. Nothing is
+    changed; names stay apart until you merge them.
+
+    \b
+    Example:
+      verifier gallery check
+      verifier gallery rename "Bob Smith" "Robert Smith" --merge   # the same person after all
+    """
+    from ..live import Verifier
+    from ..lookalikes import check_gallery
+
+    with Verifier.open(ctx.workspace(), ctx.database(), model) as verifier:
+        checked = check_gallery(verifier)
+    if as_json:
+        emit_json(checked.as_dict())
+    else:
+        for line in checked.lines():
+            click.echo(line)
+
+
 @click.command()
 @click.option("--repair", is_flag=True, help="Rebuild indexes from the stored vectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")

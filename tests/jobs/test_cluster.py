@@ -213,7 +213,7 @@ def test_a_killed_run_is_shown_failed_and_the_next_run_reuses_its_faces(home, tm
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     with sessions() as s:
-        run_id = s.scalar(select(func.max(JobRun.id)).where(JobRun.kind == "cluster"))
+        run_id = s.scalar(select(func.max(JobRun.number)).where(JobRun.kind == "cluster"))
         stored = s.scalar(select(func.count(FaceVector.id)))
     assert 32 <= stored < 100
     killed = load_run(sessions, run_id)

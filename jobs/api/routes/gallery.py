@@ -13,8 +13,8 @@ from ...answers import LARGEST
 from ...errors import IdentityNotFound
 from ...live import Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
-from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary, PhotoOut,
-                       RemovedOut, RenamedOut, RenameIn)
+from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary, LookAlikesOut,
+                       PhotoOut, RemovedOut, RenamedOut, RenameIn)
 from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES, MAX_STRIP_SIZE,
                         STRIP_FACES, STRIP_SIZE)
 from . import ERROR_RESPONSES, jpeg, upload_name
@@ -111,6 +111,17 @@ async def faces(request: Request, name: str,
         return Response(status_code=304, headers=headers)
     strip = await queue.run(v.face_strip, [p[0] for p in photos], size)
     return Response(jpeg(strip), media_type="image/jpeg", headers=headers)
+
+
+@router.get("/look-alikes", response_model=LookAlikesOut, dependencies=[Depends(require("read"))])
+async def look_alikes(v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> LookAlikesOut:
+    """Pairs of people whose photos sit closer to each other than each person's own are
+    spread (`verifier gallery check`), with the photos that bridge them. Photos are
+    named by id; nothing is changed."""
+    from ...lookalikes import check_gallery
+
+    checked = await queue.run(check_gallery, v)
+    return LookAlikesOut(**checked.as_dict(paths=False))
 
 
 @router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],
