@@ -1,6 +1,5 @@
-"""The gallery check: pairs of named people who sit closer to each other than their
-own photos are spread (:mod:`verifier.lookalikes`), with the photos that bridge them,
-for a person to look at. Nothing is changed: merging two people is a user's
+"""The gallery check: pairs of named people the model nearly takes for one
+(:mod:`verifier.lookalikes`), with the photos that bridge them, for a person to look at. Nothing is changed: merging two people is a user's
 decision (`verifier gallery rename OLD NEW --merge`)."""
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from storage import gallery
-from verifier.lookalikes import look_alikes
+from verifier.lookalikes import MARGIN, look_alikes
 
 from .errors import NotCalibrated
 from .live import Verifier
@@ -28,18 +27,18 @@ class BridgePhotos:
 
 @dataclass(frozen=True)
 class LookAlikePair:
-    """Two people whose centres are ``distance`` apart, under ``overlap`` (the sum of
-    their photos' radii)."""
+    """Two people whose closest photos are ``distance`` apart, under ``limit`` (the
+    threshold plus the margin)."""
 
     first: str
     second: str
     distance: float
-    overlap: float
+    limit: float
     bridges: tuple[BridgePhotos, ...]
 
     def as_dict(self, paths: bool = True) -> dict:
         return {"first": self.first, "second": self.second, "distance": round(self.distance, 4),
-                "overlap": round(self.overlap, 4),
+                "limit": round(self.limit, 4),
                 "bridges": [{"photo_a": b.photo_a, "photo_b": b.photo_b, "distance": round(b.distance, 4)}
                             | ({"path_a": b.path_a, "path_b": b.path_b} if paths else {})
                             for b in self.bridges]}
@@ -59,16 +58,20 @@ class GalleryCheck:
         return {"model": self.model, "threshold": self.threshold, "people": self.people,
                 "photos": self.photos, "pairs": [p.as_dict(paths) for p in self.pairs]}
 
+    @property
+    def limit(self) -> float:
+        return self.threshold * (1 + MARGIN)
+
     def lines(self) -> list[str]:
         head = f"model {self.model}: {self.people} people, {self.photos} photos"
         if not self.pairs:
-            return [head + "; no look-alikes (every person is farther from the others than "
-                    "their own photos are spread)"]
+            return [head + f"; no look-alikes (no photo comes within {self.limit:.3f} of "
+                    "another person's)"]
         out = [head + f"; {len(self.pairs)} pair{'s' * (len(self.pairs) != 1)} of people to check "
-               "(closer to each other than their own photos are spread):"]
+               f"(a photo of each within {self.limit:.3f}, the threshold {self.threshold:.3f} "
+               f"and {MARGIN:.0%}):"]
         for p in self.pairs:
-            out.append(f"  {p.first} ~ {p.second}: centres {p.distance:.3f} apart, their photos "
-                       f"spread {p.overlap:.3f}")
+            out.append(f"  {p.first} ~ {p.second}: closest photos {p.distance:.3f} apart")
             out += [f"    {b.path_a} ~ {b.path_b}: {b.distance:.3f}" for b in p.bridges]
         out.append("the same person under two names? verifier gallery rename NAME OTHER --merge")
         return out
@@ -76,7 +79,7 @@ class GalleryCheck:
 
 def check_gallery(verifier: Verifier) -> GalleryCheck:
     """The look-alike pairs among the people of ``verifier``'s gallery, from the vectors
-    the database holds; the model's calibrated threshold sizes a single photo's region."""
+    the database holds, at the model's calibrated threshold."""
     if verifier.threshold is None:
         raise NotCalibrated(f"model {verifier.model!r} has no calibrated threshold yet; run "
                             "`verifier evaluate` once")
@@ -93,7 +96,7 @@ def check_gallery(verifier: Verifier) -> GalleryCheck:
     def photo(index: int) -> gallery.GalleryPhoto:
         return photos[int(ids[index])]
 
-    found = [LookAlikePair(names[p.first], names[p.second], p.distance, p.overlap,
+    found = [LookAlikePair(names[p.first], names[p.second], p.distance, p.limit,
                            tuple(BridgePhotos(photo(b.first).image_id, photo(b.second).image_id, b.distance,
                                               photo(b.first).path, photo(b.second).path)
                                  for b in p.bridges))

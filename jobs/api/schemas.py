@@ -165,8 +165,8 @@ class BridgeOut(BaseModel):
 class LookAlikeOut(BaseModel):
     first: str
     second: str
-    distance: float = Field(description="Between the two people's centres")
-    overlap: float = Field(description="The sum of their photos' radii: listed because distance is under it")
+    distance: float = Field(description="Between the two people's closest photos")
+    limit: float = Field(description="The threshold plus the margin: listed because distance is under it")
     bridges: list[BridgeOut] = Field(description="Their closest photos, one of each, closest first")
 
 
@@ -175,7 +175,7 @@ class LookAlikesOut(BaseModel):
     threshold: float
     people: int
     photos: int
-    pairs: list[LookAlikeOut] = Field(description="Most overlapping first; nothing is merged")
+    pairs: list[LookAlikeOut] = Field(description="Closest first; nothing is merged")
 
 
 class ModelOut(BaseModel):

@@ -164,8 +164,8 @@ def gallery_remove(ctx: Context, name: str, model: str | None, as_json: bool) ->
 @pass_ctx
 @friendly
 def gallery_check(ctx: Context, model: str | None, as_json: bool) -> None:
-    """List pairs of people who look alike to the model: their photos sit closer to each
-    other than each person's own photos are spread (siblings, a parent and a child,
+    """List pairs of people who look alike to the model: a photo of one comes within the
+    threshold (and a margin) of a photo of the other (siblings, a parent and a child,
     one person under two names), with the photos that bridge them. Nothing is
     changed; names stay apart until you merge them.
 

@@ -48,8 +48,8 @@ def test_the_cli_lists_the_look_alikes_with_their_bridging_photos(home_with_mode
     base = ["--home", str(home_with_model), "--db-url", db_url, "gallery", "check", "--model", "tiny"]
     r = CliRunner().invoke(main, base)
     assert r.exit_code == 0, r.output
-    assert "3 people, 6 photos; 1 pair of people to check" in r.output
-    assert "Ann ~ Anne: centres 0.275 apart" in r.output and "Bob" not in r.output
+    assert "3 people, 6 photos; 1 pair of people to check (a photo of each within 0.105" in r.output
+    assert "Ann ~ Anne: closest photos 0.050 apart" in r.output and "Bob" not in r.output
     assert "/g/Ann/1.png ~ /g/Anne/0.png: 0.050" in r.output
     doc = json.loads(CliRunner().invoke(main, base + ["--json"]).output)
     assert [(p["first"], p["second"]) for p in doc["pairs"]] == [("Ann", "Anne")]

@@ -115,9 +115,9 @@ async def faces(request: Request, name: str,
 
 @router.get("/look-alikes", response_model=LookAlikesOut, dependencies=[Depends(require("read"))])
 async def look_alikes(v: Verifier = Depends(verifier), queue: Admission = Depends(admission)) -> LookAlikesOut:
-    """Pairs of people whose photos sit closer to each other than each person's own are
-    spread (`verifier gallery check`), with the photos that bridge them. Photos are
-    named by id; nothing is changed."""
+    """Pairs of people the model nearly takes for one: a photo of each within the
+    threshold and a margin (`verifier gallery check`), with the photos that bridge them.
+    Photos are named by id; nothing is changed."""
     from ...lookalikes import check_gallery
 
     checked = await queue.run(check_gallery, v)
