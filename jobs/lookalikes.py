@@ -63,7 +63,8 @@ class GalleryCheck:
         return self.threshold * (1 + MARGIN)
 
     def lines(self) -> list[str]:
-        head = f"model {self.model}: {self.people} people, {self.photos} photos"
+        head = (f"model {self.model}: {self.people} {'person' if self.people == 1 else 'people'}, "
+                f"{self.photos} photo{'s' * (self.photos != 1)}")
         if not self.pairs:
             return [head + f"; no look-alikes (no photo comes within {self.limit:.3f} of "
                     "another person's)"]

@@ -82,6 +82,9 @@ def look_alikes(vectors: np.ndarray, labels: np.ndarray, threshold: float, *,
 def bridges(vectors: np.ndarray, labels: np.ndarray, first, second, n: int = BRIDGES) -> tuple[Bridge, ...]:
     """The ``n`` closest pairs of photos, one of each of two people."""
     a, b = np.flatnonzero(labels == first), np.flatnonzero(labels == second)
-    d = np.linalg.norm(vectors[a][:, None, :] - vectors[b][None, :, :], axis=2)
+    va, vb = vectors[a].astype(np.float64), vectors[b].astype(np.float64)
+    # |x - y|^2 = |x|^2 + |y|^2 - 2 x.y: an (a, b) matrix, not an (a, b, dimension) one
+    squared = (va ** 2).sum(1)[:, None] + (vb ** 2).sum(1)[None, :] - 2 * va @ vb.T
+    d = np.sqrt(np.maximum(squared, 0))
     order = np.argsort(d, axis=None, kind="stable")[:n]
     return tuple(Bridge(int(a[i // len(b)]), int(b[i % len(b)]), float(d.flat[i])) for i in order)

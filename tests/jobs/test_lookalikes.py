@@ -56,6 +56,16 @@ def test_the_cli_lists_the_look_alikes_with_their_bridging_photos(home_with_mode
     assert doc["pairs"][0]["bridges"][0]["path_a"] == "/g/Ann/1.png" and doc["threshold"] == 0.1
 
 
+def test_a_gallery_of_one_person_or_none_has_no_look_alikes(home_with_model, db_url, monkeypatch):
+    monkeypatch.setitem(PEOPLE, "Ann", [[0.0, 0]])
+    for name in ("Anne", "Bob"):
+        monkeypatch.delitem(PEOPLE, name)
+    stored(home_with_model, db_url)
+    base = ["--home", str(home_with_model), "--db-url", db_url, "gallery", "check", "--model", "tiny"]
+    r = CliRunner().invoke(main, base)
+    assert r.exit_code == 0 and "1 person, 1 photo; no look-alikes" in r.output, r.output
+
+
 def test_a_model_without_a_threshold_is_told_what_to_run(home_with_model, db_url):
     stored(home_with_model, db_url, threshold=None)
     r = CliRunner().invoke(main, ["--home", str(home_with_model), "--db-url", db_url, "gallery", "check",
