@@ -132,3 +132,16 @@ def test_every_measured_row_names_its_command_and_date():
         assert command.startswith(("same", "`python")) or "benchmarks/" in command or "pytest" in command, row
         for script in re.findall(r"benchmarks/(\w+)\.py", command):
             assert (ROOT / "benchmarks" / f"{script}.py").is_file(), row
+
+
+def test_every_route_of_the_service_is_in_its_table():
+    """Each ``/v1`` route (and the health routes) appears in docs/service.md's table with
+    its method; placeholders may be named differently (``{photo_id}`` as ``{id}``)."""
+    from jobs.api.routes import clusters, gallery, health, reports, search
+
+    table = re.sub(r"\{[^}]*\}", "{}", (DOCS / "service.md").read_text("utf-8"))
+    routes = [(method, re.sub(r"\{[^}]*\}", "{}", route.path))
+              for module in (search, gallery, clusters, reports, health) for route in module.router.routes
+              for method in sorted(route.methods - {"HEAD"})]
+    assert len(routes) > 20
+    assert [r for r in routes if f"`{r[0]} {r[1]}" not in table] == []
