@@ -427,3 +427,32 @@ def test_reports_and_accessibility_basics(browser, server, tmp_path):
     assert "Verification report" in popup.value.content()
     pg.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
     context.close()
+
+
+def test_look_alikes_are_listed_and_merged_only_on_request(page, server):
+    """A second name for obama, enrolled from a photo of his the gallery lacks, is
+    listed beside him with both faces; it is merged only when the user asks (last in
+    this file: it changes the shared gallery)."""
+    use_key(page, server[1]["write"])
+    page.click("button[data-tab=gallery]")
+    page.wait_for_selector(".person")
+    page.fill("#enroll-name", "Barack")
+    page.set_input_files("#enroll-files", [str(seed("obama", 7))])
+    page.click("#enroll-form button[type=submit]")
+    page.wait_for_selector("#gallery-status:has-text('Enrolled 1 new photo of Barack')")
+    page.click("#check-lookalikes")
+    page.wait_for_selector("#lookalikes-status:has-text('to check')")
+    first = page.locator(".lookalike h4").first.inner_text()
+    assert re.fullmatch(r"Barack ~ obama · closest photos 0\.\d{3} apart", first), first
+    from playwright.sync_api import expect
+
+    faces = page.locator(".lookalike").first.locator("img")
+    assert faces.count() == 2
+    expect(faces.nth(1)).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
+    assert page.locator(".person h3:has-text('Barack · 1 photo')").count() == 1  # nothing merged yet
+    page.on("dialog", lambda d: d.accept())  # the confirmation before the merge
+    page.click("button:has-text('Merge Barack into obama')")
+    page.wait_for_selector("#gallery-status:has-text('Merged Barack into obama')")
+    expect(page.locator("#people")).not_to_contain_text("Barack")
+    expect(page.locator("#lookalikes")).not_to_contain_text("Barack")
+    assert page.locator(".person h3:has-text('obama · ')").count() == 1

@@ -339,6 +339,47 @@ async function loadPeople() {
     }
   });
 }
+// -- look-alikes (GET /v1/look-alikes): listed for a person to judge, merged only on request
+async function checkLookAlikes() {
+  await guarded("gallery-error", async () => {
+    const found = await (await api("/v1/look-alikes")).json();
+    const list = $("lookalikes");
+    list.textContent = "";
+    const n = found.pairs.length;
+    $("lookalikes-status").textContent = n
+      ? n + " pair" + (n === 1 ? "" : "s") + " of people to check, closest first."
+      : "No look-alikes among " + found.people + " people.";
+    for (const pair of found.pairs) {
+      const li = el("li", undefined, "lookalike");
+      li.appendChild(el("h4", pair.first + " ~ " + pair.second + " · closest photos " + pair.distance.toFixed(3) + " apart"));
+      const faces = el("div", undefined, "faces");
+      const closest = pair.bridges[0];
+      for (const [id, who] of [[closest.photo_a, pair.first], [closest.photo_b, pair.second]]) {
+        const face = img("Photo " + id + " of " + who);
+        faces.appendChild(face);
+        faceUrl(id).then((url) => { face.src = url; }).catch(() => { face.alt += " (could not be shown)"; });
+      }
+      li.appendChild(faces);
+      const merge = el("button", "Merge " + pair.first + " into " + pair.second);
+      merge.type = "button";
+      merge.addEventListener("click", () => mergeInto(pair.first, pair.second));
+      li.appendChild(merge);
+      list.appendChild(li);
+    }
+  });
+}
+async function mergeInto(from, into) {
+  if (!confirm("Merge " + from + " into " + into + "? Every photo of " + from + " will carry the name " + into + ".")) return;
+  await guarded("gallery-error", async () => {
+    await api("/v1/identities/" + encodeURIComponent(from), {
+      method: "PATCH", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: into, merge: true }) });
+    $("gallery-status").textContent = "Merged " + from + " into " + into + ".";
+    await loadPeople();
+    await checkLookAlikes();
+  });
+}
+$("check-lookalikes").addEventListener("click", checkLookAlikes);
 $("prev").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); loadPeople(); });
 $("next").addEventListener("click", () => { offset += PAGE; loadPeople(); });
 async function removeIdentity(name) {
