@@ -53,10 +53,12 @@ class LookAlike:
     bridges: tuple[Bridge, ...]
 
 
-def centres(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(labels, centres)``: each person's mean vector, labels sorted."""
-    names = np.unique(labels)
-    return names, np.stack([vectors[labels == name].mean(axis=0) for name in names]).astype(np.float32)
+def people(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(labels, photos)``: each person's label (sorted) and the indices of their
+    photos, found in one sort of the labels."""
+    names, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return names, np.split(order, np.cumsum(np.bincount(inverse))[:-1])
 
 
 def look_alikes(vectors: np.ndarray, labels: np.ndarray, threshold: float, *,
@@ -64,24 +66,23 @@ def look_alikes(vectors: np.ndarray, labels: np.ndarray, threshold: float, *,
     """The pairs of people (by label) with a photo of each nearer than ``threshold``
     times ``1 + margin``, closest first."""
     vectors = np.asarray(vectors, np.float32)
-    labels = np.asarray(labels)
-    if len(np.unique(labels)) < 2:
+    names, photos = people(np.asarray(labels))
+    if len(names) < 2:
         return []
     limit = float(threshold) * (1 + margin)
-    names, means = centres(vectors, labels)
-    _, near = nearest_neighbours(means, NEAREST_PEOPLE)
+    centres = np.stack([vectors[at].mean(axis=0) for at in photos]).astype(np.float32)
+    _, near = nearest_neighbours(centres, NEAREST_PEOPLE)
     candidates = {(min(p, int(q)), max(p, int(q))) for p, row in enumerate(near) for q in row if q >= 0}
     out = []
     for p, q in sorted(candidates):
-        found = bridges(vectors, labels, names[p], names[q])
-        if found and found[0].distance < limit:
+        found = bridges(vectors, photos[p], photos[q])
+        if found[0].distance < limit:
             out.append(LookAlike(int(names[p]), int(names[q]), found[0].distance, limit, found))
     return sorted(out, key=lambda x: (x.distance, x.first, x.second))
 
 
-def bridges(vectors: np.ndarray, labels: np.ndarray, first, second, n: int = BRIDGES) -> tuple[Bridge, ...]:
-    """The ``n`` closest pairs of photos, one of each of two people."""
-    a, b = np.flatnonzero(labels == first), np.flatnonzero(labels == second)
+def bridges(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, n: int = BRIDGES) -> tuple[Bridge, ...]:
+    """The ``n`` closest pairs of photos, one from the indices ``a``, one from ``b``."""
     va, vb = vectors[a].astype(np.float64), vectors[b].astype(np.float64)
     # |x - y|^2 = |x|^2 + |y|^2 - 2 x.y: an (a, b) matrix, not an (a, b, dimension) one
     squared = (va ** 2).sum(1)[:, None] + (vb ** 2).sum(1)[None, :] - 2 * va @ vb.T
