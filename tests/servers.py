@@ -86,18 +86,26 @@ class Server:
             self.client.close()
         self.proc = self.client = None
 
+    @property
+    def http(self) -> httpx.Client:
+        """The client of the running server; a killed one refuses the connection, as
+        its port does (a burst thread may still be sending when the kill lands)."""
+        if self.client is None:
+            raise httpx.ConnectError(f"server {self.port} was killed")
+        return self.client
+
     def wait_caught_up(self, timeout: float = 30) -> float:
         """Wait until ``/readyz`` says the server applied every change; the seconds waited."""
         t0 = time.time()
         while time.time() - t0 < timeout:
-            r = self.client.get("/readyz")
+            r = self.http.get("/readyz")
             if r.status_code == 200:
                 return time.time() - t0
             time.sleep(0.01)
         raise AssertionError(f"server {self.port} still behind after {timeout} s: {r.text}")
 
     def search(self, photo: bytes, k: int = 3) -> list[dict]:
-        r = self.client.post("/v1/search", data={"k": str(k)}, files={"photo": ("p.png", photo)})
+        r = self.http.post("/v1/search", data={"k": str(k)}, files={"photo": ("p.png", photo)})
         if r.status_code == 409 and r.json()["code"] == "gallery_empty":
             return []
         assert r.status_code == 200, f"{r.status_code} {r.text}\n{self.tail()}"
@@ -105,14 +113,14 @@ class Server:
 
     def enroll(self, name: str, photos: list[bytes]) -> int:
         files = [("photos", (f"p{n}.png", p)) for n, p in enumerate(photos)]
-        return self._code(self.client.post(f"/v1/identities/{name}/photos", files=files))
+        return self._code(self.http.post(f"/v1/identities/{name}/photos", files=files))
 
     def _code(self, r: httpx.Response) -> int:
         assert r.status_code < 500, f"{r.status_code} {r.text}\n{self.tail()}"
         return r.status_code
 
     def delete(self, path: str) -> int:
-        return self._code(self.client.delete(path))
+        return self._code(self.http.delete(path))
 
     def rename(self, old: str, new: str, merge: bool = False) -> int:
-        return self._code(self.client.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}))
+        return self._code(self.http.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}))
