@@ -145,6 +145,9 @@ class Enrolled:
     version: int
     box: list[int] | None = None
     """The face enrolled, when the model has a detector."""
+    face_index: int = 0
+    """Its position among the photo's faces, largest first (each face of a group
+    photo is a gallery entry of its own)."""
 
 
 @dataclass(frozen=True)

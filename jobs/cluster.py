@@ -507,12 +507,13 @@ def _photos_to_enroll(verifier: Verifier, run_id: int, group: "Group", faces: di
                                    f"{verifier.min_quality:.2f}")
             continue
         path = str(verifier.ws.enrolled_path(sha, image_format(data)))
-        if any(n.path == path for n in new):
+        if any(n.path == path and n.face_index == stored.face for n in new):
             continue
         new.append(gallery.NewPhoto(path, sha, *read_header(data),
                                     FaceStatus.of(max(stored.faces, 1)).value,
                                     Path(face.photo).name, stored.vector,
-                                    None if stored.box is None else tuple(stored.box), stored.quality))
+                                    None if stored.box is None else tuple(stored.box), stored.quality,
+                                    stored.face))
         datas.append(data)
     return new, datas
 
@@ -522,8 +523,9 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
     """Enroll the faces of group ``cluster`` of run ``run_id`` as person ``name``
     through the gallery's one write path, with the vectors the run computed (nothing
     is embedded again). ``name`` must be new, or an existing person with ``merge``.
-    A photo that changed since the run, or that the gallery holds as someone else
-    (a gallery photo stands for one face), is skipped and reported."""
+    Each face is enrolled as the face it is in its photo: a group photo's other
+    faces stay free for their own people. A photo that changed since the run, or a
+    face the gallery holds as someone else, is skipped and reported."""
     name = gallery.identity_name(name)
     run, faces = _load_run(sessions, run_id)
     if run.status != RunStatus.DONE:
@@ -546,9 +548,9 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
         taken = gallery.enrolled_as(session, [n.path for n in new])
     keep = []
     for n, data in zip(new, datas):
-        other = taken.get(n.path)
+        other = taken.get((n.path, n.face_index))
         if other is not None and other != name:
-            skipped[n.source] = f"this photo is in the gallery as {other!r} already (a photo stands for one face)"
+            skipped[n.source] = f"this face is in the gallery as {other!r} already"
         else:
             keep.append((n, data))
     done = verifier.enroll_embedded(name, [n for n, _ in keep], [d for _, d in keep]) if keep else []

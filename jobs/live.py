@@ -321,17 +321,19 @@ class Verifier:
     # -- writing -------------------------------------------------------------------------
 
     def enroll(self, identity: str, data: bytes, *, source: str | None = None,
-               face: int | str | None = None) -> Enrolled:
+               face: int | str | tuple[float, float, float, float] | None = None) -> Enrolled:
         """Add one photo of ``identity`` (created when new): the bytes are stored
         content-addressed in the workspace, the vector in the database and the live
         index. Enrolling the same bytes again for the same identity changes nothing.
         ``source`` (the upload's file name) is kept with the photo. A photo with
         several faces is refused (:class:`SeveralFaces`) unless ``face`` names one
-        (``N``, 0 the largest) or is ``"largest"``."""
+        (``N``, 0 the largest; a box, the face that overlaps it most) or is
+        ``"largest"``. Each face of a group photo is enrolled on its own, under its
+        own person."""
         return self.enroll_many(identity, [(source, data)], face=face)[0]
 
     def enroll_many(self, identity: str, photos: Sequence[tuple[str | None, bytes]], *,
-                    face: int | str | None = None) -> list[Enrolled]:
+                    face: int | str | tuple[float, float, float, float] | None = None) -> list[Enrolled]:
         """:meth:`enroll` for several photos of one identity, all or nothing: every
         photo is decoded and checked first (one bad photo refuses the request), the
         vectors come from one batch, and one transaction stores them. A refusal
@@ -339,8 +341,11 @@ class Verifier:
         detection behind. ``face`` applies to every photo."""
         identity = identity_name(identity)
         choice = 0 if face == LARGEST else face
-        if choice is not None and not isinstance(choice, int):
-            raise NoSuchFace(f"face must be a number (0 is the largest) or {LARGEST!r}, not {face!r}")
+        if isinstance(choice, (tuple, list)) and len(choice) == 4:
+            choice = tuple(float(v) for v in choice)
+        elif choice is not None and not isinstance(choice, int):
+            raise NoSuchFace(f"face must be a number (0 is the largest), {LARGEST!r} or a box "
+                             f"(left, top, width, height), not {face!r}")
         prepared = [self.prepare(data, source or "<upload>", face=choice) for source, data in photos]
         for i, ((source, _), p) in enumerate(zip(photos, prepared)):
             if choice is None and p.found > 1:
@@ -352,7 +357,8 @@ class Verifier:
         new = [gallery.NewPhoto(str(self.ws.enrolled_path(p.sha256, image_format(data))), p.sha256,
                                 *read_header(data), p.status.value, source, vector,
                                 p.box if p.face is not None else None,
-                                None if p.quality is None else p.quality.score)
+                                None if p.quality is None else p.quality.score, p.index,
+                                None if p.face is None else p.face.landmarks)
                for (source, data), p, vector in zip(photos, prepared, vectors)]
         done = self.enroll_embedded(identity, new, [data for _, data in photos])
         for outcome, p in zip(done, prepared):
@@ -391,7 +397,7 @@ class Verifier:
             self.follower.apply_own(done.changes, added, [])
             version = self.follower.index.version
         return [Enrolled(o.photo_id, o.embedding_id, identity, o.face, o.created, version,
-                         list(n.face_box) if n.face_box else None)
+                         list(n.face_box) if n.face_box else None, n.face_index)
                 for o, n in zip(done.result, new)]
 
     def boxes(self, prepared: Prepared) -> list[list[int]]:
@@ -422,12 +428,29 @@ class Verifier:
 
         gallery.commit(self.sessions, work)
 
-    def remove_photo(self, photo_id: int) -> Removed:
-        """Remove gallery photo ``photo_id`` (its embeddings under every model; an
-        enrolled copy, its upload name and its cached detections are deleted, a
-        folder's file is left alone)."""
-        return self._remove(lambda session: [int(photo_id)] if gallery.gallery_photo(session, photo_id)
-                            else [], lambda: PhotoNotFound(f"no gallery photo {photo_id}"))
+    def remove_photo(self, photo_id: int, *, every_face: bool = False) -> Removed:
+        """Remove the face of gallery entry ``photo_id`` (its embeddings under every
+        model), or with ``every_face`` every face of its photo enrolled. The file of
+        an enrolled photo, its upload name and its cached detections are deleted
+        once no face of it is left; a folder's file is left alone."""
+        def find(session: Session) -> list[int]:
+            if gallery.gallery_photo(session, photo_id) is None:
+                return []
+            return gallery.faces_of_photo(session, photo_id) if every_face else [int(photo_id)]
+
+        return self._remove(find, lambda: PhotoNotFound(f"no gallery photo {photo_id}"))
+
+    def move_face(self, photo_id: int, name: str) -> int:
+        """Give gallery entry ``photo_id`` (one face) to person ``name`` (created when
+        new; a new name that reads as an existing person's is refused); the other
+        faces of its photo keep their people. Returns the entry's id."""
+        self._gallery()
+        with self._write_lock:
+            moved = gallery.commit(self.sessions, lambda session: gallery.move_face(session, photo_id, name))
+            if moved.result is None:
+                raise PhotoNotFound(f"no gallery photo {photo_id}")
+            self.follower.catch_up()
+        return moved.result
 
     def remove_identity(self, name: str) -> Removed:
         """Remove every photo of identity ``name``."""

@@ -12,12 +12,13 @@ from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Index, Integer,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
 never reused (AUTOINCREMENT on SQLite) and the gallery change log; 4: the face an
 enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs;
-6: the quality of a gallery photo's face (``storage/migrations`` upgrades a
-database in place)."""
+6: the quality of a gallery photo's face; 7: run numbers per kind; 8: a gallery
+row is one face of a photo, so a group photo holds several people
+(``storage/migrations`` upgrades a database in place)."""
 
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 """SQLite hands a deleted largest rowid to the next row unless AUTOINCREMENT is
@@ -112,14 +113,20 @@ class Identity(Base):
 
 
 class Image(Base):
-    """A photo of the gallery: a file of a gallery folder, or a photo enrolled
-    through the library or the service (stored under ``HOME/enrolled``). ``status``
-    is an :class:`ImageStatus`, ``flags`` a :class:`FaceFlag`."""
+    """One face of a gallery photo, and the person it shows: a face of a file of a
+    gallery folder (its largest), or a face of a photo enrolled through the CLI, the
+    library or the service (stored once under ``HOME/enrolled``, however many of its
+    faces are enrolled). A group photo holds one row per face enrolled, each with its
+    own person, box, quality and vectors; its rows share ``path``. ``status`` is an
+    :class:`ImageStatus`, ``flags`` a :class:`FaceFlag`."""
 
     __tablename__ = "images"
-    __table_args__ = NEVER_REUSE_IDS
+    __table_args__ = (UniqueConstraint("path", "face", name="uq_image_face"), NEVER_REUSE_IDS)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    path: Mapped[str] = mapped_column(String(1024), index=True)
+    face: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The face's position among the photo's faces, largest first (0: the largest,
+    the whole photo, or a row from before schema 8)."""
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"), index=True)
     width: Mapped[int | None] = mapped_column(Integer)
@@ -130,8 +137,11 @@ class Image(Base):
     source: Mapped[str | None] = mapped_column(String(255))
     """The file name an enrolled photo was uploaded as (informative only)."""
     face_box: Mapped[list[int] | None] = mapped_column(JSON)
-    """``[left, top, width, height]`` of the face an enrolled photo stands for
-    (``None``: its largest face, or no detector)."""
+    """``[left, top, width, height]`` of the face (``None``: the photo's largest
+    face of a folder photo, or no detector)."""
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    """The face's five points ``[x, y]`` (eyes, nose, mouth corners; ``None``: the
+    whole photo, or embedded before schema 8)."""
     quality: Mapped[float | None] = mapped_column(Float)
     """How far the face used can be trusted, 0-1 (:mod:`verifier.quality`; ``None``:
     the whole photo was used, or it was embedded before schema 6)."""

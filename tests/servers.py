@@ -122,5 +122,8 @@ class Server:
     def delete(self, path: str) -> int:
         return self._code(self.http.delete(path))
 
+    def move_face(self, photo_id: int, name: str) -> int:
+        return self._code(self.http.patch(f"/v1/photos/{photo_id}", json={"identity": name}))
+
     def rename(self, old: str, new: str, merge: bool = False) -> int:
         return self._code(self.http.patch(f"/v1/identities/{old}", json={"name": new, "merge": merge}))

@@ -63,7 +63,7 @@ def headings() -> list[tuple[list[str], str]]:
             continue
         for part in re.findall(r"`([^`]+)`", line):
             words = part.removeprefix("verifier ").split()
-            path = [w for w in words[:2] if re.fullmatch(r"[a-z]+", w)]
+            path = [w for w in words[:2] if re.fullmatch(r"[a-z][a-z-]*", w)]
             if path and path[0] not in main.commands:  # `cluster show RUN` under a `verifier cluster` heading
                 path = [found[-1][0][0], *path] if found else path
             if path:

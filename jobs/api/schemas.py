@@ -103,12 +103,23 @@ class IdentitiesPage(BaseModel):
     items: list[IdentitySummary]
 
 
-class PhotoOut(BaseModel):
+class FaceOfPhoto(BaseModel):
     id: int
+    face_index: int
+    identity: str
+
+
+class PhotoOut(BaseModel):
+    id: int = Field(description="The gallery entry: one face of a photo")
     face: str
     width: int | None
     height: int | None
     source: str | None = Field(description="The upload's file name, for enrolled photos")
+    face_index: int = Field(0, description="The face's position in its photo, largest first")
+    box: list[int] | None = Field(None, description="The face, [left, top, width, height] "
+                                                    "(null: the photo's largest face, or no detector)")
+    others: list[FaceOfPhoto] = Field(default_factory=list, description=(
+        "The other faces of the same photo in the gallery, with their people (a group photo)"))
 
 
 class IdentityOut(BaseModel):
@@ -117,7 +128,8 @@ class IdentityOut(BaseModel):
 
 
 class EnrolledOut(BaseModel):
-    photo_id: int
+    photo_id: int = Field(description="The gallery entry made: one face of the photo")
+    face_index: int = Field(0, description="Which face of the photo, largest first")
     face: str
     created: bool = Field(description="False when the same bytes were already enrolled")
     box: list[int] | None = Field(None, description="The face enrolled, [left, top, width, height]")
@@ -139,6 +151,7 @@ class RemovedOut(BaseModel):
     removed_photos: int
 
 
+
 def person_name(description: str) -> Any:
     """A person's name as the gallery takes it (checked again by ``identity_name``)."""
     return Field(description=f"{description} (NFC-normalised; no control or invisible characters)",
@@ -149,6 +162,15 @@ class RenameIn(BaseModel):
     name: str = person_name("The new name")
     merge: bool = Field(False, description="When the new name is already a person, move this "
                                            "person's photos to them (otherwise 409)")
+
+
+class MoveIn(BaseModel):
+    identity: str = person_name("The person the face is given to (created when new)")
+
+
+class MovedOut(BaseModel):
+    id: int
+    identity: str
 
 
 class RenamedOut(BaseModel):

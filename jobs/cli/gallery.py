@@ -158,6 +158,162 @@ def gallery_remove(ctx: Context, name: str, model: str | None, as_json: bool) ->
                    "(bring a folder's back with `verifier embed --data DIR --restore-removed`)")
 
 
+def _face_choice(value: str | None) -> int | str | tuple[float, ...] | None:
+    """``--face``: N (0 is the largest), ``largest``, or a box ``LEFT,TOP,WIDTH,HEIGHT``."""
+    from ..answers import LARGEST
+
+    if value is None or value == LARGEST:
+        return value
+    parts = value.split(",")
+    try:
+        if len(parts) == 1 and int(parts[0]) >= 0:
+            return int(parts[0])
+        if len(parts) == 4:
+            box = tuple(float(p) for p in parts)
+            if box[2] > 0 and box[3] > 0:
+                return box
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{value!r}: give N (0 is the largest face), 'largest' or a box "
+                             "LEFT,TOP,WIDTH,HEIGHT", param_hint="--face")
+
+
+@gallery_cmd.command(name="enroll")
+@click.argument("name")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--face", "face", help="Which face of each photo is NAME: N (0 is the largest), 'largest', "
+              "or a box LEFT,TOP,WIDTH,HEIGHT (as `verifier detect` prints). Without it a photo "
+              "with several faces is refused and its faces are listed.")
+@MODEL
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def gallery_enroll(ctx: Context, name: str, photos: tuple[Path, ...], face: str | None, model: str | None,
+                   as_json: bool) -> None:
+    """Enroll PHOTOS as person NAME (created when new): one face of each photo
+    joins the gallery, all or nothing. A group photo is enrolled face by face: run
+    it once per person with --face; each face is an entry of its own, and the
+    photo's file is kept once. Running servers follow.
+
+    \b
+    Example:
+      verifier gallery enroll obama obama1.jpg obama2.jpg
+      verifier gallery enroll lula group.png --face 0
+      verifier gallery enroll messi group.png --face 1
+    """
+    from verifier.errors import SeveralFaces
+    from verifier.images import read_photo_bytes
+
+    from ..live import Verifier
+
+    choice = _face_choice(face)
+    items = [(p.name, read_photo_bytes(p)) for p in photos]
+    with Verifier.open(ctx.workspace(), ctx.database(), model) as verifier:
+        try:
+            done = verifier.enroll_many(name, items, face=choice)
+        except SeveralFaces as exc:
+            listed = "; ".join(f"face {i} at {','.join(map(str, box))}" for i, box in enumerate(exc.boxes))
+            raise click.ClickException(f"{exc} (--face N or --face largest): {listed}") from None
+    if as_json:
+        emit_json({"identity": done[0].identity if done else name,
+                   "photos": [{"photo": str(p), "photo_id": e.photo_id, "face_index": e.face_index,
+                               "box": e.box, "created": e.created} for p, e in zip(photos, done)]})
+        return
+    for p, e in zip(photos, done):
+        box = f" at {','.join(map(str, e.box))}" if e.box else ""
+        state = "enrolled" if e.created else "already enrolled"
+        click.echo(f"{p} face {e.face_index}{box} -> {e.identity}: {state} (entry {e.photo_id})")
+
+
+@gallery_cmd.command(name="show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+@friendly
+def gallery_show(ctx: Context, name: str, as_json: bool) -> None:
+    """List the faces of person NAME: each entry's id, its photo and face, and the
+    other people its photo shows (a group photo).
+
+    \b
+    Example:
+      verifier gallery show lula
+    """
+    from storage.gallery import faces_in_photos, identity_name, identity_photos
+
+    from ..errors import IdentityNotFound
+
+    name = identity_name(name)
+    with ctx.database()() as session:
+        rows = identity_photos(session, name)
+        shown = faces_in_photos(session, [r.path for r in rows])
+        faces = [{"photo_id": r.id, "photo": r.source or r.path, "face_index": r.face, "box": r.face_box,
+                  "quality": r.quality,
+                  "others": [{"photo_id": i, "face_index": f, "identity": n}
+                             for f, i, n in shown.get(r.path, []) if i != r.id]} for r in rows]
+    if not faces:
+        raise IdentityNotFound(f"no identity {name!r} in the gallery")
+    if as_json:
+        emit_json({"name": name, "faces": faces})
+        return
+    click.echo(f"{name}: {len(faces)} faces")
+    for f in faces:
+        with_ = ", ".join(f"{o['identity']} (face {o['face_index']})" for o in f["others"])
+        click.echo(f"  entry {f['photo_id']:>6}  face {f['face_index']}  {f['photo']}"
+                   + (f"  with {with_}" if with_ else ""))
+
+
+@gallery_cmd.command(name="move")
+@click.argument("entry", type=click.IntRange(1))
+@click.argument("name")
+@MODEL
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def gallery_move(ctx: Context, entry: int, name: str, model: str | None, as_json: bool) -> None:
+    """Give the face of gallery entry ENTRY (`verifier gallery show`) to person NAME
+    (created when new); the other faces of its photo keep their people.
+
+    \b
+    Example:
+      verifier gallery move 17 messi
+    """
+    from storage.gallery import identity_name
+
+    from ..live import Verifier
+
+    with Verifier.open(ctx.workspace(), ctx.database(), model) as verifier:
+        verifier.move_face(entry, name)
+    if as_json:
+        emit_json({"photo_id": entry, "identity": identity_name(name)})
+    else:
+        click.echo(f"entry {entry} -> {identity_name(name)}")
+
+
+@gallery_cmd.command(name="remove-face")
+@click.argument("entry", type=click.IntRange(1))
+@click.option("--every-face", is_flag=True, help="Every face of the entry's photo, not only this one.")
+@MODEL
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@friendly
+def gallery_remove_face(ctx: Context, entry: int, every_face: bool, model: str | None, as_json: bool) -> None:
+    """Take the face of gallery entry ENTRY out of the gallery (as `DELETE
+    /v1/photos/ENTRY` does), or every face of its photo with --every-face.
+
+    \b
+    Example:
+      verifier gallery remove-face 17
+    """
+    from ..live import Verifier
+
+    with Verifier.open(ctx.workspace(), ctx.database(), model) as verifier:
+        removed = verifier.remove_photo(entry, every_face=every_face)
+    if as_json:
+        emit_json({"removed_photos": removed.photos})
+    else:
+        click.echo(f"{removed.photos} face{'s' * (removed.photos != 1)} removed from the gallery")
+
+
 @gallery_cmd.command(name="check")
 @MODEL
 @click.option("--json", "as_json", is_flag=True, help="Print the pairs as JSON.")

@@ -146,6 +146,19 @@ def identity_photos(session: Session, name: str) -> list[Image]:
                                 .order_by(Image.id)))
 
 
+def faces_in_photos(session: Session, paths: Sequence[str]) -> dict[str, list[tuple[int, int, str]]]:
+    """Every gallery face of the photos at ``paths``, as ``(face, entry id, person)``
+    by path, largest face first: who else a group photo shows."""
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    rows = session.execute(select(Image.path, Image.face, Image.id, Identity.name)
+                           .join(Identity, Identity.id == Image.identity_id)
+                           .where(Image.path.in_(list(paths)), Image.status == ImageStatus.OK)
+                           .order_by(Image.path, Image.face))
+    for path, face, entry, name in rows:
+        out.setdefault(path, []).append((face, entry, name))
+    return out
+
+
 def photo_vector(session: Session, photo_id: int, model_id: int) -> np.ndarray | None:
     """The stored vector of gallery photo ``photo_id`` under a model, if any."""
     blob = session.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)
@@ -239,11 +252,21 @@ def gallery_photo(session: Session, photo_id: int) -> Image | None:
     return row if row is not None and row.status == ImageStatus.OK else None
 
 
-def enrolled_as(session: Session, paths: Sequence[str]) -> dict[str, str]:
-    """The identity each of ``paths`` is in the gallery as (paths not in it are absent)."""
-    rows = session.execute(select(Image.path, Identity.name).join(Identity, Identity.id == Image.identity_id)
+def faces_of_photo(session: Session, image_id: int) -> list[int]:
+    """The gallery entries of every face of ``image_id``'s photo (its own included),
+    largest face first."""
+    path = session.scalar(select(Image.path).where(Image.id == int(image_id)))
+    return list(session.scalars(select(Image.id).where(Image.path == path, Image.status == ImageStatus.OK)
+                                .order_by(Image.face)))
+
+
+def enrolled_as(session: Session, paths: Sequence[str]) -> dict[tuple[str, int], str]:
+    """The identity each face of the photos at ``paths`` is in the gallery as, by
+    ``(path, face)`` (faces not in it are absent)."""
+    rows = session.execute(select(Image.path, Image.face, Identity.name)
+                           .join(Identity, Identity.id == Image.identity_id)
                            .where(Image.path.in_(list(paths)), Image.status == ImageStatus.OK))
-    return {path: name for path, name in rows}
+    return {(path, face): name for path, face, name in rows}
 
 
 def identity_exists(session: Session, name: str) -> bool:

@@ -391,9 +391,14 @@ class NewPhoto(NamedTuple):
     source: str | None
     vector: np.ndarray
     face_box: tuple[int, int, int, int] | None = None
-    """The face the photo stands for, when the detector found one."""
+    """The face enrolled, when the detector found one."""
     quality: float | None = None
     """That face's quality, 0-1."""
+    face_index: int = 0
+    """Its position among the photo's faces, largest first: a group photo is enrolled
+    once per face, each face under its own person."""
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    """Its five points (eyes, nose, mouth corners)."""
 
 
 class EnrollOutcome(NamedTuple):
@@ -405,20 +410,23 @@ class EnrollOutcome(NamedTuple):
 
 
 def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> EnrollOutcome:
-    """Add one photo of ``identity`` (created when new) with its vector under
-    ``model_id``. The same bytes already enrolled for that identity change nothing
-    (``created`` false); enrolled for another identity: :class:`AlreadyEnrolled`."""
+    """Add one face of a photo (``photo.face_index``) as ``identity`` (created when
+    new) with its vector under ``model_id``. The same face already enrolled for that
+    identity changes nothing (``created`` false); enrolled for another identity:
+    :class:`AlreadyEnrolled`. Other faces of the same photo are rows of their own,
+    each with its own person."""
     name = identity_name(identity)
-    row = session.scalar(select(Image).where(Image.path == photo.path))
+    face = int(photo.face_index)
+    row = session.scalar(select(Image).where(Image.path == photo.path, Image.face == face))
     if row is not None and row.status == ImageStatus.OK and row.identity.name != name:
-        raise AlreadyEnrolled(f"this photo is already enrolled as {row.identity.name!r} "
+        raise AlreadyEnrolled(f"{_which(face)} is already enrolled as {row.identity.name!r} "
                               f"(photo {row.id}); remove it there first")
     twin = session.execute(select(Image, Identity.name).join(Identity, Identity.id == Image.identity_id)
                            .where(Image.sha256 == photo.sha256, Image.path != photo.path,
-                                  Image.status == ImageStatus.OK).limit(1)).first()
-    if twin is not None:  # the same bytes from a gallery folder: one photo, one person
+                                  Image.face == face, Image.status == ImageStatus.OK).limit(1)).first()
+    if twin is not None:  # the same bytes from a gallery folder: one face, one person
         if twin.name != name:
-            raise AlreadyEnrolled(f"this photo is already in the gallery as {twin.name!r} "
+            raise AlreadyEnrolled(f"{_which(face)} is already in the gallery as {twin.name!r} "
                                   f"(photo {twin.Image.id}); remove it there first")
         embedded = session.scalar(select(Embedding.id).where(Embedding.image_id == twin.Image.id,
                                                              Embedding.model_id == model_id))
@@ -436,21 +444,26 @@ def enroll(session: Session, model_id: int, identity: str, photo: NewPhoto) -> E
     flag = FaceFlag.of(photo.face)
     source = (photo.source or "")[-255:] or None
     box = None if photo.face_box is None else [int(v) for v in photo.face_box]
+    points = None if photo.landmarks is None else [[float(x), float(y)] for x, y in photo.landmarks]
     if row is None:
-        row = Image(path=photo.path, sha256=photo.sha256, identity_id=ident, width=photo.width,
-                    height=photo.height, status=ImageStatus.OK, flags=flag, source=source,
-                    face_box=box, quality=photo.quality)
+        row = Image(path=photo.path, face=face, sha256=photo.sha256, identity_id=ident,
+                    width=photo.width, height=photo.height, status=ImageStatus.OK, flags=flag,
+                    source=source, face_box=box, quality=photo.quality, landmarks=points)
         session.add(row)
         session.flush()
     else:  # removed before, or enrolled under another model only (which chose its face)
         if row.status != ImageStatus.OK:
-            row.face_box, row.quality = box, photo.quality
+            row.face_box, row.quality, row.landmarks = box, photo.quality, points
         row.identity_id, row.status, row.flags, row.source = ident, ImageStatus.OK, flag, source
         session.flush()
         _note_update(session, row.id)
     if existing is None:
         existing = _add_vectors(session, model_id, [row.id], photo.vector[None, :])[0]
     return EnrollOutcome(row.id, existing, photo.face, True, gallery_photo._replace(image_id=row.id))
+
+
+def _which(face: int) -> str:
+    return "this photo" if face == 0 else f"face {face} of this photo"
 
 
 # -- removal and renaming ----------------------------------------------------------------
@@ -503,6 +516,26 @@ def photos_of(session: Session, name: str) -> list[int]:
     return list(session.scalars(select(Image.id).join(Identity, Image.identity_id == Identity.id)
                                 .where(Identity.name == identity_name(name),
                                        Image.status == ImageStatus.OK)))
+
+
+def move_face(session: Session, image_id: int, name: str) -> int | None:
+    """Give one gallery face (entry ``image_id``) to person ``name``: created when new
+    (refused when it reads as an existing person, :func:`refuse_confusable`); the
+    person it leaves is deleted when that was their last face. ``None`` when the
+    entry is not in the gallery."""
+    row = session.scalar(select(Image).where(Image.id == int(image_id), Image.status == ImageStatus.OK))
+    if row is None:
+        return None
+    target = identity_id(session, name, distinct=True)
+    if target == row.identity_id:
+        return row.id
+    left = row.identity_id
+    row.identity_id = target
+    session.flush()
+    _note_update(session, row.id)
+    if session.scalar(select(Image.id).where(Image.identity_id == left).limit(1)) is None:
+        session.execute(delete(Identity).where(Identity.id == left))
+    return row.id
 
 
 def rename_identity(session: Session, old: str, new: str, *, merge: bool = False) -> int:

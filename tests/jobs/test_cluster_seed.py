@@ -107,3 +107,18 @@ def test_a_group_photo_joins_the_groups_of_both_people(home, tmp_path):
         assert "both.png" in " ".join(c["photos"])
         boxes = [f["box"] for f in c["faces"] if f["photo"].endswith("both.png")]
         assert len(boxes) == 1 and len(boxes[0]) == 4
+    # naming each group enrolls the group photo's face of that person: one photo, two people
+    run, entries = out["run"], {}
+    for c in out["clusters"]:
+        person = "obama" if any(f["photo"].endswith("o0.png") for f in c["faces"]) else "messi"
+        named = json.loads(cli(ws, "cluster", "name", str(run), str(c["cluster"]), "--merge-into", person,
+                               "--json"))
+        assert (named["enrolled"], named["already"], named["skipped"]) == (1, 3, {}), named
+    for person in ("obama", "messi"):
+        shown = json.loads(cli(ws, "gallery", "show", person, "--json"))["faces"]
+        entries[person] = [f for f in shown if f["photo"] == "both.png"]
+    (obama,), (messi,) = entries["obama"], entries["messi"]
+    assert obama["others"] == [{"photo_id": messi["photo_id"], "face_index": messi["face_index"],
+                                "identity": "messi"}]
+    assert {obama["face_index"], messi["face_index"]} == {0, 1}
+    assert "2 faces removed" in cli(ws, "gallery", "remove-face", str(obama["photo_id"]), "--every-face")

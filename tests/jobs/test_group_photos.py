@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jobs.cli import main
 from tests.conftest import need_seed_faces_and_dlib
 from tests.groups import compose, dlib_home, seed
+from storage.errors import AlreadyEnrolled
 from verifier.errors import NoSuchFace, SeveralFaces
 
 pytestmark = pytest.mark.integration
@@ -226,3 +227,96 @@ def test_cli_query_face_by_face(home, stranger_and_obama, tmp_path):
     assert r.exit_code == 0 and r.output.startswith("same")
     r = run("verify", str(photo), str(other), "--face-a", "4")
     assert r.exit_code == 2 and "no face 4" in r.output and "Traceback" not in r.output
+
+
+@pytest.fixture(scope="module")
+def two_strangers() -> bytes:
+    """Two people who are not in the gallery, side by side (meryl_streep the larger)."""
+    return compose([seed(STRANGER, 1), seed("idris_elba", 0)], [340, 260])
+
+
+def test_a_group_photo_is_enrolled_face_by_face(verifier, two_strangers):
+    """Each face of a group photo is a gallery entry of its own, under its own person:
+    the photo's file is stored once, each face searches as its person, a face cannot
+    be enrolled as two people, and removing one face leaves the other."""
+    before = verifier.gallery_size
+    meryl = verifier.enroll("Meryl", two_strangers, face=0, source="group.png")
+    idris = verifier.enroll("Idris", two_strangers, face=1, source="group.png")
+    assert meryl.created and idris.created and (meryl.face_index, idris.face_index) == (0, 1)
+    assert meryl.photo_id != idris.photo_id and verifier.gallery_size == before + 2
+    files = lambda: [p for p in verifier.ws.enrolled_dir.rglob('*') if p.is_file()]  # noqa: E731
+    assert len(files()) == 1  # one file for both faces
+    assert not verifier.enroll("Meryl", two_strangers, face=0).created  # the same face again
+    with pytest.raises(AlreadyEnrolled, match="face 1 of this photo is already enrolled as 'Idris'"):
+        verifier.enroll("Meryl", two_strangers, face=1)
+    # a box names the face too: the one it overlaps most
+    assert verifier.enroll("Idris", two_strangers, face=tuple(idris.box)).photo_id == idris.photo_id
+    for person, name in (("meryl_streep", "Meryl"), ("idris_elba", "Idris")):
+        for n in (2, 3):
+            top = verifier.search(seed(person, n).read_bytes(), 1).matches[0]
+            assert top.identity == name and top.passes, (person, n, top)
+    answered = verifier.search(two_strangers, 1).faces
+    assert [f.matches[0].identity for f in answered] == ["Meryl", "Idris"]
+    verifier.remove_photo(meryl.photo_id)
+    assert verifier.gallery_size == before + 1 and len(files()) == 1  # Idris still needs it
+    assert verifier.search(seed("idris_elba", 2).read_bytes(), 1).matches[0].identity == "Idris"
+    moved = verifier.enroll("Meryl", two_strangers, face=0)
+    assert verifier.move_face(moved.photo_id, "Meryl Streep") == moved.photo_id
+    assert verifier.search(seed(STRANGER, 2).read_bytes(), 1).matches[0].identity == "Meryl Streep"
+    assert verifier.remove_photo(idris.photo_id, every_face=True).photos == 2
+    assert verifier.gallery_size == before and files() == []
+
+
+def test_cli_enrolls_shows_moves_and_removes_faces(home, two_strangers, tmp_path):
+    ws, sessions = home
+    photo = tmp_path / "group.png"
+    photo.write_bytes(two_strangers)
+    run = lambda *a: CliRunner().invoke(main, ["--home", str(ws.root), *a], catch_exceptions=False)  # noqa: E731
+    refused = run("gallery", "enroll", "Meryl", str(photo))
+    assert refused.exit_code == 1 and "holds 2 faces" in refused.output and "face 1 at " in refused.output
+    assert "Traceback" not in refused.output
+    assert run("gallery", "enroll", "Meryl", str(photo), "--face", "two").exit_code == 2
+    first = json.loads(run("gallery", "enroll", "Meryl", str(photo), "--face", "0", "--json").output)
+    out = run("gallery", "enroll", "Idris", str(photo), "--face", "1")
+    assert out.exit_code == 0 and "group.png face 1 at " in out.output and "-> Idris: enrolled" in out.output
+    shown = json.loads(run("gallery", "show", "Meryl", "--json").output)
+    entry = first["photos"][0]["photo_id"]
+    assert [f["photo_id"] for f in shown["faces"]] == [entry]
+    assert [o["identity"] for o in shown["faces"][0]["others"]] == ["Idris"]
+    assert "with Idris (face 1)" in run("gallery", "show", "Meryl").output
+    assert run("gallery", "move", str(entry), "Meryl Streep").exit_code == 0
+    assert run("gallery", "show", "Meryl").exit_code == 1  # her only face moved
+    out = run("gallery", "remove-face", str(entry), "--every-face")
+    assert out.exit_code == 0 and "2 faces removed" in out.output
+    assert run("gallery", "show", "Idris").exit_code == 1
+
+
+def test_http_enrolls_a_group_photo_face_by_face(home, two_strangers):
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from jobs.api import Settings, create_app
+
+    ws, sessions = home
+    upload = {"photos": ("group.png", two_strangers)}
+    with TestClient(create_app(ws, sessions, Settings(model="dlib", auth=False))) as c:
+        a = c.post("/v1/identities/Meryl/photos", files=upload, data={"face": "0"})
+        b = c.post("/v1/identities/Idris/photos", files=upload, data={"face": "1"})
+        assert a.status_code == b.status_code == 201, (a.text, b.text)
+        first, second = a.json()["photos"][0], b.json()["photos"][0]
+        assert (first["face_index"], second["face_index"]) == (0, 1)
+        taken = c.post("/v1/identities/Someone/photos", files=upload, data={"face": "1"})
+        assert taken.status_code == 409 and "already enrolled as 'Idris'" in taken.json()["message"]
+        meryl = c.get("/v1/identities/Meryl").json()["photos"]
+        assert meryl[0]["box"] == first["box"] and meryl[0]["face_index"] == 0
+        assert meryl[0]["others"] == [{"id": second["photo_id"], "face_index": 1, "identity": "Idris"}]
+        found = c.post("/v1/search", files={"photo": ("x.jpg", seed("idris_elba", 3).read_bytes())})
+        assert found.json()["matches"][0]["identity"] == "Idris"
+        moved = c.patch(f"/v1/photos/{second['photo_id']}", json={"identity": "Idris Elba"})
+        assert moved.status_code == 200 and moved.json() == {"id": second["photo_id"], "identity": "Idris Elba"}
+        assert c.get("/v1/identities/Idris").status_code == 404
+        assert c.patch("/v1/photos/999999", json={"identity": "x"}).json()["code"] == "photo_not_found"
+        assert c.patch(f"/v1/photos/{first['photo_id']}", json={"identity": ""}).status_code == 422
+        gone = c.delete(f"/v1/photos/{first['photo_id']}", params={"every_face": "true"})
+        assert gone.status_code == 200 and gone.json() == {"removed_photos": 2}
+        assert c.get("/v1/identities/Idris%20Elba").status_code == 404

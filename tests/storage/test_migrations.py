@@ -34,7 +34,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 7
+    assert schema_version(sessions) == SCHEMA_VERSION == 8
     assert counts(sessions) == before
     assert_runs_renamed_and_numbered(sessions, runs)
     with sessions() as s:
@@ -43,6 +43,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
         assert s.scalar(select(func.count(ApiKey.id))) == 0  # the new table exists
         assert s.scalar(select(func.count(Image.source))) == 0  # and the new column
     assert_ids_never_reused(sessions)
+    assert_rows_are_faces(sessions)
     sessions.kw["bind"].dispose()
     after = dict(before, embeddings=before["embeddings"] - 1)
     assert counts(open_database(f"sqlite:///{path}")) == after  # reopening changes nothing
@@ -84,6 +85,25 @@ def assert_ids_never_reused(sessions) -> None:
         s.flush()
         assert row.id > top
         s.delete(row)
+
+
+def assert_rows_are_faces(sessions) -> None:
+    """Schema 8: every existing row is the largest face of its photo (``face`` 0, no
+    vector touched), a second face of the same photo is a row of its own, and the same
+    face twice is refused."""
+    from sqlalchemy.exc import IntegrityError
+
+    with sessions() as s:
+        rows = s.execute(select(Image.face, Image.landmarks)).all()
+        assert rows and {face for face, _ in rows} == {0} and {m for _, m in rows} == {None}
+        first = s.scalars(select(Image).order_by(Image.id)).first()
+        path, sha, identity = first.path, first.sha256, first.identity_id
+    with sessions.begin() as s:
+        s.add(Image(path=path, sha256=sha, identity_id=identity, face=1, landmarks=[[1.0, 2.0]] * 5))
+    with pytest.raises(IntegrityError), sessions.begin() as s:
+        s.add(Image(path=path, sha256=sha, identity_id=identity, face=1))
+    with sessions.begin() as s:
+        s.execute(sqlalchemy.delete(Image).where(Image.path == path, Image.face == 1))
 
 
 def test_schema_two_database_is_upgraded_in_place(tmp_path):
@@ -140,6 +160,7 @@ def test_postgres_schema_one_is_upgraded(db_url):
     assert schema_version(sessions) == SCHEMA_VERSION
     assert counts(sessions) == {"images": 3, "embeddings": 3, "job_runs": 0, "pair_scores": 0}
     assert_ids_never_reused(sessions)  # the sequences start after the rows inserted by id
+    assert_rows_are_faces(sessions)
     sessions.kw["bind"].dispose()
 
 

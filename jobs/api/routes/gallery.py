@@ -13,8 +13,8 @@ from ...answers import LARGEST
 from ...errors import IdentityNotFound
 from ...live import Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
-from ..schemas import (EnrolledOut, EnrollOut, IdentitiesPage, IdentityOut, IdentitySummary, LookAlikesOut,
-                       PhotoOut, RemovedOut, RenamedOut, RenameIn)
+from ..schemas import (EnrolledOut, EnrollOut, FaceOfPhoto, IdentitiesPage, IdentityOut, IdentitySummary,
+                       LookAlikesOut, MovedOut, MoveIn, PhotoOut, RemovedOut, RenamedOut, RenameIn)
 from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES, MAX_STRIP_SIZE,
                         STRIP_FACES, STRIP_SIZE)
 from . import ERROR_RESPONSES, jpeg, upload_name
@@ -34,12 +34,16 @@ def identities(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(5
 
 @router.get("/identities/{name}", response_model=IdentityOut, dependencies=[Depends(require("read"))])
 def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
-    """One person's gallery photos."""
+    """One person's gallery faces, each with the other people its photo shows."""
     name = identity_name(name)
     with svc.sessions() as session:
         rows = store.identity_photos(session, name)
+        shown = store.faces_in_photos(session, [r.path for r in rows])
         photos = [PhotoOut(id=r.id, face=r.flags or "face", width=r.width, height=r.height,
-                           source=r.source) for r in rows]
+                           source=r.source, face_index=r.face, box=r.face_box,
+                           others=[FaceOfPhoto(id=i, face_index=f, identity=n)
+                                   for f, i, n in shown.get(r.path, []) if i != r.id])
+                  for r in rows]
     if not photos:
         raise IdentityNotFound(f"no identity {name!r} in the gallery")
     return IdentityOut(name=name, photos=photos)
@@ -61,15 +65,26 @@ async def enroll(name: str, photos: list[UploadFile] = File(..., description="On
     choice = face if face in (None, LARGEST) else int(face)
     items = [(upload_name(p), await p.read()) for p in photos]
     done = await queue.run(lambda: v.enroll_many(name, items, face=choice))
-    body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face=e.face,
+    body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face_index=e.face_index, face=e.face,
                                                         created=e.created, box=e.box) for e in done])
     return JSONResponse(body.model_dump(), status_code=201 if any(e.created for e in done) else 200)
 
 
 @router.delete("/photos/{photo_id}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
-def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier)) -> RemovedOut:
-    """Take one photo out of the gallery (an enrolled copy is deleted)."""
-    return RemovedOut(removed_photos=v.remove_photo(photo_id).photos)
+def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID),
+                 every_face: bool = Query(False, description="Every face of the photo, not only this one"),
+                 v: Verifier = Depends(verifier)) -> RemovedOut:
+    """Take one face out of the gallery, or every face of its photo (an enrolled
+    copy is deleted once no face of it is left)."""
+    return RemovedOut(removed_photos=v.remove_photo(photo_id, every_face=every_face).photos)
+
+
+@router.patch("/photos/{photo_id}", response_model=MovedOut, dependencies=[Depends(require("write"))])
+def move_face(body: MoveIn, photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier)) -> MovedOut:
+    """Give one face to another person (created when new); the photo's other faces
+    keep theirs (every server follows the change)."""
+    name = identity_name(body.identity)
+    return MovedOut(id=v.move_face(photo_id, name), identity=name)
 
 
 @router.delete("/identities/{name}", response_model=RemovedOut, dependencies=[Depends(require("write"))])
