@@ -137,8 +137,8 @@ class Image(Base):
     source: Mapped[str | None] = mapped_column(String(255))
     """The file name an enrolled photo was uploaded as (informative only)."""
     face_box: Mapped[list[int] | None] = mapped_column(JSON)
-    """``[left, top, width, height]`` of the face (``None``: the photo's largest
-    face of a folder photo, or no detector)."""
+    """``[left, top, width, height]`` of the face (``None``: the whole photo, or a
+    folder photo embedded before schema 8, whose face is its largest)."""
     landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)
     """The face's five points ``[x, y]`` (eyes, nose, mouth corners; ``None``: the
     whole photo, or embedded before schema 8)."""

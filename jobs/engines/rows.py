@@ -37,7 +37,9 @@ def prepare_row(loaded: LoadedModel, image_id: int, path: str,
     except PoorQuality as exc:
         return Row(image_id, path, f"poor_quality: {', '.join(exc.reasons)} ({exc.score:.2f})", None), None
     quality = None if prepared.quality is None else prepared.quality.score
-    return Row(image_id, path, None, prepared.status.value, quality), prepared.pixels
+    face = prepared.face
+    return Row(image_id, path, None, prepared.status.value, quality,
+               None if face is None else prepared.box, None if face is None else face.landmarks), prepared.pixels
 
 
 def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor,

@@ -318,6 +318,7 @@ def _store_fresh(session: Session, fresh: list[ScannedFile], known: dict[str, Im
             _drop_embeddings(session, [row.id])
             row.sha256, row.width, row.height = f.sha256, f.width, f.height
             row.status, row.reason, row.identity_id, row.flags = status, f.reason, ident, None
+            row.face_box, row.landmarks, row.quality = None, None, None  # set when embedded
             if status == ImageStatus.OK:
                 out.changed.add(row.id)
             continue
@@ -343,6 +344,10 @@ class PreparedRow(NamedTuple):
     reason: str | None
     face: str | None
     quality: float | None = None
+    box: tuple[int, int, int, int] | None = None
+    """The face used, ``[left, top, width, height]`` (``None``: the whole photo)."""
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    """Its five points."""
 
 
 def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
@@ -363,8 +368,9 @@ def _add_vectors(session: Session, model_id: int, image_ids: Sequence[int],
 def store_batch(session: Session, model_id: int, rows: Sequence[PreparedRow],
                 vectors: np.ndarray) -> list[int]:
     """Store one embedded batch, whatever engine made it: unusable photos marked
-    ``skipped`` with their reason, face flags set by :meth:`FaceFlag.of`, and the
-    vectors of the usable rows (in order) added. Returns the new embedding ids."""
+    ``skipped`` with their reason, face flags set by :meth:`FaceFlag.of`, each face's
+    quality, box and landmarks, and the vectors of the usable rows (in order) added.
+    Returns the new embedding ids."""
     usable = [r for r in rows if r.reason is None]
     for r in rows:
         if r.reason is not None:
@@ -372,7 +378,10 @@ def store_batch(session: Session, model_id: int, rows: Sequence[PreparedRow],
                             .values(status=ImageStatus.SKIPPED, reason=r.reason))
         elif (flag := FaceFlag.of(r.face)) is not None:
             session.execute(update(Image).where(Image.id == r.image_id).values(flags=flag))
-    rated = [{"id": r.image_id, "quality": r.quality} for r in usable if r.quality is not None]
+    rated = [{"id": r.image_id, "quality": r.quality,
+              "face_box": None if r.box is None else [int(v) for v in r.box],
+              "landmarks": None if r.landmarks is None else [[float(x), float(y)] for x, y in r.landmarks]}
+             for r in usable if r.quality is not None]
     if rated:  # one statement for the batch (UPDATE by primary key, executemany)
         session.execute(update(Image), rated)
     return _add_vectors(session, model_id, [r.image_id for r in usable], vectors)

@@ -239,7 +239,14 @@ def test_a_group_photo_is_enrolled_face_by_face(verifier, two_strangers):
     """Each face of a group photo is a gallery entry of its own, under its own person:
     the photo's file is stored once, each face searches as its person, a face cannot
     be enrolled as two people, and removing one face leaves the other."""
+    from sqlalchemy import select
+
+    from storage.schema import Image
+
     before = verifier.gallery_size
+    with verifier.sessions() as s:  # the folder's photos: each entry a face with its box and points
+        folder = s.scalars(select(Image)).all()
+    assert len(folder) == before and all(len(r.face_box) == 4 and len(r.landmarks) == 5 for r in folder)
     meryl = verifier.enroll("Meryl", two_strangers, face=0, source="group.png")
     idris = verifier.enroll("Idris", two_strangers, face=1, source="group.png")
     assert meryl.created and idris.created and (meryl.face_index, idris.face_index) == (0, 1)
