@@ -12,6 +12,12 @@ was *named wrongly* (another person within the threshold) - the error that matte
 Then the warm cost of `Verifier.search` by number of faces (one face: the held-out
 photos themselves), the extra milliseconds each face adds (least squares), and the
 faces per second of `search_many` (faces of several photos in one forward pass).
+
+Last, a gallery of group photos only (issue 34): every person removed, then group
+photos composed (seeded, 2-4 people each) from the six gallery photos of each are
+enrolled face by face, each pasted person's face under their name (`Verifier.enroll`
+with `face=N`, what `verifier gallery enroll --face N` and the service run). Each
+person's held-out photos are then searched: named right, named wrongly, unknown.
 """
 from __future__ import annotations
 
@@ -122,10 +128,64 @@ def cost_per_face(v, tmp: Path, seed: int) -> None:
     print(f"  each extra face adds {slope:.1f} ms (slope of the p50s; goal <= 5)")
 
 
+def enroll_face_by_face(v, n: int, seed: int) -> None:
+    """A gallery made of group photos, one entry per face, then searched with the
+    held-out photos of each person."""
+    from storage.gallery import identity_counts
+    from verifier.errors import VerifierError
+    from verifier.synthetic import compose_group
+
+    def people_in_gallery() -> list[str]:
+        with v.sessions() as session:
+            return [name for name, _ in identity_counts(session)]
+
+    for person in people_in_gallery():
+        v.remove_identity(person)
+    rng = np.random.default_rng(seed + 2)
+    people = sorted(p for p in SEED.iterdir() if p.is_dir())
+    pasted = enrolled = missed = 0
+    refused: dict[str, int] = {}
+    t = time.perf_counter()
+    for _ in range(n):
+        k = int(rng.integers(2, 5))
+        chosen = [people[i] for i in rng.choice(len(people), k, replace=False)]
+        photos = [sorted(p.iterdir())[int(rng.integers(0, GALLERY_PHOTOS))] for p in chosen]
+        data, placed = compose_group(photos, [int(s) for s in rng.integers(110, 301, k)])
+        boxes = [f.box for f in v.prepare_faces(data, remember=True)]
+        for region, person in zip(placed, chosen):
+            pasted += 1
+            here = [i for i, box in enumerate(boxes) if inside(box, region)]
+            if not here:
+                missed += 1
+                continue
+            try:
+                v.enroll(person.name, data, face=here[0], source="group.png")
+                enrolled += 1
+            except VerifierError as exc:
+                refused[type(exc).__name__] = refused.get(type(exc).__name__, 0) + 1
+    seconds = time.perf_counter() - t
+    right = wrong = unknown = probes = 0
+    for person in people:
+        for photo in sorted(person.iterdir())[GALLERY_PHOTOS:]:
+            probes += 1
+            best = v.search(photo.read_bytes(), 1).matches[0]
+            right += best.passes and best.identity == person.name
+            wrong += best.passes and best.identity != person.name
+            unknown += not best.passes
+    print(f"a gallery of group photos only: {n} composed photos (seed {seed + 2}), {pasted} people pasted")
+    print(f"  faces enrolled face by face under their person: {enrolled}/{pasted} ({seconds:.1f} s, "
+          f"{pasted / seconds:.1f} faces/s); no face found where pasted: {missed}; refused: {refused or 0}")
+    print(f"  gallery entries {v.gallery_size}, people {len(people_in_gallery())}")
+    print(f"  held-out single photos searched: {right}/{probes} named right, {wrong} named wrongly "
+          f"(goal 0), {unknown} unknown")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--enroll-photos", type=int, default=300,
+                    help="Group photos of the face-by-face gallery (0: skip that part)")
     args = ap.parse_args()
     from jobs.live import Verifier
     from storage.database import open_database
@@ -152,6 +212,8 @@ def main() -> None:
         faces = sum(len(r.faces) for r in answered)
         print(f"search_many over the group photos: {len(items) / seconds:.1f} photos/s, "
               f"{faces / seconds:.1f} faces/s ({faces} faces)")
+        if args.enroll_photos:
+            enroll_face_by_face(v, args.enroll_photos, args.seed)
 
 
 if __name__ == "__main__":

@@ -249,21 +249,32 @@ class Verifier:
             raise PhotoNotFound(f"no gallery photo {photo_id} embedded with model {self.model!r}")
         return vector
 
-    def face_chip(self, photo_id: int) -> np.ndarray:
-        """The branch input of gallery photo ``photo_id`` (the aligned face chip, or
-        the resized photo for models without a detector), from its stored file."""
+    def _stored_photo(self, photo_id: int) -> tuple[bytes, list[int] | None]:
+        """The bytes of gallery entry ``photo_id``'s photo file, and its face's box."""
         with self.sessions() as session:
             row = gallery.gallery_photo(session, photo_id)
             path, box = (None, None) if row is None else (row.path, row.face_box)
         if path is None:
             raise PhotoNotFound(f"no gallery photo {photo_id}")
         try:
-            data = read_photo_bytes(Path(path))
+            return read_photo_bytes(Path(path)), box
         except ImageError:  # named by its id: a client never sees the server's paths
             raise PhotoFileMissing(f"the file of gallery photo {photo_id} is gone; "
                                    "run `verifier doctor` on the server") from None
+
+    def face_chip(self, photo_id: int) -> np.ndarray:
+        """The branch input of gallery photo ``photo_id`` (the aligned face chip, or
+        the resized photo for models without a detector), from its stored file."""
+        data, box = self._stored_photo(photo_id)
         return self.loaded.preparer.prepare_bytes(data, f"photo {photo_id}", require_face=False,
                                                   face=box).pixels
+
+    def photo_pixels(self, photo_id: int) -> np.ndarray:
+        """The whole photo of gallery entry ``photo_id`` as displayed (EXIF rotation
+        applied: the frame its faces' boxes are in), decoded from its stored file."""
+        from verifier.images import decode_image
+
+        return decode_image(self._stored_photo(photo_id)[0], name=f"photo {photo_id}")
 
     def face_strip(self, photo_ids: Sequence[int], size: int) -> np.ndarray:
         """The face chips of gallery photos ``photo_ids`` side by side, ``size`` pixels

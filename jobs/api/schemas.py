@@ -104,9 +104,21 @@ class IdentitiesPage(BaseModel):
 
 
 class FaceOfPhoto(BaseModel):
-    id: int
+    id: int = Field(description="The gallery entry of the face")
     face_index: int
     identity: str
+    box: list[int] | None = None
+
+
+class PhotoDetail(BaseModel):
+    id: int = Field(description="The gallery entry asked for")
+    identity: str
+    face_index: int
+    width: int | None
+    height: int | None
+    source: str | None
+    faces: list[FaceOfPhoto] = Field(description="Every gallery face of the photo, largest first "
+                                                  "(the entry asked for included)")
 
 
 class PhotoOut(BaseModel):

@@ -213,7 +213,9 @@ def gallery_enroll(ctx: Context, name: str, photos: tuple[Path, ...], face: str 
             done = verifier.enroll_many(name, items, face=choice)
         except SeveralFaces as exc:
             listed = "; ".join(f"face {i} at {','.join(map(str, box))}" for i, box in enumerate(exc.boxes))
-            raise click.ClickException(f"{exc} (--face N or --face largest): {listed}") from None
+            raise click.ClickException(
+                f"{photos[exc.photo]} holds {len(exc.boxes)} faces; say which one is {name} with "
+                f"--face N (0 is the largest) or --face largest: {listed}") from None
     if as_json:
         emit_json({"identity": done[0].identity if done else name,
                    "photos": [{"photo": str(p), "photo_id": e.photo_id, "face_index": e.face_index,
@@ -248,8 +250,8 @@ def gallery_show(ctx: Context, name: str, as_json: bool) -> None:
         shown = faces_in_photos(session, [r.path for r in rows])
         faces = [{"photo_id": r.id, "photo": r.source or r.path, "face_index": r.face, "box": r.face_box,
                   "quality": r.quality,
-                  "others": [{"photo_id": i, "face_index": f, "identity": n}
-                             for f, i, n in shown.get(r.path, []) if i != r.id]} for r in rows]
+                  "others": [{"photo_id": o.id, "face_index": o.face, "identity": o.identity}
+                             for o in shown.get(r.path, []) if o.id != r.id]} for r in rows]
     if not faces:
         raise IdentityNotFound(f"no identity {name!r} in the gallery")
     if as_json:

@@ -146,16 +146,25 @@ def identity_photos(session: Session, name: str) -> list[Image]:
                                 .order_by(Image.id)))
 
 
-def faces_in_photos(session: Session, paths: Sequence[str]) -> dict[str, list[tuple[int, int, str]]]:
-    """Every gallery face of the photos at ``paths``, as ``(face, entry id, person)``
-    by path, largest face first: who else a group photo shows."""
-    out: dict[str, list[tuple[int, int, str]]] = {}
-    rows = session.execute(select(Image.path, Image.face, Image.id, Identity.name)
+class PhotoFace(NamedTuple):
+    """One gallery face of a photo: its position (largest first), entry, person, box."""
+
+    face: int
+    id: int
+    identity: str
+    box: list[int] | None
+
+
+def faces_in_photos(session: Session, paths: Sequence[str]) -> dict[str, list[PhotoFace]]:
+    """Every gallery face of the photos at ``paths``, by path, largest face first: who
+    else a group photo shows."""
+    out: dict[str, list[PhotoFace]] = {}
+    rows = session.execute(select(Image.path, Image.face, Image.id, Identity.name, Image.face_box)
                            .join(Identity, Identity.id == Image.identity_id)
                            .where(Image.path.in_(list(paths)), Image.status == ImageStatus.OK)
                            .order_by(Image.path, Image.face))
-    for path, face, entry, name in rows:
-        out.setdefault(path, []).append((face, entry, name))
+    for path, face, entry, name, box in rows:
+        out.setdefault(path, []).append(PhotoFace(face, entry, name, box))
     return out
 
 

@@ -316,7 +316,18 @@ def test_http_enrolls_a_group_photo_face_by_face(home, two_strangers):
         assert taken.status_code == 409 and "already enrolled as 'Idris'" in taken.json()["message"]
         meryl = c.get("/v1/identities/Meryl").json()["photos"]
         assert meryl[0]["box"] == first["box"] and meryl[0]["face_index"] == 0
-        assert meryl[0]["others"] == [{"id": second["photo_id"], "face_index": 1, "identity": "Idris"}]
+        assert meryl[0]["others"] == [{"id": second["photo_id"], "face_index": 1, "identity": "Idris",
+                                       "box": second["box"]}]
+        whole = c.get(f"/v1/photos/{second['photo_id']}").json()
+        assert (whole["id"], whole["identity"], whole["face_index"]) == (second["photo_id"], "Idris", 1)
+        assert [(f["identity"], f["box"]) for f in whole["faces"]] == [("Meryl", first["box"]),
+                                                                     ("Idris", second["box"])]
+        image = c.get(f"/v1/photos/{second['photo_id']}/image")
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        from PIL import Image as PILImage
+        import io
+        assert PILImage.open(io.BytesIO(image.content)).size == (whole["width"], whole["height"])
+        assert c.get("/v1/photos/999999").json()["code"] == "photo_not_found"
         found = c.post("/v1/search", files={"photo": ("x.jpg", seed("idris_elba", 3).read_bytes())})
         assert found.json()["matches"][0]["identity"] == "Idris"
         moved = c.patch(f"/v1/photos/{second['photo_id']}", json={"identity": "Idris Elba"})

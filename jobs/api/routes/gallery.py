@@ -10,11 +10,12 @@ from storage import gallery as store
 from storage.gallery import identity_name
 
 from ...answers import LARGEST
-from ...errors import IdentityNotFound
+from ...errors import IdentityNotFound, PhotoNotFound
 from ...live import Verifier
 from ..deps import Admission, Service, admission, require, service, verifier
 from ..schemas import (EnrolledOut, EnrollOut, FaceOfPhoto, IdentitiesPage, IdentityOut, IdentitySummary,
-                       LookAlikesOut, MovedOut, MoveIn, PhotoOut, RemovedOut, RenamedOut, RenameIn)
+                       LookAlikesOut, MovedOut, MoveIn, PhotoDetail, PhotoOut, RemovedOut, RenamedOut,
+                       RenameIn)
 from ..settings import (MAX_ID, MAX_OFFSET, MAX_PAGE, MAX_PHOTOS_PER_ENROLL, MAX_STRIP_FACES, MAX_STRIP_SIZE,
                         STRIP_FACES, STRIP_SIZE)
 from . import ERROR_RESPONSES, jpeg, upload_name
@@ -41,8 +42,8 @@ def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
         shown = store.faces_in_photos(session, [r.path for r in rows])
         photos = [PhotoOut(id=r.id, face=r.flags or "face", width=r.width, height=r.height,
                            source=r.source, face_index=r.face, box=r.face_box,
-                           others=[FaceOfPhoto(id=i, face_index=f, identity=n)
-                                   for f, i, n in shown.get(r.path, []) if i != r.id])
+                           others=[FaceOfPhoto(id=o.id, face_index=o.face, identity=o.identity, box=o.box)
+                                   for o in shown.get(r.path, []) if o.id != r.id])
                   for r in rows]
     if not photos:
         raise IdentityNotFound(f"no identity {name!r} in the gallery")
@@ -137,6 +138,31 @@ async def look_alikes(v: Verifier = Depends(verifier), queue: Admission = Depend
 
     checked = await queue.run(check_gallery, v)
     return LookAlikesOut(**checked.as_dict(paths=False))
+
+
+@router.get("/photos/{photo_id}", response_model=PhotoDetail, dependencies=[Depends(require("read"))])
+def photo(photo_id: int = Path(ge=1, le=MAX_ID), svc: Service = Depends(service)) -> PhotoDetail:
+    """A gallery entry's photo: every face of it in the gallery, with its person and box."""
+    with svc.sessions() as session:
+        row = store.gallery_photo(session, photo_id)
+        if row is None:
+            raise PhotoNotFound(f"no gallery photo {photo_id}")
+        faces = store.faces_in_photos(session, [row.path]).get(row.path, [])
+        return PhotoDetail(id=row.id, identity=row.identity.name, face_index=row.face, width=row.width,
+                           height=row.height, source=row.source,
+                           faces=[FaceOfPhoto(id=f.id, face_index=f.face, identity=f.identity, box=f.box)
+                                  for f in faces])
+
+
+@router.get("/photos/{photo_id}/image", response_class=Response, dependencies=[Depends(require("read"))],
+            responses={200: {"content": {"image/jpeg": {}},
+                             "description": "The photo as displayed, re-encoded (no metadata)"}})
+async def photo_image(photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier),
+                      queue: Admission = Depends(admission)):
+    """The whole photo of a gallery entry as JPEG, EXIF rotation applied (the frame of
+    its faces' boxes) and re-encoded, so nothing of the file's metadata leaves."""
+    pixels = await queue.run(v.photo_pixels, photo_id)
+    return Response(jpeg(pixels), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/photos/{photo_id}/face", response_class=Response, dependencies=[Depends(require("read"))],
