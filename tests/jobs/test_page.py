@@ -139,7 +139,7 @@ def test_enroll_a_new_person_then_find_and_remove_them(page, server):
     page.set_input_files("#enroll-files", [str(seed("meryl_streep", 0)), str(seed("meryl_streep", 1))])
     page.click("#enroll-form button[type=submit]")
     page.wait_for_selector("#gallery-status:has-text('Enrolled 2 new photos of Meryl Streep')")
-    page.wait_for_selector(".person h3:has-text('Meryl Streep · 2 photos')")
+    page.wait_for_selector(".person h3:has-text('Meryl Streep · 2 faces')")
     page.click("button[data-tab=search]")
     page.set_input_files("#search-file", str(seed("meryl_streep", 5)))
     page.wait_for_selector("#verdict")
@@ -429,6 +429,86 @@ def test_reports_and_accessibility_basics(browser, server, tmp_path):
     context.close()
 
 
+def test_a_person_shows_their_faces_a_group_photo_everyone_in_it_and_faces_move(page, browser, server,
+                                                                               tmp_path):
+    """A group photo enrolled face by face (obama and lula) through the service: lula's
+    faces list it "with obama"; its photo shows both faces labelled; two of obama's
+    faces are moved to a new person (a split) and back (a merge), at 1200 and 360 px."""
+    import httpx
+    from playwright.sync_api import expect
+
+    url, keys, _ = server
+    group = compose([seed("obama", 6), seed("lula", 6)], [300, 200])
+    auth = {"Authorization": "Bearer " + keys["write"]}
+    entries = []
+    for face, person in enumerate(("obama", "lula")):
+        r = httpx.post(f"{url}/v1/identities/{person}/photos", headers=auth, data={"face": str(face)},
+                       files={"photos": ("group.png", group)}, timeout=60)
+        assert r.status_code == 201, r.text
+        entries.append(r.json()["photos"][0]["photo_id"])
+    try:
+        use_key(page, keys["write"])
+        page.click("button[data-tab=gallery]")
+        page.click("button:has-text('lula · 5 faces')")
+        expect(page.locator("#person-title")).to_have_text("lula · 5 faces")
+        faces = page.locator("#person-faces .face-entry")
+        expect(faces).to_have_count(5)
+        together = faces.filter(has_text="with obama")
+        expect(together).to_have_count(1)
+        expect(together.locator("img")).to_have_attribute("src", re.compile(r"^blob:"))
+        together.locator("button:has-text('Photo')").click()
+        expect(page.locator("#person-photo .verdict")).to_have_text("group.png: obama, lula")
+        boxes = page.locator("#person-photo .facebox")
+        assert [boxes.nth(i).inner_text() for i in range(2)] == ["obama", "lula"]
+        assert boxes.nth(1).get_attribute("aria-pressed") == "true"  # lula's own face
+        page.screenshot(path=str(tmp_path / "person-wide.png"), full_page=True)
+        boxes.nth(0).click()  # the other person of the photo
+        expect(page.locator("#person-title")).to_have_text("obama · 5 faces")
+        # a split: two of obama's faces to a new person, then back
+        ticks = page.locator("#person-faces input[type=checkbox]")
+        ticks.nth(0).check()
+        ticks.nth(1).check()
+        page.fill("#move-name", "Obama Two")
+        page.click("#move-form button[type=submit]")
+        expect(page.locator("#gallery-status")).to_have_text("Moved 2 faces of obama to Obama Two.")
+        expect(page.locator("#person-title")).to_have_text("obama · 3 faces")
+        expect(page.locator(".person h3:has-text('Obama Two · 2 faces')")).to_have_count(1)
+        page.click("button:has-text('Obama Two · 2 faces')")
+        expect(page.locator("#person-title")).to_have_text("Obama Two · 2 faces")
+        for i in range(2):
+            page.locator("#person-faces input[type=checkbox]").nth(i).check()
+        page.fill("#move-name", "obama")
+        page.click("#move-form button[type=submit]")
+        expect(page.locator("#gallery-status")).to_have_text("Moved 2 faces of Obama Two to obama.")
+        expect(page.locator("#person-title")).to_have_text("obama · 5 faces")
+        expect(page.locator("#people")).not_to_contain_text("Obama Two")
+        page.fill("#move-name", "Nobody")
+        page.click("#move-form button[type=submit]")  # nothing ticked: said, nothing sent
+        expect(page.locator("#gallery-error")).to_have_text("Choose the faces to move first (tick them).")
+        expect(page.locator("#people")).not_to_contain_text("Nobody")
+        # a phone: the faces wrap, nothing runs off the screen
+        phone = browser.new_context(viewport={"width": 360, "height": 780}, has_touch=True, is_mobile=True)
+        try:
+            small = phone.new_page()
+            small.goto(url + "/")
+            use_key(small, keys["read"])
+            small.click("button[data-tab=gallery]")
+            small.click("button:has-text('lula · 5 faces')")
+            expect(small.locator("#person-faces .face-entry")).to_have_count(5)
+            small.locator("#person-faces .face-entry", has_text="with obama").locator("button").tap()
+            expect(small.locator("#person-photo .facebox")).to_have_count(2)
+            assert small.evaluate("document.documentElement.scrollWidth") <= 360
+            for i in range(5):
+                box = small.locator("#person-faces .face-entry").nth(i).bounding_box()
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+            small.screenshot(path=str(tmp_path / "person-360.png"), full_page=True)
+        finally:
+            phone.close()
+    finally:
+        for entry in entries:
+            httpx.delete(f"{url}/v1/photos/{entry}", headers=auth, timeout=60)
+
+
 def test_look_alikes_are_listed_and_merged_only_on_request(page, server):
     """A second name for obama, enrolled from a photo of his the gallery lacks, is
     listed beside him with both faces; it is merged only when the user asks (last in
@@ -449,7 +529,7 @@ def test_look_alikes_are_listed_and_merged_only_on_request(page, server):
     faces = page.locator(".lookalike").first.locator("img")
     assert faces.count() == 2
     expect(faces.nth(1)).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
-    assert page.locator(".person h3:has-text('Barack · 1 photo')").count() == 1  # nothing merged yet
+    assert page.locator(".person h3:has-text('Barack · 1 face')").count() == 1  # nothing merged yet
     page.on("dialog", lambda d: d.accept())  # the confirmation before the merge
     page.click("button:has-text('Merge Barack into obama')")
     page.wait_for_selector("#gallery-status:has-text('Merged Barack into obama')")

@@ -286,7 +286,12 @@ async function loadPeople() {
     $("next").disabled = offset + PAGE >= page.total;
     for (const person of page.items) {
       const li = el("li", undefined, "person");
-      const head = el("h3", person.name + " · " + person.photos + " photo" + (person.photos === 1 ? "" : "s"));
+      const head = el("h3");
+      const open = el("button", person.name + " · " + person.photos + " face" + (person.photos === 1 ? "" : "s"), "open");
+      open.type = "button";
+      open.setAttribute("aria-label", "Show every face of " + person.name);
+      open.addEventListener("click", () => showPerson(person.name));
+      head.appendChild(open);
       li.appendChild(head);
       const thumbs = el("div", undefined, "thumbs");
       li.appendChild(thumbs);
@@ -339,6 +344,79 @@ async function loadPeople() {
     }
   });
 }
+// -- one person's faces: each face cropped from its photo, the photo a click away with
+// every person named in it, and faces moved to another person (a group split in two)
+let shownPerson = null;
+async function showPerson(name) {
+  await guarded("gallery-error", async () => {
+    const detail = await (await api("/v1/identities/" + encodeURIComponent(name))).json();
+    shownPerson = detail.name;
+    $("person-title").textContent = detail.name + " · " + detail.photos.length + " face" + (detail.photos.length === 1 ? "" : "s");
+    const list = $("person-faces");
+    list.textContent = "";
+    $("person-photo").textContent = "";
+    for (const photo of detail.photos) {
+      const li = el("li", undefined, "face-entry");
+      const choose = document.createElement("input");
+      choose.type = "checkbox"; choose.value = String(photo.id); choose.id = "choose-" + photo.id;
+      const label = document.createElement("label");
+      label.htmlFor = choose.id;
+      const face = img("Face " + photo.id + " of " + detail.name, "chip");
+      faceUrl(photo.id).then((url) => { face.src = url; }).catch(() => face.classList.add("failed"));
+      label.appendChild(face);
+      const where = (photo.source || "photo " + photo.id) + (photo.others.length ? ", face " + (photo.face_index + 1) : "");
+      label.appendChild(el("span", where, "small"));
+      if (photo.others.length) {
+        label.appendChild(el("span", "with " + photo.others.map((o) => o.identity).join(", "), "with"));
+      }
+      li.append(choose, label);
+      const see = el("button", "Photo");
+      see.type = "button";
+      see.setAttribute("aria-label", "Show the photo of face " + photo.id + " with everyone named in it");
+      see.addEventListener("click", () => showGalleryPhoto(photo.id));
+      li.appendChild(see);
+      list.appendChild(li);
+    }
+    $("person-view").hidden = false;
+  });
+}
+async function showGalleryPhoto(id) {
+  await guarded("gallery-error", async () => {
+    const [detail, blob] = await Promise.all([
+      api("/v1/photos/" + id).then((r) => r.json()),
+      api("/v1/photos/" + id + "/image").then((r) => r.blob())]);
+    const into = $("person-photo");
+    into.textContent = "";
+    const faces = detail.faces.filter((f) => f.box);
+    const { fig, buttons } = facesOnPhoto(blob, detail.width, detail.height, faces, (f) => f.identity,
+      (i) => { if (faces[i].identity !== shownPerson) showPerson(faces[i].identity); });
+    const mine = faces.findIndex((f) => f.id === id);
+    if (mine >= 0) buttons[mine].setAttribute("aria-pressed", "true");
+    into.appendChild(el("p", (detail.source || "Photo " + id) + ": " + detail.faces.map((f) => f.identity).join(", "), "verdict"));
+    into.appendChild(fig);
+  });
+}
+$("move-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded("gallery-error", async () => {
+    const chosen = [...document.querySelectorAll("#person-faces input:checked")].map((c) => Number(c.value));
+    if (!chosen.length) throw new Error("Choose the faces to move first (tick them).");
+    const name = $("move-name").value.trim();
+    let to = name;
+    for (const id of chosen) {
+      const r = await (await api("/v1/photos/" + id, { method: "PATCH", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ identity: name }) })).json();
+      to = r.identity;
+    }
+    $("gallery-status").textContent = "Moved " + chosen.length + " face" + (chosen.length === 1 ? "" : "s") + " of " + shownPerson + " to " + to + ".";
+    $("move-form").reset();
+    const stays = document.querySelectorAll("#person-faces input").length > chosen.length;
+    await loadPeople();
+    if (stays) await showPerson(shownPerson); else await showPerson(to);
+  });
+});
+$("close-person").addEventListener("click", () => { $("person-view").hidden = true; shownPerson = null; });
+
 // -- look-alikes (GET /v1/look-alikes): listed for a person to judge, merged only on request
 async function checkLookAlikes() {
   await guarded("gallery-error", async () => {
