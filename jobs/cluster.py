@@ -28,7 +28,8 @@ from storage.models import model_by_id
 from storage.schema import RunStatus
 from storage.workspace import Workspace
 from verifier.clustering import cluster_vectors
-from verifier.defaults import DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS
+from verifier.defaults import (CLUSTER_ALGORITHMS, DEFAULT_CLUSTER_ALGORITHM, DEFAULT_GROUP_CENTRE,
+                               DEFAULT_MAX_FACES, DEFAULT_MIN_SIZE, DEFAULT_NEIGHBOURS)
 from verifier.errors import VerifierError
 from verifier.images import image_format, is_image_file, read_header, read_photo_bytes, sha256_bytes
 from verifier.preparation import FaceStatus, Prepared
@@ -94,6 +95,8 @@ class Group:
     suggestion: str | None = None
     distance: float | None = None
     named: str | None = None
+    new: int = 0
+    """Faces that joined the group in this run (all of them in a run made anew)."""
 
     @property
     def size(self) -> int:
@@ -108,7 +111,7 @@ class Group:
                 "faces": [{"photo": f.photo, "box": f.box} for f in self.faces],
                 "suggestion": None if self.suggestion is None else
                 {"identity": self.suggestion, "distance": round(self.distance, 4)},
-                "named": self.named}
+                "named": self.named, "new_faces": self.new}
 
 
 @dataclass
@@ -152,14 +155,18 @@ class ClusterRun:
                f"{c.get('faces', 0)} faces in {c.get('photos', 0)} photos -> {len(self.groups)} groups, "
                f"{len(self.alone)} faces unclustered ({c.get('embedded', 0)} faces embedded, "
                f"{c.get('reused', 0)} reused; {c.get('seconds', 0):.1f} s)"]
+        if c.get("continued"):
+            out.append(f"continues cluster run {c['continued']}: {c.get('carried', 0)} faces kept in their "
+                       f"groups, {c.get('new_faces', 0)} new faces joined them ({c.get('to_named', 0)} to named "
+                       f"people, {c.get('to_groups', 0)} to other groups, {c.get('to_new', 0)} in new groups)")
         if self.groups:
-            out.append(f"{'group':>6} {'faces':>5}  {'suggestion':<28} photos")
+            out.append(f"{'group':>6} {'faces':>5} {'new':>4}  {'suggestion':<28} photos")
         for g in self.groups:
             hint = f"{g.suggestion} ({g.distance:.3f})" if g.suggestion else "-"
             if g.named:
                 hint = f"named {g.named}"
             shown = ", ".join(g.photos[:3]) + (f", ... ({len(g.photos) - 3} more)" if len(g.photos) > 3 else "")
-            out.append(f"{g.cluster:>6} {g.size:>5}  {hint:<28} {shown}")
+            out.append(f"{g.cluster:>6} {g.size:>5} {'+' + str(g.new) if g.new else '':>4}  {hint:<28} {shown}")
         if self.alone:
             out.append(f"unclustered: {', '.join(self.unclustered[:5])}"
                        + (f", ... ({len(self.unclustered) - 5} more)" if len(self.unclustered) > 5 else ""))
@@ -178,15 +185,21 @@ def _model_row(session: Session, model_id: int | None):
 
 def start_run(sessions: sessionmaker[Session], verifier: Verifier, *, threshold: float | None = None,
               min_size: int = DEFAULT_MIN_SIZE, neighbours: int = DEFAULT_NEIGHBOURS,
-              max_faces: int = DEFAULT_MAX_FACES, photos: int = 0, origin: str = "cli") -> int:
+              max_faces: int = DEFAULT_MAX_FACES, photos: int = 0, origin: str = "cli",
+              algorithm: str = DEFAULT_CLUSTER_ALGORITHM, regroup: bool = False) -> int:
     """Record a new run (status ``running``) and return its number; the threshold
-    must be known (given, or calibrated by ``verifier evaluate``)."""
+    must be known (given, or calibrated by ``verifier evaluate``). ``algorithm``
+    ``incremental`` continues the groups of the model's last run (unless
+    ``regroup``); ``chinese-whispers`` groups the run's faces anew."""
+    if algorithm not in CLUSTER_ALGORITHMS:
+        raise ClusterError(f"unknown grouping {algorithm!r}; choose one of {', '.join(CLUSTER_ALGORITHMS)}")
     threshold = verifier.threshold if threshold is None else threshold
     if threshold is None:
         raise NotCalibrated(f"model {verifier.model!r} has no calibrated threshold yet; run "
                             "`verifier evaluate` once, or pass --threshold")
     params = {"threshold": float(threshold), "min_size": min_size, "neighbours": neighbours,
-              "max_faces": max_faces, "algorithm": "chinese-whispers", "origin": origin,
+              "max_faces": max_faces, "algorithm": algorithm, "regroup": bool(regroup),
+              "centre": DEFAULT_GROUP_CENTRE, "origin": origin,
               "host": socket.gethostname(), "pid": os.getpid(),
               "process_started": process_started(os.getpid())}
     with sessions.begin() as session:
@@ -200,16 +213,20 @@ def cluster_photos(ws: Workspace, sessions: sessionmaker[Session], photos: Seque
                    max_faces: int = DEFAULT_MAX_FACES,
                    on_progress: Callable[[int, int], None] | None = None,
                    threads: int | None = None,
-                   stopping: Callable[[], bool] | None = None) -> ClusterRun:
+                   stopping: Callable[[], bool] | None = None,
+                   algorithm: str = DEFAULT_CLUSTER_ALGORITHM, regroup: bool = False) -> ClusterRun:
     """Embed every face of ``photos`` not embedded before, group all of them, record
     the run and return it. ``run_id``: a run made by :func:`start_run` (the service
     answers with its number before the work starts). ``threads`` prepare photos
     (default: every core); ``stopping`` is asked between batches and ends the run
     when true. A run that fails or stops is recorded as ``failed`` with its error;
-    the faces embedded so far are kept for the next run."""
+    the faces embedded so far are kept for the next run. With the ``incremental``
+    ``algorithm`` the faces of the model's last run keep their groups and the new ones
+    join them (``regroup``: this run's faces are grouped anew by the same rule)."""
     if run_id is None:
         run_id = start_run(sessions, verifier, threshold=threshold, min_size=min_size,
-                           neighbours=neighbours, max_faces=max_faces, photos=len(photos))
+                           neighbours=neighbours, max_faces=max_faces, photos=len(photos),
+                           algorithm=algorithm, regroup=regroup)
     try:
         return _cluster(sessions, list(photos), verifier, run_id, on_progress,
                         threads or os.cpu_count() or 1, stopping or (lambda: False))
@@ -243,24 +260,140 @@ def _cluster(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier:
     # one vector per face content; several paths may show the same content
     members: list[tuple[PhotoItem, store.StoredFace]] = [
         (item, face) for item, faces in zip(photos, found.faces) if faces for face in faces]
-    unique = {face.id: face for _, face in members}
-    groups, alone = _groups(sessions, verifier, run_id, members, unique, params)
-    _suggest(verifier, groups, unique, threshold)
-    groups.sort(key=lambda g: (-g.size, g.cluster))
+    if params.get("algorithm", "chinese-whispers") == "incremental":
+        grown = _grown(sessions, verifier, run_id, members, params)
+    else:
+        unique = {face.id: face for _, face in members}
+        groups, alone = _groups(sessions, verifier, run_id, members, unique, params)
+        _suggest(verifier, groups, unique, threshold)
+        rows = ([store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
+                + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone])
+        for g in groups:
+            g.new = g.size
+        grown = _Grown(groups, [_group_face(item, face) for item, face in alone], rows)
+    grown.groups.sort(key=lambda g: (-g.size, g.cluster))
     skipped = found.skipped
-    counts = {"done": total, "total": total, "photos": total - len(skipped),
-              "faces": len(members), "embedded": found.embedded, "reused": found.reused,
-              "skipped": len(skipped), "groups": len(groups), "unclustered": len(alone),
-              "seconds": round(time.perf_counter() - started, 3)}
+    counts = {"done": total, "total": total,
+              "photos": len({r.photo for r in grown.rows}) if grown.continued else total - len(skipped),
+              "faces": len(grown.rows), "embedded": found.embedded, "reused": found.reused,
+              "skipped": len(skipped), "groups": len(grown.groups), "unclustered": len(grown.alone),
+              "seconds": round(time.perf_counter() - started, 3), **grown.counts}
     with sessions.begin() as session:
         store.finish(session, run_id,
-                     [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in groups],
-                     [store.MemberRow(g.cluster, f.face_id, f.path, f.photo) for g in groups for f in g.faces]
-                     + [store.MemberRow(None, face.id, str(item.path), item.name) for item, face in alone],
-                     dict(counts, skipped_photos=skipped))
-    return ClusterRun(run_id, verifier.model, RunStatus.DONE, threshold, min_size, groups,
-                      [_group_face(item, face) for item, face in alone], skipped, counts,
-                      origin=params.get("origin", "cli"))
+                     [store.GroupRow(g.cluster, g.size, g.suggestion, g.distance) for g in grown.groups],
+                     grown.rows, dict(counts, skipped_photos=skipped,
+                                      new_by_group={str(g.cluster): g.new for g in grown.groups}))
+        for g in grown.groups:
+            if g.named:
+                store.mark_named(session, run_id, g.cluster, g.named)
+    return ClusterRun(run_id, verifier.model, RunStatus.DONE, threshold, min_size, grown.groups,
+                      grown.alone, skipped, counts, origin=params.get("origin", "cli"))
+
+
+@dataclass
+class _Grown:
+    """A run's groups, the faces left alone, every member row in arrival order, and
+    (continuing a run) what the new faces did."""
+
+    groups: list["Group"]
+    alone: list[GroupFace]
+    rows: list[store.MemberRow]
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def continued(self) -> bool:
+        return bool(self.counts.get("continued"))
+
+
+def _previous_run(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
+                  params: dict) -> store.StoredRun | None:
+    """The model's last finished run, when this one continues it: made by the same
+    rule with the same threshold, neighbours and centre, every face labelled."""
+    if params.get("regroup"):
+        return None
+    with sessions() as session:
+        last = store.last_done(session, verifier.model_id, run_id)
+        previous = None if last is None else store.get_run(session, last)
+    if previous is None or previous.params.get("algorithm") != "incremental" or any(
+            previous.params.get(key) != params.get(key) for key in ("threshold", "neighbours", "centre")):
+        return None
+    if any(m.label is None for m in previous.members):
+        return None
+    return previous
+
+
+def _grown(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
+           members: list[tuple[PhotoItem, store.StoredFace]], params: dict) -> _Grown:
+    """The groups of an incremental run: the faces of the run it continues keep their
+    groups (and names), and each face new to them joins a group as it arrives
+    (:class:`verifier.assignment.Groups`), in the order of the photos given."""
+    from verifier.assignment import Groups
+
+    previous = _previous_run(sessions, verifier, run_id, params)
+    kept = previous.members if previous is not None else []
+    rows = [store.MemberRow(m.label, m.face.id, m.photo, m.source, m.label) for m in kept]
+    faces = {m.face.id: m.face for m in kept}
+    start = list(dict.fromkeys(m.face.id for m in kept))
+    label_of = {m.face.id: m.label for m in kept}
+    named = {g.cluster: g.named for g in previous.groups if g.named} if previous else {}
+    groups = Groups(float(params["threshold"]), int(params["neighbours"]), centre=params.get("centre"),
+                    vectors=np.stack([faces[i].vector for i in start]) if start else None,
+                    labels=np.array([label_of[i] for i in start], np.int64) if start else None,
+                    keep_apart=named)
+    new = [f for f in dict((face.id, face) for _, face in members).values() if f.id not in faces]
+    if new:
+        groups.add(np.stack([f.vector for f in new]))
+    seen = {(r.face_id, r.photo) for r in rows}
+    for item, face in members:
+        if (face.id, str(item.path)) not in seen:
+            seen.add((face.id, str(item.path)))
+            rows.append(store.MemberRow(None, face.id, str(item.path), item.name))
+    faces.update((f.id, f) for f in new)
+    final = dict(zip(start + [f.id for f in new], groups.labels.tolist()))
+    return _grown_groups(verifier, previous, rows, faces, final, {f.id for f in new}, named, params)
+
+
+def _grown_groups(verifier: Verifier, previous: store.StoredRun | None, rows: list[store.MemberRow],
+                  faces: dict[int, store.StoredFace], final: dict[int, int], fresh: set[int],
+                  named: dict[int, str], params: dict) -> _Grown:
+    """Groups from the final label of every face: those of at least ``min_size``
+    member rows shown, names carried over (a merge into a named group keeps its name),
+    suggestions kept for groups that did not change and worked out for the others."""
+    by_label: dict[int, list[store.MemberRow]] = {}
+    for r in rows:
+        by_label.setdefault(final[r.face_id], []).append(r)
+    big = {lab for lab, rs in by_label.items() if len(rs) >= int(params["min_size"])}
+    rows = [r._replace(cluster=final[r.face_id] if final[r.face_id] in big else None,
+                       label=final[r.face_id]) for r in rows]
+    before = {g.cluster: g for g in previous.groups} if previous else {}
+    old_members = {}
+    for m in previous.members if previous else []:
+        old_members.setdefault(m.label, set()).add(m.face.id)
+    groups, changed = [], []
+    for lab in sorted(big):
+        g = Group(lab, [_row_face(r, faces[r.face_id]) for r in rows if r.label == lab],
+                  named=named.get(lab), new=sum(r.face_id in fresh for r in by_label[lab]))
+        same = lab in before and old_members.get(lab) == {r.face_id for r in by_label[lab]}
+        if same:
+            g.suggestion, g.distance = before[lab].suggestion, before[lab].distance
+        else:
+            changed.append(g)
+        groups.append(g)
+    _suggest(verifier, changed, faces, float(params["threshold"]))
+    alone = [_row_face(r, faces[r.face_id]) for r in rows if r.cluster is None]
+    counts = {}
+    if previous is not None:
+        joined = [final[i] for i in fresh]
+        old_labels = {lab for i, lab in final.items() if i not in fresh}
+        counts = {"continued": previous.number, "carried": len(final) - len(fresh), "new_faces": len(fresh),
+                  "to_named": sum(lab in named for lab in joined),
+                  "to_groups": sum(lab in old_labels and lab not in named for lab in joined)}
+        counts["to_new"] = counts["new_faces"] - counts["to_named"] - counts["to_groups"]
+    return _Grown(groups, alone, rows, counts)
+
+
+def _row_face(row: store.MemberRow, face: store.StoredFace) -> GroupFace:
+    return GroupFace(row.source or row.photo, face.box, face.face, face.id, row.photo)
 
 
 def _find_faces(sessions: sessionmaker[Session], photos: list[PhotoItem], verifier: Verifier,
@@ -446,7 +579,9 @@ def _load_run(sessions: sessionmaker[Session], run_id: int
         stored = stored._replace(status=RunStatus.FAILED, error=GONE.format(pid=stored.params["pid"]))
     counts = dict(stored.counts)
     skipped = counts.pop("skipped_photos", {}) or {}
-    groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named) for g in stored.groups}
+    new = counts.pop("new_by_group", {}) or {}
+    groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named, int(new.get(str(g.cluster), 0)))
+              for g in stored.groups}
     alone = []
     for m in stored.members:
         face = GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)

@@ -103,6 +103,8 @@ class MemberRow(NamedTuple):
     face_id: int
     photo: str
     source: str | None
+    label: int | None = None
+    """The face's group, also when that group is too small to show (``cluster`` None)."""
 
 
 def previous_groups(session: Session, model_id: int, number: int
@@ -125,6 +127,15 @@ def previous_groups(session: Session, model_id: int, number: int
     return {frozenset(v): k for k, v in groups.items()}, int(top if top is not None else -1)
 
 
+def last_done(session: Session, model_id: int, number: int) -> int | None:
+    """The number of the last finished cluster run of ``model_id`` before run
+    ``number`` (``None``: there is none)."""
+    before = _run(session, number).id
+    return session.scalar(select(JobRun.number).where(
+        JobRun.kind == RunKind.CLUSTER, JobRun.model_id == model_id, JobRun.status == RunStatus.DONE,
+        JobRun.id < before).order_by(JobRun.id.desc()).limit(1))
+
+
 def finish(session: Session, number: int, groups: Sequence[GroupRow],
            members: Sequence[MemberRow], counts: dict) -> None:
     """Record a run's groups and members and mark it done."""
@@ -134,7 +145,8 @@ def finish(session: Session, number: int, groups: Sequence[GroupRow],
     session.add_all(Cluster(run_id=run_id, cluster=g.cluster, size=g.size,
                             suggestion=g.suggestion, distance=g.distance) for g in groups)
     session.add_all(ClusterMember(run_id=run_id, cluster=m.cluster, face_id=m.face_id,
-                                  photo=m.photo[:1024], source=(m.source or "")[-255:] or None)
+                                  photo=m.photo[:1024], source=(m.source or "")[-255:] or None,
+                                  label=m.label)
                     for m in members)
     finish_run(session, run_id, RunStatus.DONE, counts)
 
@@ -149,6 +161,7 @@ class Member(NamedTuple):
     photo: str
     source: str | None
     face: StoredFace
+    label: int | None = None
 
 
 class StoredRun(NamedTuple):
@@ -173,7 +186,7 @@ def get_run(session: Session, number: int, *, members: bool = True) -> StoredRun
         rows = session.execute(select(ClusterMember, FaceVector)
                                .join(FaceVector, FaceVector.id == ClusterMember.face_id)
                                .where(ClusterMember.run_id == run_id).order_by(ClusterMember.id))
-        found = [Member(m.cluster, m.photo, m.source, _stored(f)) for m, f in rows]
+        found = [Member(m.cluster, m.photo, m.source, _stored(f), m.label) for m, f in rows]
     return StoredRun(run.number, run.model_id, run.status, dict(run.params or {}),
                      dict(run.counts or {}), run.error, groups, found)
 

@@ -15,7 +15,7 @@ from .schema import SCHEMA_VERSION, Meta
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The Alembic revision of :data:`SCHEMA_VERSION` (tested against the scripts)."""
 
 

@@ -12,13 +12,13 @@ from sqlalchemy import (JSON, DateTime, Enum, Float, ForeignKey, Index, Integer,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """1: the first release; 2: API keys, the source name of enrolled photos; 3: ids
 never reused (AUTOINCREMENT on SQLite) and the gallery change log; 4: the face an
 enrolled photo stands for; 5: face vectors of unlabeled photos and cluster runs;
 6: the quality of a gallery photo's face; 7: run numbers per kind; 8: a gallery
-row is one face of a photo, so a group photo holds several people
-(``storage/migrations`` upgrades a database in place)."""
+row is one face of a photo, so a group photo holds several people; 9: the group of
+every face of a cluster run, in arrival order (``storage/migrations`` upgrades a database in place)."""
 
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 """SQLite hands a deleted largest rowid to the next row unless AUTOINCREMENT is
@@ -284,7 +284,8 @@ class Cluster(Base):
 
 
 class ClusterMember(Base):
-    """A face of a cluster run: in group ``cluster``, or unclustered (``None``)."""
+    """A face of a cluster run: in group ``cluster``, or unclustered (``None``). Rows
+    are stored in the order the faces arrived (by ``id``)."""
 
     __tablename__ = "cluster_members"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -295,3 +296,6 @@ class ClusterMember(Base):
     """Where the photo was read (a path on the machine that ran the job)."""
     source: Mapped[str | None] = mapped_column(String(255))
     """The name the photo is shown by (an upload's file name, a path under the folder)."""
+    label: Mapped[int | None] = mapped_column(Integer)
+    """The group the face is in, also where that group is too small to be shown
+    (``None``: a run made before schema 9, or by Chinese whispers)."""

@@ -22,13 +22,18 @@ from typing import Iterable
 import numpy as np
 
 from .clustering import ClusteringError, _check
-from .defaults import DEFAULT_NEIGHBOURS
+from .defaults import DEFAULT_GROUP_CENTRE, DEFAULT_NEIGHBOURS
 
 CANDIDATES = 4
 """Candidates FAISS proposes per face, as a multiple of ``k``: the ``k`` nearest by
 float64 distance are among them unless float32 round-off reorders more than that."""
 MIN_WEIGHT = 1e-6
 """The closeness of a face exactly at the threshold (it still votes)."""
+FIXED = 2.0 ** 40
+"""Group centres are sums of vectors in fixed point (``round(v * FIXED)`` as int64):
+integer sums do not depend on the order faces were added in, so a grouping rebuilt
+from stored labels has the very centres of the one that made them (vector entries
+up to 1 in size, up to 8 million faces a group)."""
 
 
 def _distances(rows: np.ndarray, face: np.ndarray) -> np.ndarray:
@@ -44,7 +49,7 @@ class Groups:
     (the groups of an earlier run); new groups take numbers above every one used and
     above ``next_label``."""
 
-    def __init__(self, threshold: float, k: int = DEFAULT_NEIGHBOURS, *, centre: float | None = 1.0,
+    def __init__(self, threshold: float, k: int = DEFAULT_NEIGHBOURS, *, centre: float | None = DEFAULT_GROUP_CENTRE,
                  merge: bool = True, keep_apart: Iterable[int] | None = None,
                  vectors: np.ndarray | None = None, labels: np.ndarray | None = None,
                  next_label: int = 0) -> None:
@@ -57,7 +62,7 @@ class Groups:
         self._vectors = np.zeros((0, 0), np.float32)
         self._labels = np.zeros(0, np.int64)
         self._size = 0
-        self._sums: dict[int, list] = {}  # group -> [sum of its vectors (float64), count]
+        self._sums: dict[int, list] = {}  # group -> [sum of its vectors (fixed point), count]
         self._parent: dict[int, int] = {}  # a merged group -> the group it joined
         self.merge = merge
         self.keep_apart: set[int] = set(keep_apart or ())
@@ -68,7 +73,7 @@ class Groups:
             if labels.shape != (len(vectors),) or (labels < 0).any():
                 raise ClusteringError("one non-negative label per vector is needed")
             for vector, label in zip(vectors, labels):
-                self._join(int(label), vector.astype(np.float64))
+                self._join(int(label), vector)
             self._append(vectors, labels)
             self.next_label = max(self.next_label, int(labels.max()) + 1)
 
@@ -105,9 +110,13 @@ class Groups:
         self._size = need
 
     def _join(self, label: int, face: np.ndarray) -> None:
-        entry = self._sums.setdefault(label, [np.zeros(len(face)), 0])
-        entry[0] += face
+        entry = self._sums.setdefault(label, [np.zeros(len(face), np.int64), 0])
+        entry[0] += np.round(face.astype(np.float64) * FIXED).astype(np.int64)
         entry[1] += 1
+
+    def _centre(self, label: int) -> tuple[np.ndarray, int]:
+        total, count = self._sums[label]
+        return total.astype(np.float64) / FIXED / count, count
 
     def add(self, vectors: np.ndarray) -> np.ndarray:
         """Give each of ``vectors`` (in arrival order) its group; returns their labels."""
@@ -126,9 +135,9 @@ class Groups:
             earlier = proposed[i]
             ids = np.concatenate([earlier, offset + np.arange(i)])
             dist = np.concatenate([_distances(self._vectors[earlier], face), _distances(batch[:i], face)])
-            exact = face.astype(np.float64)
-            out[i] = self._choose(ids, dist, np.concatenate([known[earlier], out[:i]]), exact)
-            self._join(int(out[i]), exact)
+            group, heard = self._choose(ids, dist, np.concatenate([known[earlier], out[:i]]), face)
+            self._join(group, face)
+            out[i] = self._merge(group, heard) if self.merge and self.centre is not None else group
         self._append(batch, out)
         return out
 
@@ -140,10 +149,12 @@ class Groups:
         _, ids = self._index.search(batch, min(self._size, self.k * CANDIDATES))
         return [row[row >= 0].astype(np.int64) for row in ids]
 
-    def _choose(self, ids: np.ndarray, dist: np.ndarray, labels: np.ndarray, face: np.ndarray) -> int:
-        """The group of one face: its ``k`` nearest earlier faces within the threshold
-        (ties: the earlier face) vote by closeness, and the face joins the group with
-        the most votes whose centre it is near enough to (below); else a new group."""
+    def _choose(self, ids: np.ndarray, dist: np.ndarray, labels: np.ndarray,
+                face: np.ndarray) -> tuple[int, list[int]]:
+        """The group of one face, and the other groups it heard from: its ``k``
+        nearest earlier faces within the threshold (ties: the earlier face) vote by
+        closeness, and the face joins the group with the most votes whose centre it
+        is near enough to (:meth:`_near_centre`); else a new group."""
         close = dist <= self.threshold
         ids, dist, labels = ids[close], dist[close], labels[close]
         if len(ids):
@@ -155,25 +166,24 @@ class Groups:
             ranked = [int(groups[b]) for b in np.lexsort((groups, -votes))]  # most votes first
             for n, g in enumerate(ranked):
                 if self._near_centre(g, face):
-                    return self._maybe_merge(g, ranked[:n] + ranked[n + 1:], face) if self.merge else g
+                    return g, ranked[:n] + ranked[n + 1:]
         label, self.next_label = self.next_label, self.next_label + 1
-        return label
+        return label, []
 
-    def _maybe_merge(self, group: int, others: list[int], face: np.ndarray) -> int:
-        """After ``face`` joins ``group``: each other group it also heard from merges
-        with it when their centres are as near as two samples of one person would be
+    def _merge(self, group: int, others: list[int]) -> int:
+        """After a face joined ``group``: each other group it heard from merges with it
+        when their centres are as near as two samples of one person would be
         (``threshold * sqrt((1/n + 1/m) / 2)`` for groups of ``n`` and ``m`` faces),
         so that a person whose first faces started two groups becomes one. Two groups
-        in :attr:`keep_apart` (people already named) never merge. Returns the group
-        ``face`` ends in."""
-        self._join(group, face)
+        in :attr:`keep_apart` (people already named) never merge; a named group keeps
+        its number, else the smaller number stays. Returns the face's group."""
         for other in others:
             other = self._root(other)
             if other == group or (group in self.keep_apart and other in self.keep_apart):
                 continue
-            (ta, na), (tb, nb) = self._sums[group], self._sums[other]
+            (ca, na), (cb, nb) = self._centre(group), self._centre(other)
             radius = self.threshold * np.sqrt((1 / na + 1 / nb) / 2) * self.centre
-            if float(np.sqrt(((ta / na - tb / nb) ** 2).sum())) <= radius:
+            if float(np.sqrt(((ca - cb) ** 2).sum())) <= radius:
                 keep, gone = (other, group) if other in self.keep_apart or (
                     group not in self.keep_apart and other < group) else (group, other)
                 self._parent[gone] = keep
@@ -181,8 +191,6 @@ class Groups:
                                     self._sums[keep][1] + self._sums[gone][1]]
                 del self._sums[gone]
                 group = keep
-        self._sums[group][0] -= face  # the caller records the face once more
-        self._sums[group][1] -= 1
         return group
 
     def _root(self, label: int) -> int:
@@ -199,13 +207,13 @@ class Groups:
         taking the group over."""
         if self.centre is None:
             return True
-        total, count = self._sums[group]
+        centre, count = self._centre(group)
         radius = self.threshold * np.sqrt((1 + 1 / count) / 2) * self.centre
-        return float(np.sqrt(((total / count - face) ** 2).sum())) <= radius
+        return float(np.sqrt(((centre - face.astype(np.float64)) ** 2).sum())) <= radius
 
 
 def regroup(vectors: np.ndarray, threshold: float, k: int = DEFAULT_NEIGHBOURS, *,
-            batch: int = 1000, centre: float | None = 1.0) -> np.ndarray:
+            batch: int = 1000, centre: float | None = DEFAULT_GROUP_CENTRE) -> np.ndarray:
     """Every face grouped from scratch in the given (arrival) order, ``batch`` at a
     time: the groups :class:`Groups` makes when the same faces arrive in any batches."""
     vectors = _check(vectors)

@@ -106,3 +106,13 @@ DEFAULT_NEIGHBOURS = 30
 with more photos stays connected through chains of neighbours)."""
 DEFAULT_MIN_SIZE = 2
 """`verifier cluster`: groups smaller than this are reported as unclustered."""
+CLUSTER_ALGORITHMS = ("incremental", "chinese-whispers")
+"""`verifier cluster`: ``incremental`` gives each new face a group as it arrives and
+continues the groups of the run before (:mod:`verifier.assignment`);
+``chinese-whispers`` groups the run's faces anew as a whole (:mod:`verifier.clustering`)."""
+DEFAULT_CLUSTER_ALGORITHM = "incremental"
+DEFAULT_GROUP_CENTRE = 1.2
+"""`verifier cluster` (incremental): how far from a group's centre a face may be and
+still join it, as a multiple of the distance a face of the group's person would be
+at the threshold (:meth:`verifier.assignment.Groups._near_centre`). Chosen on the seed
+photos and the synthetic people of ``benchmarks/cluster_quality.py``."""

@@ -48,21 +48,28 @@ def cluster_cmd() -> None:
 @click.option("--neighbours", default=d.DEFAULT_NEIGHBOURS, show_default=True, type=click.IntRange(1, 1000),
               help="Nearest neighbours each face is linked to (within the threshold).")
 @MAX_FACES
+@click.option("--algorithm", default=d.DEFAULT_CLUSTER_ALGORITHM, show_default=True,
+              type=click.Choice(d.CLUSTER_ALGORITHMS),
+              help="incremental: new faces join the groups of the last run as they arrive; "
+                   "chinese-whispers: this run's faces grouped anew as a whole.")
+@click.option("--regroup", is_flag=True,
+              help="With --algorithm incremental: group this run's faces anew (by the same rule, "
+                   "in the order given) instead of continuing the last run.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write a contact sheet: a row of face thumbnails per group.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON document.")
 @pass_ctx
 @friendly
 def cluster_run(ctx: Context, photos: tuple[Path, ...], model: str | None, threshold: float | None,
-                min_size: int, neighbours: int, max_faces: int, html_path: Path | None,
-                as_json: bool) -> None:
+                min_size: int, neighbours: int, max_faces: int, algorithm: str, regroup: bool,
+                html_path: Path | None, as_json: bool) -> None:
     """Group every face of PHOTOS (files or folders) into people.
 
     Faces are embedded once per photo content (a rerun on a grown folder embeds
-    only the new photos); groups come from Chinese whispers over each face's
-    nearest neighbours within the threshold. The run is recorded: `cluster show
-    RUN` prints it again, and a later run keeps the number of every group whose
-    faces did not change.
+    only the new photos). By default the groups grow: the faces of the model's
+    last run keep their groups and names, and each new face joins the group its
+    nearest faces within the threshold vote for, or starts one; `--regroup` starts
+    afresh. The run is recorded: `cluster show RUN` prints it again.
 
     \b
     Example:
@@ -81,7 +88,8 @@ def cluster_run(ctx: Context, photos: tuple[Path, ...], model: str | None, thres
     with bar(len(items), "faces", quiet=ctx.quiet or as_json) as progress:
         run = cluster_photos(ctx.workspace(), sessions, items, verifier=verifier, threshold=threshold,
                              min_size=min_size, neighbours=neighbours, max_faces=max_faces,
-                             on_progress=lambda done, _: progress.update(done - progress.n))
+                             on_progress=lambda done, _: progress.update(done - progress.n),
+                             algorithm=algorithm, regroup=regroup)
     _print(run, as_json, html_path)
 
 

@@ -42,7 +42,7 @@ def cli(home, db_url, *args):
 def test_rerun_embeds_only_new_photos_and_keeps_group_numbers(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted")
-    first = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
+    first = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
     assert first["status"] == "done" and first["counts"]["embedded"] == 9 and first["counts"]["reused"] == 0
     assert len(first["clusters"]) == 1 and first["clusters"][0]["size"] == 9
     group = first["clusters"][0]
@@ -51,12 +51,18 @@ def test_rerun_embeds_only_new_photos_and_keeps_group_numbers(home, tmp_path):
     again = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
     assert again["run"] != first["run"] and again["counts"]["embedded"] == 0
     assert again["counts"]["reused"] == 9
-    assert again["clusters"][0]["cluster"] == 0  # same members, same number
-    # a grown folder: only the new photos are embedded; the group changed, so a new number
+    assert again["clusters"][0]["cluster"] == 0 and again["clusters"][0]["new_faces"] == 0
+    assert (again["counts"]["continued"], again["counts"]["carried"], again["counts"]["new_faces"]) == \
+        (first["run"], 9, 0)
+    # a grown folder: only the new photos are embedded, and they join the group, which keeps its number
     flat(photos, identities=1, per_identity=2, seed=8)
     grown = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
     assert grown["counts"]["embedded"] == 2 and grown["counts"]["reused"] == 9
-    assert grown["clusters"][0]["size"] == 11 and grown["clusters"][0]["cluster"] == 1
+    assert grown["clusters"][0]["size"] == 11 and grown["clusters"][0]["cluster"] == 0
+    assert grown["clusters"][0]["new_faces"] == 2 and grown["counts"]["to_groups"] == 2
+    fresh = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--regroup",
+                           "--json").output)
+    assert "continued" not in fresh["counts"] and fresh["clusters"][0]["size"] == 11
     # show prints the stored run as it was
     shown = json.loads(cli(home, db_url, "cluster", "show", str(grown["run"]), "--json").output)
     assert shown["clusters"] == grown["clusters"] and shown["counts"] == grown["counts"]
@@ -66,7 +72,7 @@ def test_a_copy_of_a_photo_is_embedded_once(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted", identities=1, per_identity=3)
     shutil.copy(next(photos.iterdir()), photos / "copy.png")
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
     assert out["counts"]["embedded"] == 3 and out["counts"]["faces"] == 4
     assert out["clusters"][0]["size"] == 4
 
@@ -75,18 +81,18 @@ def test_bad_photos_are_skipped_and_small_groups_unclustered(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted", identities=2, per_identity=2)
     (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    r = cli(home, db_url, "cluster", str(photos), "--threshold", "1e-9", "--json")
+    r = cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", "1e-9", "--json")
     out = json.loads(r.output)
     assert list(out["skipped"]) == [str(photos / "broken.png")]
     assert out["clusters"] == [] and len(out["unclustered"]) == 4
-    table = cli(home, db_url, "cluster", str(photos), "--threshold", "1e-9")
+    table = cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", "1e-9")
     assert table.exit_code == 0 and "skipped" in table.output and "Traceback" not in table.output
 
 
 def test_naming_a_group_enrolls_it_and_query_finds_it(home, tmp_path):
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=2, per_identity=3)
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
     run = str(out["run"])
     r = cli(home, db_url, "cluster", "name", run, "0", "Ada Lovelace", "--json")
     assert r.exit_code == 0, r.output
@@ -117,7 +123,7 @@ def test_naming_a_group_enrolls_it_and_query_finds_it(home, tmp_path):
 def test_naming_skips_changed_photos_and_photos_of_someone_else(home, tmp_path):
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=1, per_identity=3)
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
     first, second, third = sorted(photos.iterdir())
     first.write_bytes(second.read_bytes())  # changed since the run
     third.unlink()  # gone
@@ -125,7 +131,7 @@ def test_naming_skips_changed_photos_and_photos_of_someone_else(home, tmp_path):
     assert r["enrolled"] == 1 and set(r["skipped"]) == {str(first), str(third)}
     assert "changed since cluster run" in r["skipped"][str(first)]
     # the photo is grace's now: naming the same group as someone else skips it
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE,
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE,
                          "--min-size", "1", "--json").output)
     r = json.loads(cli(home, db_url, "cluster", "name", str(out["run"]), str(out["clusters"][0]["cluster"]),
                        "hopper", "--json").output)
@@ -156,7 +162,7 @@ def test_contact_sheet_has_a_thumbnail_per_face(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted", identities=2, per_identity=2)
     sheet = tmp_path / "sheet.html"
-    r = cli(home, db_url, "cluster", str(photos), "--threshold", EVERYONE, "--html", str(sheet))
+    r = cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--html", str(sheet))
     assert r.exit_code == 0 and f"contact sheet: {sheet}" in r.output
     page = sheet.read_text()
     assert page.count("data:image/jpeg;base64,") == 4 and "Group 0: 4 faces" in page

@@ -54,6 +54,12 @@ def scores(out, truth):
     return bcubed(people, np.array([c for _, c in faces]))
 
 
+def labels(run, photos):
+    """Each photo's group in a run (every seed photo here has one face)."""
+    of = {f["photo"]: c["cluster"] for c in run["clusters"] for f in c["faces"]}
+    return np.array([of.get(p, -1) for p in photos])
+
+
 def test_seed_people_are_found_suggested_kept_and_named(home, tmp_path):
     ws, sessions, _ = home
     everyone = sorted(p.name for p in SEED_FACES.iterdir())
@@ -82,6 +88,12 @@ def test_seed_people_are_found_suggested_kept_and_named(home, tmp_path):
     assert all(after[k] == v for k, v in before.items() if k in after)
     assert len(set(before) & set(after)) >= FIRST - 1
     assert min(c["cluster"] for c in grown["clusters"] if frozenset(c["photos"]) not in before) >= FIRST
+    assert grown["counts"]["continued"] == out["run"] and grown["counts"]["carried"] == out["counts"]["faces"]
+    # the same faces grouped anew, in the same order (the folder's, sorted): the same groups
+    anew = json.loads(cli(ws, "cluster", str(folder), "--regroup", "--json"))
+    assert "continued" not in anew["counts"] and anew["counts"]["faces"] == grown["counts"]["faces"]
+    photos = sorted(truth)
+    assert bcubed(labels(grown, photos), labels(anew, photos)) == (1.0, 1.0, 1.0)
 
     # name a person who is not in the gallery; their held-out photo is then found
     stranger = next(p for p in everyone[:FIRST] if p not in GALLERY)
@@ -101,7 +113,7 @@ def test_a_group_photo_joins_the_groups_of_both_people(home, tmp_path):
         for n in range(3):
             shutil.copy(seed(person, n), folder / f"{person[0]}{n}.png")
     (folder / "both.png").write_bytes(compose([seed("obama", 6), seed("messi", 6)], [300, 300]))
-    out = json.loads(cli(ws, "cluster", str(folder), "--json"))
+    out = json.loads(cli(ws, "cluster", str(folder), "--regroup", "--json"))
     assert [c["size"] for c in out["clusters"]] == [4, 4]
     for c in out["clusters"]:
         assert "both.png" in " ".join(c["photos"])

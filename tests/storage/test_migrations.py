@@ -34,7 +34,7 @@ def test_release_one_database_is_upgraded_in_place(tmp_path):
     raw.dispose()
     assert before == {"images": 16, "embeddings": 16, "job_runs": 3, "pair_scores": 24}
     sessions = open_database(f"sqlite:///{path}")
-    assert schema_version(sessions) == SCHEMA_VERSION == 8
+    assert schema_version(sessions) == SCHEMA_VERSION == 9
     assert counts(sessions) == before
     assert_runs_renamed_and_numbered(sessions, runs)
     with sessions() as s:
