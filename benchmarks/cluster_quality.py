@@ -9,16 +9,21 @@
    people, for that run and, on the same vectors: this project's Chinese whispers
    (closeness weights, best of 5 by modularity) over seeds 0-19 and thresholds
    around the calibrated one, a single plain (unweighted) Chinese whispers run,
-   dlib's own `chinese_whispers_clustering` (where dlib is installed) and connected
-   components (single linkage), the baseline every method must beat.
+   dlib's own `chinese_whispers_clustering` (where dlib is installed), connected
+   components (single linkage), the baseline every method must beat, and the
+   incremental rule (`verifier.assignment`: replayed, in random batches, at other
+   centre factors). Then the photos arriving in two folders (two runs, the second
+   continuing the first) against one `--regroup` run of both.
 2. Seeded synthetic mixtures (`verifier.synthetic.identity_mixture`, 128-d, dlib's
    scale: same person ~0.4 apart, threshold 0.6), 300 people with 1-20 photos each,
    at two spreads and with look-alike pairs of people (centres 0.5 and 0.4
    apart, where single linkage chains two people together): the same methods.
 3. The look-alike check (`verifier gallery check`) on the same kind of mixtures with
    look-alike pairs planted: planted pairs listed, other pairs listed.
-4. Scale: 10,000 / 100,000 / 1,000,000 synthetic vectors (people of 1-19 photos),
-   each in a fresh process: seconds for the k-NN graph and for the grouping, peak
+4. A stream of 100,000 synthetic faces given to the incremental rule 1,000 at a
+   time: seconds per batch, F against the people, and F against a replay.
+5. Scale: 10,000 / 100,000 / 1,000,000 synthetic vectors (people of 1-19 photos),
+   each in a fresh process: seconds for the k-NN graph and for Chinese whispers, peak
    resident memory of the process (the vectors included), and BCubed F.
 """
 from __future__ import annotations
@@ -37,6 +42,8 @@ import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from verifier import clustering as c  # noqa: E402
+from verifier.assignment import Groups, regroup  # noqa: E402
+from verifier.defaults import DEFAULT_GROUP_CENTRE  # noqa: E402
 
 
 def components(vectors: np.ndarray, threshold: float) -> np.ndarray:
@@ -83,6 +90,21 @@ def compare(name: str, vectors: np.ndarray, truth: np.ndarray, threshold: float)
         print(f"{'this project, seeds 0-19, threshold %.3f' % t:<52}{'':>10}{'min':>9}{min(fs):>9.4f}"
               f"   mean {np.mean(fs):.4f}")
     row("this project, seed 0", c.cluster_vectors(vectors, threshold, min_size=1))
+    incremental = regroup(vectors, threshold)
+    row("incremental (faces joining as they arrive, replay)", incremental)
+    for centre in (1.0, 1.1, 1.3):
+        row(f"incremental, centre {centre} (default {DEFAULT_GROUP_CENTRE})",
+            regroup(vectors, threshold, centre=centre))
+    row("incremental, no centre test (k-NN vote alone)", regroup(vectors, threshold, centre=None))
+    rng = np.random.default_rng(0)
+    grown = Groups(threshold)
+    at = 0
+    while at < len(vectors):
+        step = int(rng.integers(1, 200))
+        grown.add(vectors[at:at + step])
+        at += step
+    same = c.bcubed(incremental, grown.labels)[2]
+    print(f"{'  incremental in random batches of 1-199 vs replay: F':<52}{'':>19}{same:>9.4f}")
     row("plain Chinese whispers (equal weights, one run)", plain(vectors, threshold))
     fs = [c.bcubed(truth, plain(vectors, threshold, s))[2] for s in range(20)]
     print(f"{'plain Chinese whispers, seeds 0-19':<52}{'':>10}{'min':>9}{min(fs):>9.4f}   mean {np.mean(fs):.4f}")
@@ -130,12 +152,42 @@ def seed_photos() -> None:
         vectors = np.stack([np.frombuffer(v, np.float32) for _, v in rows])
         truth = np.unique([truth_of[p] for p, _ in rows], return_inverse=True)[1]
         compare("seed photos, dlib-resnet vectors", vectors, truth, float(out["threshold"]))
+        arriving(home, flat, truth_of)
         from verifier.lookalikes import look_alikes
 
         people = len(set(truth.tolist()))
         listed = look_alikes(vectors, truth, float(out["threshold"]))
         print(f"look-alike check on the seed people: {len(listed)} of {people * (people - 1) // 2} pairs "
               "of different people listed (goal: 0; they are all different people)")
+
+
+def arriving(home: Path, flat: Path, truth_of: dict[str, str]) -> None:
+    """The seed photos arriving in two folders, as `verifier cluster` users run it:
+    the first eight people's photos, then the other eight's (the run continues the
+    first), against `verifier cluster FIRST SECOND --regroup` on the same photos."""
+    from benchmarks.serve_load import verifier
+
+    first, second = flat.parent / "first", flat.parent / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    people = sorted(set(truth_of.values()))
+    for path, person in truth_of.items():
+        shutil.copy(path, (first if person in people[:8] else second) / Path(path).name)
+    verifier(home, "cluster", str(first), "--regroup")
+    grown = json.loads(verifier(home, "cluster", str(second), "--json").stdout)
+    anew = json.loads(verifier(home, "cluster", str(first), str(second), "--regroup", "--json").stdout)
+
+    def labels(run):
+        of = {Path(f["photo"]).name: g["cluster"] for g in run["clusters"] for f in g["faces"]}
+        return np.array([of.get(Path(p).name, -1) for p in sorted(truth_of)])
+
+    truth = np.unique([truth_of[p] for p in sorted(truth_of)], return_inverse=True)[1]
+    c_ = grown["counts"]
+    print(f"seed photos arriving in two folders of 8 people: the second run continued run "
+          f"{c_['continued']} ({c_['carried']} faces kept, {c_['new_faces']} new: {c_['to_groups']} joined "
+          f"groups, {c_['to_new']} in new groups); BCubed F {c.bcubed(truth, labels(grown))[2]:.4f} "
+          f"against the people; `--regroup` of both folders vs the two runs: F "
+          f"{c.bcubed(labels(anew), labels(grown))[2]:.4f} (goal: 1.0, the same groups)")
 
 
 def mixtures() -> None:
@@ -172,6 +224,34 @@ def look_alike_check(seeds: int = 5) -> None:
         share = f"{listed}/{planted} ({listed / planted:.1%})" if planted else "none planted"
         print(f"  spread {spread}, look-alikes {apart or '-'} apart: listed {share}, other pairs "
               f"listed {wrong}, {seconds / seeds * 1000:.0f} ms per gallery")
+
+
+def stream(n: int = 100_000, batch: int = 1000) -> None:
+    """Faces arriving: ``n`` seeded synthetic faces (people of 1-19 photos, threshold
+    0.6) given to :class:`Groups` ``batch`` at a time; seconds per batch, BCubed F
+    against the people, and F between the groups made so and one replay of every
+    face in batches of another size (goal: 1.0)."""
+    from verifier.synthetic import identity_mixture
+
+    vectors, truth = identity_mixture(max(1, n // 10), (1, 19), seed=5)
+    order = np.random.default_rng(5).permutation(len(vectors))[:n]
+    vectors, truth = vectors[order], truth[order]
+    groups = Groups(0.6)
+    seconds = []
+    for at in range(0, len(vectors), batch):
+        started = time.perf_counter()
+        groups.add(vectors[at:at + batch])
+        seconds.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    replay = regroup(vectors, 0.6, batch=2500)
+    replayed = time.perf_counter() - started
+    print(f"\na stream of {len(vectors):,} synthetic faces in batches of {batch:,} (incremental, "
+          f"threshold 0.6): per batch p50 {np.median(seconds):.3f} s, p90 {np.quantile(seconds, 0.9):.3f} s, "
+          f"max {max(seconds):.3f} s (goal < 1 s per 1,000 faces); last batch, against "
+          f"{len(vectors) - batch:,} faces grouped: {seconds[-1]:.3f} s")
+    print(f"  BCubed F against the people {c.bcubed(truth, groups.labels)[2]:.4f}; a replay of every "
+          f"face in batches of 2,500 ({replayed:.1f} s) vs the stream: F "
+          f"{c.bcubed(replay, groups.labels)[2]:.4f} (goal: 1.0, the same groups)")
 
 
 def scale_one(n: int) -> dict:
@@ -219,6 +299,7 @@ def main() -> None:
         seed_photos()
     mixtures()
     look_alike_check()
+    stream()
     scale([int(s) for s in args.sizes.split(",") if s])
 
 

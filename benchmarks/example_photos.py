@@ -8,8 +8,10 @@ every run writes the same files):
 - ``obama.jpg``, ``lula1.jpg``, ``lula2.jpg``, ``lula3.jpg``: seed photos saved as
   JPEG (new bytes, so the gallery sees new photos);
 - ``unsorted/``: a flat folder of photos under numbered names, as a phone leaves
-  them: the eight photos of meryl_streep and two of each of four other people, as
-  JPEG, in a shuffled order.
+  them: six photos of meryl_streep and two of each of four other people, as JPEG,
+  in a shuffled order;
+- ``more/``: photos that arrive later: her other two, and one more of obama and of
+  messi.
 
 Files already there are written again (the same bytes).
 """
@@ -51,11 +53,13 @@ def write_examples(seed: Path, to: Path, rng_seed: int = 0) -> list[Path]:
     }
     for n in range(3):
         files[to / f"lula{n + 1}.jpg"] = jpeg(photos["lula"][1 + n])
-    unsorted = photos[NEWCOMER] + [p for name in OTHERS[:4] for p in photos[name][2:4]]
-    order = np.random.default_rng(rng_seed).permutation(len(unsorted))
-    (to / "unsorted").mkdir(exist_ok=True)
-    for number, i in enumerate(order):
-        files[to / "unsorted" / f"IMG_{1001 + number}.jpg"] = jpeg(unsorted[i])
+    rng = np.random.default_rng(rng_seed)
+    unsorted = photos[NEWCOMER][:6] + [p for name in OTHERS[:4] for p in photos[name][2:4]]
+    more = photos[NEWCOMER][6:] + [photos["obama"][4], photos["messi"][4]]
+    for folder, chosen, first in (("unsorted", unsorted, 1001), ("more", more, 2001)):
+        (to / folder).mkdir(exist_ok=True)
+        for number, i in enumerate(rng.permutation(len(chosen))):
+            files[to / folder / f"IMG_{first + number}.jpg"] = jpeg(chosen[i])
     for path, data in files.items():
         path.write_bytes(data)
     return sorted(files)
@@ -70,8 +74,9 @@ def main() -> None:
         raise SystemExit(f"no seed photos at {args.data}: pass --data (or fetch them with "
                          "`verifier datasets fetch seed-faces`)")
     written = write_examples(args.data, args.to)
+    count = {folder: sum(p.parent.name == folder for p in written) for folder in ("unsorted", "more")}
     print(f"{len(written)} example photos in {args.to}: group.png, pair.png, obama.jpg, "
-          f"lula1-3.jpg, unsorted/ ({sum(p.parent.name == 'unsorted' for p in written)} photos)")
+          f"lula1-3.jpg, unsorted/ ({count['unsorted']} photos), more/ ({count['more']} photos)")
 
 
 if __name__ == "__main__":

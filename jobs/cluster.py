@@ -156,17 +156,20 @@ class ClusterRun:
                f"{len(self.alone)} faces unclustered ({c.get('embedded', 0)} faces embedded, "
                f"{c.get('reused', 0)} reused; {c.get('seconds', 0):.1f} s)"]
         if c.get("continued"):
-            out.append(f"continues cluster run {c['continued']}: {c.get('carried', 0)} faces kept in their "
-                       f"groups, {c.get('new_faces', 0)} new faces joined them ({c.get('to_named', 0)} to named "
-                       f"people, {c.get('to_groups', 0)} to other groups, {c.get('to_new', 0)} in new groups)")
+            out.append(f"continues cluster run {c['continued']}: {c.get('carried', 0)} faces kept in "
+                       f"their groups, {c.get('new_faces', 0)} new faces joined them "
+                       f"({c.get('to_named', 0)} to named people, {c.get('to_groups', 0)} to other "
+                       f"groups, {c.get('to_new', 0)} in new groups)")
+        grew = bool(c.get("continued"))  # a "new" column where faces joined earlier groups
         if self.groups:
-            out.append(f"{'group':>6} {'faces':>5} {'new':>4}  {'suggestion':<28} photos")
+            out.append(f"{'group':>6} {'faces':>5}{' new' if grew else ''}  {'suggestion':<28} photos")
         for g in self.groups:
             hint = f"{g.suggestion} ({g.distance:.3f})" if g.suggestion else "-"
             if g.named:
                 hint = f"named {g.named}"
             shown = ", ".join(g.photos[:3]) + (f", ... ({len(g.photos) - 3} more)" if len(g.photos) > 3 else "")
-            out.append(f"{g.cluster:>6} {g.size:>5} {'+' + str(g.new) if g.new else '':>4}  {hint:<28} {shown}")
+            new = f" {'+' + str(g.new) if g.new else '':>3}" if grew else ""
+            out.append(f"{g.cluster:>6} {g.size:>5}{new}  {hint:<28} {shown}")
         if self.alone:
             out.append(f"unclustered: {', '.join(self.unclustered[:5])}"
                        + (f", ... ({len(self.unclustered) - 5} more)" if len(self.unclustered) > 5 else ""))
@@ -308,14 +311,17 @@ class _Grown:
 def _previous_run(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
                   params: dict) -> store.StoredRun | None:
     """The model's last finished run, when this one continues it: made by the same
-    rule with the same threshold, neighbours and centre, every face labelled."""
+    rule with the same threshold, neighbours and centre, every face labelled, and by
+    the same front end (the service's runs show their photos by upload names, the
+    CLI's by paths on the server, which the service never shows)."""
     if params.get("regroup"):
         return None
     with sessions() as session:
         last = store.last_done(session, verifier.model_id, run_id)
         previous = None if last is None else store.get_run(session, last)
     if previous is None or previous.params.get("algorithm") != "incremental" or any(
-            previous.params.get(key) != params.get(key) for key in ("threshold", "neighbours", "centre")):
+            previous.params.get(key, "cli" if key == "origin" else None) != params.get(key)
+            for key in ("threshold", "neighbours", "centre", "origin")):
         return None
     if any(m.label is None for m in previous.members):
         return None
@@ -339,7 +345,7 @@ def _grown(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
     groups = Groups(float(params["threshold"]), int(params["neighbours"]), centre=params.get("centre"),
                     vectors=np.stack([faces[i].vector for i in start]) if start else None,
                     labels=np.array([label_of[i] for i in start], np.int64) if start else None,
-                    keep_apart=named)
+                    names=named)
     new = [f for f in dict((face.id, face) for _, face in members).values() if f.id not in faces]
     if new:
         groups.add(np.stack([f.vector for f in new]))
@@ -580,8 +586,8 @@ def _load_run(sessions: sessionmaker[Session], run_id: int
     counts = dict(stored.counts)
     skipped = counts.pop("skipped_photos", {}) or {}
     new = counts.pop("new_by_group", {}) or {}
-    groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named, int(new.get(str(g.cluster), 0)))
-              for g in stored.groups}
+    groups = {g.cluster: Group(g.cluster, [], g.suggestion, g.distance, g.named,
+                               int(new.get(str(g.cluster), 0))) for g in stored.groups}
     alone = []
     for m in stored.members:
         face = GroupFace(m.source or m.photo, m.face.box, m.face.face, m.face.id, m.photo)
@@ -694,3 +700,19 @@ def name_group(sessions: sessionmaker[Session], verifier: Verifier, run_id: int,
     created = sum(e.created for e in done)
     return Named(run_id, cluster, name, created, len(done) - created, skipped)
 
+
+
+def enroll_named(sessions: sessionmaker[Session], verifier: Verifier, run: ClusterRun) -> list[Named]:
+    """Enroll the new faces of every named group of a finished run as that group's
+    person, with the vectors the run computed (what ``cluster name --merge-into``
+    does for one group): faces that joined people the user named join the gallery.
+    Faces under the quality floor, or in the gallery as someone else, are skipped and
+    listed; a group whose person was removed from the gallery since is left alone."""
+    out = []
+    for g in run.groups:
+        if g.named and g.new:
+            try:
+                out.append(name_group(sessions, verifier, run.run, g.cluster, g.named, merge=True))
+            except IdentityNotFound:
+                log.info("group %d of run %d: %r is no longer in the gallery", g.cluster, run.run, g.named)
+    return out

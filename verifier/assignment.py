@@ -17,7 +17,7 @@ float32) only proposes candidates.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Mapping
 
 import numpy as np
 
@@ -47,10 +47,12 @@ class Groups:
     """A grouping that grows: every face added so far (in arrival order) with its group
     number. ``labels`` of faces present at the start may be any non-negative numbers
     (the groups of an earlier run); new groups take numbers above every one used and
-    above ``next_label``."""
+    above ``next_label``. ``names``: groups people have named (group -> name); two
+    groups named differently never merge."""
 
-    def __init__(self, threshold: float, k: int = DEFAULT_NEIGHBOURS, *, centre: float | None = DEFAULT_GROUP_CENTRE,
-                 merge: bool = True, keep_apart: Iterable[int] | None = None,
+    def __init__(self, threshold: float, k: int = DEFAULT_NEIGHBOURS, *,
+                 centre: float | None = DEFAULT_GROUP_CENTRE,
+                 merge: bool = True, names: Mapping[int, str] | None = None,
                  vectors: np.ndarray | None = None, labels: np.ndarray | None = None,
                  next_label: int = 0) -> None:
         if not threshold > 0:
@@ -65,7 +67,7 @@ class Groups:
         self._sums: dict[int, list] = {}  # group -> [sum of its vectors (fixed point), count]
         self._parent: dict[int, int] = {}  # a merged group -> the group it joined
         self.merge = merge
-        self.keep_apart: set[int] = set(keep_apart or ())
+        self.names: dict[int, str] = dict(names or {})
         self.next_label = int(next_label)
         if vectors is not None and len(vectors):
             vectors = _check(vectors)
@@ -175,17 +177,18 @@ class Groups:
         when their centres are as near as two samples of one person would be
         (``threshold * sqrt((1/n + 1/m) / 2)`` for groups of ``n`` and ``m`` faces),
         so that a person whose first faces started two groups becomes one. Two groups
-        in :attr:`keep_apart` (people already named) never merge; a named group keeps
-        its number, else the smaller number stays. Returns the face's group."""
+        named differently (:attr:`names`) never merge; a named group keeps its number
+        (and name), else the smaller number stays. Returns the face's group."""
         for other in others:
             other = self._root(other)
-            if other == group or (group in self.keep_apart and other in self.keep_apart):
+            a, b = self.names.get(group), self.names.get(other)
+            if other == group or (a is not None and b is not None and a != b):
                 continue
             (ca, na), (cb, nb) = self._centre(group), self._centre(other)
             radius = self.threshold * np.sqrt((1 / na + 1 / nb) / 2) * self.centre
             if float(np.sqrt(((ca - cb) ** 2).sum())) <= radius:
-                keep, gone = (other, group) if other in self.keep_apart or (
-                    group not in self.keep_apart and other < group) else (group, other)
+                keep, gone = (other, group) if (b is not None and a is None) or (
+                    (a is None) == (b is None) and other < group) else (group, other)
                 self._parent[gone] = keep
                 self._sums[keep] = [self._sums[keep][0] + self._sums[gone][0],
                                     self._sums[keep][1] + self._sums[gone][1]]

@@ -55,6 +55,9 @@ def cluster_cmd() -> None:
 @click.option("--regroup", is_flag=True,
               help="With --algorithm incremental: group this run's faces anew (by the same rule, "
                    "in the order given) instead of continuing the last run.")
+@click.option("--enroll-named", is_flag=True,
+              help="Enroll the new faces that joined a group you named (`cluster name`) as that "
+                   "person, with the vectors of this run (the quality floor applies).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write a contact sheet: a row of face thumbnails per group.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as one JSON document.")
@@ -62,14 +65,15 @@ def cluster_cmd() -> None:
 @friendly
 def cluster_run(ctx: Context, photos: tuple[Path, ...], model: str | None, threshold: float | None,
                 min_size: int, neighbours: int, max_faces: int, algorithm: str, regroup: bool,
-                html_path: Path | None, as_json: bool) -> None:
+                enroll_named: bool, html_path: Path | None, as_json: bool) -> None:
     """Group every face of PHOTOS (files or folders) into people.
 
     Faces are embedded once per photo content (a rerun on a grown folder embeds
     only the new photos). By default the groups grow: the faces of the model's
     last run keep their groups and names, and each new face joins the group its
     nearest faces within the threshold vote for, or starts one; `--regroup` starts
-    afresh. The run is recorded: `cluster show RUN` prints it again.
+    afresh; `--enroll-named` enrolls the new faces of groups you named. The run is
+    recorded: `cluster show RUN` prints it again.
 
     \b
     Example:
@@ -90,7 +94,19 @@ def cluster_run(ctx: Context, photos: tuple[Path, ...], model: str | None, thres
                              min_size=min_size, neighbours=neighbours, max_faces=max_faces,
                              on_progress=lambda done, _: progress.update(done - progress.n),
                              algorithm=algorithm, regroup=regroup)
-    _print(run, as_json, html_path)
+    if not enroll_named:
+        _print(run, as_json, html_path)
+        return
+    from ..cluster import enroll_named as enroll
+
+    named = enroll(sessions, verifier, run)
+    if as_json:
+        emit_json(dict(run.as_dict(), enrolled=[n.as_dict() for n in named]))
+        return
+    _print(run, False, html_path)
+    for n in named:
+        for line in n.lines():
+            click.echo(line)
 
 
 @cluster_cmd.command(name="show")

@@ -180,7 +180,8 @@ def _face_choice(value: str | None) -> int | str | tuple[float, ...] | None:
 
 @gallery_cmd.command(name="enroll")
 @click.argument("name")
-@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--face", "face", help="Which face of each photo is NAME: N (0 is the largest), 'largest', "
               "or a box LEFT,TOP,WIDTH,HEIGHT (as `verifier detect` prints). Without it a photo "
               "with several faces is refused and its faces are listed.")

@@ -38,8 +38,9 @@ def prepare_row(loaded: LoadedModel, image_id: int, path: str,
         return Row(image_id, path, f"poor_quality: {', '.join(exc.reasons)} ({exc.score:.2f})", None), None
     quality = None if prepared.quality is None else prepared.quality.score
     face = prepared.face
-    return Row(image_id, path, None, prepared.status.value, quality,
-               None if face is None else prepared.box, None if face is None else face.landmarks), prepared.pixels
+    box = None if face is None else prepared.box
+    return Row(image_id, path, None, prepared.status.value, quality, box,
+               None if face is None else face.landmarks), prepared.pixels
 
 
 def prepare_batch(loaded: LoadedModel, batch: list, pool: ThreadPoolExecutor,

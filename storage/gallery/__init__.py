@@ -6,8 +6,8 @@ from . import changes
 from .reads import *  # noqa: F401,F403 - the reading functions, as before the split
 from .reads import GalleryPhoto
 from .writes import (Committed, EnrollOutcome, FolderSync, NewPhoto, PreparedRow, RemovedPhoto, ScannedFile,
-                     enroll, identity_id, identity_name, move_face, photos_of, remove_photos,
-                     rename_identity, store_batch, sync_folder, transaction, commit)
+                     commit, enroll, identity_id, identity_name, move_face, photos_of, remove_photos,
+                     rename_identity, store_batch, sync_folder, transaction)
 
 __all__ = ["Committed", "EnrollOutcome", "commit", "FolderSync", "GalleryPhoto", "NewPhoto", "PreparedRow", "RemovedPhoto",
            "ScannedFile", "changes", "enroll", "folder_photos", "identity_id", "identity_name",

@@ -42,7 +42,8 @@ def cli(home, db_url, *args):
 def test_rerun_embeds_only_new_photos_and_keeps_group_numbers(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted")
-    first = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
+    first = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE,
+                           "--json").output)
     assert first["status"] == "done" and first["counts"]["embedded"] == 9 and first["counts"]["reused"] == 0
     assert len(first["clusters"]) == 1 and first["clusters"][0]["size"] == 9
     group = first["clusters"][0]
@@ -72,7 +73,8 @@ def test_a_copy_of_a_photo_is_embedded_once(home, tmp_path):
     home, db_url, _ = home
     photos = flat(tmp_path / "unsorted", identities=1, per_identity=3)
     shutil.copy(next(photos.iterdir()), photos / "copy.png")
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE,
+                         "--json").output)
     assert out["counts"]["embedded"] == 3 and out["counts"]["faces"] == 4
     assert out["clusters"][0]["size"] == 4
 
@@ -92,7 +94,8 @@ def test_bad_photos_are_skipped_and_small_groups_unclustered(home, tmp_path):
 def test_naming_a_group_enrolls_it_and_query_finds_it(home, tmp_path):
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=2, per_identity=3)
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE,
+                         "--json").output)
     run = str(out["run"])
     r = cli(home, db_url, "cluster", "name", run, "0", "Ada Lovelace", "--json")
     assert r.exit_code == 0, r.output
@@ -123,7 +126,8 @@ def test_naming_a_group_enrolls_it_and_query_finds_it(home, tmp_path):
 def test_naming_skips_changed_photos_and_photos_of_someone_else(home, tmp_path):
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=1, per_identity=3)
-    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE, "--json").output)
+    out = json.loads(cli(home, db_url, "cluster", str(photos), "--regroup", "--threshold", EVERYONE,
+                         "--json").output)
     first, second, third = sorted(photos.iterdir())
     first.write_bytes(second.read_bytes())  # changed since the run
     third.unlink()  # gone
@@ -194,9 +198,10 @@ def test_a_killed_run_is_shown_failed_and_the_next_run_reuses_its_faces(home, tm
     import sys
     import time
 
+    from sqlalchemy import func, select
+
     from jobs.cluster import load_run
     from storage.schema import FaceVector, JobRun
-    from sqlalchemy import func, select
 
     home, db_url, sessions = home
     photos = flat(tmp_path / "unsorted", identities=10, per_identity=10)  # 100 photos, 4 batches

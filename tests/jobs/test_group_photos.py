@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from jobs.cli import main
+from storage.errors import AlreadyEnrolled
 from tests.conftest import need_seed_faces_and_dlib
 from tests.groups import compose, dlib_home, seed
-from storage.errors import AlreadyEnrolled
 from verifier.errors import NoSuchFace, SeveralFaces
 
 pytestmark = pytest.mark.integration
@@ -278,7 +278,9 @@ def test_cli_enrolls_shows_moves_and_removes_faces(home, two_strangers, tmp_path
     ws, sessions = home
     photo = tmp_path / "group.png"
     photo.write_bytes(two_strangers)
-    run = lambda *a: CliRunner().invoke(main, ["--home", str(ws.root), *a], catch_exceptions=False)  # noqa: E731
+    def run(*args):
+        return CliRunner().invoke(main, ["--home", str(ws.root), *args], catch_exceptions=False)
+
     refused = run("gallery", "enroll", "Meryl", str(photo))
     assert refused.exit_code == 1 and "holds 2 faces" in refused.output and "face 1 at " in refused.output
     assert "Traceback" not in refused.output
@@ -324,14 +326,16 @@ def test_http_enrolls_a_group_photo_face_by_face(home, two_strangers):
                                                                      ("Idris", second["box"])]
         image = c.get(f"/v1/photos/{second['photo_id']}/image")
         assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
-        from PIL import Image as PILImage
         import io
+
+        from PIL import Image as PILImage
         assert PILImage.open(io.BytesIO(image.content)).size == (whole["width"], whole["height"])
         assert c.get("/v1/photos/999999").json()["code"] == "photo_not_found"
         found = c.post("/v1/search", files={"photo": ("x.jpg", seed("idris_elba", 3).read_bytes())})
         assert found.json()["matches"][0]["identity"] == "Idris"
         moved = c.patch(f"/v1/photos/{second['photo_id']}", json={"identity": "Idris Elba"})
-        assert moved.status_code == 200 and moved.json() == {"id": second["photo_id"], "identity": "Idris Elba"}
+        assert moved.status_code == 200
+        assert moved.json() == {"id": second["photo_id"], "identity": "Idris Elba"}
         assert c.get("/v1/identities/Idris").status_code == 404
         assert c.patch("/v1/photos/999999", json={"identity": "x"}).json()["code"] == "photo_not_found"
         assert c.patch(f"/v1/photos/{first['photo_id']}", json={"identity": ""}).status_code == 422

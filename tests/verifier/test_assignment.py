@@ -47,18 +47,21 @@ def test_a_face_off_the_centre_of_a_group_starts_its_own():
     assert loose.add(other).tolist() == [0]
 
 
-def test_two_groups_of_one_person_merge_when_a_face_bridges_them_but_named_ones_never():
+def test_two_groups_of_one_person_merge_when_a_face_bridges_them_but_differently_named_ones_never():
     """Faces at 0 and 1 started two groups (threshold 0.75); a face at 0.5 hears both
     equally, joins the smaller number, and the two centres (0.25 and 1, 0.75 apart)
     are within 0.75 * sqrt((1/2 + 1) / 2) * 2 = 1.30 of each other: one group."""
     start = points((0, 0), (1, 0))
     merged = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]))
     assert merged.add(points((0.5, 0))).tolist() == [0] and merged.labels.tolist() == [0, 0, 0]
-    apart = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]), keep_apart={0, 1})
+    apart = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]), names={0: "ana", 1: "bo"})
     assert apart.add(points((0.5, 0))).tolist() == [0] and apart.labels.tolist() == [0, 1, 0]
-    # a named group keeps its number when an unnamed one merges into it
-    named = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]), keep_apart={1})
+    # a named group keeps its number when an unnamed one merges into it; two groups
+    # given one name are one person
+    named = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]), names={1: "bo"})
     assert named.add(points((0.5, 0))).tolist() == [1] and named.labels.tolist() == [1, 1, 1]
+    twice = Groups(0.75, k=5, centre=2.0, vectors=start, labels=np.array([0, 1]), names={0: "bo", 1: "bo"})
+    assert twice.add(points((0.5, 0))).tolist() == [0] and twice.labels.tolist() == [0, 0, 0]
     unmerged = Groups(0.75, k=5, centre=2.0, merge=False, vectors=start, labels=np.array([0, 1]))
     assert unmerged.add(points((0.5, 0))).tolist() == [0] and unmerged.labels.tolist() == [0, 1, 0]
 

@@ -71,9 +71,13 @@ def start(photos: list[UploadFile] | None = File(None, description="Photos to gr
               "Distance under which faces may be one person [default: the model's threshold]")),
           min_size: int = Form(DEFAULT_MIN_SIZE, ge=1, le=100_000,
                                description="Smaller groups are listed as unclustered"),
+          regroup: bool = Form(False, description=(
+              "Group these photos afresh instead of letting them join the groups of the "
+              "service's last run")),
           svc: Service = Depends(service), v: Verifier = Depends(verifier)):
     """Start grouping the faces of photos into people, in the background: the answer
-    (202) holds the run's number; follow it at ``GET /v1/clusters/{run}``."""
+    (202) holds the run's number; follow it at ``GET /v1/clusters/{run}``. The new
+    faces join the groups of the service's last run (``regroup``: start afresh)."""
     if (not photos) == (folder is None):
         raise HTTPException(422, "send photos or a folder (one of them)")
     if svc.clusters.full():  # refused before anything is stored
@@ -90,7 +94,7 @@ def start(photos: list[UploadFile] | None = File(None, description="Photos to gr
         if not items:
             raise HTTPException(422, "no photos in that folder")
     run_id = start_run(svc.sessions, v, threshold=threshold, min_size=min_size, photos=len(items),
-                       origin=SERVICE_ORIGIN)
+                       origin=SERVICE_ORIGIN, regroup=regroup)
 
     def work(stopping):
         return cluster_photos(svc.ws, svc.sessions, items, verifier=v, run_id=run_id, threads=1,

@@ -66,7 +66,8 @@ async def enroll(name: str, photos: list[UploadFile] = File(..., description="On
     choice = face if face in (None, LARGEST) else int(face)
     items = [(upload_name(p), await p.read()) for p in photos]
     done = await queue.run(lambda: v.enroll_many(name, items, face=choice))
-    body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face_index=e.face_index, face=e.face,
+    body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face_index=e.face_index,
+                                                        face=e.face,
                                                         created=e.created, box=e.box) for e in done])
     return JSONResponse(body.model_dump(), status_code=201 if any(e.created for e in done) else 200)
 
@@ -81,7 +82,8 @@ def remove_photo(photo_id: int = Path(ge=1, le=MAX_ID),
 
 
 @router.patch("/photos/{photo_id}", response_model=MovedOut, dependencies=[Depends(require("write"))])
-def move_face(body: MoveIn, photo_id: int = Path(ge=1, le=MAX_ID), v: Verifier = Depends(verifier)) -> MovedOut:
+def move_face(body: MoveIn, photo_id: int = Path(ge=1, le=MAX_ID),
+              v: Verifier = Depends(verifier)) -> MovedOut:
     """Give one face to another person (created when new); the photo's other faces
     keep theirs (every server follows the change)."""
     name = identity_name(body.identity)
