@@ -375,10 +375,13 @@ def _grown_groups(verifier: Verifier, previous: store.StoredRun | None, rows: li
     old_members = {}
     for m in previous.members if previous else []:
         old_members.setdefault(m.label, set()).add(m.face.id)
+    shown: dict[int, list[GroupFace]] = {}
+    for r in rows:
+        if r.cluster is not None:
+            shown.setdefault(r.cluster, []).append(_row_face(r, faces[r.face_id]))
     groups, changed = [], []
     for lab in sorted(big):
-        g = Group(lab, [_row_face(r, faces[r.face_id]) for r in rows if r.label == lab],
-                  named=named.get(lab), new=sum(r.face_id in fresh for r in by_label[lab]))
+        g = Group(lab, shown[lab], named=named.get(lab), new=sum(r.face_id in fresh for r in by_label[lab]))
         same = lab in before and old_members.get(lab) == {r.face_id for r in by_label[lab]}
         if same:
             g.suggestion, g.distance = before[lab].suggestion, before[lab].distance

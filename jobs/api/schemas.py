@@ -248,12 +248,13 @@ class SuggestionOut(BaseModel):
 
 
 class ClusterOut(BaseModel):
-    cluster: int = Field(description="The group's number (kept by later runs while its faces are the same)")
+    cluster: int = Field(description="The group's number (kept by the later runs that continue this one)")
     size: int
     photos: list[str]
     faces: list[ClusterFaceOut]
     suggestion: SuggestionOut | None
     named: str | None = Field(description="The person the group was enrolled as")
+    new_faces: int = Field(0, description="Faces that joined the group in this run")
 
 
 class ProgressOut(BaseModel):

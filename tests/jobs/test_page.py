@@ -305,6 +305,22 @@ def test_people_to_name_groups_uploads_and_names_a_group(page, browser, server, 
     page.click("nav >> text=Search")
     page.set_input_files("#search-file", str(seed("chris_emsworth", 6)))
     expect(page.locator("#verdict")).to_have_text("Same person: Chris Hemsworth", timeout=30_000)
+    # photos that come later join the groups: his two new faces, shown as new, enrolled with him
+    later = []
+    for n in (4, 5):
+        later.append(str(tmp_path / f"later_{n}.png"))
+        shutil.copy(seed("chris_emsworth", n), later[-1])
+    page.click("nav >> text=People to name")
+    page.set_input_files("#cluster-files", later)
+    page.click("#cluster-form button[type=submit]")
+    expect(page.locator("#cluster-status")).to_contain_text("2 new faces joined the groups of run",
+                                                            timeout=60_000)
+    expect(rows).to_have_count(2)
+    grown = rows.nth(0)
+    expect(grown.locator("h3")).to_contain_text("6 faces (2 new), named Chris Hemsworth")
+    assert grown.locator("input[type=checkbox]").is_checked()  # joins the person named
+    grown.locator("button").click()
+    expect(grown.locator(".said")).to_have_text("2 photos enrolled as Chris Hemsworth, 4 already there")
     # a phone: the rows fit 360 px
     phone = browser.new_context(viewport={"width": 360, "height": 780}, has_touch=True, is_mobile=True)
     try:

@@ -608,15 +608,18 @@ function showRun(body) {
   list.replaceChildren();
   if (body.status === "failed") { $("people-error").textContent = "The run failed: " + body.error; return; }
   const skipped = Object.keys(body.skipped || {}).length;
+  const grew = body.counts && body.counts.continued;
   $("cluster-status").textContent = "Run " + body.run + ": " + body.clusters.length + " people found, " +
-    body.unclustered_faces.length + " faces on their own" + (skipped ? ", " + skipped + " photos unusable" : "");
+    body.unclustered_faces.length + " faces on their own" + (skipped ? ", " + skipped + " photos unusable" : "") +
+    (grew ? "; " + body.counts.new_faces + " new faces joined the groups of run " + body.counts.continued : "");
   body.clusters.forEach((group) => {
     const item = el("li", undefined, "cluster");
     item.dataset.cluster = group.cluster;
     const hint = group.named ? "named " + group.named
       : group.suggestion ? "probably " + group.suggestion.identity + " (distance " + group.suggestion.distance.toFixed(3) + ")"
       : "not in the gallery";
-    item.appendChild(el("h3", "Group " + group.cluster + ": " + group.size + " faces, " + hint));
+    const fresh = grew && group.new_faces ? " (" + group.new_faces + " new)" : "";
+    item.appendChild(el("h3", "Group " + group.cluster + ": " + group.size + " faces" + fresh + ", " + hint));
     const faces = el("div", undefined, "thumbs");
     item.appendChild(faces);
     group.faces.slice(0, 24).forEach((face, i) => faces.appendChild(thumbnail(body.run, group.cluster, i, face.photo)));
@@ -626,7 +629,7 @@ function showRun(body) {
     const input = el("input"); input.id = id; input.required = true; input.maxLength = 255;
     input.value = group.named || (group.suggestion ? group.suggestion.identity : "");
     const merge = el("input"); merge.type = "checkbox"; merge.id = id + "-merge";
-    merge.checked = Boolean(group.suggestion) && !group.named;
+    merge.checked = Boolean(group.suggestion) || Boolean(group.named);  // new faces of a named person join them
     const mergeLabel = el("label", "add to this existing person", "inline"); mergeLabel.htmlFor = merge.id;
     const button = el("button", "Name this person"); button.type = "submit";
     const said = el("span", undefined, "said"); said.setAttribute("role", "status");
