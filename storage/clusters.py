@@ -127,6 +127,13 @@ def previous_groups(session: Session, model_id: int, number: int
     return {frozenset(v): k for k, v in groups.items()}, int(top if top is not None else -1)
 
 
+def latest_done(session: Session, model_id: int) -> int | None:
+    """The number of the model's most recent finished cluster run (``None``: none)."""
+    return session.scalar(select(JobRun.number).where(
+        JobRun.kind == RunKind.CLUSTER, JobRun.model_id == model_id, JobRun.status == RunStatus.DONE)
+        .order_by(JobRun.id.desc()).limit(1))
+
+
 def last_done(session: Session, model_id: int, number: int) -> int | None:
     """The number of the last finished cluster run of ``model_id`` before run
     ``number`` (``None``: there is none)."""

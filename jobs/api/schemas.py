@@ -204,12 +204,27 @@ class LookAlikeOut(BaseModel):
     bridges: list[BridgeOut] = Field(description="Their closest photos, one of each, closest first")
 
 
+class GroupLookAlikeOut(BaseModel):
+    run: int
+    cluster: int = Field(description="The unnamed group of that cluster run")
+    size: int
+    suggestion: str | None = Field(description="The person the group is suggested as, if any")
+    person: str = Field(description="Another person one of its faces comes as near")
+    distance: float
+    face: int = Field(description="That face (`/v1/clusters/{run}/{cluster}/faces/{face}`)")
+    photo: str = Field(description="Its photo's file name")
+    photo_id: int = Field(description="The person's nearest gallery photo (`/v1/photos/{id}/face`)")
+
+
 class LookAlikesOut(BaseModel):
     model: str
     threshold: float
     people: int
     photos: int
     pairs: list[LookAlikeOut] = Field(description="Closest first; nothing is merged")
+    groups: list[GroupLookAlikeOut] = Field(default_factory=list, description=(
+        "Unnamed groups of the latest cluster run as near a person they are not suggested as: "
+        "look before naming them"))
 
 
 class ModelOut(BaseModel):

@@ -91,3 +91,37 @@ def test_the_service_answers_with_photo_ids_only(home_with_model, db_url):
                                   "distance": pytest.approx(0.05, abs=1e-4)}
     assert "/g/" not in r.text  # no server path leaves the service
     sessions.kw["bind"].dispose()
+
+
+def test_a_group_near_a_person_it_is_not_suggested_as_is_listed(home_with_model, db_url):
+    """An unnamed group suggested as Ann whose faces come as near Anne is listed
+    against Anne (not against Ann); a group suggested as Bob, near Bob only, is not;
+    a named group is not either."""
+    from storage import clusters
+
+    sessions = stored(home_with_model, db_url)
+    with sessions.begin() as s:
+        model_id = models.get_model(s, "tiny").id
+        run = clusters.start(s, model_id, {"threshold": 0.1})
+        faces = clusters.store_faces(s, model_id, [
+            clusters.StoredFace(f"face{n}".ljust(64, "0"), 0, 1, None, None, np.array(v, np.float32))
+            for n, v in enumerate([[0.3, 0], [0.32, 0], [10.1, 0], [10.12, 0], [0.28, 0], [0.3, 0.01]])])
+        ids = [faces[f"face{n}".ljust(64, "0")][0].id for n in range(6)]
+        clusters.finish(s, run, [clusters.GroupRow(0, 2, "Ann", 0.1), clusters.GroupRow(1, 2, "Bob", 0.1),
+                                 clusters.GroupRow(2, 2, None, None)],
+                        [clusters.MemberRow(g, i, f"/u/{n}.png", f"u{n}.png", g)
+                         for n, (i, g) in enumerate(zip(ids, [0, 0, 1, 1, 2, 2]))], {})
+        clusters.mark_named(s, run, 2, "Ann")
+    base = ["--home", str(home_with_model), "--db-url", db_url, "gallery", "check", "--model", "tiny"]
+    doc = json.loads(CliRunner().invoke(main, base + ["--json"]).output)
+    assert [(g["cluster"], g["person"], g["suggestion"]) for g in doc["groups"]] == [(0, "Anne", "Ann")]
+    assert doc["groups"][0]["photo"] == "u0.png" and abs(doc["groups"][0]["distance"] - 0.05) < 1e-4
+    out = CliRunner().invoke(main, base).output
+    assert "group 0 (2 faces, probably Ann) ~ Anne: u0.png 0.050 from photo" in out
+    with sessions.begin() as s:
+        key = create_key(s, "r", "read")
+    with TestClient(create_app(Workspace.open(home_with_model), sessions, Settings(model="tiny"))) as client:
+        body = client.get("/v1/look-alikes", headers={"Authorization": f"Bearer {key}"}).json()
+    assert [(g["run"], g["cluster"], g["person"], g["face"], g["photo"]) for g in body["groups"]] == \
+        [(run, 0, "Anne", 0, "u0.png")]
+    sessions.kw["bind"].dispose()

@@ -444,6 +444,26 @@ async function checkLookAlikes() {
       li.appendChild(merge);
       list.appendChild(li);
     }
+    // unnamed groups (People to name) as near a person they are not suggested as
+    for (const g of found.groups || []) {
+      const li = el("li", undefined, "lookalike group");
+      li.appendChild(el("h4", "Group " + g.cluster + " of run " + g.run + " (" + (g.suggestion ? "probably " + g.suggestion : "not in the gallery") +
+        ") ~ " + g.person + " · " + g.distance.toFixed(3) + " apart"));
+      const faces = el("div", undefined, "faces");
+      const theirs = img("Face " + (g.face + 1) + " of group " + g.cluster + " (" + g.photo + ")");
+      const person = img("Photo " + g.photo_id + " of " + g.person);
+      faces.append(theirs, person);
+      api("/v1/clusters/" + g.run + "/" + g.cluster + "/faces/" + g.face).then((r) => r.blob())
+        .then((b) => { theirs.src = URL.createObjectURL(b); }).catch(() => { theirs.alt += " (could not be shown)"; });
+      faceUrl(g.photo_id).then((url) => { person.src = url; }).catch(() => { person.alt += " (could not be shown)"; });
+      li.appendChild(faces);
+      li.appendChild(el("p", "Look before naming this group: it may be " + g.person + ", or someone who resembles them.", "small"));
+      list.appendChild(li);
+    }
+    if ((found.groups || []).length) {
+      $("lookalikes-status").textContent += " " + found.groups.length + " group" + (found.groups.length === 1 ? "" : "s") +
+        " to name with care.";
+    }
   });
 }
 async function mergeInto(from, into) {
