@@ -293,6 +293,8 @@ def test_cli_enrolls_shows_moves_and_removes_faces(home, two_strangers, tmp_path
     assert [f["photo_id"] for f in shown["faces"]] == [entry]
     assert [o["identity"] for o in shown["faces"][0]["others"]] == ["Idris"]
     assert "with Idris (face 1)" in run("gallery", "show", "Meryl").output
+    checked = run("doctor")  # one file behind two entries: database, index and files agree
+    assert checked.exit_code == 0, checked.output
     assert run("gallery", "move", str(entry), "Meryl Streep").exit_code == 0
     assert run("gallery", "show", "Meryl").exit_code == 1  # her only face moved
     out = run("gallery", "remove-face", str(entry), "--every-face")
@@ -314,6 +316,10 @@ def test_http_enrolls_a_group_photo_face_by_face(home, two_strangers):
         assert a.status_code == b.status_code == 201, (a.text, b.text)
         first, second = a.json()["photos"][0], b.json()["photos"][0]
         assert (first["face_index"], second["face_index"]) == (0, 1)
+        by_box = c.post("/v1/identities/Idris/photos", files=upload,
+                        data={"face": ",".join(str(v) for v in second["box"])})
+        assert by_box.status_code == 200 and by_box.json()["photos"][0]["photo_id"] == second["photo_id"]
+        assert c.post("/v1/identities/Idris/photos", files=upload, data={"face": "1,2,3"}).status_code == 422
         taken = c.post("/v1/identities/Someone/photos", files=upload, data={"face": "1"})
         assert taken.status_code == 409 and "already enrolled as 'Idris'" in taken.json()["message"]
         meryl = c.get("/v1/identities/Meryl").json()["photos"]

@@ -22,6 +22,9 @@ from . import ERROR_RESPONSES, jpeg, upload_name
 
 router = APIRouter(prefix="/v1", tags=["gallery"], responses=ERROR_RESPONSES)
 
+FACE_CHOICE = r"^(largest|[0-9]{1,2}|[0-9]{1,5}(\.[0-9]{1,3})?(,[0-9]{1,5}(\.[0-9]{1,3})?){3})$"
+"""``face`` of an enrollment: an index, ``largest``, or a box of four numbers."""
+
 
 @router.get("/identities", response_model=IdentitiesPage, dependencies=[Depends(require("read"))])
 def identities(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=MAX_PAGE),
@@ -54,16 +57,18 @@ def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
              dependencies=[Depends(require("write"))],
              responses={200: {"model": EnrollOut, "description": "Every photo was enrolled already"}})
 async def enroll(name: str, photos: list[UploadFile] = File(..., description="One or more photos"),
-                 face: str | None = Form(None, pattern=r"^(largest|[0-9]{1,2})$", description=(
-                     "Which face of each photo to enroll: N (0 is the largest) or 'largest'. "
-                     "Without it a photo with several faces is refused (422 several_faces)")),
+                 face: str | None = Form(None, max_length=64, pattern=FACE_CHOICE, description=(
+                     "Which face of each photo to enroll: N (0 is the largest), 'largest', or a "
+                     "box LEFT,TOP,WIDTH,HEIGHT (the face that overlaps it most). Without it a "
+                     "photo with several faces is refused (422 several_faces)")),
                  v: Verifier = Depends(verifier), queue: Admission = Depends(admission)):
     """Enroll photos of a person (created when new). All or nothing: one unusable
     photo refuses the request and nothing is stored. The same bytes twice are one photo."""
     name = identity_name(name)
     if len(photos) > MAX_PHOTOS_PER_ENROLL:
         raise HTTPException(422, f"at most {MAX_PHOTOS_PER_ENROLL} photos per request")
-    choice = face if face in (None, LARGEST) else int(face)
+    choice = face if face in (None, LARGEST) else (
+        tuple(float(v) for v in face.split(",")) if "," in face else int(face))
     items = [(upload_name(p), await p.read()) for p in photos]
     done = await queue.run(lambda: v.enroll_many(name, items, face=choice))
     body = EnrollOut(identity=name, photos=[EnrolledOut(photo_id=e.photo_id, face_index=e.face_index,
