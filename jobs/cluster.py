@@ -317,7 +317,7 @@ def _previous_run(sessions: sessionmaker[Session], verifier: Verifier, run_id: i
     if params.get("regroup"):
         return None
     with sessions() as session:
-        last = store.last_done(session, verifier.model_id, run_id)
+        last = store.last_done(session, verifier.model_id, run_id, params.get("origin", "cli"))
         previous = None if last is None else store.get_run(session, last)
     if previous is None or previous.params.get("algorithm") != "incremental" or any(
             previous.params.get(key, "cli" if key == "origin" else None) != params.get(key)
@@ -364,31 +364,21 @@ def _grown_groups(verifier: Verifier, previous: store.StoredRun | None, rows: li
                   named: dict[int, str], params: dict) -> _Grown:
     """Groups from the final label of every face: those of at least ``min_size``
     member rows shown, names carried over (a merge into a named group keeps its name),
-    suggestions kept for groups that did not change and worked out for the others."""
+    and every group's suggestion worked out against the gallery as it is now (people
+    enrolled or removed since the run before count)."""
     by_label: dict[int, list[store.MemberRow]] = {}
     for r in rows:
         by_label.setdefault(final[r.face_id], []).append(r)
     big = {lab for lab, rs in by_label.items() if len(rs) >= int(params["min_size"])}
     rows = [r._replace(cluster=final[r.face_id] if final[r.face_id] in big else None,
                        label=final[r.face_id]) for r in rows]
-    before = {g.cluster: g for g in previous.groups} if previous else {}
-    old_members = {}
-    for m in previous.members if previous else []:
-        old_members.setdefault(m.label, set()).add(m.face.id)
     shown: dict[int, list[GroupFace]] = {}
     for r in rows:
         if r.cluster is not None:
             shown.setdefault(r.cluster, []).append(_row_face(r, faces[r.face_id]))
-    groups, changed = [], []
-    for lab in sorted(big):
-        g = Group(lab, shown[lab], named=named.get(lab), new=sum(r.face_id in fresh for r in by_label[lab]))
-        same = lab in before and old_members.get(lab) == {r.face_id for r in by_label[lab]}
-        if same:
-            g.suggestion, g.distance = before[lab].suggestion, before[lab].distance
-        else:
-            changed.append(g)
-        groups.append(g)
-    _suggest(verifier, changed, faces, float(params["threshold"]))
+    groups = [Group(lab, shown[lab], named=named.get(lab), new=sum(r.face_id in fresh for r in by_label[lab]))
+              for lab in sorted(big)]
+    _suggest(verifier, groups, faces, float(params["threshold"]))
     alone = [_row_face(r, faces[r.face_id]) for r in rows if r.cluster is None]
     counts = {}
     if previous is not None:

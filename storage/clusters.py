@@ -134,13 +134,18 @@ def latest_done(session: Session, model_id: int) -> int | None:
         .order_by(JobRun.id.desc()).limit(1))
 
 
-def last_done(session: Session, model_id: int, number: int) -> int | None:
+def last_done(session: Session, model_id: int, number: int, origin: str | None = None) -> int | None:
     """The number of the last finished cluster run of ``model_id`` before run
-    ``number`` (``None``: there is none)."""
+    ``number``, and with ``origin`` the last one that front end started (``None``:
+    there is none)."""
     before = _run(session, number).id
-    return session.scalar(select(JobRun.number).where(
+    rows = session.execute(select(JobRun.number, JobRun.params).where(
         JobRun.kind == RunKind.CLUSTER, JobRun.model_id == model_id, JobRun.status == RunStatus.DONE,
-        JobRun.id < before).order_by(JobRun.id.desc()).limit(1))
+        JobRun.id < before).order_by(JobRun.id.desc()).limit(1000)).all()
+    for found, params in rows:
+        if origin is None or (params or {}).get("origin", "cli") == origin:
+            return found
+    return None
 
 
 def finish(session: Session, number: int, groups: Sequence[GroupRow],
