@@ -20,10 +20,13 @@ def kill_after_commits(cmd: list[str], db: Path, at_least: int, timeout: float, 
     try:
         while time.time() < deadline and proc.poll() is None:
             try:
-                with sqlite3.connect(db, timeout=1) as con:
+                con = sqlite3.connect(db, timeout=1)
+                try:
                     count = con.execute("select count(*) from embeddings").fetchone()[0]
+                finally:
+                    con.close()
             except sqlite3.Error:
-                count = 0
+                pass  # not created yet, or busy: the count seen last stands
             if count >= at_least:
                 break
             time.sleep(0.02)

@@ -67,13 +67,17 @@ def test_ray_and_local_agree(home_with_model, tmp_path):
 @pytest.mark.integration
 def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
     pytest.importorskip("ray")
-    data = write_identity_set(tmp_path / "big", identities=10, per_identity=12, size=32)
+    # 240 photos committed one at a time: a run long enough that the kill lands inside
+    # it even on a loaded machine (with 120 in batches of 2, a CI run once committed
+    # everything between two looks at the database)
+    total = 240
+    data = write_identity_set(tmp_path / "big", identities=20, per_identity=12, size=32)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "jobs", "--home", str(home_with_model), "-q", "embed",
-           "--data", str(data), "--batch-size", "2", "--engine", "ray", "--workers", "1"]
+           "--data", str(data), "--batch-size", "1", "--engine", "ray", "--workers", "1"]
     db = home_with_model / "verifier.db"
     count = kill_after_commits(cmd, db, 4, timeout=180, cwd=ROOT, env=env)
-    assert 4 <= count < 120, "the kill did not land mid-run"
+    assert 4 <= count < total, "the kill did not land mid-run"
     # the next run, a fresh process as a user starts it: it completes the work and
     # prints nothing on stderr (no Ray or TensorFlow start-up notes) without -v
     plain = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -82,10 +86,10 @@ def test_a_killed_ray_run_is_completed_by_the_next(home_with_model, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr.strip() == ""
     doc = json.loads(resumed.stdout)
-    assert doc["added"] == 120 - doc["unchanged"] and doc["unchanged"] >= 4
+    assert doc["added"] == total - doc["unchanged"] and doc["unchanged"] >= 4
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*), count(distinct image_id) from embeddings").fetchone() \
-            == (120, 120)
+            == (total, total)
     assert CliRunner().invoke(main, ["--home", str(home_with_model), "doctor"]).exit_code == 0
 
 
