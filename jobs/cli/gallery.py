@@ -241,18 +241,16 @@ def gallery_show(ctx: Context, name: str, as_json: bool) -> None:
     Example:
       verifier gallery show lula
     """
-    from storage.gallery import faces_in_photos, identity_name, identity_photos
+    from storage.gallery import identity_faces, identity_name
 
     from ..errors import IdentityNotFound
 
     name = identity_name(name)
     with ctx.database()() as session:
-        rows = identity_photos(session, name)
-        shown = faces_in_photos(session, [r.path for r in rows])
         faces = [{"photo_id": r.id, "photo": r.source or r.path, "face_index": r.face, "box": r.face_box,
                   "quality": r.quality,
-                  "others": [{"photo_id": o.id, "face_index": o.face, "identity": o.identity}
-                             for o in shown.get(r.path, []) if o.id != r.id]} for r in rows]
+                  "others": [{"photo_id": o.id, "face_index": o.face, "identity": o.identity} for o in others]}
+                 for r, others in identity_faces(session, name)]
     if not faces:
         raise IdentityNotFound(f"no identity {name!r} in the gallery")
     if as_json:

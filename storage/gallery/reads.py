@@ -168,6 +168,14 @@ def faces_in_photos(session: Session, paths: Sequence[str]) -> dict[str, list[Ph
     return out
 
 
+def identity_faces(session: Session, name: str) -> list[tuple[Image, list[PhotoFace]]]:
+    """The gallery faces of identity ``name``, each with the other gallery faces of
+    its photo (a group photo's other people)."""
+    rows = identity_photos(session, name)
+    shown = faces_in_photos(session, [r.path for r in rows])
+    return [(r, [f for f in shown.get(r.path, []) if f.id != r.id]) for r in rows]
+
+
 def photo_vector(session: Session, photo_id: int, model_id: int) -> np.ndarray | None:
     """The stored vector of gallery photo ``photo_id`` under a model, if any."""
     blob = session.scalar(select(Embedding.vector).join(Image, Embedding.image_id == Image.id)

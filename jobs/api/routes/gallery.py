@@ -41,13 +41,11 @@ def identity(name: str, svc: Service = Depends(service)) -> IdentityOut:
     """One person's gallery faces, each with the other people its photo shows."""
     name = identity_name(name)
     with svc.sessions() as session:
-        rows = store.identity_photos(session, name)
-        shown = store.faces_in_photos(session, [r.path for r in rows])
         photos = [PhotoOut(id=r.id, face=r.flags or "face", width=r.width, height=r.height,
                            source=r.source, face_index=r.face, box=r.face_box,
                            others=[FaceOfPhoto(id=o.id, face_index=o.face, identity=o.identity, box=o.box)
-                                   for o in shown.get(r.path, []) if o.id != r.id])
-                  for r in rows]
+                                   for o in others])
+                  for r, others in store.identity_faces(session, name)]
     if not photos:
         raise IdentityNotFound(f"no identity {name!r} in the gallery")
     return IdentityOut(name=name, photos=photos)

@@ -450,11 +450,8 @@ async function checkLookAlikes() {
       li.appendChild(el("h4", "Group " + g.cluster + " of run " + g.run + " (" + (g.suggestion ? "probably " + g.suggestion : "not in the gallery") +
         ") ~ " + g.person + " · " + g.distance.toFixed(3) + " apart"));
       const faces = el("div", undefined, "faces");
-      const theirs = img("Face " + (g.face + 1) + " of group " + g.cluster + " (" + g.photo + ")");
       const person = img("Photo " + g.photo_id + " of " + g.person);
-      faces.append(theirs, person);
-      api("/v1/clusters/" + g.run + "/" + g.cluster + "/faces/" + g.face).then((r) => r.blob())
-        .then((b) => { theirs.src = URL.createObjectURL(b); }).catch(() => { theirs.alt += " (could not be shown)"; });
+      faces.append(thumbnail(g.run, g.cluster, g.face, g.photo), person);
       faceUrl(g.photo_id).then((url) => { person.src = url; }).catch(() => { person.alt += " (could not be shown)"; });
       li.appendChild(faces);
       li.appendChild(el("p", "Look before naming this group: it may be " + g.person + ", or someone who resembles them.", "small"));
