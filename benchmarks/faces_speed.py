@@ -104,12 +104,12 @@ def storage_time(data: Path, home: Path, loaded) -> float:
     from jobs.embed import embed_gallery
     from storage.database import open_database
     from storage.workspace import Workspace
-    from verifier.preparation import Prepared
+    from verifier.preparation import FaceStatus, Prepared
 
     chip = np.zeros((loaded.image_size, loaded.image_size, 3), np.uint8)
     free = SimpleNamespace(
         name=loaded.name, config=loaded.config, dimension=loaded.dimension,
-        preparer=SimpleNamespace(prepare=lambda path: Prepared(chip, "face", "")),
+        preparer=SimpleNamespace(prepare=lambda path: Prepared(chip, FaceStatus.FACE, "")),
         embed=lambda pixels: np.zeros((len(pixels), loaded.dimension), np.float32))
     ws = Workspace.open(home)
     shutil.copytree(loaded.path, ws.model_dir(loaded.name))

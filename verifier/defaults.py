@@ -13,17 +13,28 @@ HEADS = ("adapter", "dense", "none")
 identity and pulled back toward it (training starts from the face network's own
 embedding); ``dense``: pooling + a new Dense(``--embedding-dim``) (the tutorial);
 ``none``: the backbone's output is the embedding."""
-DETECTORS = ("mtcnn", "mtcnn-30px", "none")
-DEFAULT_DETECTOR = "mtcnn"
-MIN_FACE_PX = {"mtcnn": 20, "mtcnn-30px": 30}
-"""The smallest face (pixels wide) each MTCNN detector searches for. ``mtcnn`` is the
-``mtcnn`` package's own configuration (20 px), face for face; ``mtcnn-30px`` starts
-its image pyramid at 30 px, leaving out the two finest levels: on the seed photos and
-their seven degradations it finds as many faces and fewer false ones on face-free
-images, in less time, but it also reports one more false face on a clean seed photo
-(a patch under the quality floor), so it is not the default (``benchmarks/faces_speed.py``
-measures both; the figures are in ``docs/benchmarks.md``). A face under 40 px gets no
-name either way (its quality is under the default floor, ``verifier.quality``)."""
+DETECTOR_SETTINGS = {
+    "mtcnn-fast": {"min_face_size": 30, "nms_onet": 0.5},
+    "mtcnn": {"min_face_size": 20},
+    "mtcnn-30px": {"min_face_size": 30},
+}
+"""MTCNN's networks (the ``mtcnn`` package's weights) with the settings of each named
+detector (:meth:`verifier.mtcnn_pipeline.MTCNNPipeline.detect`'s keywords).
+``mtcnn`` is the package's own configuration, face for face. ``mtcnn-fast``, the
+default, starts the image pyramid at 30 px (its two finest levels left out) and drops
+a face that lies more than half inside a surer one (the package: more than 0.7),
+such as a chin taken for a second face: on the seed photos and their seven
+degradations it finds as many faces as ``mtcnn``, fewer false ones on face-free
+images, in about 65% of the time (``benchmarks/detector_settings.py`` chose it among
+the settings it compares; ``benchmarks/faces_speed.py`` and
+``benchmarks/group_photos.py`` measure it against ``mtcnn`` side by side; the figures
+are in ``docs/benchmarks.md``). ``mtcnn-30px`` is the package's settings from 30 px.
+A face under 40 px gets no name with any of them (its quality is under the default
+floor, ``verifier.quality``)."""
+DETECTORS = (*DETECTOR_SETTINGS, "none")
+DEFAULT_DETECTOR = "mtcnn-fast"
+MIN_FACE_PX = {name: settings["min_face_size"] for name, settings in DETECTOR_SETTINGS.items()}
+"""The smallest face (pixels wide) each detector searches for."""
 DEFAULT_PADDING = 0.25
 """Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
 AUGMENTATIONS = ("none", "flip", "degrade")

@@ -117,17 +117,19 @@ class MTCNNDetector:
     _lock = threading.Lock()
     _instance = None
 
-    def __init__(self, min_face_size: int = 20) -> None:
+    def __init__(self, min_face_size: int = 20, **settings) -> None:
         self.min_face_size = min_face_size
+        self.settings = settings
+        """The pipeline's other keywords (pyramid, thresholds)."""
 
     @classmethod
     def named(cls, detector: str) -> "MTCNNDetector":
-        """The detector a model records by name (:data:`verifier.defaults.MIN_FACE_PX`)."""
-        from .defaults import MIN_FACE_PX
+        """The detector a model records by name (:data:`verifier.defaults.DETECTOR_SETTINGS`)."""
+        from .defaults import DETECTOR_SETTINGS
 
-        if detector not in MIN_FACE_PX:
-            raise ValueError(f"unknown face detector {detector!r} (known: {', '.join(MIN_FACE_PX)})")
-        return cls(MIN_FACE_PX[detector])
+        if detector not in DETECTOR_SETTINGS:
+            raise ValueError(f"unknown face detector {detector!r} (known: {', '.join(DETECTOR_SETTINGS)})")
+        return cls(**DETECTOR_SETTINGS[detector])
 
     def _model(self):
         with MTCNNDetector._lock:
@@ -166,7 +168,7 @@ class MTCNNDetector:
         # the smallest face is given in the photo's pixels; in a scaled copy it is
         # smaller, but never under the package's 20 (more pyramid levels than it runs)
         min_face = max(20.0, self.min_face_size / scale) if scale > 1 else self.min_face_size
-        found = self._model().detect(np.ascontiguousarray(small), min_face_size=min_face)
+        found = self._model().detect(np.ascontiguousarray(small), min_face_size=min_face, **self.settings)
         faces = []
         for f in found:
             k = f["keypoints"]

@@ -177,12 +177,22 @@ class MTCNNPipeline:
     def detect(self, image: np.ndarray, min_face_size: int = 20, scale_factor: float = 0.709,
                threshold_pnet: float = 0.6, threshold_rnet: float = 0.7, threshold_onet: float = 0.8,
                nms_pnet1: float = 0.5, nms_pnet2: float = 0.7, nms_rnet: float = 0.7,
-               nms_onet: float = 0.7) -> list[dict]:
+               nms_onet: float = 0.7, pyramid: str = "area", onet_passes: int = 1) -> list[dict]:
         """What ``MTCNN.detect_faces(image, ...)`` returns for an RGB ``uint8`` image: a
         list of ``{"box", "confidence", "keypoints"}``; the keyword arguments and their
-        defaults are the package's."""
+        defaults are the package's. ``pyramid="pillow"`` makes the pyramid's levels
+        with Pillow's box filter from the 8-bit photo instead of TensorFlow's area
+        resize of the normalised one: nearly the same pixels (not the package's
+        detections to the last bit) in a tenth of the time, off the GIL."""
         h, w = image.shape[:2]
         normalized = (image.astype(np.float32) - 127.5) / 128
+        photo = None
+        if pyramid == "pillow":
+            from PIL import Image
+
+            photo = Image.fromarray(np.ascontiguousarray(image))
+        elif pyramid != "area":
+            raise ValueError(f"unknown pyramid {pyramid!r} (known: area, pillow)")
 
         # PNet over the pyramid: proposals suppressed per level, then across levels
         found = []
@@ -190,7 +200,10 @@ class MTCNNPipeline:
             size = (int(h * scale), int(w * scale))  # truncated, as the package's resize does
             if min(size) < 12:
                 continue  # smaller than PNet's 12-pixel window: no output
-            level = resize_area(normalized, *size)
+            if photo is None:
+                level = resize_area(normalized, *size)
+            else:
+                level = (np.asarray(photo.resize(size[::-1], Image.BOX), np.float32) - 127.5) / 128
             reg, cls = self._pnet.run(None, {"input": level[None]})
             found.append(suppress(boxes_.proposals(reg, cls, threshold_pnet, scale), nms_pnet1,
                                   "union", initial_sort=False))
@@ -206,7 +219,11 @@ class MTCNNPipeline:
             return []
         boxes = boxes_.to_square(suppress(boxes, nms_rnet, "union"))
 
-        # ONet: final boxes, confidences and landmarks
+        # ONet: final boxes, confidences and landmarks (after ``onet_passes - 1`` passes
+        # that only move the boxes to where ONet puts them)
+        for _ in range(onet_passes - 1):
+            offsets, _, scores = self._patches(self._onet, normalized, boxes, 48)
+            boxes = boxes_.to_square(boxes_.regress(boxes_.rescore(boxes, scores), offsets))
         offsets, landmarks, scores = self._patches(self._onet, normalized, boxes, 48)
         landmarks = boxes_.place_landmarks(landmarks, boxes)
         boxes = boxes_.regress(boxes_.rescore(boxes, scores), offsets)

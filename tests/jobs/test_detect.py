@@ -107,9 +107,14 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
     face), with detections cached apart from the other detectors'."""
     from verifier.preparation import PhotoPreparer
 
-    for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30)):
+    from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS
+
+    for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30), ("mtcnn-fast", 30)):
         prep = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150, "detector": name}), FaceCache(tmp_path, name))
         assert prep.face_detector.min_face_size == smallest
+        assert prep.face_detector.settings == {k: v for k, v in DETECTOR_SETTINGS[name].items()
+                                               if k != "min_face_size"}
         assert prep.cache.folder == tmp_path / name
     none = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150}), None)
-    assert none.cache is None and none.face_detector.min_face_size == 20  # detect's default
+    assert none.cache is None  # detect's default detector
+    assert none.face_detector.min_face_size == DETECTOR_SETTINGS[DEFAULT_DETECTOR]["min_face_size"]
