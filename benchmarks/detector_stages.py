@@ -1,4 +1,5 @@
-"""Where MTCNN's time goes, and what each extra face costs it, in one run.
+"""Where MTCNN's time goes, and what each extra face costs it, in one run, for the
+default detector and the package's settings (`mtcnn`).
 
     python benchmarks/detector_stages.py [--rounds 5]
 
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
+
+from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS  # noqa: E402
 
 PEOPLE = ("obama", "messi", "meryl_streep", "mbappe")
 STAGES = ("resize", "pnet", "suppress", "crop", "rnet", "onet")
@@ -72,34 +75,39 @@ def main() -> None:
                                               ((pipe._pnet, "pnet"), (pipe._rnet, "rnet"),
                                                (pipe._onet, "onet")))
         pipes[threads] = pipe
+    detectors = {name: DETECTOR_SETTINGS[name] for name in (DEFAULT_DETECTOR, "mtcnn")}
     for pipe in pipes.values():
-        for images in photos.values():
-            pipe.detect(images[0])
-    results: dict[tuple[int, str], list[dict]] = {}
+        for settings in detectors.values():
+            for images in photos.values():
+                pipe.detect(images[0], **settings)
+    results: dict[tuple[str, int, str], list[dict]] = {}
     for _ in range(args.rounds):
-        for threads, pipe in pipes.items():
-            for label, images in photos.items():
-                spent.clear()
-                t = time.perf_counter()
-                for image in images:
-                    pipe.detect(image)
-                total = time.perf_counter() - t
-                row = {k: v / len(images) * 1000 for k, v in spent.items()}
-                row["rest"] = (total - sum(spent.values())) / len(images) * 1000
-                row["total"] = total / len(images) * 1000
-                results.setdefault((threads, label), []).append(row)
+        for detector, settings in detectors.items():
+            for threads, pipe in pipes.items():
+                for label, images in photos.items():
+                    spent.clear()
+                    t = time.perf_counter()
+                    for image in images:
+                        pipe.detect(image, **settings)
+                    total = time.perf_counter() - t
+                    row = {k: v / len(images) * 1000 for k, v in spent.items()}
+                    row["rest"] = (total - sum(spent.values())) / len(images) * 1000
+                    row["total"] = total / len(images) * 1000
+                    results.setdefault((detector, threads, label), []).append(row)
     columns = (*STAGES, "rest", "total")
-    print(f"{'ms per detection (median of rounds)':<34}" + "".join(f"{c:>9}" for c in columns))
+    print(f"{'ms per detection (median of rounds)':<40}" + "".join(f"{c:>9}" for c in columns))
     median = {}
-    for (threads, label), rows in results.items():
-        median[threads, label] = {c: float(np.median([r.get(c, 0.0) for r in rows])) for c in columns}
-        print(f"{f'{threads} thread(s), {label}':<34}" + "".join(f"{median[threads, label][c]:9.1f}"
-                                                             for c in columns))
-    for threads in pipes:
-        one, four = median[threads, "1 face"], median[threads, "4 faces"]
-        per = {c: (four[c] - one[c]) / 3 for c in columns}
-        print(f"{threads} thread(s): each extra face adds {per['total']:.1f} ms ("
-              + ", ".join(f"{c} {per[c]:+.1f}" for c in columns[:-1]) + ")")
+    for key, rows in results.items():
+        median[key] = {c: float(np.median([r.get(c, 0.0) for r in rows])) for c in columns}
+        detector, threads, label = key
+        print(f"{f'{detector}, {threads} thread(s), {label}':<40}"
+              + "".join(f"{median[key][c]:9.1f}" for c in columns))
+    for detector in detectors:
+        for threads in pipes:
+            one, four = median[detector, threads, "1 face"], median[detector, threads, "4 faces"]
+            per = {c: (four[c] - one[c]) / 3 for c in columns}
+            print(f"{detector}, {threads} thread(s): each extra face adds {per['total']:.1f} ms ("
+                  + ", ".join(f"{c} {per[c]:+.1f}" for c in columns[:-1]) + ")")
 
 
 if __name__ == "__main__":

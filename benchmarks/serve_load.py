@@ -40,11 +40,13 @@ def verifier(home: Path, *args: str, **kw) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, check=True, **kw)
 
 
-def dlib_workspace(home: Path, data: Path, scope: str = "read", model: str = "m") -> str:
-    """A workspace with a dlib-resnet model (MTCNN faces, nothing to train) and the
-    photos of ``data`` embedded; returns a new API key of ``scope``."""
+def dlib_workspace(home: Path, data: Path, scope: str = "read", model: str = "m",
+                   detector: str | None = None) -> str:
+    """A workspace with a dlib-resnet model (MTCNN faces, the default detector unless
+    ``detector``; nothing to train) and the photos of ``data`` embedded; returns a new
+    API key of ``scope``."""
     verifier(home, "train", "--data", str(data), "--backbone", "dlib-resnet", "--head", "none",
-             "--fine-tune", "0", "--name", model)
+             "--fine-tune", "0", "--name", model, *(("--detector", detector) if detector else ()))
     verifier(home, "embed", "--data", str(data))
     return verifier(home, "keys", "create", f"bench-{scope}", "--scope", scope).stdout.strip()
 

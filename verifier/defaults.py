@@ -14,23 +14,24 @@ identity and pulled back toward it (training starts from the face network's own
 embedding); ``dense``: pooling + a new Dense(``--embedding-dim``) (the tutorial);
 ``none``: the backbone's output is the embedding."""
 DETECTOR_SETTINGS = {
-    "mtcnn-fast": {"min_face_size": 30, "nms_onet": 0.5},
+    "mtcnn-fast": {"min_face_size": 20 / 0.709, "nms_onet": 0.5},
     "mtcnn": {"min_face_size": 20},
     "mtcnn-30px": {"min_face_size": 30},
 }
 """MTCNN's networks (the ``mtcnn`` package's weights) with the settings of each named
 detector (:meth:`verifier.mtcnn_pipeline.MTCNNPipeline.detect`'s keywords).
 ``mtcnn`` is the package's own configuration, face for face. ``mtcnn-fast``, the
-default, starts the image pyramid at 30 px (its two finest levels left out) and drops
-a face that lies more than half inside a surer one (the package: more than 0.7),
-such as a chin taken for a second face: on the seed photos and their seven
-degradations it finds as many faces as ``mtcnn``, fewer false ones on face-free
-images, in about 65% of the time (``benchmarks/detector_settings.py`` chose it among
-the settings it compares; ``benchmarks/faces_speed.py`` and
-``benchmarks/group_photos.py`` measure it against ``mtcnn`` side by side; the figures
-are in ``docs/benchmarks.md``). ``mtcnn-30px`` is the package's settings from 30 px.
-A face under 40 px gets no name with any of them (its quality is under the default
-floor, ``verifier.quality``)."""
+default, runs the package's image pyramid without its finest level (it starts at
+20 / 0.709 = 28.2 px, the package's second level, so every other level is the
+package's) and drops a face lying more than half inside a surer one (the package:
+more than 0.7; a chin was taken for a second face). On the seed photos, their seven
+degradations, face-free images and group photos it finds the faces ``mtcnn`` finds
+and names the same people at the same threshold, in about 65% of the time
+(``benchmarks/detector_settings.py`` compares settings, ``faces_speed.py`` and
+``group_photos.py`` both detectors side by side; the figures are in
+``docs/benchmarks.md``). ``mtcnn-30px`` is the package's settings from 30 px (other
+levels: two faces of the group photos lost). A face under 40 px gets no name with
+any of them (its quality is under the default floor, ``verifier.quality``)."""
 DETECTORS = (*DETECTOR_SETTINGS, "none")
 DEFAULT_DETECTOR = "mtcnn-fast"
 MIN_FACE_PX = {name: settings["min_face_size"] for name, settings in DETECTOR_SETTINGS.items()}

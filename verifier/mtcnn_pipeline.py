@@ -111,6 +111,42 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union",
 NETWORKS = (("pnet", None), ("rnet", 24), ("onet", 48))
 """MTCNN's three networks and their input sides (PNet takes any size)."""
 
+WEIGHTS_SHA256 = {
+    "pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
+    "rnet.lz4": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",
+    "onet.lz4": "94f6ea2f4cf985275ee958cdd762d17b6009348a4fb9d8c6be39ba73ffd22ca3",
+}
+"""The SHA-256 of the networks' weight files inside the ``mtcnn`` package (1.0.0, MIT
+licence, ``mtcnn/assets/weights/``), the ones the tests and benchmarks measured:
+checked whenever a process loads the detector, so a changed package is refused
+rather than silently detecting other faces."""
+
+
+def check_weights(folder: Path | None = None) -> None:
+    """Refuse (:class:`WeightsMismatch`) weight files that are missing or differ from
+    :data:`WEIGHTS_SHA256` (default folder: the installed package's)."""
+    import hashlib
+
+    if folder is None:
+        from importlib.util import find_spec
+
+        spec = find_spec("mtcnn")  # found, not imported (importing it starts TensorFlow)
+        if spec is None or not spec.submodule_search_locations:
+            raise WeightsMismatch("the mtcnn package is not installed")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
+    for name, want in WEIGHTS_SHA256.items():
+        path = Path(folder) / name
+        try:
+            got = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise WeightsMismatch(f"{path}: cannot be read ({exc.strerror})") from None
+        if got != want:
+            raise WeightsMismatch(f"{path}: SHA-256 {got} is not the pinned {want}")
+
+
+class WeightsMismatch(Exception):
+    """The ``mtcnn`` package's weights are not the ones this project pins."""
+
 
 def cache_dir(root: Path | None = None) -> Path:
     """Where the networks' ONNX translations are kept between processes: one folder
@@ -151,9 +187,12 @@ class MTCNNPipeline:
     @classmethod
     def cached(cls, threads: int = 1, folder: Path | None = None) -> "MTCNNPipeline":
         """The networks from the translations cached in ``folder`` (default
-        :func:`cache_dir`): no TensorFlow. The first time, the package's networks are
-        loaded (with TensorFlow), translated, checked and cached (atomic writes; a
-        folder that cannot be written only costs the next process the same work)."""
+        :func:`cache_dir`): no TensorFlow. The package's weight files are checked
+        against their pinned SHA-256 first (:func:`check_weights`). The first time,
+        the package's networks are loaded (with TensorFlow), translated, checked and
+        cached (atomic writes; a folder that cannot be written only costs the next
+        process the same work)."""
+        check_weights()
         folder = Path(folder or cache_dir())
         files = {name: folder / f"{name}.onnx" for name, _ in NETWORKS}
         if all(f.is_file() for f in files.values()):

@@ -109,7 +109,7 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
 
     from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS
 
-    for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30), ("mtcnn-fast", 30)):
+    for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30), ("mtcnn-fast", 20 / 0.709)):
         prep = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150, "detector": name}), FaceCache(tmp_path, name))
         assert prep.face_detector.min_face_size == smallest
         assert prep.face_detector.settings == {k: v for k, v in DETECTOR_SETTINGS[name].items()
