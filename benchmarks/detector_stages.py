@@ -46,6 +46,26 @@ class Timed:
         return self._time(self.inner, *a, **k)
 
 
+def measure(pipes: dict, detectors: dict, photos: dict, rounds: int, spent: dict) -> dict:
+    """Milliseconds per detection by stage, for every (detector, threads, photo set),
+    one row per round; rounds alternate between them."""
+    results: dict[tuple[str, int, str], list[dict]] = {}
+    for _ in range(rounds):
+        for detector, settings in detectors.items():
+            for threads, pipe in pipes.items():
+                for label, images in photos.items():
+                    spent.clear()
+                    t = time.perf_counter()
+                    for image in images:
+                        pipe.detect(image, **settings)
+                    total = time.perf_counter() - t
+                    row = {k: v / len(images) * 1000 for k, v in spent.items()}
+                    row["rest"] = (total - sum(spent.values())) / len(images) * 1000
+                    row["total"] = total / len(images) * 1000
+                    results.setdefault((detector, threads, label), []).append(row)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -80,20 +100,7 @@ def main() -> None:
         for settings in detectors.values():
             for images in photos.values():
                 pipe.detect(images[0], **settings)
-    results: dict[tuple[str, int, str], list[dict]] = {}
-    for _ in range(args.rounds):
-        for detector, settings in detectors.items():
-            for threads, pipe in pipes.items():
-                for label, images in photos.items():
-                    spent.clear()
-                    t = time.perf_counter()
-                    for image in images:
-                        pipe.detect(image, **settings)
-                    total = time.perf_counter() - t
-                    row = {k: v / len(images) * 1000 for k, v in spent.items()}
-                    row["rest"] = (total - sum(spent.values())) / len(images) * 1000
-                    row["total"] = total / len(images) * 1000
-                    results.setdefault((detector, threads, label), []).append(row)
+    results = measure(pipes, detectors, photos, args.rounds, spent)
     columns = (*STAGES, "rest", "total")
     print(f"{'ms per detection (median of rounds)':<40}" + "".join(f"{c:>9}" for c in columns))
     median = {}

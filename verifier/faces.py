@@ -117,7 +117,7 @@ class MTCNNDetector:
     _lock = threading.Lock()
     _instance = None
 
-    def __init__(self, min_face_size: int = 20, **settings) -> None:
+    def __init__(self, min_face_size: float = 20, **settings) -> None:
         self.min_face_size = min_face_size
         self.settings = settings
         """The pipeline's other keywords (pyramid, thresholds)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def scale_pyramid(width: int, height: int, min_face_size: int, scale_factor: float,
+def scale_pyramid(width: int, height: int, min_face_size: float, scale_factor: float,
                   min_size: int = 12) -> np.ndarray:
     """The scales PNet is run at: the smallest face searched for becomes 12 pixels,
     then smaller by ``scale_factor`` until the photo is 12 pixels on its short side."""

@@ -122,6 +122,10 @@ checked whenever a process loads the detector, so a changed package is refused
 rather than silently detecting other faces."""
 
 
+class WeightsMismatch(Exception):
+    """The ``mtcnn`` package's weights are not the ones this project pins."""
+
+
 def check_weights(folder: Path | None = None) -> None:
     """Refuse (:class:`WeightsMismatch`) weight files that are missing or differ from
     :data:`WEIGHTS_SHA256` (default folder: the installed package's)."""
@@ -143,9 +147,6 @@ def check_weights(folder: Path | None = None) -> None:
         if got != want:
             raise WeightsMismatch(f"{path}: SHA-256 {got} is not the pinned {want}")
 
-
-class WeightsMismatch(Exception):
-    """The ``mtcnn`` package's weights are not the ones this project pins."""
 
 
 def cache_dir(root: Path | None = None) -> Path:
@@ -213,7 +214,7 @@ class MTCNNPipeline:
             pass
         return cls(networks, threads)
 
-    def detect(self, image: np.ndarray, min_face_size: int = 20, scale_factor: float = 0.709,
+    def detect(self, image: np.ndarray, min_face_size: float = 20, scale_factor: float = 0.709,
                threshold_pnet: float = 0.6, threshold_rnet: float = 0.7, threshold_onet: float = 0.8,
                nms_pnet1: float = 0.5, nms_pnet2: float = 0.7, nms_rnet: float = 0.7,
                nms_onet: float = 0.7, pyramid: str = "area", onet_passes: int = 1) -> list[dict]:
@@ -221,8 +222,9 @@ class MTCNNPipeline:
         list of ``{"box", "confidence", "keypoints"}``; the keyword arguments and their
         defaults are the package's. ``pyramid="pillow"`` makes the pyramid's levels
         with Pillow's box filter from the 8-bit photo instead of TensorFlow's area
-        resize of the normalised one: nearly the same pixels (not the package's
-        detections to the last bit) in a tenth of the time, off the GIL."""
+        resize of the normalised one: nearly the same pixels, not the package's
+        detections (``benchmarks/detector_settings.py`` measures both). ``onet_passes``
+        above 1 first moves the boxes to where ONet puts them, then asks it again."""
         h, w = image.shape[:2]
         normalized = (image.astype(np.float32) - 127.5) / 128
         photo = None
@@ -260,7 +262,7 @@ class MTCNNPipeline:
 
         # ONet: final boxes, confidences and landmarks (after ``onet_passes - 1`` passes
         # that only move the boxes to where ONet puts them)
-        for _ in range(onet_passes - 1):
+        for _pass in range(onet_passes - 1):
             offsets, _, scores = self._patches(self._onet, normalized, boxes, 48)
             boxes = boxes_.to_square(boxes_.regress(boxes_.rescore(boxes, scores), offsets))
         offsets, landmarks, scores = self._patches(self._onet, normalized, boxes, 48)
