@@ -13,7 +13,8 @@ its networks on ONNX Runtime), for each MTCNN detector (`mtcnn`, the default, an
 seven degradations (`benchmarks/hard_photos.py`'s, seeded) and seeded face-free
 images (`verifier.synthetic.face_free_images` and crops of the seed photos'
 backgrounds): faces found, milliseconds per photo, false faces, and the EER of the
-pooled degraded pairs.
+pooled degraded pairs; then faces found and the pair EER under each condition, for each
+detector and for face_recognition.
 """
 from __future__ import annotations
 
@@ -49,9 +50,18 @@ def peer(paths: list[Path]):
         return None
     face_recognition.face_encodings(face_recognition.load_image_file(paths[0]))  # warm
     t = time.perf_counter()
+    vectors, found = peer_vectors([face_recognition.load_image_file(p) for p in paths])
+    seconds = time.perf_counter() - t
+    return seconds, vectors, found
+
+
+def peer_vectors(images: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """face_recognition's vector of each RGB image's largest face (of the whole image
+    where it finds none), and how many images it found a face in."""
+    import face_recognition
+
     vectors, found = [], 0
-    for p in paths:
-        image = face_recognition.load_image_file(p)
+    for image in images:
         boxes = face_recognition.face_locations(image)
         found += bool(boxes)
         if boxes:
@@ -59,8 +69,7 @@ def peer(paths: list[Path]):
             vectors.append(face_recognition.face_encodings(image, [largest])[0])
         else:
             vectors.append(face_recognition.face_encodings(image, [(0, image.shape[1], image.shape[0], 0)])[0])
-    seconds = time.perf_counter() - t
-    return seconds, np.stack(vectors), found
+    return np.stack(vectors), found
 
 
 def ours(data: Path, home: Path, tta: str, detector: str):
@@ -122,7 +131,7 @@ def stage_times(paths: list[Path], loaded) -> dict:
     """Seconds per photo of each stage; MTCNN as the package ships it and on ONNX Runtime."""
     from mtcnn import MTCNN
 
-    from verifier.faces import MTCNNDetector, align, most_prominent
+    from verifier.faces import align, most_prominent
     from verifier.images import decode_image
 
     eager = MTCNN()
@@ -250,6 +259,8 @@ def face_free(paths: list[Path]) -> list[np.ndarray]:
 
 
 def detectors_side_by_side(paths: list[Path], models: dict) -> None:
+    from importlib.util import find_spec
+
     from benchmarks.hard_photos import degraded_sets
     from verifier import metrics
     from verifier.images import decode_image
@@ -263,28 +274,42 @@ def detectors_side_by_side(paths: list[Path], models: dict) -> None:
           "face-free images):")
     print(f"  {'':<12}{'seed':>9}{'degraded':>10}{'ms/photo':>10}{'false faces':>13}"
           f"{'extra faces seed/degraded':>27}{'pooled degraded EER':>21}")
+    same = (people[i] == people[j]).astype(int)
+    by_condition: dict[str, dict[str, tuple[int, float]]] = {}
     for detector in DETECTORS:
         loaded = models[detector, "flip"]
-        found, extra, spent, d, y = {}, {}, 0.0, [], []
+        found, extra, spent, d = {}, {}, 0.0, []
+        by_condition[detector] = {}
         for name, images in decoded.items():
             t = time.perf_counter()
             faces = [loaded.preparer.face_detector.detect(image) for image in images]
             spent += time.perf_counter() - t
             found[name] = sum(bool(f) for f in faces)
             extra[name] = sum(max(0, len(f) - 1) for f in faces)  # one person per seed photo
+            prepared = [loaded.preparer.prepare_bytes(data, require_face=False, remember=False)
+                        for data in sets[name]]
+            v = loaded.embed(np.stack([p.pixels for p in prepared]))
+            distances = np.linalg.norm(v[i] - v[j], axis=1)
+            by_condition[detector][name] = found[name], metrics.eer(distances, same)
             if name != "clean":
-                prepared = [loaded.preparer.prepare_bytes(data, require_face=False, remember=False)
-                            for data in sets[name]]
-                v = loaded.embed(np.stack([p.pixels for p in prepared]))
-                d.append(np.linalg.norm(v[i] - v[j], axis=1))
-                y.append((people[i] == people[j]).astype(int))
+                d.append(distances)
         false = sum(len(loaded.preparer.face_detector.detect(image)) for image in free)
         photos = sum(len(images) for images in decoded.values())
         degraded = sum(v for k, v in found.items() if k != "clean")
-        eer = metrics.eer(np.concatenate(d), np.concatenate(y))
+        eer = metrics.eer(np.concatenate(d), np.tile(same, len(d)))
         extras = f"{extra['clean']} / {sum(v for k, v in extra.items() if k != 'clean')}"
         print(f"  {detector:<12}{found['clean']:>5}/{len(paths)}{degraded:>6}/{len(paths) * 7}"
               f"{spent / photos * 1000:>10.1f}{false:>13}{extras:>27}{eer * 100:>20.2f}%")
+    if find_spec("face_recognition") is not None:  # the peer, where installed
+        by_condition["face_recognition"] = {}
+        for name, images in decoded.items():
+            v, found_here = peer_vectors(images)
+            by_condition["face_recognition"][name] = found_here, metrics.eer(
+                np.linalg.norm(v[i] - v[j], axis=1), same)
+    print("\nfaces found and pair EER (%) by condition (all pairs of the condition's 128 photos):")
+    print(f"  {'':<18}" + "".join(f"{name:>16}" for name in decoded))
+    for detector, row in by_condition.items():
+        print(f"  {detector:<18}" + "".join(f"{row[n][0]:>6} {row[n][1] * 100:>8.2f}%" for n in decoded))
 
 
 if __name__ == "__main__":
