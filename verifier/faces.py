@@ -134,14 +134,15 @@ class MTCNNDetector:
     def _model(self):
         with MTCNNDetector._lock:
             if MTCNNDetector._instance is None:
-                try:
-                    from .mtcnn_pipeline import MTCNNPipeline
+                from .mtcnn_pipeline import PINNED_VERSION, MTCNNPipeline, WeightsMismatch
 
+                try:
                     MTCNNDetector._instance = MTCNNPipeline.cached()
                 except Exception as exc:  # ImportError, or a package that cannot load
+                    package = f"mtcnn=={PINNED_VERSION}" if isinstance(exc, WeightsMismatch) else "mtcnn"
                     raise DetectorUnavailable(
                         f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "
-                        "reinstall it with `pip install mtcnn onnxruntime onnx`, or use a model "
+                        f"reinstall it with `pip install {package} onnxruntime onnx`, or use a model "
                         "trained with --detector none") from None
             return MTCNNDetector._instance
 

@@ -111,6 +111,8 @@ def suppress(boxes: np.ndarray, threshold: float, method: str = "union",
 NETWORKS = (("pnet", None), ("rnet", 24), ("onet", 48))
 """MTCNN's three networks and their input sides (PNet takes any size)."""
 
+PINNED_VERSION = "1.0.0"
+"""The ``mtcnn`` release whose weight files :data:`WEIGHTS_SHA256` pins."""
 WEIGHTS_SHA256 = {
     "pnet.lz4": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
     "rnet.lz4": "cb00e6460f3c98b0bfafaba3c0a0ded4bdf6e62cee7174d969e8670d7e757fee",

@@ -216,3 +216,19 @@ def test_the_detectors_weights_are_checked_against_their_pinned_sha256(tmp_path)
     (tmp_path / "pnet.lz4").unlink()
     with pytest.raises(WeightsMismatch, match="pnet.lz4: cannot be read"):
         check_weights(tmp_path)
+
+
+def test_changed_weights_stop_the_detector_with_the_release_to_reinstall(monkeypatch):
+    """A package whose weights are not the pinned ones is a setup error that names
+    the file and the release to install, not a photo without a face."""
+    import verifier.mtcnn_pipeline as pipeline
+    from verifier.errors import DetectorUnavailable
+    from verifier.faces import MTCNNDetector
+
+    def changed(folder=None):
+        raise pipeline.WeightsMismatch("/site/mtcnn/assets/weights/pnet.lz4: SHA-256 00 is not the pinned ea")
+
+    monkeypatch.setattr(pipeline, "check_weights", changed)
+    monkeypatch.setattr(MTCNNDetector, "_instance", None)
+    with pytest.raises(DetectorUnavailable, match=r"pnet.lz4: SHA-256 .*pip install mtcnn==1\.0\.0 "):
+        MTCNNDetector.named("mtcnn-fast").detect(np.zeros((64, 64, 3), np.uint8))
