@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-from verifier.defaults import DEFAULT_DETECTOR, MIN_FACE_PX  # noqa: E402
+from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS  # noqa: E402
 
 
 def pair_metrics(vectors: np.ndarray, names: list[str]) -> tuple[float, float]:
@@ -234,7 +234,7 @@ def main() -> None:
     detectors_side_by_side(paths, models)
 
 
-DETECTORS = tuple(MIN_FACE_PX)
+DETECTORS = tuple(DETECTOR_SETTINGS)
 
 
 def face_free(paths: list[Path]) -> list[np.ndarray]:

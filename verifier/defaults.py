@@ -34,8 +34,6 @@ levels: two faces of the group photos lost). A face under 40 px gets no name wit
 any of them (its quality is under the default floor, ``verifier.quality``)."""
 DETECTORS = (*DETECTOR_SETTINGS, "none")
 DEFAULT_DETECTOR = "mtcnn-fast"
-MIN_FACE_PX = {name: settings["min_face_size"] for name, settings in DETECTOR_SETTINGS.items()}
-"""The smallest face (pixels wide) each detector searches for."""
 DEFAULT_PADDING = 0.25
 """Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
 AUGMENTATIONS = ("none", "flip", "degrade")
