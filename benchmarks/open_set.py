@@ -14,8 +14,9 @@ the strangers, clean and degraded seven ways (`verifier.degrade`, as
 
 - strangers named: a stranger's face given a gallery person's name (the goal is 0);
 - known named right / named wrong / left unknown: a gallery person's new photo;
-- pair EERs: each probe against the other clean probes (gallery people's new
-  photos, and the strangers among themselves), clean and degraded, pooled.
+- pair EERs: each probe against the clean probes of other photos (gallery
+  people's new photos, and the strangers among themselves; a degraded copy is not
+  scored against its own original), clean and degraded, pooled.
 
 Printed per model (the README's defaults, and the untrained network: `--head none`)
 for clean and degraded probes, and by quality band of the probe's face; and
@@ -83,13 +84,16 @@ def answer_probes(home: Path, data: Path, options: dict, probes: list[tuple[str,
     return answers, result, vectors
 
 
-def pair_eer(vectors: list, people: list, clean: list[int], probes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Distances and labels of each probe (by position) against every other clean
-    photo of ``clean``; photos without a face are left out."""
+def pair_eer(vectors: list, people: list, photos: list, clean: list[int],
+             probes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and labels of each probe (by position) against every clean probe
+    of another photo (``photos[n]``: the seed photo probe ``n`` was made from, so a
+    degraded copy is never scored against its own original); photos without a face
+    are left out."""
     d, y = [], []
     for a in probes:
         for b in clean:
-            if a == b or vectors[a] is None or vectors[b] is None:
+            if photos[a] == photos[b] or vectors[a] is None or vectors[b] is None:
                 continue
             d.append(float(np.linalg.norm(vectors[a] - vectors[b])))
             y.append(people[a] == people[b])
@@ -200,7 +204,7 @@ def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encod
                 at = [n for n, (_, i) in enumerate(where) if i in members]
                 cl = [n for n in at if where[n][0] == "clean"]
                 for kind, probe in (("clean", cl), ("degraded", [n for n in at if n not in cl])):
-                    dd, yy = pair_eer(vectors, owner, cl, probe)
+                    dd, yy = pair_eer(vectors, owner, [i for _, i in where], cl, probe)
                     pooled = eers.setdefault((label, group, kind), [[], []])
                     pooled[0].append(dd)
                     pooled[1].append(yy)
@@ -225,7 +229,7 @@ def print_tables(tally: dict, eers: dict) -> None:
                 n_s, n_k = sum(s.values()), sum(k.values())
                 print(f"{label:<28}{kind:<10}{band:<16}{s.get('stranger named', 0):>11} of {n_s:<4}"
                       f"{k.get('right', 0):>7} of {n_k:<4}{k.get('wrong', 0):>7}{k.get('unknown', 0):>9}")
-    print("\npair EER (%), probes against the other clean probes, pooled over folds")
+    print("\npair EER (%), probes against the clean probes of other photos, pooled over folds")
     print(f"{'model':<28}{'known clean':>13}{'known degraded':>16}{'strangers clean':>17}"
           f"{'strangers degraded':>20}")
     for label in MODELS:

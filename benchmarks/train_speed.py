@@ -11,7 +11,7 @@ pipeline, measured side by side in one run and printed as ratios.
    backbone pass over the photos.
 3. Quality: the ``tiny`` backbone on a synthetic identity set, validation ROC AUC
    of the fast trainer and of a plain per-pair ``Model.fit`` of the same network.
-4. The README's main command (``--backbone dlib-resnet``, MTCNN faces): training
+4. The README's main command (``--backbone dlib-resnet``, the default detector): training
    with today's defaults (identity adapter, degraded copies, hard negatives,
    open-set splits, selection and calibration) against the defaults before them
    (a new Dense head on the last 10% of the layers, the seed protocol), same photos.
@@ -99,13 +99,15 @@ def quality(args) -> None:
 
 def face(args) -> None:
     """The README's main command, today's defaults against the earlier ones."""
-    print("\n== 4. the README's main command: dlib-resnet, MTCNN faces ==")
-    before = dict(head="dense", fine_tune=0.10, augment="none", hard_negatives=0,
+    from verifier.defaults import DEFAULT_DETECTOR
+
+    print("\n== 4. the README's main command: dlib-resnet, the default detector ==")
+    before = dict(head="dense", fine_tune=0.10, augment="none", hard_negatives=0, margin=1.0,
                   protocol="seed")
     runs = {}
     for label, kw in (("defaults before", before), ("defaults now", {})):
         t = time.perf_counter()
-        runs[label] = fast_run(args.data, backbone="dlib-resnet", detector="mtcnn",
+        runs[label] = fast_run(args.data, backbone="dlib-resnet", detector=DEFAULT_DETECTOR,
                                epochs=args.epochs, **kw)
         runs[label]["wall"] = time.perf_counter() - t
         s = runs[label]["seconds"]

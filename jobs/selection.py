@@ -9,7 +9,7 @@ import numpy as np
 
 from verifier import defaults as d
 from verifier.pairs import PairSet
-from verifier.selection import ModelScores, is_better, score
+from verifier.selection import ModelScores, gallery_pairs, is_better, score
 
 if TYPE_CHECKING:
     from verifier.images import Dataset
@@ -89,12 +89,23 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
     trained_weights = trainer.head.get_weights()
     changed = any(not np.array_equal(a, b) for a, b in zip(start_weights, trained_weights))
     trained_scores = None
-    if changed:
+
+    def scores() -> ModelScores:
+        # the threshold also sees each validation photo against every training photo of
+        # someone else, and the recall at it each validation photo, clean and degraded,
+        # against its person's: as a query of a new photo meets the gallery
         clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
-        trained_scores = score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES)
+        photos, gallery = val.photos(), pairs.train.photos()
+        dist, same = gallery_pairs(clean, clean, photos, gallery, people)
+        positives = [dist[same]] + [dg[sg] for dg, sg in (gallery_pairs(v, clean, photos, gallery, people)
+                                                         for v in degraded)]
+        return score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES,
+                     dist[~same], np.concatenate(positives))
+
+    if changed:
+        trained_scores = scores()
         trainer.head.set_weights(start_weights)
-    clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
-    start_scores = score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES)
+    start_scores = scores()
     for line in _table(start_scores, trained_scores):
         echo("  " + line)
     kept = "start"

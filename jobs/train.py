@@ -30,7 +30,7 @@ class TrainOptions:
     weights: str = "default"
     head: str | None = None
     """``None``: the backbone's recipe (:data:`verifier.defaults.RECIPES`), as
-    ``fine_tune``, ``augment`` and ``hard_negatives``."""
+    ``fine_tune``, ``augment``, ``hard_negatives`` and ``margin``."""
     detector: str = d.DEFAULT_DETECTOR
     face_padding: float = d.DEFAULT_PADDING
     require_face: bool = False
@@ -43,7 +43,7 @@ class TrainOptions:
     """Save the trained model even when it is not better than the starting network."""
     image_size: int | None = None
     embedding_dim: int = d.DEFAULT_EMBEDDING_DIM
-    margin: float = d.DEFAULT_MARGIN
+    margin: float | None = None
     epochs: int = d.DEFAULT_EPOCHS
     batch_size: int = d.DEFAULT_BATCH_SIZE
     seed: int = d.DEFAULT_SEED
@@ -215,22 +215,38 @@ def view_names(opts: TrainOptions) -> list[str]:
     return names
 
 
-def _view_pixels(chip: np.ndarray, view: str, rng: np.random.Generator, padding: float) -> np.ndarray:
+def _photo_views(preparer: PhotoPreparer, path: Path, names: list[str], seed: int,
+                 photo: int, padding: float) -> list[np.ndarray]:
+    """The pixels of every version of one photo (:func:`view_names`). A degradation is
+    applied to the whole photo and the face found again, as a query of such a photo
+    would be (:meth:`PhotoPreparer.prepare_degraded`); where the detector no longer
+    finds it (or the photo has no face) the aligned face is degraded instead
+    (:func:`verifier.degrade.degrade_chip`). Each version is seeded by ``seed``, the
+    photo and the version."""
     from verifier.degrade import degrade_chip
+    from verifier.images import read_photo_bytes
 
-    name, _, mirrored = view.partition("+")
-    if name == "flip":
-        return chip[:, ::-1]
-    out = chip if name == "clean" else degrade_chip(chip, name, rng, padding)
-    return out[:, ::-1] if mirrored else out
+    rng = {v: np.random.default_rng([seed, photo, v]) for v in range(len(names))}
+    first = {}  # a degradation's first version: its mirror is the same face mirrored
+    for v, view in enumerate(names):
+        first.setdefault(view.partition("+")[0], v)
+    wanted = [(name, rng[v]) for name, v in first.items() if name not in ("clean", "flip")]
+    prepared, found = preparer.prepare_degraded(read_photo_bytes(path), path, wanted) if wanted \
+        else (preparer.prepare(path), [])
+    chip = prepared.pixels
+    faces = {"clean": chip, "flip": chip[:, ::-1]}
+    for (name, r), face in zip(wanted, found):
+        faces[name] = face if face is not None else degrade_chip(chip, name, r, padding)
+    return [faces[view.partition("+")[0]][:, ::-1] if view.endswith("+flip") else faces[view]
+            for view in names]
 
 
 def _features(ws: Workspace, opts: TrainOptions, dataset: Dataset, preparer: PhotoPreparer,
               pairs: PairSet, branch, quiet: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The frozen backbone's features of every photo a training or validation pair
     uses, in every version of :func:`view_names`, each computed once (``rows`` maps
-    a photo to its feature row). A photo is read and aligned once for all its
-    versions; degradations are seeded by ``opts.seed`` and the photo."""
+    a photo to its feature row). A photo is read and its versions made once
+    (:func:`_photo_views`)."""
     from verifier.network import inference_function
     from verifier.trainer import compute_features
 
@@ -241,20 +257,20 @@ def _features(ws: Workspace, opts: TrainOptions, dataset: Dataset, preparer: Pho
     frozen = inference_function(branch.frozen)
     names = view_names(opts)
     per = len(names)
-    chips: dict[int, np.ndarray] = {}
+    views: dict[int, list[np.ndarray]] = {}
 
     def load(idx):
         wanted = {i // per for i in idx}
-        for photo in list(chips):  # batches walk the photos in order: keep only this one's
+        for photo in list(views):  # batches walk the photos in order: keep only theirs
             if photo not in wanted:
-                del chips[photo]
+                del views[photo]
         out = []
         for i in idx:
             photo, view = divmod(i, per)
-            if photo not in chips:
-                chips[photo] = preparer.prepare(paths[photo]).pixels
-            rng = np.random.default_rng([opts.seed, int(used[photo]), view])
-            out.append(_view_pixels(chips[photo], names[view], rng, opts.face_padding))
+            if photo not in views:
+                views[photo] = _photo_views(preparer, paths[photo], names, opts.seed,
+                                            int(used[photo]), opts.face_padding)
+            out.append(views[photo][view])
         return np.stack(out)
 
     with bar(len(used) * per, "frozen features", quiet=quiet) as progress:

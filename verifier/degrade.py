@@ -97,8 +97,9 @@ def degrade_chip(chip: np.ndarray, name: str, rng: np.random.Generator,
     """Degradation ``name`` applied to an aligned face chip (the face sits on the
     alignment template, so its box and landmarks are known without a detector);
     the result has the chip's size (a low-resolution face is scaled back up, as the
-    aligner would have done). What training augments with: cheaper than degrading
-    the photo and finding the face again."""
+    aligner would have done). What training falls back to where the detector no
+    longer finds the face in the degraded photo
+    (:meth:`verifier.preparation.PhotoPreparer.prepare_degraded`)."""
     from .faces import LANDMARKS, template_points
 
     side = chip.shape[0]

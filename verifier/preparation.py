@@ -6,13 +6,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.errors import NoFaceFound, NoSuchFace
-from verifier.faces import DEFAULT_PADDING, Face, MTCNNDetector, align, box_overlap, largest_first
+from verifier.faces import (DEFAULT_PADDING, LANDMARKS, Face, MTCNNDetector, align, box_overlap,
+                            largest_first)
 from verifier.images import decode_image, read_photo_bytes, resize, sha256_bytes
 from verifier.model_config import ModelConfig
 from verifier.quality import Quality, face_quality
@@ -169,12 +170,46 @@ class PhotoPreparer:
         a detector. A face is required (:class:`NoFaceFound`)."""
         return self._prepare(data, name, self._mtcnn is not None, remember, None, max_faces)
 
+    def prepare_degraded(self, data: bytes, name: object,
+                         degradations: Sequence[tuple[str, np.random.Generator]]
+                         ) -> tuple[Prepared, list[np.ndarray | None]]:
+        """The photo's face (as :meth:`prepare_bytes`) and, for each ``(degradation,
+        rng)`` of :data:`verifier.degrade.DEGRADATIONS`, the face after that
+        degradation of the whole photo, found by the detector and aligned as a query
+        of such a photo would be (the face overlapping the original most); ``None``
+        where the detector no longer finds it, or the photo had no face. What
+        training learns hard photos from."""
+        from verifier.degrade import DEGRADATIONS
+
+        image = decode_image(data, name=name, max_pixels=self.max_pixels)
+        prepared = self._prepare_image(image, sha256_bytes(data), name, None, True, None, None)[0]
+        if prepared.face is None or self._mtcnn is None:
+            return prepared, [None] * len(degradations)
+        face = prepared.face
+        marks = dict(zip(LANDMARKS, face.landmarks))
+        out: list[np.ndarray | None] = []
+        for degradation, rng in degradations:
+            changed = DEGRADATIONS[degradation](image, rng, face.box, marks)
+            scale = changed.shape[1] / image.shape[1]  # low resolution shrinks the photo
+            self.detections += 1
+            found = self._mtcnn.detect(changed)
+            overlaps = [box_overlap(f.box, tuple(v * scale for v in face.box)) for f in found]
+            if not overlaps or max(overlaps) < MIN_BOX_OVERLAP:
+                out.append(None)
+                continue
+            again = found[int(np.argmax(overlaps))]
+            out.append(align(changed, again.landmarks, self.size, self.padding))
+        return prepared, out
+
     def _prepare(self, data: bytes, name: object, require_face: bool | None, remember: bool,
                  choice: FaceChoice, every: int | None) -> list[Prepared]:
+        image = decode_image(data, name=name, max_pixels=self.max_pixels)
+        return self._prepare_image(image, sha256_bytes(data), name, require_face, remember, choice, every)
+
+    def _prepare_image(self, image: np.ndarray, digest: str, name: object, require_face: bool | None,
+                       remember: bool, choice: FaceChoice, every: int | None) -> list[Prepared]:
         if require_face is None:
             require_face = self.require_face
-        image = decode_image(data, name=name, max_pixels=self.max_pixels)
-        digest = sha256_bytes(data)
         size = (int(image.shape[1]), int(image.shape[0]))
         if self._mtcnn is None:
             return [Prepared(resize(image, self.size), FaceStatus.WHOLE, digest, size=size)]

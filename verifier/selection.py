@@ -35,7 +35,8 @@ class ModelScores:
     (:func:`verifier.metrics.calibrated_threshold`); ``None`` without negatives."""
     rule: str = ""
     recall: float | None = None
-    """Share of the clean same-person pairs accepted at :attr:`threshold`: what
+    """Share of the clean same-person pairs (and of the ``positives`` :func:`score`
+    is given) accepted at :attr:`threshold`: what
     users get at the operating point, where a model that spreads its impostors
     pays with a stricter threshold."""
 
@@ -58,10 +59,28 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=1), 0.0))
 
 
+def gallery_pairs(probes: np.ndarray, gallery: np.ndarray, photos: np.ndarray,
+                  others: np.ndarray, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of each of ``photos`` (embedded as ``probes``) to each of ``others``
+    (embedded as ``gallery``; both indexed by photo), and whether the two show the
+    same person (``people[i]``): what a query of a new photo meets in a gallery of
+    the training photos."""
+    photos, others = np.asarray(photos, np.int64), np.asarray(others, np.int64)
+    if not len(photos) or not len(others):
+        return np.zeros(0), np.zeros(0, bool)
+    d = np.sqrt(np.maximum(((probes[photos][:, None] - gallery[others][None]) ** 2).sum(-1), 0.0))
+    same = people[photos][:, None] == people[others][None]
+    return d.ravel(), same.ravel()
+
+
 def score(clean: np.ndarray, degraded: Sequence[np.ndarray], pairs: Pairs, unseen: np.ndarray,
-          target_far: float, min_tail: int = 10) -> ModelScores:
+          target_far: float, min_tail: int = 10, negatives: np.ndarray | None = None,
+          positives: np.ndarray | None = None) -> ModelScores:
     """Scores of one model: ``clean`` and each of ``degraded`` are embeddings indexed
-    by photo; ``unseen[i]`` says photo ``i``'s person has no training photo."""
+    by photo; ``unseen[i]`` says photo ``i``'s person has no training photo. The
+    threshold is calibrated on the pairs and ``negatives``, and the recall at it
+    counted on the pairs and ``positives`` (more different- and same-person
+    distances, :func:`gallery_pairs`); the error rates are the pairs' own."""
     y = pairs.label.astype(bool)
     d = _distances(clean[pairs.first], clean[pairs.second])
     eer = _safe(metrics.eer, d, y)
@@ -76,8 +95,11 @@ def score(clean: np.ndarray, degraded: Sequence[np.ndarray], pairs: Pairs, unsee
     eer_unseen = _safe(metrics.eer, d[both], y[both]) if both.any() else None
     threshold, rule, recall = None, "", None
     try:
-        threshold, rule = metrics.calibrated_threshold(d, y, target_far, min_tail)
-        recall = float((d[y] <= threshold).mean()) if y.any() else None
+        extra = np.zeros(0) if negatives is None else np.asarray(negatives, float)
+        threshold, rule = metrics.calibrated_threshold(np.r_[d, extra], np.r_[y, np.zeros(len(extra), bool)],
+                                                       target_far, min_tail)
+        same = np.r_[d[y], np.zeros(0) if positives is None else np.asarray(positives, float)]
+        recall = float((same <= threshold).mean()) if len(same) else None
     except MetricError:
         pass
     return ModelScores(eer, eer_degraded, eer_unseen, tar, target_far, threshold, rule, recall)

@@ -149,8 +149,10 @@ TRAIN_OPTIONS = [
                  help="Input side in pixels [default: 224; 64 for tiny; 150 for dlib-resnet; "
                       "the tutorial used 244]."),
     click.option("--embedding-dim", default=d.DEFAULT_EMBEDDING_DIM, show_default=True, type=click.IntRange(2, 4096)),
-    click.option("--margin", default=d.DEFAULT_MARGIN, show_default=True,
-                 type=click.FloatRange(min=0, min_open=True), help="Contrastive loss margin."),
+    click.option("--margin", type=click.FloatRange(min=0, min_open=True),
+                 help="Contrastive loss margin: different people are pushed this far apart "
+                      f"[default: {d.FACE_MARGIN} for dlib-resnet, about its own distance between "
+                      f"different people; {d.DEFAULT_MARGIN} otherwise, the tutorial's]."),
     click.option("--epochs", default=d.DEFAULT_EPOCHS, show_default=True, type=click.IntRange(1)),
     click.option("--batch-size", default=d.DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(2),
                  help="Photos per training step; every training pair among them is used."),

@@ -232,3 +232,41 @@ def test_changed_weights_stop_the_detector_with_the_release_to_reinstall(monkeyp
     monkeypatch.setattr(MTCNNDetector, "_instance", None)
     with pytest.raises(DetectorUnavailable, match=r"pnet.lz4: SHA-256 .*pip install mtcnn==1\.0\.0 "):
         MTCNNDetector.named("mtcnn-fast").detect(np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.integration
+def test_a_degraded_photo_gives_the_face_found_again_in_it(seed_faces):
+    """Training's hard photos: each degradation of the whole photo, the face detected
+    again and aligned as a query of that photo would be; None where it is not found."""
+    from verifier.degrade import DEGRADATIONS, grayscale
+    from verifier.faces import LANDMARKS, MTCNNDetector
+    from verifier.images import decode_image
+    from verifier.preparation import PhotoPreparer
+
+    data = sorted((seed_faces / "obama").iterdir())[0].read_bytes()
+    preparer = PhotoPreparer(150, "mtcnn-fast")
+    wanted = [(name, np.random.default_rng(k)) for k, name in enumerate(DEGRADATIONS)]
+    prepared, faces = preparer.prepare_degraded(data, "obama", wanted)
+    assert prepared.status == "face" and len(faces) == len(DEGRADATIONS)
+    assert sum(f is not None for f in faces) >= len(DEGRADATIONS) - 1  # the eye band may hide it
+    image = decode_image(data)
+    gray = grayscale(image, np.random.default_rng(0), prepared.face.box,
+                     dict(zip(LANDMARKS, prepared.face.landmarks)))
+    again = MTCNNDetector.named("mtcnn-fast").detect(gray)[0]
+    np.testing.assert_array_equal(faces[0], align(gray, again.landmarks, 150))
+    small = faces[list(DEGRADATIONS).index("low_resolution")]
+    assert small is not None and small.shape == prepared.pixels.shape
+    # no face in the photo: nothing to find again
+    blank = PhotoPreparer(150, "mtcnn-fast").prepare_degraded(_png(np.full((80, 80, 3), 128, np.uint8)),
+                                                               "blank", wanted[:2])
+    assert blank[0].status == "no_face" and blank[1] == [None, None]
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()

@@ -9,7 +9,7 @@ import pytest
 
 from verifier import metrics
 from verifier.pairs import Pairs, make_pairs
-from verifier.selection import ModelScores, is_better, score
+from verifier.selection import ModelScores, gallery_pairs, is_better, score
 
 
 def scores(*errors, tar=1.0) -> ModelScores:
@@ -35,6 +35,35 @@ def test_score_on_hand_built_embeddings():
     assert s.eer == 0.0 and s.tar == 1.0
     assert s.eer_unseen is None  # one pair of unseen people: one class only
     assert s.eer_degraded is not None and s.eer_degraded > 0.0
+
+
+def test_gallery_pairs_are_each_photo_against_every_gallery_photo():
+    clean = np.array([[0.0], [0.1], [1.0], [1.3], [3.0]], np.float32)
+    people = np.array(["a", "a", "b", "b", "c"])
+    # photos 1 (a) and 3 (b) against the gallery 0 (a), 2 (b), 4 (c)
+    d, same = gallery_pairs(clean, clean, np.array([1, 3]), np.array([0, 2, 4]), people)
+    assert d == pytest.approx([0.1, 0.9, 2.9, 1.3, 0.3, 1.7], abs=1e-6)
+    assert same.tolist() == [True, False, False, False, True, False]
+    # the probes embedded otherwise (a degraded version) against the clean gallery
+    d2, _ = gallery_pairs(clean + 1.0, clean, np.array([1]), np.array([0, 4]), people)
+    assert d2 == pytest.approx([1.1, 1.9], abs=1e-6)
+    assert gallery_pairs(clean, clean, np.array([], int), np.array([0]), people)[0].size == 0
+
+
+def test_more_negatives_and_positives_set_the_threshold_and_its_recall():
+    clean = np.array([[0.0], [0.1], [1.0], [1.3]], np.float32)
+    pairs = Pairs(np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3]),
+                  np.array([1, 0, 0, 0, 0, 1], np.int8))
+    unseen = np.zeros(4, bool)
+    # min_tail 0: the empirical threshold, under the nearest negative
+    alone = score(clean, [], pairs, unseen, 0.01, min_tail=0)
+    assert 0.3 <= alone.threshold < 0.9
+    assert alone.recall == 1.0  # pairs 0-1 (0.1) and 2-3 (0.3)
+    more = score(clean, [], pairs, unseen, 0.01, min_tail=0, negatives=np.array([0.2]),
+                 positives=np.array([0.05]))
+    assert 0.1 <= more.threshold < 0.2  # under the closer impostor
+    assert more.recall == pytest.approx(2 / 3)  # 0.1 and 0.05 of 0.1, 0.3, 0.05
+    assert more.eer == alone.eer  # the error rates are the pairs' own
 
 
 def test_calibrated_threshold_uses_the_empirical_one_with_enough_negatives():
