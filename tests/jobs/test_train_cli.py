@@ -217,3 +217,24 @@ def test_train_calibrates_the_threshold_that_query_uses(tmp_path, synthetic_face
     assert json.loads(again.output)["threshold"] != pytest.approx(printed, abs=1e-4)
     ev = CliRunner().invoke(main, base + ["evaluate", "--json"])
     assert json.loads(ev.output)["threshold"] == pytest.approx(printed, abs=1e-4)
+
+
+def test_photo_views_degrade_every_version_once_and_mirror_its_own(tmp_path, synthetic_faces):
+    """Without a detector (or where it no longer finds the face) each degradation is
+    applied to the aligned input; a ``+flip`` version is its own degradation mirrored,
+    and the same seed gives the same pixels."""
+    from jobs.train import TrainOptions, _photo_views, view_names
+    from verifier.preparation import PhotoPreparer
+
+    names = view_names(TrainOptions(data=synthetic_faces, augment="degrade", tta="flip"))
+    assert names[:2] == ["clean", "flip"] and "gaussian_blur+flip" in names and len(names) == 16
+    photo = sorted(synthetic_faces.rglob("*.png"))[0]
+    preparer = PhotoPreparer(32, "none")
+    views = _photo_views(preparer, photo, names, 0, 3, 0.25)
+    assert len(views) == 16 and all(v.shape == (32, 32, 3) for v in views)
+    by = dict(zip(names, views))
+    np.testing.assert_array_equal(by["flip"], by["clean"][:, ::-1])
+    np.testing.assert_array_equal(by["motion_blur+flip"], by["motion_blur"][:, ::-1])
+    assert not np.array_equal(by["gaussian_blur"], by["clean"])
+    again = _photo_views(preparer, photo, names, 0, 3, 0.25)
+    assert all(np.array_equal(a, b) for a, b in zip(views, again))
