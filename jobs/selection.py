@@ -40,6 +40,21 @@ def _embeddings(trainer, views: dict[str, np.ndarray], rows: np.ndarray, tta: st
     return embed("clean"), [embed(n) for n in degraded]
 
 
+def _scores(trainer, views: dict[str, np.ndarray], rows: np.ndarray, opts: "SelectionOptions",
+            pairs: PairSet, people: np.ndarray, unseen: np.ndarray) -> ModelScores:
+    """The head's current weights on the validation pairs. The threshold also sees each
+    validation photo against every training photo of someone else, and the recall at
+    it each validation photo, clean and degraded, against its person's: as a query of
+    a new photo meets the gallery."""
+    clean, degraded = _embeddings(trainer, views, rows, opts.tta, len(people))
+    photos, gallery = pairs.validation.photos(), pairs.train.photos()
+    dist, same = gallery_pairs(clean, clean, photos, gallery, people)
+    positives = [dist[same]] + [dg[sg] for dg, sg in (gallery_pairs(v, clean, photos, gallery, people)
+                                                     for v in degraded)]
+    return score(clean, degraded, pairs.validation, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES,
+                 dist[~same], np.concatenate(positives))
+
+
 def _table(start: ModelScores, trained: ModelScores | None) -> list[str]:
     def pct(v):
         return "-" if v is None else f"{v * 100:.3f}%"
@@ -74,9 +89,8 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
     """Score the starting network and the trained model on the validation pairs,
     keep the trained weights only when :func:`verifier.selection.is_better` (or
     ``opts.keep_trained``), and calibrate the threshold of the kept one at
-    ``opts.target_far`` on the clean validation pairs."""
+    ``opts.target_far`` (:func:`_scores`)."""
     val = pairs.validation
-    n = len(dataset.photos)
     people = np.array([p.identity for p in dataset.photos])
     trained_people = set(people[pairs.train.photos()].tolist())
     unseen = np.array([p not in trained_people for p in people])
@@ -91,16 +105,7 @@ def choose_and_calibrate(trainer, start_weights: list, views: dict[str, np.ndarr
     trained_scores = None
 
     def scores() -> ModelScores:
-        # the threshold also sees each validation photo against every training photo of
-        # someone else, and the recall at it each validation photo, clean and degraded,
-        # against its person's: as a query of a new photo meets the gallery
-        clean, degraded = _embeddings(trainer, views, rows, opts.tta, n)
-        photos, gallery = val.photos(), pairs.train.photos()
-        dist, same = gallery_pairs(clean, clean, photos, gallery, people)
-        positives = [dist[same]] + [dg[sg] for dg, sg in (gallery_pairs(v, clean, photos, gallery, people)
-                                                         for v in degraded)]
-        return score(clean, degraded, val, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES,
-                     dist[~same], np.concatenate(positives))
+        return _scores(trainer, views, rows, opts, pairs, people, unseen)
 
     if changed:
         trained_scores = scores()
