@@ -134,8 +134,9 @@ def tar_at_far(distances: np.ndarray, labels: np.ndarray, far_target: float) -> 
 def _candidate_thresholds(d: np.ndarray) -> np.ndarray:
     u = np.unique(d)
     mids = (u[:-1] + u[1:]) / 2.0
-    # "accept nothing" sits below the smallest distance, still a valid (>= 0) distance
-    below = u[0] / 2.0 if u[0] > 0 else u[0] - 1e-6
+    # "accept nothing" sits just below the smallest distance (as a midpoint sits just
+    # between two): with negatives only, the least strict threshold that accepts none
+    below = float(np.nextafter(u[0], -np.inf))
     return np.r_[below, mids, u[-1] + 1.0]
 
 

@@ -101,3 +101,13 @@ def test_summary_keys():
     s = m.summary(D, Y, 0.35)
     for key in ("accuracy", "roc_auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "confusion"):
         assert key in s
+
+
+def test_with_negatives_only_the_empirical_threshold_sits_just_under_the_nearest():
+    """A gallery of one photo a person gives different-person pairs only: accepting
+    none of them must not halve the threshold (it once sat at half the smallest)."""
+    negatives = np.array([0.62, 0.7, 0.81, 0.9, 1.0])
+    t, rule = m.calibrated_threshold(negatives, np.zeros(5, int), 0.01, min_tail=0)
+    assert rule == "far<=0.01" and 0.6199 < t < 0.62
+    assert m.far_threshold(np.r_[0.3, negatives], np.r_[1, np.zeros(5, int)], 0.0) == \
+        pytest.approx(0.46)  # between the positive and the nearest negative, as before
