@@ -49,8 +49,9 @@ def _scores(trainer, views: dict[str, np.ndarray], rows: np.ndarray, opts: "Sele
     clean, degraded = _embeddings(trainer, views, rows, opts.tta, len(people))
     photos, gallery = pairs.validation.photos(), pairs.train.photos()
     dist, same = gallery_pairs(clean, clean, photos, gallery, people)
-    positives = [dist[same]] + [dg[sg] for dg, sg in (gallery_pairs(v, clean, photos, gallery, people)
-                                                     for v in degraded)]
+    # the same photos against the same gallery: ``same`` holds for every version
+    positives = [dist[same]] + [gallery_pairs(v, clean, photos, gallery, people)[0][same]
+                                for v in degraded]
     return score(clean, degraded, pairs.validation, unseen, opts.target_far, d.MIN_TAIL_NEGATIVES,
                  dist[~same], np.concatenate(positives))
 

@@ -226,11 +226,11 @@ def _photo_views(preparer: PhotoPreparer, path: Path, names: list[str], seed: in
     from verifier.degrade import degrade_chip
     from verifier.images import read_photo_bytes
 
-    rng = {v: np.random.default_rng([seed, photo, v]) for v in range(len(names))}
-    first = {}  # a degradation's first version: its mirror is the same face mirrored
+    first: dict[str, int] = {}  # a degradation's first version: its mirror is the same face mirrored
     for v, view in enumerate(names):
         first.setdefault(view.partition("+")[0], v)
-    wanted = [(name, rng[v]) for name, v in first.items() if name not in ("clean", "flip")]
+    wanted = [(name, np.random.default_rng([seed, photo, v])) for name, v in first.items()
+              if name not in ("clean", "flip")]
     prepared, found = preparer.prepare_degraded(read_photo_bytes(path), path, wanted) if wanted \
         else (preparer.prepare(path), [])
     chip = prepared.pixels

@@ -182,7 +182,8 @@ class PhotoPreparer:
         from verifier.degrade import DEGRADATIONS
 
         image = decode_image(data, name=name, max_pixels=self.max_pixels)
-        prepared = self._prepare_image(image, sha256_bytes(data), name, None, True, None, None)[0]
+        prepared = self._prepare_image(image, sha256_bytes(data), name, require_face=None,
+                                       remember=True, choice=None, every=None)[0]
         if prepared.face is None or self._mtcnn is None:
             return prepared, [None] * len(degradations)
         face = prepared.face

@@ -56,7 +56,7 @@ def _safe(fn, *args) -> float | None:
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=1), 0.0))
+    return np.sqrt(np.maximum(((a - b) ** 2).sum(axis=-1), 0.0))
 
 
 def gallery_pairs(probes: np.ndarray, gallery: np.ndarray, photos: np.ndarray,
@@ -68,7 +68,7 @@ def gallery_pairs(probes: np.ndarray, gallery: np.ndarray, photos: np.ndarray,
     photos, others = np.asarray(photos, np.int64), np.asarray(others, np.int64)
     if not len(photos) or not len(others):
         return np.zeros(0), np.zeros(0, bool)
-    d = np.sqrt(np.maximum(((probes[photos][:, None] - gallery[others][None]) ** 2).sum(-1), 0.0))
+    d = _distances(probes[photos][:, None], gallery[others][None])
     same = people[photos][:, None] == people[others][None]
     return d.ravel(), same.ravel()
 
