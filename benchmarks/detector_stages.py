@@ -1,5 +1,6 @@
-"""Where MTCNN's time goes, and what each extra face costs it, in one run, for the
-default detector and the package's settings (`mtcnn`).
+"""Where MTCNN's time goes, and what each extra face costs it, in one run, for
+`mtcnn-fast` and the package's settings (`mtcnn`); the default detector, `yunet`,
+is one network pass (`benchmarks/faces_speed.py` and `group_photos.py` time it).
 
     python benchmarks/detector_stages.py [--rounds 5]
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS  # noqa: E402
+from verifier.defaults import DETECTOR_SETTINGS  # noqa: E402
 
 PEOPLE = ("obama", "messi", "meryl_streep", "mbappe")
 STAGES = ("resize", "pnet", "suppress", "crop", "rnet", "onet")
@@ -95,7 +96,7 @@ def main() -> None:
                                               ((pipe._pnet, "pnet"), (pipe._rnet, "rnet"),
                                                (pipe._onet, "onet")))
         pipes[threads] = pipe
-    detectors = {name: DETECTOR_SETTINGS[name] for name in (DEFAULT_DETECTOR, "mtcnn")}
+    detectors = {name: DETECTOR_SETTINGS[name] for name in ("mtcnn-fast", "mtcnn")}
     for pipe in pipes.values():
         for settings in detectors.values():
             for images in photos.values():

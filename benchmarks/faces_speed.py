@@ -1,5 +1,5 @@
-"""Faces end to end: `verifier embed` (dlib-resnet, MTCNN, fresh workspace and face
-cache) against the face_recognition library on the same photos, in one run.
+"""Faces end to end: `verifier embed` (dlib-resnet, fresh workspace and face cache)
+against the face_recognition library on the same photos, in one run.
 
     python benchmarks/faces_speed.py
 
@@ -8,8 +8,8 @@ The peer is dlib's HOG detector and the same ResNet in C++; it runs when install
 Reports photos per second, accuracy over all 8,128 unordered seed pairs (ROC AUC,
 EER), faces found, the warm single-photo latency, the effect of --tta flip, and
 where the time of one photo goes (MTCNN as the `mtcnn` package ships it, against
-its networks on ONNX Runtime), for each MTCNN detector (`mtcnn`, the default, and
-`mtcnn-30px`). Then the two detectors side by side on the seed photos, their
+the default detector), for each detector (the default `yunet`, `mtcnn-fast` and the
+package-equal `mtcnn`). Then the detectors side by side on the seed photos, their
 seven degradations (`benchmarks/hard_photos.py`'s, seeded) and seeded face-free
 images (`verifier.synthetic.face_free_images` and crops of the seed photos'
 backgrounds): faces found, milliseconds per photo, false faces, and the EER of the
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
-from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS  # noqa: E402
+from verifier.defaults import DEFAULT_DETECTOR  # noqa: E402
 
 
 def pair_metrics(vectors: np.ndarray, names: list[str]) -> tuple[float, float]:
@@ -234,7 +234,8 @@ def main() -> None:
     detectors_side_by_side(paths, models)
 
 
-DETECTORS = tuple(DETECTOR_SETTINGS)
+DETECTORS = (DEFAULT_DETECTOR, "mtcnn-fast", "mtcnn")
+"""The default and the MTCNN settings it replaced (``mtcnn-30px``: detector_settings.py)."""
 
 
 def face_free(paths: list[Path]) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ _EXPORTS = {
     "DetectorUnavailable": "errors", "BackboneError": "errors", "SeveralFaces": "errors",
     "NoSuchFace": "errors",
     "decode_image": "images", "scan_dataset": "images",
-    "Face": "faces", "MTCNNDetector": "faces", "align": "faces",
+    "Face": "faces", "FaceDetector": "faces", "MTCNNDetector": "faces", "YuNetDetector": "faces", "align": "faces",
     "Detection": "detection", "DetectedFace": "detection", "detect_faces": "detection",
     "PhotoPreparer": "preparation", "Prepared": "preparation", "FaceStore": "preparation",
     "build_branch": "network", "build_siamese": "network", "inference_function": "network",

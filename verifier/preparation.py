@@ -12,7 +12,7 @@ import numpy as np
 
 from verifier.defaults import DEFAULT_DETECTOR, DEFAULT_MAX_FACES, DEFAULT_MAX_PIXELS
 from verifier.errors import NoFaceFound, NoSuchFace
-from verifier.faces import (DEFAULT_PADDING, LANDMARKS, Face, MTCNNDetector, align, box_overlap,
+from verifier.faces import (DEFAULT_PADDING, LANDMARKS, Face, FaceDetector, align, box_overlap,
                             largest_first)
 from verifier.images import decode_image, read_photo_bytes, resize, sha256_bytes
 from verifier.model_config import ModelConfig
@@ -110,9 +110,9 @@ class PhotoPreparer:
     """Preprocessing recorded in a model's config (``detector``, ``face_padding``)."""
 
     @property
-    def face_detector(self) -> MTCNNDetector:
+    def face_detector(self) -> FaceDetector:
         """The model's detector, or the default one for a model that has none."""
-        return self._mtcnn or MTCNNDetector.named(DEFAULT_DETECTOR)
+        return self._detector or FaceDetector.named(DEFAULT_DETECTOR)
 
     def __init__(self, size: int, detector: str = "none", padding: float = DEFAULT_PADDING,
                  cache: FaceStore | None = None, require_face: bool = False,
@@ -124,7 +124,7 @@ class PhotoPreparer:
         self.require_face = require_face
         self.max_pixels = max_pixels
         self.detections = 0  # detector runs, for tests and benchmarks
-        self._mtcnn = MTCNNDetector.named(detector) if detector != "none" else None
+        self._detector = FaceDetector.named(detector) if detector != "none" else None
 
     @classmethod
     def for_config(cls, config: ModelConfig, cache: FaceStore | None = None, **kw) -> "PhotoPreparer":
@@ -143,7 +143,7 @@ class PhotoPreparer:
         if cached is not None:
             return [Face.from_dict(f) for f in cached], False
         self.detections += 1
-        found = self._mtcnn.detect(image)
+        found = self._detector.detect(image)
         if self.cache and remember:
             self.cache.put(sha256, [f.as_dict() for f in found])
         return found, not remember
@@ -168,7 +168,7 @@ class PhotoPreparer:
         """The branch inputs of every face of a photo, largest first (at most
         ``max_faces``), from one detection; one ``whole`` input for a model without
         a detector. A face is required (:class:`NoFaceFound`)."""
-        return self._prepare(data, name, self._mtcnn is not None, remember, None, max_faces)
+        return self._prepare(data, name, self._detector is not None, remember, None, max_faces)
 
     def prepare_degraded(self, data: bytes, name: object,
                          degradations: Sequence[tuple[str, np.random.Generator]]
@@ -184,7 +184,7 @@ class PhotoPreparer:
         image = decode_image(data, name=name, max_pixels=self.max_pixels)
         prepared = self._prepare_image(image, sha256_bytes(data), name, require_face=None,
                                        remember=True, choice=None, every=None)[0]
-        if prepared.face is None or self._mtcnn is None:
+        if prepared.face is None or self._detector is None:
             return prepared, [None] * len(degradations)
         face = prepared.face
         marks = dict(zip(LANDMARKS, face.landmarks))
@@ -193,7 +193,7 @@ class PhotoPreparer:
             changed = DEGRADATIONS[degradation](image, rng, face.box, marks)
             scale = changed.shape[1] / image.shape[1]  # low resolution shrinks the photo
             self.detections += 1
-            found = self._mtcnn.detect(changed)
+            found = self._detector.detect(changed)
             overlaps = [box_overlap(f.box, tuple(v * scale for v in face.box)) for f in found]
             if not overlaps or max(overlaps) < MIN_BOX_OVERLAP:
                 out.append(None)
@@ -212,7 +212,7 @@ class PhotoPreparer:
         if require_face is None:
             require_face = self.require_face
         size = (int(image.shape[1]), int(image.shape[0]))
-        if self._mtcnn is None:
+        if self._detector is None:
             return [Prepared(resize(image, self.size), FaceStatus.WHOLE, digest, size=size)]
         faces, fresh = self._faces(image, digest, remember)
         found = tuple(f.as_dict() for f in faces) if fresh else None

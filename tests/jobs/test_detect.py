@@ -108,6 +108,7 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
     from verifier.preparation import PhotoPreparer
 
     from verifier.defaults import DEFAULT_DETECTOR, DETECTOR_SETTINGS
+    from verifier.faces import YuNetDetector
 
     for name, smallest in (("mtcnn", 20), ("mtcnn-30px", 30), ("mtcnn-fast", 20 / 0.709)):
         prep = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150, "detector": name}), FaceCache(tmp_path, name))
@@ -115,6 +116,9 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
         assert prep.face_detector.settings == {k: v for k, v in DETECTOR_SETTINGS[name].items()
                                                if k != "min_face_size"}
         assert prep.cache.folder == tmp_path / name
+    prep = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150, "detector": "yunet"}), FaceCache(tmp_path, "yunet"))
+    assert isinstance(prep.face_detector, YuNetDetector) and prep.cache.folder == tmp_path / "yunet"
     none = PhotoPreparer.for_config(ModelConfig.parse({"image_size": 150}), None)
     assert none.cache is None  # detect's default detector
-    assert none.face_detector.min_face_size == DETECTOR_SETTINGS[DEFAULT_DETECTOR]["min_face_size"]
+    assert type(none.face_detector) is type(PhotoPreparer.for_config(
+        ModelConfig.parse({"image_size": 150, "detector": DEFAULT_DETECTOR}), None).face_detector)
