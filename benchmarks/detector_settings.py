@@ -9,9 +9,9 @@ faces found on the 128 seed photos and on their 896 degraded
 copies (`benchmarks/hard_photos.py`'s, seeded), extra faces (a seed photo shows one
 person), false faces on the face-free images of `benchmarks/faces_speed.py`, and
 milliseconds per seed photo. A setting may replace the package's only where it finds
-at least as many faces with no more false ones (`--detector mtcnn-30px`,
-`mtcnn-fast` and the default, `yunet` at 0.8 with its half-size levels, came from
-this table).
+at least as many faces with no more false ones (`--detector mtcnn-30px`, the
+default `mtcnn-fast`, and `yunet` at 0.8 with its half-size levels came from this
+table).
 """
 from __future__ import annotations
 

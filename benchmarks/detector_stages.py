@@ -1,6 +1,6 @@
 """Where MTCNN's time goes, and what each extra face costs it, in one run, for
-`mtcnn-fast` and the package's settings (`mtcnn`); the default detector, `yunet`,
-is one network pass (`benchmarks/faces_speed.py` and `group_photos.py` time it).
+the default detector, `mtcnn-fast`, and the package's settings (`mtcnn`); `yunet` is
+one network pass (`benchmarks/faces_speed.py` and `group_photos.py` time it).
 
     python benchmarks/detector_stages.py [--rounds 5]
 

@@ -234,8 +234,8 @@ def main() -> None:
     detectors_side_by_side(paths, models)
 
 
-DETECTORS = (DEFAULT_DETECTOR, "mtcnn-fast", "mtcnn")
-"""The default and the MTCNN settings it replaced (``mtcnn-30px``: detector_settings.py)."""
+DETECTORS = ("yunet", "mtcnn-fast", "mtcnn")
+"""YuNet, the default and the package's settings (``mtcnn-30px``: detector_settings.py)."""
 
 
 def face_free(paths: list[Path]) -> list[np.ndarray]:

@@ -1,9 +1,9 @@
 """Group photos answered face by face: accuracy and cost per extra face, in one run.
 
-    python benchmarks/group_photos.py [--photos 300] [--seed 0] [--detectors yunet,mtcnn-fast]
+    python benchmarks/group_photos.py [--photos 300] [--seed 0] [--detectors mtcnn-fast,yunet]
 
 The gallery is the first six seed photos of each of the 16 people (dlib-resnet, threshold calibrated by `verifier evaluate` on the validation split), once
-per detector compared (the default, `yunet`, and `mtcnn-fast`, side by side).
+per detector compared (the default, `mtcnn-fast`, and `yunet`, side by side).
 The probes are group photos composed, seeded, from the held-out seventh and eighth
 photos: 2 to 4 different people side by side, each pasted at 110-300 px. For every
 pasted person it counts whether exactly one face was found there, whether that
@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--enroll-photos", type=int, default=300,
                     help="Group photos of the face-by-face gallery (0: skip that part)")
-    ap.add_argument("--detectors", default=f"{DEFAULT_DETECTOR},mtcnn-fast",
+    ap.add_argument("--detectors", default=f"{DEFAULT_DETECTOR},yunet",
                     help="Detectors compared, side by side in one run (the face-by-face gallery: "
                          "the default detector only)")
     args = ap.parse_args()

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
+from verifier.defaults import DETECTORS  # noqa: E402
+
 GALLERY_PHOTOS = 5
 MODELS = {"trained (README defaults)": {},
           "untrained network": {"head": "none", "fine_tune": 0.0, "augment": "none"}}
@@ -194,6 +196,8 @@ def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encod
             link.symlink_to(paths[i].resolve())
         for label, options in MODELS.items():
             t1 = time.perf_counter()
+            if args.detector:
+                options = {**options, "detector": args.detector}
             answers, result, vectors = answer_probes(Path(tmp) / label.split()[0], data, options,
                                                      probes, target_far)
             print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
@@ -209,8 +213,12 @@ def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encod
                     pooled[0].append(dd)
                     pooled[1].append(yy)
             rows = tally.setdefault(label, {})
-            for a, truth, kind in zip(answers, truths, kinds):
+            for a, truth, kind, (name, _) in zip(answers, truths, kinds, probes):
                 q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
+                if args.list and outcome(a, truth) in ("stranger named", "wrong"):
+                    m = a.matches[0]
+                    print(f"  {label}: {name} ({truth or 'a stranger'}) named {m.identity} at "
+                          f"{m.distance:.4f}, quality {q}")
                 for key in ((kind, "all"), (kind, band_of(q))):
                     count(rows, key, a, truth)
 
@@ -247,6 +255,8 @@ def main() -> None:
     ap.add_argument("--target-far", type=float, default=None,
                     help="[default: the project's TARGET_FAR]")
     ap.add_argument("--skip-peer", action="store_true", help="leave face_recognition out")
+    ap.add_argument("--list", action="store_true", help="print every probe named wrongly")
+    ap.add_argument("--detector", choices=DETECTORS, help="train with this detector [default: the default]")
     args = ap.parse_args()
     from benchmarks.hard_photos import degraded_sets
     from verifier.defaults import TARGET_FAR

@@ -20,8 +20,8 @@ DETECTOR_SETTINGS = {
 }
 """MTCNN's networks (the ``mtcnn`` package's weights) with the settings of each named
 detector (:meth:`verifier.mtcnn_pipeline.MTCNNPipeline.detect`'s keywords).
-``mtcnn`` is the package's own configuration, face for face. ``mtcnn-fast`` (the
-default until YuNet) runs the package's image pyramid without its finest level (it starts at
+``mtcnn`` is the package's own configuration, face for face. ``mtcnn-fast``, the
+default, runs the package's image pyramid without its finest level (it starts at
 20 / 0.709 = 28.2 px, the package's second level, so every other level is the
 package's) and drops a face lying more than half inside a surer one (the package:
 more than 0.7; a chin was taken for a second face). On the seed photos, their seven
@@ -33,13 +33,15 @@ and names the same people at the same threshold, in about 65% of the time
 levels: two faces of the group photos lost). A face under 40 px gets no name with
 any of them (its quality is under the default floor, ``verifier.quality``)."""
 YUNET = "yunet"
-"""YuNet (:mod:`verifier.yunet`) finding the faces, ONet placing their landmarks: the
-default detector since it found more faces than ``mtcnn-fast`` on the degraded seed
-photos, fewer on face-free images, named the same people in group photos, with no
-higher pair EER, in about a third of the time (``benchmarks/faces_speed.py``,
-``group_photos.py``, ``detector_settings.py``; ``docs/benchmarks.md``)."""
+"""YuNet (:mod:`verifier.yunet`) finding the faces, ONet placing their landmarks. Not
+the default: it finds more faces than ``mtcnn-fast`` on the degraded seed photos and
+fewer on face-free images in about a third of the time, with no higher pair EER
+(``benchmarks/faces_speed.py``, ``group_photos.py``), but the README's defaults
+trained with it named a stranger (one of 896 degraded probes) and left 3 of 144
+clean known probes unnamed in ``benchmarks/open_set.py``, where ``mtcnn-fast`` gives
+0 and 0 (``docs/cli.md``)."""
 DETECTORS = (YUNET, *DETECTOR_SETTINGS, "none")
-DEFAULT_DETECTOR = YUNET
+DEFAULT_DETECTOR = "mtcnn-fast"
 DEFAULT_PADDING = 0.25
 """Margin around the aligned face template (0.25 with 150 px gives dlib's chips)."""
 AUGMENTATIONS = ("none", "flip", "degrade")

@@ -112,13 +112,14 @@ TRAIN_OPTIONS = [
                       "[default: adapter for dlib-resnet, dense otherwise]."),
     click.option("--detector", default=d.DEFAULT_DETECTOR, show_default=True,
                  type=click.Choice(d.DETECTORS),
-                 help="yunet: find the faces with YuNet in one pass (OpenCV's model zoo, "
-                      "weights pinned by SHA-256), MTCNN's last network placing their five "
-                      "landmarks, and align the most prominent: more faces found, fewer false "
-                      "ones and about a third of mtcnn-fast's time (docs/benchmarks.md); "
-                      "mtcnn-fast: MTCNN, the mtcnn package's pyramid without its finest "
-                      "level, from 28 px; mtcnn: the package's own settings (from 20 px), face "
-                      "for face; mtcnn-30px: the package's from 30 px; none: the whole photo (the "
+                 help="mtcnn-fast: detect the faces with MTCNN (the mtcnn package's pyramid "
+                      "without its finest level, from 28 px; a face mostly inside a surer one "
+                      "dropped) and align the most prominent, in about 65% of the time of mtcnn "
+                      "with the same faces found (docs/benchmarks.md); mtcnn: the package's own "
+                      "settings (from 20 px), face for face; mtcnn-30px: the package's from 30 "
+                      "px; yunet: YuNet finds the faces in one pass (OpenCV's model zoo, weights "
+                      "pinned by SHA-256), MTCNN's ONet places their landmarks, in about a third "
+                      "of mtcnn-fast's time (docs/cli.md); none: the whole photo (the "
                       "tutorial). Recorded in the model; every later command uses it."),
     click.option("--face-padding", default=d.DEFAULT_PADDING, show_default=True, type=click.FloatRange(0, 2),
                  help="Margin around the aligned face, as a fraction of the face template."),

@@ -111,7 +111,7 @@ def test_detectors_by_name_and_the_smallest_face_in_a_scaled_copy(monkeypatch):
 @pytest.mark.integration
 @pytest.mark.parametrize("detector", ["mtcnn-30px", "mtcnn-fast"])
 def test_the_30px_detectors_find_the_packages_largest_face_on_every_seed_photo(seed_faces, detector):
-    """``mtcnn-30px`` (the pyramid from 30 px) and ``mtcnn-fast`` (the
+    """``mtcnn-30px`` (the pyramid from 30 px) and ``mtcnn-fast`` (the default: the
     package's pyramid without its finest level, a face mostly inside a surer one
     dropped) against the package-equal detector on the 128 seed photos: a face
     wherever it finds one, the largest in the same place, as sure as the package's

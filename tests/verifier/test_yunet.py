@@ -148,3 +148,16 @@ def test_onet_on_the_boxes_part_of_the_photo_equals_onet_on_the_whole_photo(seed
     _, expected, expected_scores = pipe._patches(pipe._onet, (image.astype(np.float32) - 127.5) / 128, rows, 48)
     np.testing.assert_allclose(points, mtcnn_boxes.place_landmarks(expected, rows), atol=1e-3)
     np.testing.assert_allclose(scores, expected_scores[:, -1], atol=1e-5)
+
+
+@pytest.mark.integration
+def test_a_model_recording_yunet_prepares_its_faces_with_it(seed_faces):
+    """``--detector yunet`` in a model: its preparer finds the face and aligns it."""
+    from verifier.faces import YuNetDetector
+    from verifier.preparation import PhotoPreparer
+
+    preparer = PhotoPreparer(150, "yunet")
+    assert isinstance(preparer.face_detector, YuNetDetector)
+    prepared = preparer.prepare_bytes(sorted((seed_faces / "obama").iterdir())[0].read_bytes())
+    assert prepared.status == "face" and prepared.pixels.shape == (150, 150, 3)
+    assert prepared.face.confidence >= 0.8
