@@ -114,17 +114,15 @@ class FaceDetector:
     largest first, with its box, confidence and five landmarks (:data:`LANDMARKS`)
     in the photo's own pixels, whatever the detector."""
 
-    name = ""
-
     @staticmethod
     def named(detector: str) -> "FaceDetector":
         """The detector a model records by name (:data:`verifier.defaults.DETECTORS`)."""
-        from .defaults import DETECTOR_SETTINGS, YUNET
+        from .defaults import DETECTOR_SETTINGS, DETECTORS, YUNET
 
         if detector == YUNET:
             return YuNetDetector()
         if detector not in DETECTOR_SETTINGS:
-            known = ", ".join((YUNET, *DETECTOR_SETTINGS))
+            known = ", ".join(d for d in DETECTORS if d != "none")
             raise ValueError(f"unknown face detector {detector!r} (known: {known})")
         return MTCNNDetector(**DETECTOR_SETTINGS[detector])
 
@@ -203,7 +201,9 @@ class YuNetDetector(FaceDetector):
     finds the faces in one pass; MTCNN's last network, ONet, places their five
     landmarks, as it does in the cascade: YuNet's own are looser (on the seed
     photos about 0.1 of the eyes' distance from MTCNN's, against 0.03 for ONet's on
-    YuNet's boxes) and aligned faces that far off are recognised worse. Both networks
+    YuNet's boxes, in a throwaway probe of 2026-12-04) and aligned faces that far off
+    are recognised worse (the seed pairs' EER in ``benchmarks/faces_speed.py``, ``--tta none``:
+    1.59% in a run with YuNet's own landmarks, before ONet placed them; 0.59% now). Both networks
     run on ONNX Runtime and are loaded once per process."""
 
     def __init__(self, threshold: float | None = None, level_side: int | None = None) -> None:
