@@ -171,6 +171,19 @@ def count(rows: dict, key: tuple, answer, truth) -> None:
     cell[o] = cell.get(o, 0) + 1
 
 
+def list_probe(label: str, name: str, answer, truth: str | None, kind: str, quality: float | None) -> None:
+    """``--list``: a probe named wrongly, or a clean photo of a gallery person left
+    unknown (with why: its nearest match and distance, or its reason)."""
+    o = outcome(answer, truth)
+    m = answer.matches[0] if answer.matches else None
+    if o in ("stranger named", "wrong"):
+        print(f"  {label}: {name} ({truth or 'a stranger'}) named {m.identity} at "
+              f"{m.distance:.4f}, quality {quality}")
+    elif o == "unknown" and truth is not None and kind == "clean":
+        why = answer.error or answer.reason or (f"nearest {m.identity} at {m.distance:.4f}" if m else "no match")
+        print(f"  {label}: {name} ({truth}) left unknown: {why}, quality {quality}")
+
+
 def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encodings, target_far: float,
              tally: dict, eers: dict) -> None:
     """One fold: its probes answered by face_recognition and by each model, tallied."""
@@ -215,10 +228,8 @@ def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encod
             rows = tally.setdefault(label, {})
             for a, truth, kind, (name, _) in zip(answers, truths, kinds, probes):
                 q = a.faces[0].quality.score if a.faces and a.faces[0].quality else None
-                if args.list and outcome(a, truth) in ("stranger named", "wrong"):
-                    m = a.matches[0]
-                    print(f"  {label}: {name} ({truth or 'a stranger'}) named {m.identity} at "
-                          f"{m.distance:.4f}, quality {q}")
+                if args.list:
+                    list_probe(label, name, a, truth, kind, q)
                 for key in ((kind, "all"), (kind, band_of(q))):
                     count(rows, key, a, truth)
 
@@ -255,7 +266,7 @@ def main() -> None:
     ap.add_argument("--target-far", type=float, default=None,
                     help="[default: the project's TARGET_FAR]")
     ap.add_argument("--skip-peer", action="store_true", help="leave face_recognition out")
-    ap.add_argument("--list", action="store_true", help="print every probe named wrongly")
+    ap.add_argument("--list", action="store_true", help="print every probe named wrongly, and clean photos of gallery people left unknown")
     ap.add_argument("--detector", choices=DETECTORS, help="train with this detector [default: the default]")
     args = ap.parse_args()
     from benchmarks.hard_photos import degraded_sets

@@ -12,6 +12,7 @@ import numpy as np
 from storage.workspace import Workspace
 from verifier.defaults import DEFAULT_INFERENCE_ENGINE, INFERENCE_ENGINES
 from verifier.errors import VerifierError
+from verifier.faces import cache_name
 from verifier.model_config import ModelConfig
 from verifier.onnx_branch import BRANCH_FILE, Branch
 from verifier.preparation import PhotoPreparer
@@ -113,7 +114,7 @@ def load_model(ws: Workspace, name: str | None = None, *, engine: str | None = N
     resolved = ws.resolve_model(name)
     folder = ws.model_dir(resolved)
     config = read_config(ws, resolved)
-    preparer = PhotoPreparer.for_config(config, ws.face_cache(config.detector))
+    preparer = PhotoPreparer.for_config(config, ws.face_cache(cache_name(config.detector)))
     if engine == "keras":
         branch = _keras_branch(ws, resolved)
         return LoadedModel(resolved, folder, config, KerasForward(branch),

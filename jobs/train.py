@@ -13,6 +13,7 @@ import numpy as np
 from storage.files import atomic_folder, write_json_atomic
 from storage.workspace import Workspace, check_model_name
 from verifier import defaults as d
+from verifier.faces import cache_name
 from verifier.images import Dataset, scan_dataset
 from verifier.pairs import PairSet, make_pairs
 from verifier.preparation import FaceStatus, PhotoPreparer
@@ -187,7 +188,7 @@ def _scan(ws: Workspace, opts: TrainOptions, size: int, quiet: bool,
           echo: Callable[[str], None]) -> tuple[Dataset, PhotoPreparer, PairSet]:
     """The photos of ``opts.data`` (faces detected once each) and their pair splits."""
     dataset = scan_dataset(opts.data, max_pixels=opts.max_pixels)
-    preparer = PhotoPreparer(size, opts.detector, opts.face_padding, ws.face_cache(opts.detector),
+    preparer = PhotoPreparer(size, opts.detector, opts.face_padding, ws.face_cache(cache_name(opts.detector)),
                              require_face=opts.require_face, max_pixels=opts.max_pixels)
     if opts.detector != "none":
         _detect_all(dataset, preparer, quiet, echo)

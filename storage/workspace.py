@@ -109,7 +109,8 @@ class Workspace:
         return self.cache_dir / "faces"
 
     def face_cache(self, detector: str) -> "FaceCache | None":
-        """The cache of one detector's detections (``None`` for ``none``: nothing to keep)."""
+        """The cache of one detector's detections under ``detector`` (its name and
+        revision, :func:`verifier.faces.cache_name`); ``None`` for ``none``: nothing to keep."""
         return None if detector == "none" else FaceCache(self.faces_cache_dir, detector)
 
     def forget(self, path: str, sha256: str) -> None:

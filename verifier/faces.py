@@ -203,7 +203,9 @@ class YuNetDetector(FaceDetector):
     photos about 0.1 of the eyes' distance from MTCNN's, against 0.03 for ONet's on
     YuNet's boxes, in a throwaway probe of 2026-12-04) and aligned faces that far off
     are recognised worse (the seed pairs' EER in ``benchmarks/faces_speed.py``, ``--tta none``:
-    1.59% in a run with YuNet's own landmarks, before ONet placed them; 0.59% now). Both networks
+    1.59% in a run with YuNet's own landmarks, before ONet placed them; 0.59% with ONet's).
+    ONet is asked in YuNet's box made square and shrunk to the size RNet's are
+    (:data:`verifier.yunet.ONET_BOX_SCALE`). Both networks
     run on ONNX Runtime and are loaded once per process."""
 
     def __init__(self, threshold: float | None = None, level_side: int | None = None) -> None:
@@ -228,11 +230,27 @@ class YuNetDetector(FaceDetector):
         rows = self._model().detect(image, self.threshold, self.level_side)
         if not len(rows):
             return []
-        corners = np.column_stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]])
-        points, _ = MTCNNDetector()._model().landmarks(image, corners)
+        from .yunet import ONET_BOX_SCALE
+
+        half = rows[:, 2:4] * ONET_BOX_SCALE / 2
+        centre = rows[:, :2] + rows[:, 2:4] / 2
+        points, _ = MTCNNDetector()._model().landmarks(image, np.column_stack([centre - half, centre + half]))
         return [Face(tuple(float(v) for v in row[:4]), float(row[4]),
                      tuple((float(p[i]), float(p[5 + i])) for i in range(len(LANDMARKS))))
                 for row, p in zip(rows, points)]
+
+
+REVISIONS = {"yunet": 2}
+"""Detectors whose faces changed after they were released, and how many times:
+revision 2 of ``yunet`` asks ONet in shrunk boxes (:data:`verifier.yunet.ONET_BOX_SCALE`)."""
+
+
+def cache_name(detector: str) -> str:
+    """Where a detector's detections are cached (:meth:`storage.workspace.Workspace.face_cache`):
+    its name, and its revision after a change (``yunet.2``), so that a photo found
+    before the change is searched again instead of answered with the old landmarks."""
+    revision = REVISIONS.get(detector, 1)
+    return detector if revision == 1 else f"{detector}.{revision}"
 
 
 def most_prominent(faces: list[Face]) -> Face:

@@ -39,6 +39,13 @@ BRANCH_FILE = "branch.onnx"
 TOLERANCE = 1e-5
 """Largest difference allowed between the Keras and the ONNX embeddings on the probe."""
 
+RUN_SIZE = 32
+"""Most inputs handed to one ONNX Runtime run; a larger batch is run in parts of this
+size. Past it a run is slower per input, not faster: dlib's network on this 2-core
+machine took 1.63 ms a chip in runs of 16 or 32 and 1.84 ms in runs of 64 (2 threads;
+a throwaway probe of 2026-12-04, ``benchmarks/embed_parallelism.py`` measures the
+whole embed), and flip averaging turns a batch of 32 photos into 64 inputs."""
+
 ONNX_OPSET = 17
 
 IN_PROCESS_BYTES = 4 << 20
@@ -152,7 +159,8 @@ def _to_onnx(model, side: int) -> bytes:
 class Branch:
     """An exported branch on ONNX Runtime: ``branch(pixels)`` is the ``(N, dimension)``
     float32 embedding of ``(N, side, side, 3)`` inputs, any ``N``. ``threads`` intra-op
-    threads, idle threads do not spin; safe to call from several threads."""
+    threads, idle threads do not spin; safe to call from several threads. Inputs are
+    run :data:`RUN_SIZE` at a time."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         self.session = session(str(path), threads)
@@ -161,7 +169,10 @@ class Branch:
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-        return self.session.run(None, {self.input: pixels})[0]
+        if len(pixels) <= RUN_SIZE:
+            return self.session.run(None, {self.input: pixels})[0]
+        return np.concatenate([self.session.run(None, {self.input: pixels[i:i + RUN_SIZE]})[0]
+                               for i in range(0, len(pixels), RUN_SIZE)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,3 +122,19 @@ def test_a_models_detector_sets_the_smallest_face_and_its_own_cache(tmp_path):
     assert none.cache is None  # detect's default detector
     assert type(none.face_detector) is type(PhotoPreparer.for_config(
         ModelConfig.parse({"image_size": 150, "detector": DEFAULT_DETECTOR}), None).face_detector)
+
+
+def test_a_changed_detectors_faces_are_cached_apart_from_its_old_ones(home_with_model):
+    """``yunet``'s landmarks changed after its release (revision 2): a model using it
+    caches and reads detections under ``yunet.2``, so a photo cached with the old
+    landmarks is detected again; a detector never changed keeps its own name."""
+    from jobs.models import load_model
+    from storage.workspace import Workspace
+    from verifier.faces import cache_name
+
+    ws = Workspace.open(home_with_model)
+    config = ws.model_dir("tiny") / "config.json"
+    for detector, folder in (("yunet", "yunet.2"), ("mtcnn-fast", "mtcnn-fast")):
+        config.write_text(json.dumps(json.loads(config.read_text()) | {"detector": detector}))
+        assert cache_name(detector) == folder
+        assert load_model(ws, "tiny").preparer.cache.folder == ws.faces_cache_dir / folder

@@ -126,3 +126,22 @@ def test_vgg19_embeds_the_seed_photos_as_keras_does(seed_faces, tmp_path):
     want = np.concatenate([np.asarray(model(x[i:i + 32], training=False)) for i in range(0, len(x), 32)])
     assert got.shape == (128, 128) and np.abs(want).max() <= 1
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_a_batch_larger_than_a_run_is_run_in_parts_with_the_same_vectors(tmp_path, monkeypatch):
+    """A batch over RUN_SIZE inputs goes to ONNX Runtime in runs of RUN_SIZE (and a
+    last smaller one), in order: the same vectors as the whole batch in one run."""
+    from verifier import onnx_branch
+    from verifier.network import build_branch
+
+    model = build_branch("tiny", weights="none", image_size=32, embedding_dim=8).model
+    branch = onnx_branch.Branch(onnx_branch.export_branch(model, tmp_path / "branch.onnx"))
+    x = onnx_branch.probe(32, n=11, seed=7)
+    whole = branch(x)
+    runs = []
+    real = branch.session.run
+    monkeypatch.setattr(branch.session, "run", lambda out, feed: runs.append(len(feed[branch.input])) or real(out, feed),
+                        raising=False)
+    monkeypatch.setattr(onnx_branch, "RUN_SIZE", 4)
+    np.testing.assert_allclose(branch(x), whole, atol=1e-6, rtol=0)
+    assert runs == [4, 4, 3]
