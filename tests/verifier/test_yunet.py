@@ -161,3 +161,31 @@ def test_a_model_recording_yunet_prepares_its_faces_with_it(seed_faces):
     prepared = preparer.prepare_bytes(sorted((seed_faces / "obama").iterdir())[0].read_bytes())
     assert prepared.status == "face" and prepared.pixels.shape == (150, 150, 3)
     assert prepared.face.confidence >= 0.8
+
+
+def test_onet_is_asked_in_yunets_box_shrunk_about_its_centre(monkeypatch):
+    """ONet gets each YuNet box shrunk by ONET_BOX_SCALE about the same centre (the
+    landmarks call squares it, as the cascade squares RNet's boxes), and the face keeps
+    YuNet's own box and score."""
+    from verifier.faces import FaceDetector, MTCNNDetector
+
+    rows = np.array([[10.0, 20.0, 100.0, 80.0, 0.93] + [0.0] * 10])
+    asked = []
+
+    class Pipeline:
+        def landmarks(self, image, boxes):
+            asked.append(boxes)
+            return np.tile(np.arange(10, dtype=float), (len(boxes), 1)), np.ones(len(boxes))
+
+    class Net:
+        def detect(self, image, threshold, level_side):
+            return rows
+
+    detector = FaceDetector.named("yunet")
+    monkeypatch.setattr(type(detector), "_model", lambda self: Net())
+    monkeypatch.setattr(MTCNNDetector, "_model", lambda self: Pipeline())
+    face, = detector.detect(np.zeros((200, 200, 3), np.uint8))
+    s = yunet.ONET_BOX_SCALE
+    np.testing.assert_allclose(asked[0], [[60 - 50 * s, 60 - 40 * s, 60 + 50 * s, 60 + 40 * s]])
+    assert face.box == (10.0, 20.0, 100.0, 80.0) and face.confidence == pytest.approx(0.93)
+    assert face.landmarks[0] == (0.0, 5.0) and face.landmarks[4] == (4.0, 9.0)
