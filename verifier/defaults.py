@@ -37,9 +37,9 @@ YUNET = "yunet"
 the default: it finds more faces than ``mtcnn-fast`` on the degraded seed photos and
 fewer on face-free images in about a third of the time, with no higher pair EER
 (``benchmarks/faces_speed.py``, ``group_photos.py``), but the README's defaults
-trained with it named a stranger (one of 896 degraded probes) and left 3 of 144
-clean known probes unnamed in ``benchmarks/open_set.py``, where ``mtcnn-fast`` gives
-0 and 0 (``docs/cli.md``)."""
+trained with it leave 2 of 144 clean known probes unnamed in
+``benchmarks/open_set.py`` (revision 2; revision 1 also named a stranger), where
+``mtcnn-fast`` names all 144, and 2 of 915 group faces (``docs/cli.md``)."""
 DETECTORS = (YUNET, *DETECTOR_SETTINGS, "none")
 DEFAULT_DETECTOR = "mtcnn-fast"
 DEFAULT_PADDING = 0.25
