@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .defaults import DEFAULT_PADDING
+from .defaults import DEFAULT_PADDING, YUNET
 from .errors import DetectorUnavailable, NoFaceFound
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -117,7 +117,7 @@ class FaceDetector:
     @staticmethod
     def named(detector: str) -> "FaceDetector":
         """The detector a model records by name (:data:`verifier.defaults.DETECTORS`)."""
-        from .defaults import DETECTOR_SETTINGS, DETECTORS, YUNET
+        from .defaults import DETECTOR_SETTINGS, DETECTORS
 
         if detector == YUNET:
             return YuNetDetector()
@@ -213,6 +213,7 @@ class YuNetDetector(FaceDetector):
 
         self.threshold = yunet.SCORE_THRESHOLD if threshold is None else threshold
         self.level_side = yunet.LEVEL_SIDE if level_side is None else level_side
+        self.box_scale = yunet.ONET_BOX_SCALE
 
     def _model(self):
         from . import yunet
@@ -230,9 +231,7 @@ class YuNetDetector(FaceDetector):
         rows = self._model().detect(image, self.threshold, self.level_side)
         if not len(rows):
             return []
-        from .yunet import ONET_BOX_SCALE
-
-        half = rows[:, 2:4] * ONET_BOX_SCALE / 2
+        half = rows[:, 2:4] * self.box_scale / 2
         centre = rows[:, :2] + rows[:, 2:4] / 2
         points, _ = MTCNNDetector()._model().landmarks(image, np.column_stack([centre - half, centre + half]))
         return [Face(tuple(float(v) for v in row[:4]), float(row[4]),
@@ -240,7 +239,7 @@ class YuNetDetector(FaceDetector):
                 for row, p in zip(rows, points)]
 
 
-REVISIONS = {"yunet": 2}
+REVISIONS = {YUNET: 2}
 """Detectors whose faces changed after they were released, and how many times:
 revision 2 of ``yunet`` asks ONet in shrunk boxes (:data:`verifier.yunet.ONET_BOX_SCALE`)."""
 
