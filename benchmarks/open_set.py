@@ -3,6 +3,7 @@ the seed photos, answered through the code `verifier query` runs, the trained mo
 beside the untrained face network, in one run.
 
     python benchmarks/open_set.py [--folds 4] [--run N] [--seed 0] [--target-far 1e-4]
+                                  [--detector D] [--keep-trained] [--list] [--skip-peer]
 
 Each fold keeps a quarter of the 16 people out as strangers. Of every other person,
 5 photos are the user's data (trained on, then embedded as the gallery, exactly as
@@ -211,6 +212,8 @@ def run_fold(fold: int, args, sets: dict, paths: list, people: np.ndarray, encod
             t1 = time.perf_counter()
             if args.detector:
                 options = {**options, "detector": args.detector}
+            if args.keep_trained:
+                options = {**options, "keep_trained": True}
             answers, result, vectors = answer_probes(Path(tmp) / label.split()[0], data, options,
                                                      probes, target_far)
             print(f"fold {fold}: {label}: threshold {result.threshold:.4f}, kept "
@@ -269,6 +272,9 @@ def main() -> None:
     ap.add_argument("--list", action="store_true",
                     help="print every probe named wrongly, and clean photos of gallery people left unknown")
     ap.add_argument("--detector", choices=DETECTORS, help="train with this detector [default: the default]")
+    ap.add_argument("--keep-trained", action="store_true",
+                    help="keep the trained model on every fold (`verifier train --keep-trained`), "
+                         "to see what the selection against the starting network guards")
     args = ap.parse_args()
     from benchmarks.hard_photos import degraded_sets
     from verifier.defaults import TARGET_FAR
