@@ -11,7 +11,7 @@ ranges are calibrated on the aligned faces of the even-numbered seed photos,
 `--calibration` MinMax or Percentile; ONNX Runtime's Entropy gave MinMax's figures to
 the digit here, so it is not offered). Printed:
 
-- milliseconds per face of each network in runs of 32, on 1 and 2 threads (rounds
+- milliseconds per face of each network in runs of 32 (`verifier.onnx_branch.Branch`), on 1 and 2 threads (rounds
   alternate between the two networks; medians);
 - on the odd-numbered photos, which calibration never saw: how far each face's
   vector moved, and how far each pair's distance moved (the threshold is about 0.5,
@@ -33,14 +33,11 @@ from common import SEED  # noqa: E402 - first: the import path, TensorFlow quiet
 
 from verifier.defaults import DETECTORS, YUNET  # noqa: E402
 
-RUN = 32
-"""Faces per ONNX Runtime run, as `verifier.onnx_branch.RUN_SIZE`."""
-
 
 def faces(data: Path, home: Path, detector: str) -> tuple[Path, np.ndarray, list[str]]:
     """The exported untrained branch, and the aligned face of every seed photo with
     its person, in path order."""
-    from jobs.models import load_model
+    from jobs.models import ensure_onnx, load_model
     from jobs.train import TrainOptions, train
     from storage.database import open_database
     from storage.workspace import Workspace
@@ -54,7 +51,7 @@ def faces(data: Path, home: Path, detector: str) -> tuple[Path, np.ndarray, list
     photos = sorted(scan_dataset(data).photos, key=lambda p: str(p.path))
     chips = np.stack([loaded.preparer.prepare_bytes(read_photo_bytes(p.path), p.path).pixels
                       for p in photos]).astype(np.float32)
-    return loaded.path / "branch.onnx", chips, [p.identity for p in photos]
+    return ensure_onnx(ws, "m"), chips, [p.identity for p in photos]
 
 
 def quantise(source: Path, target: Path, calibration: np.ndarray, method: str) -> None:
@@ -79,25 +76,19 @@ def quantise(source: Path, target: Path, calibration: np.ndarray, method: str) -
                     calibrate_method=getattr(CalibrationMethod, method))
 
 
-def vectors(session, chips: np.ndarray) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: chips[i:i + RUN]})[0]
-                           for i in range(0, len(chips), RUN)])
-
-
 def speed(paths: dict[str, Path], chips: np.ndarray, rounds: int) -> None:
-    from verifier.keras_onnx import session
+    from verifier.onnx_branch import RUN_SIZE, Branch
 
-    batch = chips[:RUN]
+    batch = chips[:RUN_SIZE]
     for threads in (1, 2):
-        sessions = {label: session(str(path), threads) for label, path in paths.items()}
-        for s in sessions.values():
-            vectors(s, batch)  # warm
-        spent: dict[str, list[float]] = {label: [] for label in sessions}
+        branches = {label: Branch(path, threads) for label, path in paths.items()}
+        for branch in branches.values():
+            branch(batch)  # warm
+        spent: dict[str, list[float]] = {label: [] for label in branches}
         for _ in range(rounds):
-            for label, s in sessions.items():
+            for label, branch in branches.items():
                 t = time.perf_counter()
-                vectors(s, batch)
+                branch(batch)
                 spent[label].append((time.perf_counter() - t) / len(batch))
         ms = {label: float(np.median(v)) * 1000 for label, v in spent.items()}
         print(f"{threads} thread{'s' * (threads > 1)}: " + ", ".join(f"{k} {v:.2f} ms a face" for k, v in ms.items())
@@ -128,7 +119,7 @@ def main() -> None:
     import onnxruntime as ort
     from faces_speed import pair_metrics
 
-    from verifier.keras_onnx import session
+    from verifier.onnx_branch import Branch
 
     ort.set_default_logger_severity(3)
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,11 +130,11 @@ def main() -> None:
               f"{len(chips[0::2])} of them", flush=True)
         paths = {"float32": source, "int8": target}
         speed(paths, chips, args.rounds)
-        sessions = {label: session(str(path), 2) for label, path in paths.items()}
-        got = {label: vectors(s, chips) for label, s in sessions.items()}
+        branches = {label: Branch(path, 2) for label, path in paths.items()}
+        got = {label: branch(chips) for label, branch in branches.items()}
         drift(got["float32"][1::2], got["int8"][1::2])
-        for label, s in sessions.items():
-            flipped = (got[label] + vectors(s, np.ascontiguousarray(chips[:, :, ::-1]))) / 2
+        for label, branch in branches.items():
+            flipped = (got[label] + branch(chips[:, :, ::-1])) / 2
             lines = [f"{tta} EER {pair_metrics(v, names)[1] * 100:.3f}%"
                      for tta, v in (("one vector", got[label]), ("flip averaged", flipped))]
             print(f"{label:>8}: " + ", ".join(lines) + f" over {len(names) * (len(names) - 1) // 2} pairs")
